@@ -1,0 +1,62 @@
+package kalla
+
+// Stage is the phase a job is in; callbacks and errors name it.
+type Stage string
+
+// The stages of a job, in order. StageCancelled is reported instead of the
+// running stage when a job is cancelled.
+const (
+	StageValidating Stage = "validating"
+	StageStaging    Stage = "staging"
+	StageMatching   Stage = "matching"
+	StageWriting    Stage = "writing_results"
+	StageCancelled  Stage = "cancelled"
+)
+
+// Result file names inside a job's output_path.
+const (
+	MatchedFile        = "matched.parquet"
+	UnmatchedLeftFile  = "unmatched_left.parquet"
+	UnmatchedRightFile = "unmatched_right.parquet"
+	SummaryFile        = "summary.json"
+)
+
+// Progress is the payload of a progress callback.
+type Progress struct {
+	RunID    string  `json:"run_id"`
+	Stage    Stage   `json:"stage"`
+	Progress float64 `json:"progress"`
+	// Source is the alias being staged, during the staging stage.
+	Source string `json:"source,omitempty"`
+	// RowsRead counts the rows staged so far over all sources.
+	RowsRead int64 `json:"rows_read,omitempty"`
+	// MatchedSoFar is known once the match query has run.
+	MatchedSoFar *int64 `json:"matched_so_far,omitempty"`
+}
+
+// Result is the completion payload: the callback body, summary.json, and what
+// `kallad run` prints.
+type Result struct {
+	RunID               string      `json:"run_id"`
+	MatchedCount        int64       `json:"matched_count"`
+	UnmatchedLeftCount  int64       `json:"unmatched_left_count"`
+	UnmatchedRightCount int64       `json:"unmatched_right_count"`
+	LeftCount           int64       `json:"left_count"`
+	RightCount          int64       `json:"right_count"`
+	ElapsedMS           int64       `json:"elapsed_ms"`
+	OutputPaths         OutputPaths `json:"output_paths"`
+}
+
+// OutputPaths locates the result files.
+type OutputPaths struct {
+	Matched        string `json:"matched"`
+	UnmatchedLeft  string `json:"unmatched_left"`
+	UnmatchedRight string `json:"unmatched_right"`
+}
+
+// ErrorReport is the payload of an error callback.
+type ErrorReport struct {
+	RunID string `json:"run_id"`
+	Stage Stage  `json:"stage"`
+	Error string `json:"error"`
+}

@@ -1,0 +1,279 @@
+package kalla
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Runner carries out jobs: it validates a job, opens its sources and output,
+// and drives an engine Session through staging, matching and writing.
+type Runner struct {
+	Engine  Engine
+	Sources *Registry
+	Outputs *OutputRegistry
+	// Parallelism bounds the parallel streams a RowSource may use.
+	Parallelism int
+	Logger      *slog.Logger
+}
+
+// NewRunID returns a fresh run id, for callers (the CLI) whose job has none.
+func NewRunID() string { return uuid.NewString() }
+
+// Prepare validates job and opens its sources and output without reading
+// them, so that a malformed job is rejected before it is accepted. The caller
+// must close the returned sources.
+func (r *Runner) Prepare(ctx context.Context, job *Job, requireRunID bool) (srcs [2]Source, out Output, err error) {
+	if err := job.Validate(requireRunID); err != nil {
+		return srcs, nil, err
+	}
+	for i, spec := range job.Sources {
+		src, err := r.Sources.Open(ctx, spec.URI)
+		if err != nil {
+			closeAll(srcs[:i])
+			return srcs, nil, prefixField(fmt.Sprintf("sources[%d]", i), err)
+		}
+		srcs[i] = src
+	}
+	out, err = r.Outputs.Open(ctx, job.OutputPath)
+	if err != nil {
+		closeAll(srcs[:])
+		return srcs, nil, err
+	}
+	return srcs, out, nil
+}
+
+func closeAll(srcs []Source) {
+	for _, s := range srcs {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// Run carries out job and returns its completion payload. progress, if not
+// nil, receives progress reports; it must not block for long. Errors are
+// *StageError values naming the stage that failed; user errors wrap a
+// *ValidationError.
+func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*Result, error) {
+	start := time.Now()
+	if job.RunID == "" {
+		job.RunID = NewRunID()
+	}
+	log := r.logger().With("run_id", job.RunID)
+	report := func(p Progress) {
+		p.RunID = job.RunID
+		if progress != nil {
+			progress(p)
+		}
+	}
+	fail := func(stage Stage, err error) error {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err, stage = ErrCancelled, StageCancelled
+		}
+		return &StageError{Stage: stage, Err: err}
+	}
+
+	srcs, out, err := r.Prepare(ctx, job, false)
+	if err != nil {
+		return nil, fail(StageValidating, err)
+	}
+	defer closeAll(srcs[:])
+
+	sess, err := r.Engine.NewSession(ctx)
+	if err != nil {
+		return nil, fail(StageValidating, fmt.Errorf("start engine: %w", err))
+	}
+	defer sess.Close()
+
+	spec, err := r.check(ctx, sess, job, srcs)
+	if err != nil {
+		return nil, fail(StageValidating, err)
+	}
+
+	// Staging: read both sources into the engine.
+	var counts [2]int64
+	var rowsBefore int64
+	for i, s := range job.Sources {
+		report(Progress{Stage: StageStaging, Progress: float64(i) / 2, Source: s.Alias, RowsRead: rowsBefore})
+		stageStart := time.Now()
+		n, err := sess.Load(ctx, s.Alias, func(rows int64) {
+			report(Progress{Stage: StageStaging, Progress: float64(i) / 2, Source: s.Alias, RowsRead: rowsBefore + rows})
+		})
+		if err != nil {
+			return nil, fail(StageStaging, fmt.Errorf("read source %q (%s): %w", s.Alias, RedactURI(s.URI), err))
+		}
+		counts[i] = n
+		rowsBefore += n
+		log.Info("source staged", "alias", s.Alias, "rows", n, "elapsed", time.Since(stageStart).Round(time.Millisecond))
+	}
+	report(Progress{Stage: StageStaging, Progress: 1, RowsRead: rowsBefore})
+
+	dir, err := out.Prepare(ctx)
+	if err != nil {
+		return nil, fail(StageWriting, fmt.Errorf("prepare output %s: %w", RedactURI(job.OutputPath), err))
+	}
+	published := false
+	defer func() {
+		if !published {
+			out.Discard(dir)
+		}
+	}()
+
+	report(Progress{Stage: StageMatching, Progress: 0, RowsRead: rowsBefore})
+	matchStart := time.Now()
+	var lastStage Stage = StageMatching
+	c, err := sess.Reconcile(ctx, spec, dir, func(p Progress) {
+		lastStage = p.Stage
+		p.RowsRead = rowsBefore
+		report(p)
+	})
+	if err != nil {
+		return nil, fail(lastStage, err)
+	}
+	log.Info("reconciled", "matched", c.Matched, "unmatched_left", c.UnmatchedLeft, "unmatched_right", c.UnmatchedRight, "elapsed", time.Since(matchStart).Round(time.Millisecond))
+
+	res := &Result{
+		RunID:               job.RunID,
+		MatchedCount:        c.Matched,
+		UnmatchedLeftCount:  c.UnmatchedLeft,
+		UnmatchedRightCount: c.UnmatchedRight,
+		LeftCount:           counts[0],
+		RightCount:          counts[1],
+		OutputPaths: OutputPaths{
+			Matched:        out.Location(MatchedFile),
+			UnmatchedLeft:  out.Location(UnmatchedLeftFile),
+			UnmatchedRight: out.Location(UnmatchedRightFile),
+		},
+	}
+	res.ElapsedMS = time.Since(start).Milliseconds()
+	summary, err := MarshalIndent(res)
+	if err != nil {
+		return nil, fail(StageWriting, fmt.Errorf("encode summary: %w", err))
+	}
+	if err := os.WriteFile(dir+string(os.PathSeparator)+SummaryFile, summary, 0o644); err != nil {
+		return nil, fail(StageWriting, fmt.Errorf("write summary: %w", err))
+	}
+	if err := out.Publish(ctx, dir); err != nil {
+		return nil, fail(StageWriting, fmt.Errorf("publish results to %s: %w", RedactURI(job.OutputPath), err))
+	}
+	published = true
+	report(Progress{Stage: StageWriting, Progress: 1, RowsRead: rowsBefore, MatchedSoFar: &res.MatchedCount})
+	return res, nil
+}
+
+// check attaches the sources and binds match_sql, so that every error that
+// depends only on schemas is reported before any row is read.
+func (r *Runner) check(ctx context.Context, sess Session, job *Job, srcs [2]Source) (MatchSpec, error) {
+	if err := sess.CheckSQL(ctx, job.MatchSQL); err != nil {
+		return MatchSpec{}, Invalid("match_sql", "%v", err)
+	}
+	for i, s := range job.Sources {
+		cols, err := sess.Attach(ctx, s.Alias, srcs[i], s.Filters)
+		if err != nil {
+			if IsValidation(err) {
+				return MatchSpec{}, prefixField(fmt.Sprintf("sources[%d]", i), err)
+			}
+			return MatchSpec{}, fmt.Errorf("open source %q (%s): %w", s.Alias, RedactURI(s.URI), err)
+		}
+		for _, k := range job.KeysOf(s.Alias) {
+			if findColumn(cols, k) < 0 {
+				return MatchSpec{}, Invalid("primary_keys."+s.Alias, "column %q is not in source %q (columns: %s)", k, s.Alias, ColumnNames(cols))
+			}
+		}
+	}
+	resCols, err := sess.QueryColumns(ctx, job.MatchSQL)
+	if err != nil {
+		return MatchSpec{}, Invalid("match_sql", "%v", err)
+	}
+	left, err := keyMapping(job, job.Left().Alias, job.Right().Alias, resCols)
+	if err != nil {
+		return MatchSpec{}, err
+	}
+	right, err := keyMapping(job, job.Right().Alias, job.Left().Alias, resCols)
+	if err != nil {
+		return MatchSpec{}, err
+	}
+	return MatchSpec{SQL: job.MatchSQL, Left: left, Right: right}, nil
+}
+
+// keyMapping finds, for each primary-key column k of alias, the match result
+// column that carries it: "<alias>_<k>" if selected, else a lone "k" (unless
+// the other source has a key column of that name too, which makes it
+// ambiguous).
+func keyMapping(job *Job, alias, other string, res []Column) (KeyMapping, error) {
+	m := KeyMapping{Alias: alias}
+	otherKeys := job.KeysOf(other)
+	var missing []string
+	for _, k := range job.KeysOf(alias) {
+		prefixed := alias + "_" + k
+		switch {
+		case countColumn(res, prefixed) == 1:
+			m.ResultColumns = append(m.ResultColumns, res[findColumn(res, prefixed)].Name)
+		case countColumn(res, k) == 1 && !containsFold(otherKeys, k):
+			m.ResultColumns = append(m.ResultColumns, res[findColumn(res, k)].Name)
+		default:
+			missing = append(missing, fmt.Sprintf("%q (select it AS %s)", k, quoteIdentIfNeeded(prefixed)))
+			continue
+		}
+		m.SourceColumns = append(m.SourceColumns, k)
+	}
+	if len(missing) > 0 {
+		return m, Invalid("match_sql", "the result must carry the primary key of %q to identify matched rows; missing %s (result columns: %s)",
+			alias, strings.Join(missing, ", "), ColumnNames(res))
+	}
+	return m, nil
+}
+
+func findColumn(cols []Column, name string) int {
+	for i, c := range cols {
+		if c.Name == name {
+			return i
+		}
+	}
+	for i, c := range cols {
+		if strings.EqualFold(c.Name, name) {
+			return i
+		}
+	}
+	return -1
+}
+
+func countColumn(cols []Column, name string) int {
+	n := 0
+	for _, c := range cols {
+		if strings.EqualFold(c.Name, name) {
+			n++
+		}
+	}
+	return n
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteIdentIfNeeded(s string) string {
+	if isIdentifier(s) {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+func (r *Runner) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.Default()
+}
