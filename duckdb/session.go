@@ -1,0 +1,242 @@
+package duckdb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// Session is one job's workspace: a schema holding a table per source alias,
+// and a connection whose search_path resolves the aliases in match_sql.
+type Session struct {
+	engine *Engine
+	conn   *sql.Conn
+	schema string
+	dir    string
+	tables map[string]*table
+}
+
+var _ kalla.Session = (*Session)(nil)
+
+// table is an attached source.
+type table struct {
+	alias   string
+	src     kalla.Source
+	filters []kalla.Filter
+	cols    []kalla.Column
+	// types are the DuckDB column types, which may be richer than cols
+	// says for file sources (LIST, HUGEINT, ...).
+	types []string
+	// from is the DuckDB table expression that reads a file source,
+	// including the column types Kalla decided; empty for row sources.
+	from  string
+	where string
+}
+
+func (s *Session) qualified(alias string) string {
+	return quoteIdent(s.schema) + "." + quoteIdent(alias)
+}
+
+// CheckSQL parses sql with DuckDB's parser only (json_serialize_sql), so a
+// syntax error is reported with its position before any source is read. It
+// also rejects anything but a single SELECT.
+func (s *Session) CheckSQL(ctx context.Context, query string) error {
+	var out string
+	if err := s.conn.QueryRowContext(ctx, "SELECT json_serialize_sql($1::VARCHAR)::VARCHAR", query).Scan(&out); err != nil {
+		return fmt.Errorf("parse: %w", err)
+	}
+	var parsed struct {
+		Error      bool              `json:"error"`
+		Message    string            `json:"error_message"`
+		Position   string            `json:"position"`
+		Statements []json.RawMessage `json:"statements"`
+	}
+	if err := json.Unmarshal([]byte(out), &parsed); err != nil {
+		return fmt.Errorf("parse: %w", err)
+	}
+	if parsed.Error {
+		msg := parsed.Message
+		if strings.Contains(msg, "Only SELECT statements") {
+			return errors.New("must be a single SELECT query")
+		}
+		if parsed.Position != "" {
+			msg += fmt.Sprintf(" at position %s%s", parsed.Position, near(query, parsed.Position))
+		}
+		return errors.New(msg)
+	}
+	if len(parsed.Statements) != 1 {
+		return fmt.Errorf("must be a single SELECT query, got %d statements", len(parsed.Statements))
+	}
+	return nil
+}
+
+// near quotes the text around a parser position.
+func near(query, position string) string {
+	var pos int
+	if _, err := fmt.Sscan(position, &pos); err != nil || pos < 0 || pos > len(query) {
+		return ""
+	}
+	end := min(pos+20, len(query))
+	return fmt.Sprintf(" (near %q)", query[pos:end])
+}
+
+// Attach declares alias with the columns of src.
+func (s *Session) Attach(ctx context.Context, alias string, src kalla.Source, filters []kalla.Filter) ([]kalla.Column, error) {
+	t := &table{alias: alias, src: src, filters: filters}
+	if f, ok := src.(kalla.FetchSource); ok {
+		dir := fmt.Sprintf("%s/fetch-%s", s.dir, alias)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create fetch dir: %w", err)
+		}
+		fs, err := f.Fetch(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		src = fs
+	}
+	var err error
+	switch src := src.(type) {
+	case *kalla.FileSource:
+		err = s.describeFiles(ctx, t, src)
+	case kalla.RowSource:
+		t.cols, err = src.Columns(ctx)
+		for _, c := range t.cols {
+			t.types = append(t.types, c.Type.SQL())
+		}
+	default:
+		err = fmt.Errorf("source type %T is neither files nor rows", src)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if t.where, err = s.filterSQL(ctx, t); err != nil {
+		return nil, err
+	}
+	defs := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		defs[i] = quoteIdent(c.Name) + " " + t.types[i]
+	}
+	create := fmt.Sprintf("CREATE TABLE %s (%s)", s.qualified(alias), strings.Join(defs, ", "))
+	if _, err := s.conn.ExecContext(ctx, create); err != nil {
+		return nil, fmt.Errorf("create table for %q: %w", alias, err)
+	}
+	s.tables[alias] = t
+	return t.cols, nil
+}
+
+// QueryColumns binds query without running it.
+func (s *Session) QueryColumns(ctx context.Context, query string) ([]kalla.Column, error) {
+	cols, _, err := s.describe(ctx, query)
+	return cols, err
+}
+
+// describe returns the result columns of query, and their DuckDB types,
+// without running it.
+func (s *Session) describe(ctx context.Context, query string) ([]kalla.Column, []string, error) {
+	rows, err := s.conn.QueryContext(ctx, "DESCRIBE "+query)
+	if err != nil {
+		return nil, nil, cleanError(err)
+	}
+	defer rows.Close()
+	var cols []kalla.Column
+	var types []string
+	for rows.Next() {
+		var name, typ string
+		var rest [4]sql.NullString
+		if err := rows.Scan(&name, &typ, &rest[0], &rest[1], &rest[2], &rest[3]); err != nil {
+			return nil, nil, err
+		}
+		cols = append(cols, kalla.Column{Name: name, Type: parseType(typ)})
+		types = append(types, typ)
+	}
+	return cols, types, rows.Err()
+}
+
+// Load reads the rows of alias into its table.
+func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) (int64, error) {
+	t, ok := s.tables[alias]
+	if !ok {
+		return 0, fmt.Errorf("source %q is not attached", alias)
+	}
+	if t.from != "" {
+		insert := fmt.Sprintf("INSERT INTO %s SELECT * FROM %s%s", s.qualified(alias), t.from, t.where)
+		res, err := s.conn.ExecContext(ctx, insert)
+		if err != nil {
+			return 0, cleanError(err)
+		}
+		return res.RowsAffected()
+	}
+	src := t.src.(kalla.RowSource)
+	sink := &appendSink{engine: s.engine, schema: s.schema, table: alias, cols: t.cols}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if progress != nil {
+					progress(sink.rows.Load())
+				}
+			}
+		}
+	}()
+	err := src.Scan(ctx, t.filters, s.parallelism(), sink)
+	close(stop)
+	<-done
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+s.qualified(alias)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count rows: %w", err)
+	}
+	if n != sink.rows.Load() {
+		return 0, fmt.Errorf("staged %d rows of %q but the table holds %d", sink.rows.Load(), alias, n)
+	}
+	return n, nil
+}
+
+func (s *Session) parallelism() int {
+	var threads int
+	if err := s.conn.QueryRowContext(context.Background(), "SELECT current_setting('threads')").Scan(&threads); err != nil || threads < 1 {
+		return 1
+	}
+	return threads
+}
+
+// Close drops the job's tables and releases its connection.
+func (s *Session) Close() error {
+	if s.conn == nil {
+		return nil
+	}
+	_, err := s.conn.ExecContext(context.Background(), "DROP SCHEMA IF EXISTS "+quoteIdent(s.schema)+" CASCADE")
+	s.conn.Close()
+	s.conn = nil
+	os.RemoveAll(s.dir)
+	return err
+}
+
+// cleanError strips the driver's prefixes noise-free enough for users while
+// keeping DuckDB's message (which names the column, line and position).
+func cleanError(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return errors.New(strings.TrimSpace(err.Error()))
+}
+
+// rowCounter is shared by the writers of one load.
+type rowCounter = atomic.Int64
