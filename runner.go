@@ -2,7 +2,6 @@ package kalla
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -74,8 +73,9 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 		}
 	}
 	fail := func(stage Stage, err error) error {
-		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-			err, stage = ErrCancelled, StageCancelled
+		if ctx.Err() != nil {
+			// DuckDB reports an interrupt, not context.Canceled: trust ctx.
+			err, stage = fmt.Errorf("%w during %s", ErrCancelled, stage), StageCancelled
 		}
 		return &StageError{Stage: stage, Err: err}
 	}

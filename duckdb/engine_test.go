@@ -131,11 +131,11 @@ func TestSpillsUnderSmallMemoryLimit(t *testing.T) {
 	}
 	t.Parallel()
 	free := setup(t, duckdb.Config{})
-	tight := setup(t, duckdb.Config{MemoryLimit: "64MB", TempDir: t.TempDir(), Threads: 2})
+	tight := setup(t, duckdb.Config{MemoryLimit: "128MB", TempDir: t.TempDir(), Threads: 2})
 	inv := filepath.Join(free.dir, "inv.parquet")
 	pay := filepath.Join(free.dir, "pay.parquet")
-	query(t, "COPY (SELECT i AS invoice_id, md5(i::VARCHAR) AS note, (i % 100000 / 100)::DECIMAL(12,2) AS amount FROM range(1000000) t(i)) TO '"+inv+"'")
-	query(t, "COPY (SELECT i AS payment_id, (i * 7) % 1000000 AS invoice_ref, md5((i*3)::VARCHAR) AS memo, ((i * 7) % 1000000 % 100000 / 100 + (i % 3) * 0.01)::DECIMAL(12,2) AS amount FROM range(1000000) t(i)) TO '"+pay+"'")
+	query(t, "COPY (SELECT i AS invoice_id, md5(i::VARCHAR) AS note, (i % 100000 / 100)::DECIMAL(12,2) AS amount FROM range(2000000) t(i)) TO '"+inv+"'")
+	query(t, "COPY (SELECT i AS payment_id, (i * 7) % 2000000 AS invoice_ref, md5((i*3)::VARCHAR) AS memo, ((i * 7) % 2000000 % 100000 / 100 + (i % 3) * 0.01)::DECIMAL(12,2) AS amount FROM range(2000000) t(i)) TO '"+pay+"'")
 	var results [2]*kalla.Result
 	for k, b := range []*bundle{free, tight} {
 		job := b.job(toleranceSQL, inv, pay, []string{"invoice_id"}, []string{"payment_id"})
@@ -143,7 +143,7 @@ func TestSpillsUnderSmallMemoryLimit(t *testing.T) {
 	}
 	f, g := results[0], results[1]
 	if f.MatchedCount != g.MatchedCount || f.UnmatchedLeftCount != g.UnmatchedLeftCount || f.UnmatchedRightCount != g.UnmatchedRightCount {
-		t.Fatalf("64MB run differs: %+v vs %+v", g, f)
+		t.Fatalf("128MB run differs: %+v vs %+v", g, f)
 	}
 	if f.MatchedCount == 0 || f.UnmatchedLeftCount == 0 {
 		t.Fatalf("degenerate data: %+v", f)

@@ -68,7 +68,7 @@ func (s *Session) CheckSQL(ctx context.Context, query string) error {
 			return errors.New("must be a single SELECT query")
 		}
 		if parsed.Position != "" {
-			msg += fmt.Sprintf(" at position %s%s", parsed.Position, near(query, parsed.Position))
+			msg += positionOf(query, parsed.Position)
 		}
 		return errors.New(msg)
 	}
@@ -78,14 +78,15 @@ func (s *Session) CheckSQL(ctx context.Context, query string) error {
 	return nil
 }
 
-// near quotes the text around a parser position.
-func near(query, position string) string {
+// positionOf turns the parser's 0-based byte offset into the 1-based
+// character position people count in, with the text found there.
+func positionOf(query, position string) string {
 	var pos int
 	if _, err := fmt.Sscan(position, &pos); err != nil || pos < 0 || pos > len(query) {
 		return ""
 	}
 	end := min(pos+20, len(query))
-	return fmt.Sprintf(" (near %q)", query[pos:end])
+	return fmt.Sprintf(" at character %d: %q", len([]rune(query[:pos]))+1, query[pos:end])
 }
 
 // Attach declares alias with the columns of src.
