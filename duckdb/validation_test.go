@@ -21,7 +21,9 @@ func TestValidationErrorsNameTheField(t *testing.T) {
 	pay := b.write(t, "pay.csv", "payment_id,invoice_ref,amount\n1,1,1.00\n")
 	locked := b.write(t, "locked.csv", "a\n1\n")
 	os.Chmod(locked, 0)
-	good := func() *kalla.Job { return b.job(toleranceSQL, inv, pay, []string{"invoice_id"}, []string{"payment_id"}) }
+	good := func() *kalla.Job {
+		return b.job(toleranceSQL, inv, pay, []string{"invoice_id"}, []string{"payment_id"})
+	}
 	cases := []struct {
 		name   string
 		mutate func(j *kalla.Job)
