@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -133,10 +134,17 @@ func Scheme(uri string) string {
 	return strings.ToLower(uri[:i])
 }
 
+// userinfoRe finds "user:password@" in a URI that url.Parse rejects.
+var userinfoRe = regexp.MustCompile(`(://[^:/@]*):[^/]*@`)
+
 // RedactURI returns uri with any password replaced, for logs and errors.
+// It is the one place secrets in URIs are hidden.
 func RedactURI(uri string) string {
 	u, err := url.Parse(uri)
-	if err != nil || u.User == nil {
+	if err != nil {
+		return userinfoRe.ReplaceAllString(uri, "$1:xxxxx@")
+	}
+	if u.User == nil {
 		return uri
 	}
 	if _, has := u.User.Password(); has {
