@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs Kalla's checks and tests. Tests start their own throwaway Postgres
+# (and S3-compatible server) unless KALLA_TEST_POSTGRES_URL is set; this
+# script installs the Postgres server binaries when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${KALLA_TEST_POSTGRES_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "scripts/test.sh: installing the postgresql package for the tests" >&2
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+fi
+
+go vet ./...
+go test -count=1 -timeout 45m "$@" ./...
