@@ -37,7 +37,9 @@ func (s *Session) describeFiles(ctx context.Context, t *table, src *kalla.FileSo
 // BIGINT, plain decimals DECIMAL with the largest scale seen, anything else
 // stays VARCHAR, unchanged.
 func (s *Session) describeCSV(ctx context.Context, t *table, pattern string) error {
-	base := fmt.Sprintf("read_csv(%s", quoteLiteral(pattern))
+	// Reconciliation files have a header row; the sniffer cannot tell one
+	// when every column is text, so it is not left to guess.
+	base := fmt.Sprintf("read_csv(%s, header = true", quoteLiteral(pattern))
 	sniffed, sniffedTypes, err := s.describe(ctx, "SELECT * FROM "+base+")")
 	if err != nil {
 		return fmt.Errorf("read csv %s: %w", pattern, err)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/kalla-dev/kalla"
@@ -238,6 +237,3 @@ func cleanError(err error) error {
 	}
 	return errors.New(strings.TrimSpace(err.Error()))
 }
-
-// rowCounter is shared by the writers of one load.
-type rowCounter = atomic.Int64
