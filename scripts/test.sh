@@ -13,5 +13,11 @@ if [ -z "${KALLA_TEST_POSTGRES_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/initd
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
 fi
 
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
 go vet ./...
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go test -count=1 -timeout 45m "$@" ./...
