@@ -1,0 +1,243 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// attempt is one run of a job by this process: it keeps the task alive with
+// heartbeats, watches the record for a cancel request, relays and saves
+// progress, and records the outcome.
+type attempt struct {
+	w      *Worker
+	task   *Task
+	number int
+	runID  string
+	url    string
+	log    *slog.Logger
+
+	mu         sync.Mutex
+	latest     *kalla.Progress
+	saved      *kalla.Progress
+	stage      kalla.Stage
+	stageStart time.Time
+	nudge      chan struct{}
+}
+
+func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
+	a := &attempt{
+		w: w, task: task, number: len(rec.Attempts), runID: rec.RunID, url: rec.Job.CallbackURL,
+		log: log.With("attempt", len(rec.Attempts)), nudge: make(chan struct{}, 1),
+	}
+	if w.cfg.Metrics != nil {
+		w.cfg.Metrics.ActiveJobs.Inc()
+		defer w.cfg.Metrics.ActiveJobs.Dec()
+	}
+	w.active.Add(1)
+	defer w.active.Add(-1)
+
+	jobCtx, cancel := context.WithCancelCause(w.jobsCtx)
+	defer cancel(nil)
+	helpersCtx, stopHelpers := context.WithCancel(context.Background())
+	var helpers sync.WaitGroup
+	helpers.Add(3)
+	go func() { defer helpers.Done(); a.heartbeat(helpersCtx) }()
+	go func() { defer helpers.Done(); a.tick(helpersCtx) }()
+	go func() {
+		defer helpers.Done()
+		err := w.cfg.Store.Watch(helpersCtx, a.runID, func(r *kalla.JobRecord) {
+			if r.CancelRequested {
+				cancel(kalla.ErrCancelled)
+			}
+		})
+		if err != nil {
+			a.log.Warn("watch for cancel requests failed", "err", err)
+		}
+	}()
+
+	a.log.Info("job started")
+	job := rec.Job
+	res, err := w.cfg.Runner.Run(jobCtx, &job, a.progress)
+	stopHelpers()
+	helpers.Wait()
+	a.observeStage("")
+
+	now := time.Now().UTC()
+	switch cause := context.Cause(jobCtx); {
+	case err == nil:
+		a.finish(kalla.JobCompleted, res, nil, now)
+	case errors.Is(cause, kalla.ErrCancelled):
+		a.finish(kalla.JobCancelled, nil, &kalla.ErrorReport{RunID: a.runID, Stage: kalla.StageCancelled, Error: kalla.ErrCancelled.Error()}, now)
+	case errors.Is(cause, errShutdown):
+		a.requeue(now)
+	default:
+		a.finish(kalla.JobFailed, nil, &kalla.ErrorReport{RunID: a.runID, Stage: kalla.ErrorStage(err), Error: err.Error()}, now)
+	}
+}
+
+// progress receives the runner's reports; it must not block.
+func (a *attempt) progress(p kalla.Progress) {
+	p.RunID = a.runID
+	a.mu.Lock()
+	changed := p.Stage != a.stage
+	a.latest = &p
+	a.mu.Unlock()
+	if changed {
+		a.observeStage(p.Stage)
+		select {
+		case a.nudge <- struct{}{}:
+		default:
+		}
+	}
+	if a.url != "" {
+		a.w.cfg.Notifier.Progress(a.url, p)
+	}
+}
+
+// observeStage records the end of the current stage and starts next.
+func (a *attempt) observeStage(next kalla.Stage) {
+	a.mu.Lock()
+	prev, start := a.stage, a.stageStart
+	a.stage, a.stageStart = next, time.Now()
+	a.mu.Unlock()
+	if prev != "" && a.w.cfg.Metrics != nil {
+		a.w.cfg.Metrics.StageDuration.WithLabelValues(string(prev)).Observe(time.Since(start).Seconds())
+	}
+}
+
+func (a *attempt) heartbeat(ctx context.Context) {
+	t := time.NewTicker(a.w.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := a.task.Heartbeat(); err != nil {
+				a.log.Warn("heartbeat failed", "err", err)
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// tick re-sends the latest progress every ProgressInterval, so a receiver
+// hears from a long stage, and saves it in the record (at once on a stage
+// change) for GET /api/jobs/{run_id}.
+func (a *attempt) tick(ctx context.Context) {
+	t := time.NewTicker(a.w.cfg.ProgressInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			a.mu.Lock()
+			p := a.latest
+			a.mu.Unlock()
+			if p != nil && a.url != "" {
+				a.w.cfg.Notifier.Progress(a.url, *p)
+			}
+			a.save(ctx)
+		case <-a.nudge:
+			a.save(ctx)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (a *attempt) save(ctx context.Context) {
+	a.mu.Lock()
+	p := a.latest
+	if p == nil || p == a.saved {
+		a.mu.Unlock()
+		return
+	}
+	a.saved = p
+	a.mu.Unlock()
+	_, err := kalla.UpdateJob(ctx, a.w.cfg.Store, a.runID, func(r *kalla.JobRecord) error {
+		if !a.owns(r) {
+			return kalla.ErrSkipUpdate
+		}
+		r.Progress = p
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("save progress failed", "err", err)
+	}
+}
+
+// owns reports whether r is still this attempt's: another runner takes a
+// job over when this one's heartbeats stop reaching the queue.
+func (a *attempt) owns(r *kalla.JobRecord) bool {
+	return r.State == kalla.JobRunning && r.TaskSeq == a.task.Seq && len(r.Attempts) == a.number
+}
+
+func (a *attempt) finish(state kalla.JobState, res *kalla.Result, report *kalla.ErrorReport, now time.Time) {
+	ctx, cancel := opCtx()
+	defer cancel()
+	lost := false
+	rec, err := kalla.UpdateJob(ctx, a.w.cfg.Store, a.runID, func(r *kalla.JobRecord) error {
+		lost = !a.owns(r)
+		if lost {
+			return kalla.ErrSkipUpdate
+		}
+		at := &r.Attempts[a.number-1]
+		at.EndedAt, at.Outcome = &now, string(state)
+		if report != nil {
+			at.Error = report.Error
+		}
+		a.mu.Lock()
+		if a.latest != nil {
+			r.Progress = a.latest
+		}
+		a.mu.Unlock()
+		finalize(r, state, res, report, now)
+		return nil
+	})
+	switch {
+	case err != nil:
+		// Not acked: the task is redelivered and the next runner decides.
+		a.log.Error("record job outcome failed", "state", state, "err", err)
+		return
+	case lost:
+		a.log.Warn("job was taken over by another runner; this attempt's outcome is discarded", "state", state)
+		return
+	}
+	a.w.ack(a.task, a.log)
+	a.w.cfg.Metrics.finished(state, res)
+	a.w.cfg.Notifier.Finished(a.runID)
+	if report != nil {
+		a.log.Info("job ended", "state", state, "stage", report.Stage, "err", report.Error)
+	} else {
+		a.log.Info("job completed", "matched", res.MatchedCount, "elapsed_ms", res.ElapsedMS)
+	}
+	_ = rec
+}
+
+// requeue puts a job stopped by shutdown back in the queue for any runner.
+func (a *attempt) requeue(now time.Time) {
+	ctx, cancel := opCtx()
+	defer cancel()
+	_, err := kalla.UpdateJob(ctx, a.w.cfg.Store, a.runID, func(r *kalla.JobRecord) error {
+		if !a.owns(r) {
+			return kalla.ErrSkipUpdate
+		}
+		at := &r.Attempts[a.number-1]
+		at.EndedAt, at.Outcome, at.Error = &now, "requeued", errShutdown.Error()
+		r.State = kalla.JobQueued
+		r.Progress = nil
+		return nil
+	})
+	if err != nil {
+		a.log.Error("requeue job failed; it will be redelivered after the ack wait", "err", err)
+		return
+	}
+	if err := a.task.Nak(); err != nil {
+		a.log.Warn("nak task failed; it will be redelivered after the ack wait", "err", err)
+	}
+	a.log.Info("job requeued at shutdown")
+}

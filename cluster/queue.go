@@ -1,0 +1,219 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// QueueConfig configures the task queue.
+type QueueConfig struct {
+	// Stream, Subject and Consumer name the work-queue stream, the subject
+	// tasks are published on and the durable consumer runners share.
+	Stream   string
+	Subject  string
+	Consumer string
+	// AckWait is how long a task may go without a heartbeat before it is
+	// redelivered to another runner: it bounds how long a job whose runner
+	// died waits before it is retried.
+	AckWait time.Duration
+	// MaxAttempts is how many times a job is run before it fails for good.
+	// The consumer's MaxDeliver is one more: the extra delivery runs
+	// nothing and records the failure of a job whose runner died during
+	// its last attempt.
+	MaxAttempts int
+	// DuplicateWindow is how long a second Enqueue of a run id is ignored.
+	DuplicateWindow time.Duration
+	Replicas        int
+}
+
+func (c *QueueConfig) validate() error {
+	if c.Stream == "" {
+		c.Stream = "KALLA_TASKS"
+	}
+	if c.Subject == "" {
+		c.Subject = "kalla.tasks"
+	}
+	if c.Consumer == "" {
+		c.Consumer = "kalla-runners"
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.AckWait < 100*time.Millisecond {
+		return fmt.Errorf("queue config: AckWait %s is too short", c.AckWait)
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 3
+	}
+	if c.MaxAttempts < 1 {
+		return fmt.Errorf("queue config: MaxAttempts must be at least 1, got %d", c.MaxAttempts)
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 2 * time.Minute
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	return nil
+}
+
+// Queue is a kalla.Queue on a JetStream work-queue stream: a task stays in
+// the stream until a runner acknowledges it, so an accepted job survives a
+// crash of every process.
+type Queue struct {
+	cfg    QueueConfig
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	cons   jetstream.Consumer
+}
+
+var _ kalla.Queue = (*Queue)(nil)
+
+// OpenQueue creates or updates the stream and its consumer.
+func OpenQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (*Queue, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "Kalla task queue: one message per accepted run",
+		Subjects:    []string{cfg.Subject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Duplicates:  cfg.DuplicateWindow,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open task stream %s: %w", cfg.Stream, err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       cfg.Consumer,
+		Description:   "Kalla runners",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxAttempts + 1,
+		FilterSubject: cfg.Subject,
+		// Every runner bounds its own concurrency; this only caps the
+		// cluster as a whole.
+		MaxAckPending: 10000,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open task consumer %s: %w", cfg.Consumer, err)
+	}
+	return &Queue{cfg: cfg, js: js, stream: stream, cons: cons}, nil
+}
+
+type taskBody struct {
+	RunID string `json:"run_id"`
+}
+
+// Enqueue implements kalla.Queue.
+func (q *Queue) Enqueue(ctx context.Context, runID string) error {
+	data, err := json.Marshal(taskBody{RunID: runID})
+	if err != nil {
+		return err
+	}
+	if _, err := q.js.Publish(ctx, q.cfg.Subject, data, jetstream.WithMsgID(runID)); err != nil {
+		return fmt.Errorf("enqueue job %s: %w", runID, err)
+	}
+	return nil
+}
+
+// Task is one delivery of a queued run to a runner.
+type Task struct {
+	RunID string
+	// Seq is the task's stream sequence: the same on every delivery of
+	// this task, different for a duplicate task of the same run.
+	Seq uint64
+	// Delivery counts the deliveries of this task, from 1.
+	Delivery int
+	// Enqueued is when the task was published.
+	Enqueued time.Time
+	msg      jetstream.Msg
+}
+
+// Heartbeat tells the queue the task is still being worked on, postponing
+// its redelivery by another AckWait.
+func (t *Task) Heartbeat() error { return t.msg.InProgress() }
+
+// Ack removes the task from the queue, waiting for the server to confirm.
+func (t *Task) Ack(ctx context.Context) error { return t.msg.DoubleAck(ctx) }
+
+// Nak asks for the task to be redelivered now (to any runner).
+func (t *Task) Nak() error { return t.msg.Nak() }
+
+// Term drops a task that can never be run (its record is gone).
+func (t *Task) Term(reason string) error { return t.msg.TermWithReason(reason) }
+
+// errNoTask means no task arrived before the fetch expired.
+var errNoTask = errors.New("no task")
+
+// next waits up to wait for a task; it returns errNoTask when none came.
+func (q *Queue) next(ctx context.Context, wait time.Duration) (*Task, error) {
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	msg, err := q.cons.Next(jetstream.FetchContext(fctx))
+	if err != nil {
+		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoMessages) {
+			return nil, errNoTask
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("fetch task: %w", err)
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Term()
+		return nil, fmt.Errorf("read task metadata: %w", err)
+	}
+	var body taskBody
+	if err := json.Unmarshal(msg.Data(), &body); err != nil || body.RunID == "" {
+		_ = msg.TermWithReason("malformed task")
+		return nil, fmt.Errorf("malformed task %d: %q", meta.Sequence.Stream, msg.Data())
+	}
+	return &Task{
+		RunID:    body.RunID,
+		Seq:      meta.Sequence.Stream,
+		Delivery: int(meta.NumDelivered),
+		Enqueued: meta.Timestamp,
+		msg:      msg,
+	}, nil
+}
+
+// QueueStats describe the tasks no runner has taken yet.
+type QueueStats struct {
+	Depth      int
+	OldestWait time.Duration
+}
+
+// Stats returns the number of tasks never delivered yet and how long the
+// oldest of them has waited. Redeliveries (retries) are not counted.
+func (q *Queue) Stats(ctx context.Context) (QueueStats, error) {
+	info, err := q.cons.Info(ctx)
+	if err != nil {
+		return QueueStats{}, fmt.Errorf("queue stats: %w", err)
+	}
+	st := QueueStats{Depth: int(info.NumPending)}
+	if st.Depth == 0 {
+		return st, nil
+	}
+	// The next task to deliver follows the last delivered one.
+	msg, err := q.stream.GetMsg(ctx, info.Delivered.Stream+1, jetstream.WithGetMsgSubject(q.cfg.Subject))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return st, nil
+		}
+		return st, fmt.Errorf("queue stats: %w", err)
+	}
+	st.OldestWait = time.Since(msg.Time)
+	return st, nil
+}

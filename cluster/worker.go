@@ -1,0 +1,350 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// WorkerConfig configures a Worker.
+type WorkerConfig struct {
+	Store  *Store
+	Queue  *Queue
+	Runner kalla.JobRunner
+	// Notifier sends the callbacks; nil sends none.
+	Notifier kalla.Notifier
+	// Metrics, if not nil, count the jobs this worker runs.
+	Metrics *Metrics
+	// MaxJobs is how many jobs run at once in this process; the rest wait
+	// in the queue.
+	MaxJobs int
+	// HeartbeatInterval is how often a running task's ack deadline is
+	// pushed back; it defaults to a third of the queue's AckWait.
+	HeartbeatInterval time.Duration
+	// ProgressInterval is how often the latest progress is re-sent and
+	// saved while a job runs, so a receiver hears from a long stage at
+	// least this often. Default 1s.
+	ProgressInterval time.Duration
+	// ShutdownTimeout is how long Stop lets running jobs finish before it
+	// stops them and puts them back in the queue. Default 20s.
+	ShutdownTimeout time.Duration
+	// FetchWait bounds one wait for a task. Default 5s.
+	FetchWait time.Duration
+	Logger    *slog.Logger
+}
+
+func (c *WorkerConfig) validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("worker config: Store is required")
+	case c.Queue == nil:
+		return errors.New("worker config: Queue is required")
+	case c.Runner == nil:
+		return errors.New("worker config: Runner is required")
+	case c.MaxJobs < 0:
+		return fmt.Errorf("worker config: MaxJobs must be positive, got %d", c.MaxJobs)
+	}
+	if c.MaxJobs == 0 {
+		c.MaxJobs = 1
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = c.Queue.cfg.AckWait / 3
+	}
+	if c.HeartbeatInterval >= c.Queue.cfg.AckWait {
+		return fmt.Errorf("worker config: HeartbeatInterval %s must be shorter than the queue's AckWait %s", c.HeartbeatInterval, c.Queue.cfg.AckWait)
+	}
+	if c.ProgressInterval == 0 {
+		c.ProgressInterval = time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 20 * time.Second
+	}
+	if c.FetchWait == 0 {
+		c.FetchWait = 5 * time.Second
+	}
+	if c.Notifier == nil {
+		c.Notifier = nopNotifier{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) Progress(string, kalla.Progress) {}
+func (nopNotifier) Finished(string)                 {}
+
+// errShutdown is the cause of a job's cancellation when the worker stops.
+var errShutdown = errors.New("scheduler shutting down")
+
+// Worker takes tasks from the queue and runs their jobs, at most MaxJobs at
+// a time, keeping each job's record in the store up to date.
+type Worker struct {
+	cfg WorkerConfig
+	log *slog.Logger
+
+	active  atomic.Int64
+	mu      sync.Mutex
+	running map[string]uint64 // run id → seq of the task running it here
+
+	jobsCtx    context.Context
+	cancelJobs context.CancelCauseFunc
+	stopFetch  context.CancelFunc
+	loopDone   chan struct{}
+	jobs       sync.WaitGroup
+}
+
+// NewWorker validates cfg.
+func NewWorker(cfg WorkerConfig) (*Worker, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Worker{cfg: cfg, log: cfg.Logger.With("component", "worker"), running: map[string]uint64{}}, nil
+}
+
+// Start queues again any accepted job whose task may have been lost, then
+// starts taking tasks. It returns at once.
+func (w *Worker) Start(ctx context.Context) error {
+	if w.loopDone != nil {
+		return errors.New("worker already started")
+	}
+	if err := w.requeueUnqueued(ctx); err != nil {
+		return err
+	}
+	w.jobsCtx, w.cancelJobs = context.WithCancelCause(context.WithoutCancel(ctx))
+	var fetchCtx context.Context
+	fetchCtx, w.stopFetch = context.WithCancel(ctx)
+	w.loopDone = make(chan struct{})
+	go w.loop(fetchCtx)
+	return nil
+}
+
+// Stop stops taking tasks, waits up to ShutdownTimeout for running jobs to
+// finish, then stops the rest and puts them back in the queue.
+func (w *Worker) Stop() {
+	if w.loopDone == nil {
+		return
+	}
+	w.stopFetch()
+	<-w.loopDone
+	done := make(chan struct{})
+	go func() { w.jobs.Wait(); close(done) }()
+	timer := time.NewTimer(w.cfg.ShutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		w.log.Warn("jobs still running at shutdown; requeueing them", "active", w.active.Load())
+		w.cancelJobs(errShutdown)
+		<-done
+	}
+	w.cancelJobs(nil)
+}
+
+// Active is the number of jobs running in this process.
+func (w *Worker) Active() int { return int(w.active.Load()) }
+
+// Saturated reports whether every job slot of this process is taken.
+func (w *Worker) Saturated() bool { return w.Active() >= w.cfg.MaxJobs }
+
+// requeueUnqueued enqueues again the queued jobs that never started: a
+// process that died between storing a job and queueing it leaves such a
+// job, and a duplicate task is harmless (claim drops it).
+func (w *Worker) requeueUnqueued(ctx context.Context) error {
+	recs, err := w.cfg.Store.List(ctx, 0)
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if rec.State == kalla.JobQueued && len(rec.Attempts) == 0 {
+			if err := w.cfg.Queue.Enqueue(ctx, rec.RunID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *Worker) loop(ctx context.Context) {
+	defer close(w.loopDone)
+	slots := make(chan struct{}, w.cfg.MaxJobs)
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		task, err := w.cfg.Queue.next(ctx, w.cfg.FetchWait)
+		if err != nil {
+			<-slots
+			if ctx.Err() != nil {
+				return
+			}
+			if !errors.Is(err, errNoTask) {
+				w.log.Warn("fetch task failed", "err", err)
+				if !sleepCtx(ctx, time.Second) {
+					return
+				}
+			}
+			continue
+		}
+		w.jobs.Add(1)
+		go func() {
+			defer func() { <-slots; w.jobs.Done() }()
+			w.handle(task)
+		}()
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// opCtx bounds one bookkeeping call; bookkeeping must outlive a cancelled job.
+func opCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+type plan int
+
+const (
+	planDrop   plan = iota // nothing to do: final, or a duplicate task
+	planFinish             // claim made the job final without running it
+	planRun
+)
+
+func (w *Worker) handle(task *Task) {
+	log := w.log.With("run_id", task.RunID, "delivery", task.Delivery)
+	w.mu.Lock()
+	seq, busy := w.running[task.RunID]
+	w.mu.Unlock()
+	if busy && seq == task.Seq {
+		// Our own task, redelivered because a heartbeat was late: the run
+		// goes on, and its ack covers this delivery too.
+		log.Warn("task redelivered while its job still runs here")
+		return
+	}
+
+	p, rec, reclaimed, err := w.claim(task)
+	switch {
+	case errors.Is(err, kalla.ErrJobNotFound):
+		log.Error("task for an unknown job dropped")
+		_ = task.Term("no job record")
+		return
+	case err != nil:
+		// Left unacked: redelivered after AckWait.
+		log.Error("claim job failed", "err", err)
+		return
+	}
+	switch p {
+	case planDrop:
+		w.ack(task, log)
+	case planFinish:
+		w.ack(task, log)
+		w.cfg.Metrics.finished(rec.State, rec.Result)
+		w.cfg.Notifier.Finished(rec.RunID)
+		log.Info("job ended without running", "state", rec.State)
+	case planRun:
+		if reclaimed && w.cfg.Metrics != nil {
+			w.cfg.Metrics.Reclaimed.Inc()
+		}
+		w.mu.Lock()
+		w.running[task.RunID] = task.Seq
+		w.mu.Unlock()
+		w.run(task, rec, log)
+		w.mu.Lock()
+		if w.running[task.RunID] == task.Seq {
+			delete(w.running, task.RunID)
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *Worker) ack(task *Task, log *slog.Logger) {
+	ctx, cancel := opCtx()
+	defer cancel()
+	if err := task.Ack(ctx); err != nil {
+		log.Warn("ack task failed; it will be redelivered and dropped", "err", err)
+	}
+}
+
+// claim decides what to do with a delivered task and, unless it is to be
+// dropped, moves the job's record accordingly.
+func (w *Worker) claim(task *Task) (p plan, rec *kalla.JobRecord, reclaimed bool, err error) {
+	ctx, cancel := opCtx()
+	defer cancel()
+	maxAttempts := w.cfg.Queue.cfg.MaxAttempts
+	rec, err = kalla.UpdateJob(ctx, w.cfg.Store, task.RunID, func(r *kalla.JobRecord) error {
+		reclaimed = false
+		now := time.Now().UTC()
+		if r.State.Final() || (r.State == kalla.JobRunning && r.TaskSeq != task.Seq) {
+			p = planDrop
+			return kalla.ErrSkipUpdate
+		}
+		if r.State == kalla.JobRunning {
+			// The task's last runner stopped heartbeating: it died.
+			reclaimed = true
+			if n := len(r.Attempts); n > 0 && r.Attempts[n-1].EndedAt == nil {
+				r.Attempts[n-1].EndedAt = &now
+				r.Attempts[n-1].Outcome = "lost"
+				r.Attempts[n-1].Error = "the runner stopped sending heartbeats (it died or lost its connection)"
+			}
+		}
+		switch {
+		case r.CancelRequested:
+			p = planFinish
+			finalize(r, kalla.JobCancelled, nil, &kalla.ErrorReport{RunID: r.RunID, Stage: kalla.StageCancelled, Error: kalla.ErrCancelled.Error()}, now)
+		case task.Delivery > maxAttempts:
+			p = planFinish
+			finalize(r, kalla.JobFailed, nil, &kalla.ErrorReport{RunID: r.RunID, Stage: lastStage(r), Error: giveUpMessage(r, maxAttempts)}, now)
+		default:
+			p = planRun
+			r.State = kalla.JobRunning
+			r.TaskSeq = task.Seq
+			r.Progress = nil
+			r.Attempts = append(r.Attempts, kalla.Attempt{Number: len(r.Attempts) + 1, StartedAt: now})
+			if r.StartedAt == nil {
+				r.StartedAt = &now
+			}
+		}
+		return nil
+	})
+	return p, rec, reclaimed, err
+}
+
+func finalize(r *kalla.JobRecord, state kalla.JobState, res *kalla.Result, report *kalla.ErrorReport, now time.Time) {
+	r.State = state
+	r.Result = res
+	r.Error = report
+	r.FinishedAt = &now
+}
+
+func lastStage(r *kalla.JobRecord) kalla.Stage {
+	if r.Progress != nil && r.Progress.Stage != "" {
+		return r.Progress.Stage
+	}
+	return kalla.StageValidating
+}
+
+func giveUpMessage(r *kalla.JobRecord, maxAttempts int) string {
+	last := "the runner died"
+	if n := len(r.Attempts); n > 0 && r.Attempts[n-1].Error != "" {
+		last = r.Attempts[n-1].Error
+	}
+	return fmt.Sprintf("gave up after %d attempts; last attempt: %s", maxAttempts, last)
+}
