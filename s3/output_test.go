@@ -1,0 +1,163 @@
+package s3_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/s3"
+)
+
+// writeResult fills a prepared output folder with result files of the
+// given sizes and a summary.
+func writeResult(t *testing.T, dir string, sizes map[string]int, summary string) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{kalla.SummaryFile: []byte(summary)}
+	for name, n := range sizes {
+		files[name] = make([]byte, n)
+		rand.Read(files[name])
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files
+}
+
+func openOutput(t *testing.T, c *s3.Client, path string) kalla.Output {
+	t.Helper()
+	out, err := c.OpenOutput(context.Background(), path)
+	if err != nil {
+		t.Fatalf("open output %s: %v", path, err)
+	}
+	return out
+}
+
+func TestPublishMultipartSummaryLast(t *testing.T) {
+	t.Parallel()
+	const partSize = 5000
+	c, b := setup(t, s3.Config{PartSize: partSize, Concurrency: 3})
+	b.srv.CreateBucket(t, "results")
+	out := openOutput(t, c, "s3://results/runs/r1/")
+	if got := out.Location(kalla.MatchedFile); got != "s3://results/runs/r1/matched.parquet" {
+		t.Fatalf("Location = %s", got)
+	}
+	ctx := context.Background()
+	dir, err := out.Prepare(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := writeResult(t, dir, map[string]int{
+		kalla.MatchedFile:        23_456, // 5 parts
+		kalla.UnmatchedLeftFile:  partSize,
+		kalla.UnmatchedRightFile: 0,
+	}, `{"run_id":"r1"}`)
+	if err := out.Publish(ctx, dir); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	for name, want := range files {
+		if got := b.srv.Get(t, "results", "runs/r1/"+name); !bytes.Equal(got, want) {
+			t.Errorf("%s: uploaded %d bytes, want %d identical", name, len(got), len(want))
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("local folder %s still there after Publish: %v", dir, err)
+	}
+
+	ops := countOps(b.srv)
+	if ops["CreateMultipartUpload"] != 1 || ops["UploadPart"] != 5 || ops["CompleteMultipartUpload"] != 1 {
+		t.Errorf("want one multipart upload of 5 parts for matched.parquet, got %v", ops)
+	}
+	// The previous summary goes first, the new one last.
+	var writes []string
+	for _, r := range b.srv.Requests() {
+		switch r.Op() {
+		case "DeleteObject", "PutObject", "CompleteMultipartUpload":
+			writes = append(writes, r.Op()+" "+r.Key)
+		}
+	}
+	if len(writes) != 5 || writes[0] != "DeleteObject runs/r1/summary.json" || writes[4] != "PutObject runs/r1/summary.json" {
+		t.Errorf("writes in order: %q; want the old summary deleted first and the new one put last", writes)
+	}
+}
+
+func TestPublishReplacesPreviousRun(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t, s3.Config{})
+	out := openOutput(t, c, "s3://data")
+	ctx := context.Background()
+	for _, run := range []string{"first", "second"} {
+		dir, err := out.Prepare(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := writeResult(t, dir, map[string]int{kalla.MatchedFile: 100}, `{"run_id":"`+run+`"}`)
+		if err := out.Publish(ctx, dir); err != nil {
+			t.Fatalf("publish %s: %v", run, err)
+		}
+		for name, want := range files {
+			if got := b.srv.Get(t, "data", name); !bytes.Equal(got, want) {
+				t.Errorf("run %s: %s not replaced", run, name)
+			}
+		}
+	}
+	if got := out.Location(kalla.SummaryFile); got != "s3://data/summary.json" {
+		t.Errorf("Location at the bucket root = %s", got)
+	}
+}
+
+func TestDiscardLeavesPreviousResult(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t, s3.Config{})
+	b.srv.Put(t, "data", "out/summary.json", []byte("previous"))
+	out := openOutput(t, c, "s3://data/out")
+	dir, err := out.Prepare(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeResult(t, dir, map[string]int{kalla.MatchedFile: 10}, "{}")
+	if err := out.Discard(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Discard left %s", dir)
+	}
+	if got := string(b.srv.Get(t, "data", "out/summary.json")); got != "previous" {
+		t.Errorf("previous summary = %q", got)
+	}
+	if ops := countOps(b.srv); len(ops) != 0 {
+		t.Errorf("Prepare and Discard made requests: %v", ops)
+	}
+}
+
+func TestPublishErrors(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t, s3.Config{})
+	b.srv.CreateBucket(t, "locked")
+	b.srv.Deny("locked")
+	for _, tc := range []struct{ path, want string }{
+		{"s3://missing-bucket/out", `bucket "missing-bucket" does not exist`},
+		{"s3://locked/out", "access denied to s3://locked/out/summary.json"},
+	} {
+		out := openOutput(t, c, tc.path)
+		dir, err := out.Prepare(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeResult(t, dir, map[string]int{kalla.MatchedFile: 10}, "{}")
+		err = out.Publish(context.Background(), dir)
+		var v *kalla.ValidationError
+		if !errors.As(err, &v) || v.Field != "output_path" || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an output_path error containing %q", tc.path, err, tc.want)
+		}
+		out.Discard(dir)
+	}
+}
