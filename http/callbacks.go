@@ -1,0 +1,445 @@
+package kallahttp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// CallbackConfig configures a CallbackSender.
+type CallbackConfig struct {
+	// Store holds the records whose final callbacks are sent; deliveries
+	// are recorded in it.
+	Store kalla.JobStore
+	// Client sends the callbacks; default: a client with a 10s timeout.
+	Client *http.Client
+	// Workers is how many callbacks are sent at once; default 8.
+	Workers int
+	// MaxPending bounds the runs with callbacks waiting to be sent; beyond
+	// it progress reports are dropped and final callbacks wait for the
+	// next sweep. Default 1024.
+	MaxPending int
+	// InitialBackoff and MaxBackoff bound the exponential wait between
+	// tries of a failed callback. Defaults 250ms and 30s.
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	// ProgressTries is how often a progress report is tried before it is
+	// dropped (a newer one is on its way); default 5. Final callbacks are
+	// tried until delivered.
+	ProgressTries int
+	// SweepInterval is how often the store is searched for final
+	// callbacks not yet delivered (after a restart, or beyond MaxPending).
+	// Default 30s.
+	SweepInterval time.Duration
+	// FlushTimeout bounds Stop's wait for callbacks still pending; the
+	// final ones not delivered by then are sent after the next start.
+	// Default 5s.
+	FlushTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+func (c *CallbackConfig) validate() error {
+	if c.Store == nil {
+		return errors.New("callback config: Store is required")
+	}
+	if c.Workers < 0 || c.MaxPending < 0 || c.ProgressTries < 0 {
+		return errors.New("callback config: Workers, MaxPending and ProgressTries must not be negative")
+	}
+	if c.Client == nil {
+		c.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.Workers == 0 {
+		c.Workers = 8
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 1024
+	}
+	if c.InitialBackoff == 0 {
+		c.InitialBackoff = 250 * time.Millisecond
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 30 * time.Second
+	}
+	if c.MaxBackoff < c.InitialBackoff {
+		return fmt.Errorf("callback config: MaxBackoff %s is shorter than InitialBackoff %s", c.MaxBackoff, c.InitialBackoff)
+	}
+	if c.ProgressTries == 0 {
+		c.ProgressTries = 5
+	}
+	if c.SweepInterval == 0 {
+		c.SweepInterval = 30 * time.Second
+	}
+	if c.FlushTimeout == 0 {
+		c.FlushTimeout = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// CallbackSender delivers callbacks in the background, so a slow or dead
+// receiver never slows a job. Progress reports of a run are coalesced (the
+// latest wins) and dropped after ProgressTries; a run's final callback
+// (complete or error) is sent after its progress, retried until the
+// receiver answers, and recorded as delivered in the store, so that it is
+// sent once even across restarts. It is at least once: if the process dies
+// between the receiver's answer and the store's write, the callback is sent
+// again after the restart, so receivers should ignore a second one for the
+// same run_id.
+type CallbackSender struct {
+	cfg   CallbackConfig
+	log   *slog.Logger
+	ready chan string
+
+	mu      sync.Mutex
+	runs    map[string]*pendingRun
+	stopped bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// pendingRun is the callback work waiting for one run.
+type pendingRun struct {
+	url      string
+	progress *kalla.Progress
+	final    bool
+	// scheduled: in the ready queue, being sent, or waiting for a retry.
+	scheduled     bool
+	progressTries int
+	finalTries    int
+	timer         *time.Timer
+}
+
+var _ kalla.Notifier = (*CallbackSender)(nil)
+
+// NewCallbackSender validates cfg.
+func NewCallbackSender(cfg CallbackConfig) (*CallbackSender, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &CallbackSender{
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "callbacks"),
+		ready: make(chan string, cfg.MaxPending),
+		runs:  map[string]*pendingRun{},
+	}, nil
+}
+
+// Start starts the senders and the sweep, which first runs at once so that
+// final callbacks left undelivered by a previous process go out.
+func (s *CallbackSender) Start(ctx context.Context) error {
+	if s.ctx != nil {
+		return errors.New("callback sender already started")
+	}
+	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for range s.cfg.Workers {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.work() }()
+	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.sweepLoop() }()
+	return nil
+}
+
+// Stop waits up to FlushTimeout for pending callbacks, then stops sending.
+func (s *CallbackSender) Stop() {
+	if s.ctx == nil {
+		return
+	}
+	deadline := time.Now().Add(s.cfg.FlushTimeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for s.pending() > 0 && time.Now().Before(deadline) {
+		<-tick.C
+	}
+	s.mu.Lock()
+	s.stopped = true
+	for _, pr := range s.runs {
+		if pr.timer != nil {
+			pr.timer.Stop()
+		}
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+}
+
+func (s *CallbackSender) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.runs)
+}
+
+// Progress implements kalla.Notifier.
+func (s *CallbackSender) Progress(callbackURL string, p kalla.Progress) {
+	if callbackURL == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pr := s.track(p.RunID)
+	if pr == nil {
+		return
+	}
+	pr.url = callbackURL
+	pr.progress = &p
+	s.schedule(p.RunID, pr)
+}
+
+// Finished implements kalla.Notifier.
+func (s *CallbackSender) Finished(runID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pr := s.track(runID)
+	if pr == nil {
+		return // the sweep delivers it
+	}
+	pr.final = true
+	s.schedule(runID, pr)
+}
+
+// track returns the pending work of runID, creating it within MaxPending;
+// s.mu is held.
+func (s *CallbackSender) track(runID string) *pendingRun {
+	if s.stopped || s.ctx == nil {
+		return nil
+	}
+	pr := s.runs[runID]
+	if pr == nil {
+		if len(s.runs) >= s.cfg.MaxPending {
+			s.log.Warn("too many callbacks pending; dropping", "run_id", runID)
+			return nil
+		}
+		pr = &pendingRun{}
+		s.runs[runID] = pr
+	}
+	return pr
+}
+
+// schedule puts runID in the ready queue unless it is there already, or is
+// being sent or waiting for a retry; s.mu is held.
+func (s *CallbackSender) schedule(runID string, pr *pendingRun) {
+	if pr.scheduled {
+		return
+	}
+	pr.scheduled = true
+	s.push(runID)
+}
+
+func (s *CallbackSender) push(runID string) {
+	select {
+	case s.ready <- runID:
+	default:
+		// Cannot happen: each run is in the queue at most once and the
+		// queue holds MaxPending runs.
+		s.log.Error("callback queue full", "run_id", runID)
+	}
+}
+
+func (s *CallbackSender) work() {
+	for {
+		select {
+		case runID := <-s.ready:
+			s.send(runID)
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// send delivers the pending progress, then the final callback, of runID.
+func (s *CallbackSender) send(runID string) {
+	s.mu.Lock()
+	pr := s.runs[runID]
+	if pr == nil {
+		s.mu.Unlock()
+		return
+	}
+	p, final, url := pr.progress, pr.final, pr.url
+	pr.progress = nil
+	s.mu.Unlock()
+
+	retry := false
+	if p != nil {
+		_, err := s.post(url, "progress", p)
+		s.mu.Lock()
+		if err != nil {
+			pr.progressTries++
+			if pr.progress == nil && pr.progressTries < s.cfg.ProgressTries {
+				pr.progress = p // not replaced by a newer one: try again
+				retry = true
+			}
+			if final {
+				retry = true // keep the final callback after the progress
+			}
+		} else {
+			pr.progressTries = 0
+		}
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Debug("progress callback failed", "run_id", runID, "err", err)
+		}
+	}
+	if final && !retry {
+		delivered := s.deliverFinal(runID)
+		s.mu.Lock()
+		if delivered {
+			pr.final = false
+		} else {
+			pr.finalTries++
+			retry = true
+		}
+		s.mu.Unlock()
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.stopped:
+	case retry:
+		tries := max(pr.progressTries, pr.finalTries)
+		pr.timer = time.AfterFunc(s.backoff(tries), func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if !s.stopped {
+				s.push(runID)
+			}
+		})
+	case pr.progress != nil || pr.final:
+		s.push(runID) // more arrived while sending
+	default:
+		delete(s.runs, runID)
+	}
+}
+
+// backoff is InitialBackoff doubled per failed try, capped at MaxBackoff,
+// with ±20% jitter so that retries to one receiver spread out.
+func (s *CallbackSender) backoff(tries int) time.Duration {
+	d := s.cfg.InitialBackoff
+	for i := 1; i < tries && d < s.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.MaxBackoff)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// deliverFinal sends the complete or error callback of runID unless the
+// store says it was delivered, and records the outcome. It reports whether
+// nothing is left to do.
+func (s *CallbackSender) deliverFinal(runID string) bool {
+	rec, err := s.cfg.Store.Get(s.ctx, runID)
+	if errors.Is(err, kalla.ErrJobNotFound) {
+		return true
+	}
+	if err != nil {
+		s.log.Warn("read job for its callback", "run_id", runID, "err", err)
+		return false
+	}
+	if !rec.NeedsCallback() {
+		return true
+	}
+	kind, body := "error", any(rec.Error)
+	if rec.State == kalla.JobCompleted {
+		kind, body = "complete", rec.Result
+	}
+	status, err := s.post(rec.Job.CallbackURL, kind, body)
+	now := time.Now().UTC()
+	_, uerr := kalla.UpdateJob(s.ctx, s.cfg.Store, runID, func(r *kalla.JobRecord) error {
+		if r.Callback.Delivered {
+			return kalla.ErrSkipUpdate
+		}
+		r.Callback.Tries++
+		if err != nil {
+			r.Callback.LastError = err.Error()
+			return nil
+		}
+		r.Callback.Delivered, r.Callback.DeliveredAt, r.Callback.Status = true, &now, status
+		return nil
+	})
+	if uerr != nil {
+		s.log.Warn("record callback delivery", "run_id", runID, "err", uerr)
+	}
+	switch {
+	case err != nil:
+		s.log.Warn(kind+" callback failed; retrying", "run_id", runID, "err", err)
+		return false
+	case status >= 300:
+		s.log.Warn(kind+" callback rejected by the receiver; not retried", "run_id", runID, "status", status)
+	default:
+		s.log.Info(kind+" callback delivered", "run_id", runID)
+	}
+	return true
+}
+
+// errRetryable marks answers worth trying again (5xx, 429).
+var errRetryable = errors.New("receiver answered")
+
+// post sends body to {base}/{kind}. It returns an error for transport
+// errors, 5xx and 429 (worth retrying); any other status is final.
+func (s *CallbackSender) post(base, kind string, body any) (int, error) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return 0, err
+	}
+	url := strings.TrimRight(base, "/") + "/" + kind
+	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, url, bytes.NewReader(data))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "kallad")
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("post %s callback: %w", kind, err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		return resp.StatusCode, fmt.Errorf("post %s callback: %w %d", kind, errRetryable, resp.StatusCode)
+	}
+	return resp.StatusCode, nil
+}
+
+func (s *CallbackSender) sweepLoop() {
+	s.sweep()
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.sweep()
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// sweep hands every final callback still undelivered to the senders.
+func (s *CallbackSender) sweep() {
+	recs, err := s.cfg.Store.List(s.ctx, 0)
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.log.Warn("sweep for undelivered callbacks", "err", err)
+		}
+		return
+	}
+	for _, rec := range recs {
+		if rec.NeedsCallback() {
+			s.Finished(rec.RunID)
+		}
+	}
+}

@@ -1,0 +1,233 @@
+package kallahttp
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// receiver is a callback receiver: it records every POST by path and answers
+// with answer(path, n), n counting that path's requests from 1.
+type receiver struct {
+	mu     sync.Mutex
+	bodies map[string][]json.RawMessage
+	answer func(path string, n int) int
+	// gate, if not nil, holds every request until it is closed.
+	gate chan struct{}
+}
+
+func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rv.gate != nil {
+		<-rv.gate
+	}
+	body, _ := io.ReadAll(r.Body)
+	rv.mu.Lock()
+	if rv.bodies == nil {
+		rv.bodies = map[string][]json.RawMessage{}
+	}
+	rv.bodies[r.URL.Path] = append(rv.bodies[r.URL.Path], body)
+	n := len(rv.bodies[r.URL.Path])
+	rv.mu.Unlock()
+	status := http.StatusOK
+	if rv.answer != nil {
+		status = rv.answer(r.URL.Path, n)
+	}
+	w.WriteHeader(status)
+}
+
+func (rv *receiver) got(path string) []json.RawMessage {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	return append([]json.RawMessage(nil), rv.bodies[path]...)
+}
+
+func startSender(t *testing.T, store kalla.JobStore) *CallbackSender {
+	t.Helper()
+	s, err := NewCallbackSender(CallbackConfig{
+		Store: store, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		SweepInterval: time.Hour, FlushTimeout: 100 * time.Millisecond, Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// finalRecord stores a job that ended in state with the given callback base.
+func finalRecord(store *memStore, base string, state kalla.JobState) string {
+	runID := kalla.NewRunID()
+	rec := kalla.JobRecord{RunID: runID, State: state, Job: kalla.Job{RunID: runID, CallbackURL: base}, CreatedAt: time.Now()}
+	switch state {
+	case kalla.JobCompleted:
+		rec.Result = &kalla.Result{RunID: runID, MatchedCount: 5, LeftCount: 6, RightCount: 7,
+			OutputPaths: kalla.OutputPaths{Matched: "/o/matched.parquet"}}
+	default:
+		rec.Error = &kalla.ErrorReport{RunID: runID, Stage: kalla.StageMatching, Error: "boom"}
+	}
+	store.put(rec)
+	return runID
+}
+
+func delivered(t *testing.T, store *memStore, runID string) kalla.CallbackDelivery {
+	t.Helper()
+	var cb kalla.CallbackDelivery
+	waitFor(t, "callback of "+runID+" recorded as delivered", func() bool {
+		rec, err := store.Get(context.Background(), runID)
+		cb = rec.Callback
+		return err == nil && cb.Delivered
+	})
+	return cb
+}
+
+func TestCallbacksProgressThenCompleteOnce(t *testing.T) {
+	t.Parallel()
+	rv := &receiver{}
+	ts := httptest.NewServer(rv)
+	defer ts.Close()
+	store := newMemStore()
+	s := startSender(t, store)
+	base := ts.URL + "/hooks/"
+	runID := finalRecord(store, base, kalla.JobCompleted)
+
+	s.Progress(base, kalla.Progress{RunID: runID, Stage: kalla.StageStaging, Progress: 0.5})
+	s.Finished(runID)
+	cb := delivered(t, store, runID)
+	if cb.Status != 200 || cb.Tries != 1 || cb.DeliveredAt == nil {
+		t.Fatalf("delivery = %+v", cb)
+	}
+	progress, complete := rv.got("/hooks/progress"), rv.got("/hooks/complete")
+	if len(progress) != 1 || len(complete) != 1 {
+		t.Fatalf("got %d progress and %d complete callbacks", len(progress), len(complete))
+	}
+	var res kalla.Result
+	if err := json.Unmarshal(complete[0], &res); err != nil || res.RunID != runID || res.MatchedCount != 5 || res.OutputPaths.Matched != "/o/matched.parquet" {
+		t.Fatalf("complete payload %s", complete[0])
+	}
+	// Telling it again (a redelivered task, a sweep) sends nothing more.
+	s.Finished(runID)
+	waitFor(t, "sender idle", func() bool { return s.pending() == 0 })
+	if n := len(rv.got("/hooks/complete")); n != 1 {
+		t.Fatalf("complete sent %d times", n)
+	}
+}
+
+func TestCallbacksErrorOnceAnd4xxNotRetried(t *testing.T) {
+	t.Parallel()
+	rv := &receiver{answer: func(path string, n int) int { return http.StatusGone }}
+	ts := httptest.NewServer(rv)
+	defer ts.Close()
+	store := newMemStore()
+	s := startSender(t, store)
+	runID := finalRecord(store, ts.URL, kalla.JobFailed)
+	s.Finished(runID)
+	cb := delivered(t, store, runID)
+	if cb.Status != http.StatusGone || cb.Tries != 1 {
+		t.Fatalf("delivery = %+v", cb)
+	}
+	got := rv.got("/error")
+	var rep kalla.ErrorReport
+	if len(got) != 1 || json.Unmarshal(got[0], &rep) != nil || rep.Stage != kalla.StageMatching || rep.Error != "boom" {
+		t.Fatalf("error callbacks %s", got)
+	}
+}
+
+// A receiver that is down (connection refused, then 503) and comes back
+// gets the complete callback once.
+func TestCallbacksReceiverDownComesBack(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: connection refused
+
+	store := newMemStore()
+	s := startSender(t, store)
+	runID := finalRecord(store, "http://"+addr, kalla.JobCompleted)
+	s.Finished(runID)
+	waitFor(t, "failed tries recorded", func() bool {
+		rec, _ := store.Get(context.Background(), runID)
+		return rec.Callback.Tries >= 2 && rec.Callback.LastError != ""
+	})
+
+	rv := &receiver{answer: func(path string, n int) int {
+		if n <= 2 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	}}
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("port %s taken meanwhile: %v", addr, err)
+	}
+	ts := &httptest.Server{Listener: ln, Config: &http.Server{Handler: rv}}
+	ts.Start()
+	defer ts.Close()
+
+	cb := delivered(t, store, runID)
+	if cb.Status != 200 || cb.Tries < 5 {
+		t.Fatalf("delivery = %+v, want 200 after the refused and 503 tries", cb)
+	}
+	if n := len(rv.got("/complete")); n != 3 {
+		t.Fatalf("receiver saw %d complete callbacks, want 2 answered 503 and 1 accepted", n)
+	}
+}
+
+// Final callbacks left undelivered by a previous process are sent at start.
+func TestCallbacksSweepAtStart(t *testing.T) {
+	t.Parallel()
+	rv := &receiver{}
+	ts := httptest.NewServer(rv)
+	defer ts.Close()
+	store := newMemStore()
+	runID := finalRecord(store, ts.URL, kalla.JobCancelled)
+	done := finalRecord(store, ts.URL, kalla.JobCompleted)
+	rec, _ := store.Get(context.Background(), done)
+	rec.Callback.Delivered = true
+	store.put(*rec)
+
+	startSender(t, store)
+	delivered(t, store, runID)
+	if n, m := len(rv.got("/error")), len(rv.got("/complete")); n != 1 || m != 0 {
+		t.Fatalf("sent %d error and %d complete callbacks, want only the undelivered one", n, m)
+	}
+}
+
+// A receiver that does not answer never blocks the notifier, and progress
+// piles up as one latest report per run.
+func TestCallbacksSlowReceiverCoalesces(t *testing.T) {
+	t.Parallel()
+	rv := &receiver{gate: make(chan struct{})}
+	ts := httptest.NewServer(rv)
+	defer ts.Close()
+	store := newMemStore()
+	s := startSender(t, store)
+	runID := finalRecord(store, ts.URL, kalla.JobCompleted)
+	for i := 1; i <= 200; i++ {
+		s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageMatching, Progress: float64(i) / 200})
+	}
+	s.Finished(runID)
+	close(rv.gate)
+	delivered(t, store, runID)
+	progress := rv.got("/progress")
+	if len(progress) > 3 {
+		t.Fatalf("sent %d progress callbacks for 200 reports to a stalled receiver; want them coalesced", len(progress))
+	}
+	var last kalla.Progress
+	if err := json.Unmarshal(progress[len(progress)-1], &last); err != nil || last.Progress != 1 {
+		t.Fatalf("last progress %s, want the latest report", progress[len(progress)-1])
+	}
+}

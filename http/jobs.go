@@ -1,0 +1,311 @@
+package kallahttp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// Accepted is the answer to a newly accepted job (202).
+type Accepted struct {
+	RunID  string `json:"run_id"`
+	Status string `json:"status"`
+}
+
+// JobView is a run as the API shows it: GET /api/jobs/{run_id}, the items of
+// GET /api/jobs, and the answer to a resubmission or a cancel request.
+type JobView struct {
+	RunID string         `json:"run_id"`
+	State kalla.JobState `json:"state"`
+	// Status repeats State, so a resubmission's answer reads like the 202
+	// of the first submission ({"run_id", "status"}).
+	Status kalla.JobState `json:"status"`
+	// Stage is the stage the job is in (running) or ended in.
+	Stage    kalla.Stage `json:"stage,omitempty"`
+	Progress float64     `json:"progress"`
+	Source   string      `json:"source,omitempty"`
+	RowsRead int64       `json:"rows_read,omitempty"`
+	// MatchedSoFar is known once the match query has run.
+	MatchedSoFar *int64 `json:"matched_so_far,omitempty"`
+	// Result carries the counts and output paths of a completed job: the
+	// body of its complete callback.
+	Result *kalla.Result `json:"result,omitempty"`
+	// Error is the body of a failed or cancelled job's error callback.
+	Error           *kalla.ErrorReport      `json:"error,omitempty"`
+	CancelRequested bool                    `json:"cancel_requested,omitempty"`
+	Attempts        []kalla.Attempt         `json:"attempts"`
+	Callback        *kalla.CallbackDelivery `json:"callback,omitempty"`
+	CreatedAt       time.Time               `json:"created_at"`
+	UpdatedAt       time.Time               `json:"updated_at"`
+	StartedAt       *time.Time              `json:"started_at,omitempty"`
+	FinishedAt      *time.Time              `json:"finished_at,omitempty"`
+}
+
+// ViewOf builds the API view of rec.
+func ViewOf(rec *kalla.JobRecord) JobView {
+	v := JobView{
+		RunID: rec.RunID, State: rec.State, Status: rec.State,
+		Result: rec.Result, Error: rec.Error, CancelRequested: rec.CancelRequested,
+		Attempts:  rec.Attempts,
+		CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, StartedAt: rec.StartedAt, FinishedAt: rec.FinishedAt,
+	}
+	if v.Attempts == nil {
+		v.Attempts = []kalla.Attempt{}
+	}
+	if p := rec.Progress; p != nil {
+		v.Stage, v.Progress, v.Source, v.RowsRead, v.MatchedSoFar = p.Stage, p.Progress, p.Source, p.RowsRead, p.MatchedSoFar
+	}
+	switch rec.State {
+	case kalla.JobRunning:
+		if v.Stage == "" {
+			v.Stage = kalla.StageValidating
+		}
+	case kalla.JobCompleted:
+		v.Progress = 1
+		if rec.Result != nil {
+			v.MatchedSoFar = &rec.Result.MatchedCount
+		}
+	case kalla.JobFailed, kalla.JobCancelled:
+		if rec.Error != nil {
+			v.Stage = rec.Error.Stage
+		}
+	}
+	if rec.Job.CallbackURL != "" {
+		cb := rec.Callback
+		v.Callback = &cb
+	}
+	return v
+}
+
+func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
+	if !isJSON(r.Header.Get("Content-Type")) {
+		writeError(w, codeUnsupportedMedia, "", "Content-Type must be application/json")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, codeBodyTooLarge, "", "job is larger than "+strconv.FormatInt(tooBig.Limit, 10)+" bytes")
+			return
+		}
+		writeError(w, codeInvalidJob, "", "read body: "+err.Error())
+		return
+	}
+	job, err := kalla.DecodeJob(bytes.NewReader(body))
+	if err != nil {
+		s.invalid(w, err)
+		return
+	}
+	srcs, _, err := s.cfg.Validator.Prepare(r.Context(), job, true)
+	for _, src := range srcs {
+		if src != nil {
+			src.Close()
+		}
+	}
+	if err != nil {
+		s.invalid(w, err)
+		return
+	}
+	normalize(job)
+
+	now := time.Now().UTC()
+	rec := &kalla.JobRecord{RunID: job.RunID, Job: *job, State: kalla.JobQueued, CreatedAt: now, UpdatedAt: now}
+	existing, err := s.cfg.Store.Create(r.Context(), rec)
+	switch {
+	case errors.Is(err, kalla.ErrJobExists):
+		s.resubmitted(w, r.Context(), job, existing)
+		return
+	case err != nil:
+		internalError(w, s.log, "store job", err)
+		return
+	}
+	if err := s.cfg.Queue.Enqueue(r.Context(), job.RunID); err != nil {
+		// The job is stored as queued: a resubmission (or the next
+		// scheduler start) queues it again.
+		s.log.Error("enqueue job", "run_id", job.RunID, "err", err)
+		writeError(w, codeUnavailable, "", "the job is stored but could not be queued; submit it again")
+		return
+	}
+	s.log.Info("job accepted", "run_id", job.RunID)
+	writeJSON(w, http.StatusAccepted, Accepted{RunID: job.RunID, Status: "accepted"})
+}
+
+// resubmitted answers a submission of a known run id with the run's current
+// state (200), unless the job differs from the one first submitted (409).
+func (s *Server) resubmitted(w http.ResponseWriter, ctx context.Context, job *kalla.Job, existing *kalla.JobRecord) {
+	if !sameJob(job, &existing.Job) {
+		writeError(w, codeRunIDConflict, "run_id", "run "+job.RunID+" was submitted before with a different job; use a new run_id")
+		return
+	}
+	if existing.State == kalla.JobQueued && len(existing.Attempts) == 0 {
+		// Its first submission may have failed to queue it; a duplicate
+		// task is harmless.
+		if err := s.cfg.Queue.Enqueue(ctx, job.RunID); err != nil {
+			s.log.Error("enqueue job", "run_id", job.RunID, "err", err)
+			writeError(w, codeUnavailable, "", "the job is stored but could not be queued; submit it again")
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, ViewOf(existing))
+}
+
+func (s *Server) invalid(w http.ResponseWriter, err error) {
+	var v *kalla.ValidationError
+	if errors.As(err, &v) {
+		writeError(w, codeInvalidJob, v.Field, v.Error())
+		return
+	}
+	internalError(w, s.log, "validate job", err)
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// normalize compacts filter values, so that a resubmission that differs only
+// in whitespace is the same job.
+func normalize(job *kalla.Job) {
+	for i := range job.Sources {
+		for k, f := range job.Sources[i].Filters {
+			var buf bytes.Buffer
+			if json.Compact(&buf, f.Value) == nil {
+				job.Sources[i].Filters[k].Value = buf.Bytes()
+			}
+		}
+	}
+}
+
+func sameJob(a, b *kalla.Job) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	rec, ok := s.lookup(w, r)
+	if ok {
+		writeJSON(w, http.StatusOK, ViewOf(rec))
+	}
+}
+
+// lookup reads the record named by the {run_id} path segment, answering the
+// error itself when there is none.
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*kalla.JobRecord, bool) {
+	runID, ok := pathRunID(w, r)
+	if !ok {
+		return nil, false
+	}
+	rec, err := s.cfg.Store.Get(r.Context(), runID)
+	switch {
+	case errors.Is(err, kalla.ErrJobNotFound):
+		writeError(w, codeNotFound, "run_id", "no job with run_id "+runID)
+		return nil, false
+	case err != nil:
+		internalError(w, s.log, "read job", err)
+		return nil, false
+	}
+	return rec, true
+}
+
+func pathRunID(w http.ResponseWriter, r *http.Request) (string, bool) {
+	runID := r.PathValue("run_id")
+	if _, err := uuid.Parse(runID); err != nil {
+		writeError(w, codeInvalidRunID, "run_id", strconv.Quote(runID)+" is not a UUID")
+		return "", false
+	}
+	return runID, true
+}
+
+// maxList bounds GET /api/jobs?limit=.
+const maxList = 1000
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	limit := 50
+	if q := r.URL.Query().Get("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 || n > maxList {
+			writeError(w, codeInvalidQuery, "limit", "limit must be an integer from 1 to "+strconv.Itoa(maxList))
+			return
+		}
+		limit = n
+	}
+	recs, err := s.cfg.Store.List(r.Context(), limit)
+	if err != nil {
+		internalError(w, s.log, "list jobs", err)
+		return
+	}
+	views := make([]JobView, len(recs))
+	for i, rec := range recs {
+		views[i] = ViewOf(rec)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": views})
+}
+
+// errFinished ends a cancel of a job that already ended.
+var errFinished = errors.New("job already finished")
+
+// cancelJob cancels a queued job at once (it will never run) or asks the
+// runner of a running job to stop; that runner records the cancellation and
+// sends the error callback with stage "cancelled".
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	runID, ok := pathRunID(w, r)
+	if !ok {
+		return
+	}
+	cancelledNow := false
+	rec, err := kalla.UpdateJob(r.Context(), s.cfg.Store, runID, func(rec *kalla.JobRecord) error {
+		cancelledNow = false
+		switch rec.State {
+		case kalla.JobQueued:
+			now := time.Now().UTC()
+			rec.State = kalla.JobCancelled
+			rec.CancelRequested = true
+			rec.Error = &kalla.ErrorReport{RunID: runID, Stage: kalla.StageCancelled, Error: kalla.ErrCancelled.Error()}
+			rec.FinishedAt = &now
+			cancelledNow = true
+		case kalla.JobRunning:
+			if rec.CancelRequested {
+				return kalla.ErrSkipUpdate
+			}
+			rec.CancelRequested = true
+		case kalla.JobCancelled:
+			return kalla.ErrSkipUpdate
+		default:
+			return errFinished
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, kalla.ErrJobNotFound):
+		writeError(w, codeNotFound, "run_id", "no job with run_id "+runID)
+		return
+	case errors.Is(err, errFinished):
+		writeError(w, codeAlreadyFinished, "run_id", "job "+runID+" already "+string(rec.State))
+		return
+	case err != nil:
+		internalError(w, s.log, "cancel job", err)
+		return
+	}
+	if cancelledNow {
+		s.cfg.Notifier.Finished(runID)
+	}
+	status := http.StatusOK
+	if rec.State == kalla.JobRunning {
+		status = http.StatusAccepted // the runner stops it shortly
+	}
+	s.log.Info("job cancel requested", "run_id", runID, "state", rec.State)
+	writeJSON(w, status, ViewOf(rec))
+}

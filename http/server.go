@@ -1,0 +1,290 @@
+// Package kallahttp is the scheduler's HTTP side: the job API (submit, get,
+// list, cancel), health, readiness and metrics, the OpenAPI document, and the
+// callback sender that reports progress and results to the client's
+// callback_url. It works on the root package's JobStore, Queue and Notifier
+// interfaces; cmd/kallad wires in the concrete cluster types.
+package kallahttp
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// Validator checks a job before it is accepted; *kalla.Runner is one.
+// Prepare opens the job's sources and output without reading them.
+type Validator interface {
+	Prepare(ctx context.Context, job *kalla.Job, requireRunID bool) ([2]kalla.Source, kalla.Output, error)
+}
+
+var _ Validator = (*kalla.Runner)(nil)
+
+// Config configures a Server.
+type Config struct {
+	// Addr is the host:port Start listens on.
+	Addr      string
+	Validator Validator
+	Store     kalla.JobStore
+	Queue     kalla.Queue
+	// Notifier receives Finished for a queued job cancelled here.
+	Notifier kalla.Notifier
+	// Gatherer serves /metrics; nil serves an empty registry.
+	Gatherer prometheus.Gatherer
+	// Token, if set, must be presented as "Authorization: Bearer TOKEN" on
+	// the job API. Health, readiness, metrics and the OpenAPI document stay
+	// open.
+	Token string
+	// MaxBodyBytes bounds a submitted job; default 1 MiB.
+	MaxBodyBytes int64
+	// Saturated, if set, reports that this process runs all the jobs it
+	// may; /ready then answers 503 so a balancer sends work elsewhere.
+	Saturated func() bool
+	// ShutdownTimeout bounds Stop's wait for requests in flight.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Validator == nil:
+		return errors.New("http config: Validator is required")
+	case c.Store == nil:
+		return errors.New("http config: Store is required")
+	case c.Queue == nil:
+		return errors.New("http config: Queue is required")
+	case c.MaxBodyBytes < 0:
+		return fmt.Errorf("http config: negative MaxBodyBytes %d", c.MaxBodyBytes)
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.Notifier == nil {
+		c.Notifier = nopNotifier{}
+	}
+	if c.Gatherer == nil {
+		c.Gatherer = prometheus.NewRegistry()
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) Progress(string, kalla.Progress) {}
+func (nopNotifier) Finished(string)                 {}
+
+// Readiness states: /ready answers 200 only while serving.
+const (
+	stateStarting int32 = iota
+	stateServing
+	stateDraining
+)
+
+// Server serves the API. It starts in the "starting" state (/ready 503)
+// until MarkReady.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	handler http.Handler
+	state   atomic.Int32
+	srv     *http.Server
+	ln      net.Listener
+	done    chan struct{}
+}
+
+// route is one operation of the API; the OpenAPI test checks this table
+// against openapi.yaml.
+type route struct {
+	method, path string
+	// open routes need no token.
+	open    bool
+	handler func(*Server, http.ResponseWriter, *http.Request)
+}
+
+var routes = []route{
+	{"POST", "/api/jobs", false, (*Server).submitJob},
+	{"GET", "/api/jobs", false, (*Server).listJobs},
+	{"GET", "/api/jobs/{run_id}", false, (*Server).getJob},
+	{"DELETE", "/api/jobs/{run_id}", false, (*Server).cancelJob},
+	{"GET", "/api/openapi.yaml", true, (*Server).openAPI},
+	{"GET", "/health", true, (*Server).health},
+	{"GET", "/ready", true, (*Server).ready},
+	{"GET", "/metrics", true, (*Server).metrics},
+}
+
+// NewServer validates cfg and builds the handler.
+func NewServer(cfg Config) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "http")}
+	mux := http.NewServeMux()
+	for _, rt := range routes {
+		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) })
+		if !rt.open && cfg.Token != "" {
+			h = s.requireToken(h)
+		}
+		mux.Handle(rt.method+" "+rt.path, h)
+	}
+	s.handler = jsonNotFound(mux)
+	return s, nil
+}
+
+// Handler returns the API's handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// MarkReady moves the server to serving: /ready answers 200.
+func (s *Server) MarkReady() { s.state.CompareAndSwap(stateStarting, stateServing) }
+
+// Drain makes /ready answer 503, so balancers stop sending work, while the
+// API keeps answering.
+func (s *Server) Drain() { s.state.Store(stateDraining) }
+
+// Start listens on Addr and serves in the background.
+func (s *Server) Start(ctx context.Context) error {
+	if s.srv != nil {
+		return errors.New("http server already started")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	s.log.Info("http api listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr is the address the server listens on, once started.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Stop drains and shuts the server down, letting requests in flight finish
+// within ShutdownTimeout.
+func (s *Server) Stop() {
+	s.Drain()
+	if s.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.log.Warn("http shutdown", "err", err)
+		_ = s.srv.Close()
+	}
+	<-s.done
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	status, reason := http.StatusOK, "ready"
+	switch {
+	case s.state.Load() == stateStarting:
+		status, reason = http.StatusServiceUnavailable, "starting"
+	case s.state.Load() == stateDraining:
+		status, reason = http.StatusServiceUnavailable, "draining"
+	case s.cfg.Saturated != nil && s.cfg.Saturated():
+		status, reason = http.StatusServiceUnavailable, "saturated"
+	}
+	writeJSON(w, status, map[string]string{"status": reason})
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}).ServeHTTP(w, r)
+}
+
+// requireToken checks the bearer token in constant time. Both sides are
+// hashed first so that the comparison's length does not leak either.
+func (s *Server) requireToken(next http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(s.cfg.Token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		token, ok := strings.CutPrefix(auth, "Bearer ")
+		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kalla"`)
+			writeError(w, codeUnauthorized, "", "missing or wrong bearer token (Authorization: Bearer <KALLA_API_TOKEN>)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// jsonNotFound turns the mux's plain-text 404 and 405 answers into the API's
+// JSON errors.
+func jsonNotFound(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		mux.ServeHTTP(rec, r)
+	})
+}
+
+// statusRecorder replaces the body of the mux's own error answers.
+type statusRecorder struct {
+	http.ResponseWriter
+	status  int
+	written bool
+}
+
+func (s *statusRecorder) WriteHeader(status int) {
+	s.status = status
+	if s.written {
+		return
+	}
+	s.written = true
+	switch status {
+	case http.StatusNotFound:
+		writeError(s.ResponseWriter, codeNoSuchRoute, "", "no such route")
+	case http.StatusMethodNotAllowed:
+		writeError(s.ResponseWriter, codeMethodNotAllowed, "", "method not allowed; see Allow")
+	default:
+		s.ResponseWriter.WriteHeader(status)
+	}
+}
+
+func (s *statusRecorder) Write(p []byte) (int, error) {
+	if !s.written {
+		s.WriteHeader(http.StatusOK)
+	}
+	if s.status == http.StatusNotFound || s.status == http.StatusMethodNotAllowed {
+		return len(p), nil // the JSON body is already written
+	}
+	return s.ResponseWriter.Write(p)
+}

@@ -1,0 +1,263 @@
+package kallahttp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// memStore is a kalla.JobStore in memory with the same revision rules as
+// the JetStream one (which is tested in cluster/ and end to end in
+// cmd/kallad).
+type memStore struct {
+	mu   sync.Mutex
+	recs map[string]kalla.JobRecord
+	rev  uint64
+}
+
+var _ kalla.JobStore = (*memStore)(nil)
+
+func newMemStore() *memStore { return &memStore{recs: map[string]kalla.JobRecord{}} }
+
+func (m *memStore) Create(ctx context.Context, rec *kalla.JobRecord) (*kalla.JobRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.recs[rec.RunID]; ok {
+		return clone(old), fmt.Errorf("create: %w", kalla.ErrJobExists)
+	}
+	m.rev++
+	c := *clone(*rec)
+	c.Revision = m.rev
+	m.recs[rec.RunID] = c
+	return clone(c), nil
+}
+
+func (m *memStore) Get(ctx context.Context, runID string) (*kalla.JobRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec, ok := m.recs[runID]
+	if !ok {
+		return nil, fmt.Errorf("get: %w", kalla.ErrJobNotFound)
+	}
+	return clone(rec), nil
+}
+
+func (m *memStore) List(ctx context.Context, limit int) ([]*kalla.JobRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*kalla.JobRecord
+	for _, r := range m.recs {
+		out = append(out, clone(r))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (m *memStore) Update(ctx context.Context, rec *kalla.JobRecord) (*kalla.JobRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, ok := m.recs[rec.RunID]
+	if !ok {
+		return nil, fmt.Errorf("update: %w", kalla.ErrJobNotFound)
+	}
+	if old.Revision != rec.Revision {
+		return nil, fmt.Errorf("update: %w", kalla.ErrJobConflict)
+	}
+	m.rev++
+	c := *clone(*rec)
+	c.Revision = m.rev
+	m.recs[rec.RunID] = c
+	return clone(c), nil
+}
+
+// put stores rec as is, for tests that need a job in a given state.
+func (m *memStore) put(rec kalla.JobRecord) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rev++
+	rec.Revision = m.rev
+	m.recs[rec.RunID] = *clone(rec)
+}
+
+// clone deep-copies through JSON, as a real store does.
+func clone(r kalla.JobRecord) *kalla.JobRecord {
+	data, _ := json.Marshal(r)
+	var c kalla.JobRecord
+	_ = json.Unmarshal(data, &c)
+	c.Revision = r.Revision
+	return &c
+}
+
+// memQueue records enqueued run ids.
+type memQueue struct {
+	mu  sync.Mutex
+	ids []string
+	err error
+}
+
+func (q *memQueue) Enqueue(ctx context.Context, runID string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err != nil {
+		return q.err
+	}
+	q.ids = append(q.ids, runID)
+	return nil
+}
+
+func (q *memQueue) count(runID string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, id := range q.ids {
+		if id == runID {
+			n++
+		}
+	}
+	return n
+}
+
+// finishedNotes records Finished calls.
+type finishedNotes struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (n *finishedNotes) Progress(string, kalla.Progress) {}
+func (n *finishedNotes) Finished(runID string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ids = append(n.ids, runID)
+}
+
+type testBundle struct {
+	server   *Server
+	store    *memStore
+	queue    *memQueue
+	notes    *finishedNotes
+	registry *prometheus.Registry
+	url      string
+}
+
+// testRunner is a real kalla.Runner whose adapters open without I/O:
+// "file" and "postgres" sources and "file" outputs.
+func testRunner() *kalla.Runner {
+	sources := kalla.NewRegistry()
+	sources.Register(func(ctx context.Context, uri string) (kalla.Source, error) {
+		return &kalla.FileSource{Pattern: uri, Format: kalla.FormatCSV}, nil
+	}, "file", "postgres")
+	outputs := kalla.NewOutputRegistry()
+	outputs.Register(func(ctx context.Context, path string) (kalla.Output, error) { return nil, nil }, "file")
+	return &kalla.Runner{Sources: sources, Outputs: outputs}
+}
+
+func setup(t *testing.T, cfg Config) *testBundle {
+	t.Helper()
+	b := &testBundle{store: newMemStore(), queue: &memQueue{}, notes: &finishedNotes{}, registry: prometheus.NewRegistry()}
+	cfg.Validator, cfg.Store, cfg.Queue, cfg.Notifier, cfg.Gatherer = testRunner(), b.store, b.queue, b.notes, b.registry
+	cfg.Logger = testLogger(t)
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.MarkReady()
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	b.server, b.url = srv, ts.URL
+	return b
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// validJob returns a job the test runner accepts.
+func validJob() map[string]any {
+	return map[string]any{
+		"run_id":       kalla.NewRunID(),
+		"callback_url": "http://receiver.invalid/cb",
+		"match_sql":    "SELECT l.id AS left_src_id, r.id AS right_src_id FROM left_src l JOIN right_src r ON l.id = r.id",
+		"sources": []any{
+			map[string]any{"alias": "left_src", "uri": "/data/left.csv"},
+			map[string]any{"alias": "right_src", "uri": "postgres://u:p@h/db?table=payments",
+				"filters": []any{map[string]any{"column": "amount", "op": "between", "value": []any{1, 100}}}},
+		},
+		"output_path":  "/tmp/out",
+		"primary_keys": map[string]any{"left_src": []any{"id"}, "right_src": []any{"id"}},
+	}
+}
+
+// do sends a request and decodes a JSON answer into out (if not nil).
+func do(t *testing.T, method, url, contentType, token string, body []byte, out any) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatalf("%s %s: decode answer: %v", method, url, err)
+		}
+	}
+	return resp
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// waitFor polls cond until it holds or the test times out.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func httptestRecorder(s *Server, path string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+	return rec
+}
