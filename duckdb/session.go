@@ -109,7 +109,14 @@ func (s *Session) Attach(ctx context.Context, alias string, src kalla.Source, fi
 	case kalla.RowSource:
 		t.cols, err = src.Columns(ctx)
 		for _, c := range t.cols {
-			t.types = append(t.types, c.Type.SQL())
+			typ := c.Type.SQL()
+			if c.Type.Kind == kalla.TypeJSON {
+				// The appender re-encodes values of JSON columns as JSON
+				// strings; JSON text is staged as VARCHAR and retyped
+				// after the load, which keeps it byte for byte.
+				typ = "VARCHAR"
+			}
+			t.types = append(t.types, typ)
 		}
 	default:
 		err = fmt.Errorf("source type %T is neither files nor rows", src)
@@ -205,6 +212,14 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 	}
 	if n != sink.rows.Load() {
 		return 0, fmt.Errorf("staged %d rows of %q but the table holds %d", sink.rows.Load(), alias, n)
+	}
+	for _, c := range t.cols {
+		if c.Type.Kind == kalla.TypeJSON {
+			alter := fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE JSON", s.qualified(alias), quoteIdent(c.Name))
+			if _, err := s.conn.ExecContext(ctx, alter); err != nil {
+				return 0, fmt.Errorf("column %q holds invalid JSON: %w", c.Name, cleanError(err))
+			}
+		}
 	}
 	return n, nil
 }

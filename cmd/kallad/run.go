@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/term"
+
+	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/duckdb"
+)
+
+// RunCommand runs one job in process: `kallad run [flags] JOB.json`.
+type RunCommand struct {
+	Stdout, Stderr io.Writer
+}
+
+// Run parses args, runs the job, prints the completion payload on stdout,
+// and reports progress on stderr when it is a terminal.
+func (c *RunCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("kallad run", flag.ContinueOnError)
+	fs.SetOutput(c.Stderr)
+	var eng engineOptions
+	var logs logOptions
+	if err := commonFlags(fs, &eng, &logs, "warn"); err != nil {
+		return c.fail(err)
+	}
+	progressFlag := fs.String("progress", "auto", "progress display on stderr: auto (when a terminal), always, never")
+	fs.Usage = func() {
+		fmt.Fprintf(c.Stderr, "Usage: kallad run [flags] JOB.json   (JOB.json may be - for stdin)\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	logger, err := newLogger(logs, c.Stderr)
+	if err != nil {
+		return c.fail(err)
+	}
+	job, err := readJob(fs.Arg(0))
+	if err != nil {
+		return c.fail(err)
+	}
+	runner, closeRunner, err := newRunner(eng, logger)
+	if err != nil {
+		return c.fail(err)
+	}
+	defer closeRunner()
+
+	show := *progressFlag == "always" || (*progressFlag == "auto" && isTerminal(c.Stderr))
+	var display *progressDisplay
+	var report func(kalla.Progress)
+	if show {
+		display = newProgressDisplay(c.Stderr)
+		report = display.update
+	}
+	res, err := runner.Run(ctx, job, report)
+	if display != nil {
+		display.finish()
+	}
+	if err != nil {
+		return c.fail(err)
+	}
+	out, err := kalla.MarshalIndent(res)
+	if err != nil {
+		return c.fail(err)
+	}
+	_, err = c.Stdout.Write(out)
+	return err
+}
+
+// fail prints err as one line on stderr and returns it for the exit code.
+func (c *RunCommand) fail(err error) error {
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	var se *kalla.StageError
+	if errors.As(err, &se) && se.Stage != kalla.StageValidating {
+		msg = string(se.Stage) + ": " + msg
+	}
+	if kalla.IsValidation(err) {
+		msg = "invalid job: " + msg
+	}
+	fmt.Fprintln(c.Stderr, "kallad:", msg)
+	return err
+}
+
+func readJob(path string) (*kalla.Job, error) {
+	var r io.Reader = os.Stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("read job: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	job, err := kalla.DecodeJob(r)
+	if err != nil {
+		return nil, fmt.Errorf("read job %s: %w", path, err)
+	}
+	return job, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// newRunner wires the engine and the source and output adapters. The
+// returned func releases the engine.
+func newRunner(opts engineOptions, logger *slog.Logger) (*kalla.Runner, func(), error) {
+	parts := opts.Partitions
+	if parts <= 0 {
+		parts = runtime.NumCPU()
+	}
+	engine, err := duckdb.Open(duckdb.Config{
+		MemoryLimit: opts.MemoryLimit,
+		TempDir:     opts.TempDir,
+		Threads:     parts,
+		Logger:      logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	sources, outputs, err := newRegistries()
+	if err != nil {
+		engine.Close()
+		return nil, nil, err
+	}
+	var once sync.Once
+	return &kalla.Runner{
+		Engine:      engine,
+		Sources:     sources,
+		Outputs:     outputs,
+		Parallelism: parts,
+		Logger:      logger,
+	}, func() { once.Do(func() { engine.Close() }) }, nil
+}
