@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/kalla-dev/kalla/cluster"
+	kallahttp "github.com/kalla-dev/kalla/http"
+)
+
+// SchedulerCommand serves the HTTP job API and runs the accepted jobs:
+// `kallad scheduler [flags]`. Jobs are kept in NATS JetStream (embedded, with
+// its files under --data-dir, or the external server at --nats-url), so an
+// accepted job survives a crash and runs after the restart.
+type SchedulerCommand struct {
+	// Stderr receives the logs and usage; nil means os.Stderr.
+	Stderr io.Writer
+}
+
+// schedulerOptions are the scheduler's own flags.
+type schedulerOptions struct {
+	httpPort, grpcPort int
+	bindHost           string
+	stagingPath        string
+	maxJobs            int
+	dataDir            string
+	natsURL            string
+	maxAttempts        int
+	ackWait            time.Duration
+	shutdownTimeout    time.Duration
+}
+
+// Run parses args and serves until ctx is cancelled (SIGINT or SIGTERM),
+// then shuts down gracefully: /ready turns 503, running jobs get
+// --shutdown-timeout to finish and are put back in the queue after that.
+func (c *SchedulerCommand) Run(ctx context.Context, args []string) error {
+	stderr := c.Stderr
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	fs := flag.NewFlagSet("kallad scheduler", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var eng engineOptions
+	var logs logOptions
+	if err := commonFlags(fs, &eng, &logs, "info"); err != nil {
+		return c.fail(stderr, err)
+	}
+	o, err := schedulerFlags(fs)
+	if err != nil {
+		return c.fail(stderr, err)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: kallad scheduler [flags]\n\nServes the HTTP job API and runs the jobs.\nKALLA_API_TOKEN, if set, is required as a bearer token on /api/jobs.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if err := o.validate(); err != nil {
+		return c.fail(stderr, err)
+	}
+	logger, err := newLogger(logs, stderr)
+	if err != nil {
+		return c.fail(stderr, err)
+	}
+	if err := serve(ctx, o, eng, logger); err != nil {
+		return c.fail(stderr, err)
+	}
+	return nil
+}
+
+func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
+	o := &schedulerOptions{}
+	var err error
+	ints := []struct {
+		p    *int
+		name string
+		def  int
+		env  []string
+		help string
+	}{
+		{&o.httpPort, "http-port", 8080, []string{"HTTP_PORT"}, "port of the HTTP job API (env HTTP_PORT)"},
+		{&o.grpcPort, "grpc-port", 50050, []string{"GRPC_PORT", "BIND_GRPC_PORT"}, "cluster port executors connect to: the embedded NATS server's (env GRPC_PORT)"},
+		{&o.maxJobs, "max-jobs", 4, []string{"MAX_CONCURRENT_JOBS"}, "jobs run at once; the rest wait in the queue (env MAX_CONCURRENT_JOBS)"},
+		{&o.maxAttempts, "max-attempts", 3, []string{"KALLA_MAX_ATTEMPTS"}, "runs of a job whose runner died before it fails for good (env KALLA_MAX_ATTEMPTS)"},
+	}
+	for _, f := range ints {
+		v, e := envInt(f.def, f.env...)
+		err = errors.Join(err, e)
+		fs.IntVar(f.p, f.name, v, f.help)
+	}
+	durations := []struct {
+		p    *time.Duration
+		name string
+		def  time.Duration
+		env  string
+		help string
+	}{
+		{&o.ackWait, "ack-wait", 30 * time.Second, "KALLA_ACK_WAIT", "how long a running job may go without a heartbeat before another runner retries it (env KALLA_ACK_WAIT)"},
+		{&o.shutdownTimeout, "shutdown-timeout", 20 * time.Second, "KALLA_SHUTDOWN_TIMEOUT", "at shutdown, how long running jobs may finish before they are requeued (env KALLA_SHUTDOWN_TIMEOUT)"},
+	}
+	for _, f := range durations {
+		v := f.def
+		if s := env("", f.env); s != "" {
+			d, e := time.ParseDuration(s)
+			if e != nil {
+				err = errors.Join(err, fmt.Errorf("environment variable %s=%q is not a duration such as 30s", f.env, s))
+			}
+			v = d
+		}
+		fs.DurationVar(f.p, f.name, v, f.help)
+	}
+	fs.StringVar(&o.bindHost, "bind-host", env("0.0.0.0", "BIND_HOST"), "address the HTTP API and the cluster port listen on (env BIND_HOST)")
+	fs.StringVar(&o.stagingPath, "staging-path", env("./staging", "STAGING_PATH"), "local folder for staged data; DuckDB spills here unless --temp-dir is set (env STAGING_PATH)")
+	fs.StringVar(&o.dataDir, "data-dir", env("./kalla-data", "KALLA_DATA_DIR"), "folder of the durable job store and queue (env KALLA_DATA_DIR)")
+	fs.StringVar(&o.natsURL, "nats-url", env("", "NATS_URL"), "use this NATS cluster instead of the embedded server (env NATS_URL)")
+	return o, err
+}
+
+func (o *schedulerOptions) validate() error {
+	for _, p := range []struct {
+		name string
+		v    int
+	}{{"--http-port", o.httpPort}, {"--grpc-port", o.grpcPort}} {
+		if p.v < 0 || p.v > 65535 {
+			return fmt.Errorf("%s %d: not a port", p.name, p.v)
+		}
+	}
+	switch {
+	case o.maxJobs < 1:
+		return fmt.Errorf("--max-jobs %d: must be at least 1", o.maxJobs)
+	case o.maxAttempts < 1:
+		return fmt.Errorf("--max-attempts %d: must be at least 1", o.maxAttempts)
+	case o.ackWait < time.Second:
+		return fmt.Errorf("--ack-wait %s: must be at least 1s", o.ackWait)
+	case o.shutdownTimeout < 0:
+		return fmt.Errorf("--shutdown-timeout %s: must not be negative", o.shutdownTimeout)
+	}
+	return nil
+}
+
+func (c *SchedulerCommand) fail(stderr io.Writer, err error) error {
+	fmt.Fprintln(stderr, "kallad scheduler:", err)
+	return err
+}
+
+// serve wires the services and runs them until ctx is done.
+func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *slog.Logger) error {
+	if eng.TempDir == "" {
+		eng.TempDir = o.stagingPath
+	}
+	runner, closeRunner, err := newRunner(eng, logger)
+	if err != nil {
+		return err
+	}
+	defer closeRunner()
+
+	var nc *nats.Conn
+	if o.natsURL == "" {
+		srv, err := cluster.NewServer(cluster.ServerConfig{DataDir: o.dataDir, Host: o.bindHost, Port: o.grpcPort, Logger: logger})
+		if err != nil {
+			return err
+		}
+		if err := srv.Start(ctx); err != nil {
+			return err
+		}
+		defer srv.Stop()
+		if nc, err = srv.Connect("kallad-scheduler"); err != nil {
+			return err
+		}
+	} else if nc, err = cluster.Connect(o.natsURL, "kallad-scheduler"); err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := cluster.JetStream(nc)
+	if err != nil {
+		return err
+	}
+	store, err := cluster.OpenStore(ctx, js, cluster.StoreConfig{})
+	if err != nil {
+		return err
+	}
+	queue, err := cluster.OpenQueue(ctx, js, cluster.QueueConfig{AckWait: o.ackWait, MaxAttempts: o.maxAttempts})
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := cluster.NewMetrics(reg, queue)
+	if err != nil {
+		return err
+	}
+	callbacks, err := kallahttp.NewCallbackSender(kallahttp.CallbackConfig{Store: store, Logger: logger})
+	if err != nil {
+		return err
+	}
+	worker, err := cluster.NewWorker(cluster.WorkerConfig{
+		Store: store, Queue: queue, Runner: runner, Notifier: callbacks, Metrics: metrics,
+		MaxJobs: o.maxJobs, ShutdownTimeout: o.shutdownTimeout, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	api, err := kallahttp.NewServer(kallahttp.Config{
+		Addr:      net.JoinHostPort(o.bindHost, strconv.Itoa(o.httpPort)),
+		Validator: runner, Store: store, Queue: queue, Notifier: callbacks, Gatherer: reg,
+		Token:     os.Getenv("KALLA_API_TOKEN"),
+		Saturated: worker.Saturated,
+		Logger:    logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	// The API answers /health (and 503 on /ready) while the rest starts.
+	if err := api.Start(ctx); err != nil {
+		return err
+	}
+	defer api.Stop()
+	if err := callbacks.Start(ctx); err != nil {
+		return err
+	}
+	defer callbacks.Stop()
+	if err := worker.Start(ctx); err != nil {
+		return err
+	}
+	api.MarkReady()
+	logger.Info("scheduler ready", "http", api.Addr(), "max_jobs", o.maxJobs, "data_dir", o.dataDir, "nats_url", o.natsURL)
+
+	<-ctx.Done()
+	logger.Info("shutting down: finishing running jobs", "timeout", o.shutdownTimeout, "active", worker.Active())
+	api.Drain()
+	worker.Stop()
+	return nil
+}
