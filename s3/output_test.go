@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/kallatest"
 	"github.com/kalla-dev/kalla/s3"
 )
 
@@ -159,5 +160,33 @@ func TestPublishErrors(t *testing.T) {
 			t.Errorf("%s: got %v, want an output_path error containing %q", tc.path, err, tc.want)
 		}
 		out.Discard(dir)
+	}
+}
+
+func TestPublishAbortsFailedMultipart(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t, s3.Config{PartSize: 1000, Concurrency: 2})
+	b.srv.Put(t, "data", "out/summary.json", []byte("previous"))
+	b.srv.DenyRequests(func(r kallatest.S3Request) bool {
+		return r.Op() == "UploadPart" && r.Query.Get("partNumber") == "3"
+	})
+	out := openOutput(t, c, "s3://data/out")
+	dir, err := out.Prepare(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Discard(dir)
+	writeResult(t, dir, map[string]int{kalla.MatchedFile: 5500}, "{}")
+	err = out.Publish(context.Background(), dir)
+	if !strings.Contains(err.Error(), "access denied to s3://data/out/matched.parquet") {
+		t.Fatalf("got %v, want access denied naming the file", err)
+	}
+	ops := countOps(b.srv)
+	if ops["AbortMultipartUpload"] != 1 || ops["CompleteMultipartUpload"] != 0 {
+		t.Errorf("want the upload aborted, not completed: %v", ops)
+	}
+	// No summary: a reader does not take what is there for a result.
+	if keys := b.srv.Keys(t, "data", "out/"); len(keys) != 0 {
+		t.Errorf("objects left after a failed publish: %v", keys)
 	}
 }

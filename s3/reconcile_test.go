@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	_ "github.com/duckdb/duckdb-go/v2"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/duckdb"
@@ -118,6 +119,9 @@ func TestReconcileOnS3EqualsLocal(t *testing.T) {
 	w.Write(invoices)
 	w.Close()
 	put("gz/invoices.csv.gz", gz.Bytes())
+	enc, _ := zstd.NewWriter(nil)
+	put("zst/invoices.csv.zst", enc.EncodeAll(invoices, nil))
+	enc.Close()
 	for i, p := range payments {
 		put(fmt.Sprintf("csv/payments/part-%d.csv", i), p)
 	}
@@ -144,6 +148,7 @@ func TestReconcileOnS3EqualsLocal(t *testing.T) {
 	for _, tc := range []struct{ name, left, right, localRight string }{
 		{"csv", "csv/invoices.csv", "csv/payments/", "csv/payments/*.csv"},
 		{"gzip csv", "gz/invoices.csv.gz", "csv/payments/part-*.csv", "csv/payments/part-*.csv"},
+		{"zstd csv", "zst/invoices.csv.zst", "csv/payments/", "csv/payments/*.csv"},
 		{"parquet", "pq/invoices.parquet", "pq/payments/", "pq/payments/*.parquet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

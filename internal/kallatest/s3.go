@@ -45,6 +45,7 @@ type S3Server struct {
 	backend *s3mem.Backend
 	mu      sync.Mutex
 	denied  map[string]bool
+	denyFn  func(S3Request) bool
 	log     []S3Request
 	hook    func(*http.Request)
 }
@@ -117,7 +118,7 @@ func (s *S3Server) guard(next http.Handler) http.Handler {
 		req := S3Request{Host: r.Host, Method: r.Method, Bucket: bucket, Key: key, Query: r.URL.Query(), Range: r.Header.Get("Range")}
 		s.mu.Lock()
 		s.log = append(s.log, req)
-		hook, denied := s.hook, s.denied[bucket]
+		hook, denied := s.hook, s.denied[bucket] || (s.denyFn != nil && s.denyFn(req))
 		s.mu.Unlock()
 		if hook != nil {
 			hook(r)
@@ -231,6 +232,15 @@ func (s *S3Server) Deny(bucket string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.denied[bucket] = true
+}
+
+// DenyRequests makes the requests for which fn returns true answer 403
+// AccessDenied (an error the SDK does not retry), to fail one step of an
+// operation, such as one part of a multipart upload.
+func (s *S3Server) DenyRequests(fn func(S3Request) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.denyFn = fn
 }
 
 // OnRequest sets a function called with each request before it is served,
