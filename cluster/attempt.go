@@ -236,8 +236,8 @@ func (a *attempt) requeue(now time.Time) {
 		a.log.Error("requeue job failed; it will be redelivered after the ack wait", "err", err)
 		return
 	}
-	if err := a.task.Nak(); err != nil {
-		a.log.Warn("nak task failed; it will be redelivered after the ack wait", "err", err)
+	if err := a.w.cfg.Queue.Requeue(ctx, a.task); err != nil {
+		a.log.Warn("requeue task failed; it will be redelivered after the ack wait", "err", err)
 	}
 	a.log.Info("job requeued at shutdown")
 }

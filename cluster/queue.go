@@ -127,6 +127,29 @@ func (q *Queue) Enqueue(ctx context.Context, runID string) error {
 	return nil
 }
 
+// Requeue puts the run of t back in the queue as a fresh task and removes t.
+//
+// It does not Nak t: a task that is pending when the NATS server stops
+// (the embedded one stops with the scheduler) is redelivered only after its
+// AckWait once the server is back, Nak or not; we measured 30s (the AckWait)
+// between a SIGTERM and the next run. A fresh task is delivered at once, to
+// any runner. Should the process die between the two steps, the job has two
+// tasks, and runners drop the duplicate.
+func (q *Queue) Requeue(ctx context.Context, t *Task) error {
+	data, err := json.Marshal(taskBody{RunID: t.RunID})
+	if err != nil {
+		return err
+	}
+	id := fmt.Sprintf("%s/requeue/%d", t.RunID, t.Seq)
+	if _, err := q.js.Publish(ctx, q.cfg.Subject, data, jetstream.WithMsgID(id)); err != nil {
+		return fmt.Errorf("requeue job %s: %w", t.RunID, err)
+	}
+	if err := t.Ack(ctx); err != nil {
+		return fmt.Errorf("requeue job %s: ack the old task: %w", t.RunID, err)
+	}
+	return nil
+}
+
 // Task is one delivery of a queued run to a runner.
 type Task struct {
 	RunID string
@@ -146,9 +169,6 @@ func (t *Task) Heartbeat() error { return t.msg.InProgress() }
 
 // Ack removes the task from the queue, waiting for the server to confirm.
 func (t *Task) Ack(ctx context.Context) error { return t.msg.DoubleAck(ctx) }
-
-// Nak asks for the task to be redelivered now (to any runner).
-func (t *Task) Nak() error { return t.msg.Nak() }
 
 // Term drops a task that can never be run (its record is gone).
 func (t *Task) Term(reason string) error { return t.msg.TermWithReason(reason) }

@@ -169,9 +169,13 @@ func (b *testBundle) takeAndAbandon(t *testing.T) *Task {
 	return task
 }
 
+// A job stopped by shutdown is queued again and runs at once after the
+// restart of the server, not after its AckWait (a minute here, longer than
+// waitState waits).
 func TestWorkerRequeuesAtShutdown(t *testing.T) {
 	t.Parallel()
-	b := setup(t, QueueConfig{})
+	qcfg := QueueConfig{AckWait: time.Minute}
+	b := setup(t, qcfg)
 	started := make(chan string, 1)
 	w, err := NewWorker(WorkerConfig{
 		Store: b.store, Queue: b.queue, Logger: b.logger, FetchWait: 200 * time.Millisecond,
@@ -194,6 +198,8 @@ func TestWorkerRequeuesAtShutdown(t *testing.T) {
 	if rec.State != kalla.JobQueued || rec.Attempts[0].Outcome != "requeued" {
 		t.Fatalf("after shutdown: state %s, attempts %+v", rec.State, rec.Attempts)
 	}
+	b.stop()
+	b.start(t, qcfg)
 
 	runner := &fakeRunner{fn: succeed}
 	b.worker(t, WorkerConfig{Runner: runner})

@@ -96,7 +96,7 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 		help string
 	}{
 		{&o.httpPort, "http-port", 8080, []string{"HTTP_PORT"}, "port of the HTTP job API (env HTTP_PORT)"},
-		{&o.grpcPort, "grpc-port", 50050, []string{"GRPC_PORT", "BIND_GRPC_PORT"}, "cluster port executors connect to: the embedded NATS server's (env GRPC_PORT)"},
+		{&o.grpcPort, "grpc-port", 50050, []string{"GRPC_PORT", "BIND_GRPC_PORT"}, "cluster port executors connect to: the embedded NATS server's; -1 picks a free one (env GRPC_PORT)"},
 		{&o.maxJobs, "max-jobs", 4, []string{"MAX_CONCURRENT_JOBS"}, "jobs run at once; the rest wait in the queue (env MAX_CONCURRENT_JOBS)"},
 		{&o.maxAttempts, "max-attempts", 3, []string{"KALLA_MAX_ATTEMPTS"}, "runs of a job whose runner died before it fails for good (env KALLA_MAX_ATTEMPTS)"},
 	}
@@ -134,15 +134,11 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 }
 
 func (o *schedulerOptions) validate() error {
-	for _, p := range []struct {
-		name string
-		v    int
-	}{{"--http-port", o.httpPort}, {"--grpc-port", o.grpcPort}} {
-		if p.v < 0 || p.v > 65535 {
-			return fmt.Errorf("%s %d: not a port", p.name, p.v)
-		}
-	}
 	switch {
+	case o.httpPort < 0 || o.httpPort > 65535:
+		return fmt.Errorf("--http-port %d: not a port (0 picks a free one)", o.httpPort)
+	case o.grpcPort < -1 || o.grpcPort > 65535:
+		return fmt.Errorf("--grpc-port %d: not a port (-1 picks a free one)", o.grpcPort)
 	case o.maxJobs < 1:
 		return fmt.Errorf("--max-jobs %d: must be at least 1", o.maxJobs)
 	case o.maxAttempts < 1:
@@ -165,6 +161,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if eng.TempDir == "" {
 		eng.TempDir = o.stagingPath
 	}
+	defer logger.Info("scheduler stopped")
 	runner, closeRunner, err := newRunner(eng, logger)
 	if err != nil {
 		return err
