@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string) error {
 	case "run":
 		return (&RunCommand{Stdout: os.Stdout, Stderr: os.Stderr}).Run(ctx, rest)
 	case "scheduler":
-		return runScheduler(ctx, rest)
+		return (&SchedulerCommand{Stderr: os.Stderr}).Run(ctx, rest)
 	case "bench":
 		return (&BenchCommand{Stdout: os.Stdout, Stderr: os.Stderr}).Run(ctx, rest)
 	case "version", "--version", "-version":
