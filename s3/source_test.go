@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -82,6 +83,29 @@ func TestFetchObjectLargerThanRange(t *testing.T) {
 		if !slices.Contains(ranges, want) {
 			t.Errorf("no GET for %s", want)
 		}
+	}
+}
+
+// TestFetchMemoryBounded checks that an object is streamed to disk, not
+// held in memory: fetching 64 MiB allocates a small fraction of that (the
+// copy buffers, and per-request overhead of client and server alike). Not
+// parallel, so that no other test's allocations are counted.
+func TestFetchMemoryBounded(t *testing.T) {
+	const size = 64 << 20
+	c, b := setup(t, s3.Config{RangeSize: 4 << 20, Concurrency: 8})
+	b.srv.Put(t, "data", "big.csv", bytes.Repeat([]byte("0123456789abcde\n"), size/16))
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fs := mustFetch(t, c, "s3://data/big.csv")
+	runtime.ReadMemStats(&after)
+	if info, err := os.Stat(fs.Pattern); err != nil || info.Size() != size {
+		t.Fatalf("local copy: %v, %v", info, err)
+	}
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("fetching %d MiB allocated %.1f MiB", size>>20, float64(alloc)/(1<<20))
+	if alloc > size/8 {
+		t.Fatalf("fetching %d MiB allocated %.1f MiB: the object is being buffered", size>>20, float64(alloc)/(1<<20))
 	}
 }
 
