@@ -80,9 +80,15 @@ func TestWorkerCancelsRunningJob(t *testing.T) {
 	b := setup(t, QueueConfig{})
 	started := make(chan string, 1)
 	notes := &recNotifier{}
-	b.worker(t, WorkerConfig{Runner: &fakeRunner{fn: blockUntilCancelled(started)}, Notifier: notes})
+	b.worker(t, WorkerConfig{Runner: &fakeRunner{fn: blockUntilCancelled(started)}, Notifier: notes, ProgressInterval: 20 * time.Millisecond})
 	runID := b.submit(t, "http://receiver.invalid")
 	<-started
+	// The runner reported once; the ticker repeats it while the stage lasts.
+	waitFor(t, "progress repeated during a long stage", func() bool { return notes.progressCount(runID) >= 3 })
+	waitFor(t, "progress saved in the record", func() bool {
+		rec, err := b.store.Get(context.Background(), runID)
+		return err == nil && rec.Progress != nil && rec.Progress.Stage == kalla.StageStaging
+	})
 	if _, err := kalla.UpdateJob(context.Background(), b.store, runID, func(r *kalla.JobRecord) error {
 		r.CancelRequested = true
 		return nil
