@@ -2,7 +2,9 @@ package postgres
 
 import (
 	"context"
+	"os"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -26,11 +28,18 @@ type discardWriter struct {
 func (w *discardWriter) WriteRow(...any) error { w.n++; return nil }
 func (w *discardWriter) Close() error          { w.sink.rows.Add(w.n); return nil }
 
-// BenchmarkScan reads a 1M-row table of six typical reconciliation columns
-// (bigint, numeric(12,2), date, timestamptz, two texts) into a sink that
-// drops the rows, with as many streams as CPUs.
+// BenchmarkScan reads a 1M-row table (KALLA_BENCH_ROWS to change it) of
+// six typical reconciliation columns (bigint, numeric(12,2), date,
+// timestamptz, two texts) into a sink that drops the rows, with as many
+// streams as CPUs.
 func BenchmarkScan(b *testing.B) {
-	const n = 1_000_000
+	n := 1_000_000
+	if env := os.Getenv("KALLA_BENCH_ROWS"); env != "" {
+		var err error
+		if n, err = strconv.Atoi(env); err != nil {
+			b.Fatalf("KALLA_BENCH_ROWS: %v", err)
+		}
+	}
 	tb := setup(b)
 	tb.db.Exec(b, `CREATE TABLE bench (id int8, amount numeric(12,2), booked date, at timestamptz, ref text, memo varchar(64))`)
 	tb.db.Exec(b, `INSERT INTO bench
@@ -50,7 +59,7 @@ func BenchmarkScan(b *testing.B) {
 		if err := src.Scan(context.Background(), nil, par, sink); err != nil {
 			b.Fatal(err)
 		}
-		if got := sink.rows.Load(); got != n {
+		if got := sink.rows.Load(); got != int64(n) {
 			b.Fatalf("read %d rows, want %d", got, n)
 		}
 	}

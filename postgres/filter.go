@@ -46,7 +46,9 @@ func buildFilters(rel *relation, filters []kalla.Filter) (*filterSet, error) {
 		}
 		c := rel.cols[ci]
 		col := pgx.Identifier{c.name}.Sanitize()
-		if c.text {
+		if c.castType == "text" {
+			// Read as text (or json, which has no = operator): compare
+			// the text the engine sees.
 			col += "::text"
 		}
 		param := func(text, cast string) string {

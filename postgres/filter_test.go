@@ -152,6 +152,49 @@ func TestFiltersParallel(t *testing.T) {
 	}
 }
 
+// TestFiltersOtherTypes compares operands with the types they cannot be
+// spliced into as bare words.
+func TestFiltersOtherTypes(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	tb.db.Exec(t, `CREATE TABLE misc (id int, u uuid, j json, jb jsonb, b bytea, tm time, iv interval, f float8)`)
+	tb.db.Exec(t, `INSERT INTO misc VALUES
+		(1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": 1}', '{"a": 1}', '\x0102', '13:00', '1 day', 1.5),
+		(2, '00000000-0000-0000-0000-000000000000', '[]', '[1, 2]', '\x', '08:30', '2 hours', -0.25)`)
+	src := tb.open(t, "misc")
+	for _, tc := range []struct {
+		name string
+		f    kalla.Filter
+		want []int32
+	}{
+		{"uuid", filter("u", kalla.OpEq, "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"), []int32{1}},
+		{"uuid in", filter("u", kalla.OpIn, []string{"00000000-0000-0000-0000-000000000000"}), []int32{2}},
+		{"json as text", filter("j", kalla.OpEq, `{"a": 1}`), []int32{1}},
+		{"json like", filter("j", kalla.OpLike, `[%`), []int32{2}},
+		{"jsonb as text", filter("jb", kalla.OpEq, `[1, 2]`), []int32{2}},
+		{"bytea", filter("b", kalla.OpEq, `\x0102`), []int32{1}},
+		{"time", filter("tm", kalla.OpLt, "12:00"), []int32{2}},
+		{"interval as text", filter("iv", kalla.OpEq, "2 hours"), nil},
+		{"interval text", filter("iv", kalla.OpEq, "02:00:00"), []int32{2}},
+		{"float", filter("f", kalla.OpGt, json.Number("0")), []int32{1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink, err := scanAll(t, src, 1, tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int32
+			for _, r := range sink.rows {
+				got = append(got, r[0].(int32))
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got ids %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestFilterErrors(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)

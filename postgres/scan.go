@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -92,12 +93,12 @@ func (s *Source) scan(ctx context.Context, cancel context.CancelFunc, filters []
 			return fmt.Errorf("export snapshot of %s: unexpected snapshot id %q", rel.display, snapshot)
 		}
 	}
-	s.log.Debug("scan", "streams", len(ranges), "filters", len(filters))
-
+	start := time.Now()
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
+		rows     atomic.Int64
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -111,21 +112,30 @@ func (s *Source) scan(ctx context.Context, cancel context.CancelFunc, filters []
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.worker(ctx, rel, fs, ranges[i], snapshot, sink); err != nil {
+			n, err := s.worker(ctx, rel, fs, ranges[i], snapshot, sink)
+			rows.Add(n)
+			if err != nil {
 				fail(fmt.Errorf("read %s (range %d of %d): %w", rel.display, i+1, len(ranges), err))
 			}
 		}()
 	}
 	// The coordinator reads the first range itself: its transaction holds
 	// the snapshot already.
-	if err := s.stream(ctx, conn, rel, fs, ranges[0], sink); err != nil {
+	n, err := s.stream(ctx, conn, rel, fs, ranges[0], sink)
+	rows.Add(n)
+	if err != nil {
 		fail(fmt.Errorf("read %s (range 1 of %d): %w", rel.display, len(ranges), err))
 	}
 	wg.Wait()
 	if firstErr != nil {
 		return firstErr
 	}
-	return ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.log.Debug("scanned", "rows", rows.Load(), "streams", len(ranges), "filters", len(filters),
+		"elapsed", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // begin opens the coordinating transaction on the source's connection. A
@@ -213,10 +223,10 @@ func (s *Source) plan(ctx context.Context, conn *pgx.Conn, rel *relation, parall
 
 // worker reads one range over a connection of its own, in a transaction that
 // imports the coordinator's snapshot.
-func (s *Source) worker(ctx context.Context, rel *relation, fs *filterSet, r pageRange, snapshot string, sink kalla.RowSink) error {
+func (s *Source) worker(ctx context.Context, rel *relation, fs *filterSet, r pageRange, snapshot string, sink kalla.RowSink) (int64, error) {
 	conn, err := s.connect(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer func() {
 		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -227,21 +237,22 @@ func (s *Source) worker(ctx context.Context, rel *relation, fs *filterSet, r pag
 	// SNAPSHOT must come before any query of the transaction.
 	begin := "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '" + snapshot + "'"
 	if _, err := conn.PgConn().Exec(ctx, begin).ReadAll(); err != nil {
-		return fmt.Errorf("import snapshot: %w", err)
+		return 0, fmt.Errorf("import snapshot: %w", err)
 	}
 	if len(fs.values) > 0 {
 		if _, err := conn.Exec(ctx, fs.setSQL(0, len(fs.values)), fs.args(0, len(fs.values))...); err != nil {
-			return fmt.Errorf("set filter operands: %w", err)
+			return 0, fmt.Errorf("set filter operands: %w", err)
 		}
 	}
 	return s.stream(ctx, conn, rel, fs, r, sink)
 }
 
-// stream copies one range into a writer of its own.
-func (s *Source) stream(ctx context.Context, conn *pgx.Conn, rel *relation, fs *filterSet, r pageRange, sink kalla.RowSink) error {
+// stream copies one range into a writer of its own and returns the rows
+// written.
+func (s *Source) stream(ctx context.Context, conn *pgx.Conn, rel *relation, fs *filterSet, r pageRange, sink kalla.RowSink) (int64, error) {
 	w, err := sink.NewWriter(ctx)
 	if err != nil {
-		return fmt.Errorf("open writer: %w", err)
+		return 0, fmt.Errorf("open writer: %w", err)
 	}
 	dec := newCopyDecoder(ctx, rel.cols, w)
 	_, err = conn.PgConn().CopyTo(ctx, dec, copySQL(rel, fs, r))
@@ -254,9 +265,9 @@ func (s *Source) stream(ctx context.Context, conn *pgx.Conn, rel *relation, fs *
 	if err != nil && ctx.Err() != nil {
 		// The copy failed because the scan was stopped: say so rather
 		// than how the socket broke.
-		return ctx.Err()
+		return dec.rows, ctx.Err()
 	}
-	return err
+	return dec.rows, err
 }
 
 // copySQL is the COPY of one range with the filters.

@@ -7,7 +7,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
@@ -241,13 +240,4 @@ func (h *cancelHandler) HandleCancel(context.Context) {
 
 func (h *cancelHandler) HandleUnwatchAfterCancel() {
 	h.conn.Conn().SetDeadline(time.Time{})
-}
-
-// wrapf wraps err as "format: err", keeping a *kalla.ValidationError as it
-// is so that callers can still name the field.
-func wrapf(err error, format string, args ...any) error {
-	if kalla.IsValidation(err) {
-		return err
-	}
-	return fmt.Errorf(format+": %w", append(args, err)...)
 }
