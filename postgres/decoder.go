@@ -250,6 +250,8 @@ func (d *copyDecoder) value(c *column, b []byte) (any, error) {
 		if len(b) != 8 {
 			return nil, sizeError("time", b)
 		}
+		// Microseconds since midnight, on 0001-01-01 (-62135596800 in
+		// Unix seconds). Postgres's 24:00:00 lands on 0001-01-02.
 		us := int64(binary.BigEndian.Uint64(b))
 		return d.box.time.put(time.Unix(us/1e6-62135596800, us%1e6*1000).UTC()), nil
 	case decTimestamp:

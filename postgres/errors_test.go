@@ -29,19 +29,20 @@ func noSecret(t *testing.T, text, password string) {
 func TestOpenErrors(t *testing.T) {
 	t.Parallel()
 	const pw = "s3cr3t-P@ss"
-	base := "postgres://kalla:" + url.PathEscape(pw) + "@db.example:5432/ledger"
+	base := "postgres://" + url.UserPassword("kalla", pw).String() + "@db.example:5432/ledger"
 	for _, tc := range []struct {
 		name, uri, want string
 	}{
 		{"no table", base, "?table="},
 		{"empty table", base + "?table=&sslmode=disable", "?table="},
-		{"bad port", "postgres://kalla:" + url.PathEscape(pw) + "@db.example:port/ledger?table=t", "malformed"},
-		{"bad scheme", "mysql://kalla:" + url.PathEscape(pw) + "@db.example/ledger?table=t", "postgres://"},
+		{"bad port", "postgres://" + url.UserPassword("kalla", pw).String() + "@db.example:port/ledger?table=t", "malformed"},
+		{"bad scheme", "mysql://" + url.UserPassword("kalla", pw).String() + "@db.example/ledger?table=t", "postgres://"},
 		{"too many dots", base + "?table=a.b.c", "schema.name"},
 		{"open quote", base + `?table=%22abc`, "unterminated"},
 		{"empty part", base + "?table=public.", "empty"},
 		{"password parameter", "postgres://db.example/ledger?password=" + url.QueryEscape(pw), "?table="},
 		{"bad sslmode", base + "?table=t&sslmode=sometimes", "sslmode"},
+		{"unescaped @", "postgres://kalla:" + pw + "@db.example/ledger?table=t", "%40"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Open(context.Background(), tc.uri)
@@ -54,6 +55,25 @@ func TestOpenErrors(t *testing.T) {
 			}
 			noSecret(t, err.Error(), pw)
 		})
+	}
+}
+
+// TestOpenURIForms opens URIs in the forms pgx accepts beyond a plain
+// host:port.
+func TestOpenURIForms(t *testing.T) {
+	t.Parallel()
+	for _, uri := range []string{
+		"postgres://kalla@%2Fvar%2Frun%2Fpostgresql/ledger?table=t",
+		"postgres://kalla@/ledger?host=/var/run/postgresql&table=t",
+		"postgresql://kalla:pw@h1:5432,h2:5433/ledger?table=public.t&target_session_attrs=read-write",
+		"POSTGRES://kalla@db.example/ledger?table=t&sslmode=require&connect_timeout=3",
+	} {
+		src, err := Open(context.Background(), uri)
+		if err != nil {
+			t.Errorf("%s: %v", uri, err)
+			continue
+		}
+		src.Close()
 	}
 }
 

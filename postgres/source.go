@@ -61,8 +61,6 @@ func Open(ctx context.Context, uri string) (kalla.Source, error) {
 	// waiting for the server) and ask the server to stop the query, so a
 	// COPY of a filter that matches nothing does not scan on unobserved.
 	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler { return &cancelHandler{conn: c} }
-	// The password may also come from PGPASSWORD or a passfile.
-	secrets = append(secrets, cfg.Password)
 	s := &Source{
 		cfg:           cfg,
 		table:         ref,

@@ -3,7 +3,9 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -105,32 +107,31 @@ func parseTable(s string) (tableRef, error) {
 
 // parseURI splits a source URI into the connection settings pgx reads and
 // the table. It does no network I/O. Every query parameter but table goes to
-// pgx (sslmode, connect_timeout, application_name, search_path...).
-// It also returns the forms in which the URI's passwords could show in a
-// message, for scrubbing.
+// pgx (sslmode, connect_timeout, application_name, search_path...), and pgx
+// parses the rest, so whatever libpq-style URI pgx accepts (several hosts,
+// a socket folder as host) works here. It also returns the forms in which
+// the URI's passwords could show in a message, for scrubbing.
 func parseURI(uri string) (*pgx.ConnConfig, tableRef, []string, error) {
-	u, err := url.Parse(uri)
+	if s := kalla.Scheme(uri); s != "postgres" && s != "postgresql" {
+		return nil, tableRef{}, nil, kalla.Invalid("uri", "scheme %q is not postgres:// or postgresql://", s)
+	}
+	base, rawQuery, _ := strings.Cut(uri, "?")
+	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		// url.Error repeats the whole URI, password included: keep only
-		// the reason.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
+		return nil, tableRef{}, nil, kalla.Invalid("uri", "malformed postgres URI query: %v", err)
+	}
+	if _, authority, ok := strings.Cut(base, "://"); ok {
+		if i := strings.IndexByte(authority, '/'); i >= 0 {
+			authority = authority[:i]
 		}
-		return nil, tableRef{}, nil, kalla.Invalid("uri", "malformed postgres URI: %v", err)
+		if strings.Count(authority, "@") > 1 {
+			// Parsers disagree on where such a password ends, and each
+			// would show the rest of it as the host: say nothing of it.
+			return nil, tableRef{}, nil, kalla.Invalid("uri", "malformed postgres URI: an unescaped '@' in the user or password (write it %%40)")
+		}
 	}
-	if s := strings.ToLower(u.Scheme); s != "postgres" && s != "postgresql" {
-		return nil, tableRef{}, nil, kalla.Invalid("uri", "scheme %q is not postgres:// or postgresql://", u.Scheme)
-	}
-	q := u.Query()
+	secrets := uriSecrets(base, q)
 	table := q.Get("table")
-	if strings.TrimSpace(table) == "" {
-		return nil, tableRef{}, nil, kalla.Invalid("uri", "%s names no table: add ?table=schema.name (or ?table=name to search the search_path)", redactURI(uri))
-	}
-	ref, err := parseTable(table)
-	if err != nil {
-		return nil, tableRef{}, nil, kalla.Invalid("uri", "table=%q: %v", table, err)
-	}
 	q.Del("table")
 	// Timestamps and text casts read the same whatever the server's
 	// default zone: the engine works in UTC.
@@ -140,12 +141,18 @@ func parseURI(uri string) (*pgx.ConnConfig, tableRef, []string, error) {
 	if !hasKeyFold(q, "application_name") {
 		q.Set("application_name", "kalla")
 	}
-	u.Scheme = "postgres"
-	u.RawQuery = q.Encode()
-	secrets := uriSecrets(u)
-	cfg, err := pgx.ParseConfig(u.String())
+	cfg, err := pgx.ParseConfig(base + "?" + q.Encode())
 	if err != nil {
-		return nil, tableRef{}, nil, kalla.Invalid("uri", "%s", scrubText(err.Error(), secrets))
+		return nil, tableRef{}, nil, kalla.Invalid("uri", "malformed postgres URI: %s", scrubText(err.Error(), secrets))
+	}
+	secrets = append(secrets, cfg.Password, url.QueryEscape(cfg.Password), url.PathEscape(cfg.Password))
+	if strings.TrimSpace(table) == "" {
+		return nil, tableRef{}, nil, kalla.Invalid("uri", "the URI of database %q at %s names no table: add ?table=schema.name (or ?table=name to search the search_path)",
+			cfg.Database, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
+	}
+	ref, err := parseTable(table)
+	if err != nil {
+		return nil, tableRef{}, nil, kalla.Invalid("uri", "table=%q: %v", table, err)
 	}
 	return cfg, ref, secrets, nil
 }
@@ -159,47 +166,31 @@ func hasKeyFold(q url.Values, key string) bool {
 	return false
 }
 
-// uriSecrets lists the forms in which u's passwords may appear in a message.
-func uriSecrets(u *url.URL) []string {
+// uriSecrets lists the forms in which the passwords of a URI (base is the
+// part before "?", q its query) may appear in a message: as written, and
+// decoded.
+func uriSecrets(base string, q url.Values) []string {
 	var s []string
-	if u.User != nil {
-		if pw, ok := u.User.Password(); ok {
-			s = append(s, pw, url.QueryEscape(pw), url.PathEscape(pw))
+	_, rest, _ := strings.Cut(base, "://")
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		rest = rest[:i]
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
+			s = append(s, pw)
+			if dec, err := url.PathUnescape(pw); err == nil {
+				s = append(s, dec)
+			}
 		}
 	}
-	for k, vs := range u.Query() {
+	for k, vs := range q {
 		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
 			for _, v := range vs {
-				s = append(s, v, url.QueryEscape(v))
+				s = append(s, v, url.QueryEscape(v), url.PathEscape(v))
 			}
 		}
 	}
 	return s
-}
-
-// redactURI hides the passwords of uri, in its user info and query.
-func redactURI(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil {
-		return "(malformed URI)"
-	}
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
-	}
-	q := u.Query()
-	changed := false
-	for k := range q {
-		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
-			q[k] = []string{"xxxxx"}
-			changed = true
-		}
-	}
-	if changed {
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
 }
 
 // minSecretLen is the shortest secret scrubbed from messages: replacing a
