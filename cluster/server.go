@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -26,6 +27,11 @@ type ServerConfig struct {
 	// picks a free port (tests).
 	Host string
 	Port int
+	// Token, if set, is required from every NATS client (executors, and
+	// this process's own connection). Without it the cluster port is open
+	// to anyone who can reach it, job records (source URIs with their
+	// passwords) included.
+	Token string
 	// ReadyTimeout bounds the wait for the server to accept connections.
 	ReadyTimeout time.Duration
 	Logger       *slog.Logger
@@ -82,7 +88,8 @@ func (s *Server) Start(ctx context.Context) error {
 		JetStream:  true,
 		StoreDir:   dir,
 		// kallad owns the process's signals.
-		NoSigs: true,
+		NoSigs:        true,
+		Authorization: s.cfg.Token,
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -98,6 +105,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.ns = ns
 	s.cfg.Logger.Info("nats server started", "url", ns.ClientURL(), "data_dir", dir)
+	if s.cfg.Token == "" && !isLoopback(s.cfg.Host) {
+		s.cfg.Logger.Warn("the cluster port accepts clients without a token; set KALLA_CLUSTER_TOKEN or bind it to 127.0.0.1", "addr", ns.Addr())
+	}
 	return nil
 }
 
@@ -119,11 +129,26 @@ func (s *Server) Connect(name string) (*nats.Conn, error) {
 	if s.ns == nil {
 		return nil, errors.New("nats server not started")
 	}
-	return connect(s.ns.ClientURL(), name, nats.InProcessServer(s.ns))
+	opts := []nats.Option{nats.InProcessServer(s.ns)}
+	if s.cfg.Token != "" {
+		opts = append(opts, nats.Token(s.cfg.Token))
+	}
+	return connect(s.ns.ClientURL(), name, opts...)
 }
 
-// Connect connects to an external NATS server (or cluster) at url.
-func Connect(url, name string) (*nats.Conn, error) { return connect(url, name) }
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Connect connects to an external NATS server (or cluster) at url; the
+// credentials may be in url (nats://token@host) or in opts.
+func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
+	return connect(url, name, opts...)
+}
 
 func connect(url, name string, extra ...nats.Option) (*nats.Conn, error) {
 	opts := append([]nats.Option{

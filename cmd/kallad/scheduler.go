@@ -62,7 +62,7 @@ func (c *SchedulerCommand) Run(ctx context.Context, args []string) error {
 		return c.fail(stderr, err)
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kallad scheduler [flags]\n\nServes the HTTP job API and runs the jobs.\nKALLA_API_TOKEN, if set, is required as a bearer token on /api/jobs.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: kallad scheduler [flags]\n\nServes the HTTP job API and runs the jobs.\nKALLA_API_TOKEN, if set, is required as a bearer token on /api/jobs.\nKALLA_CLUSTER_TOKEN, if set, is required from clients of the embedded NATS\nserver on the cluster port; an external --nats-url carries its own credentials.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -170,7 +170,9 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 
 	var nc *nats.Conn
 	if o.natsURL == "" {
-		srv, err := cluster.NewServer(cluster.ServerConfig{DataDir: o.dataDir, Host: o.bindHost, Port: o.grpcPort, Logger: logger})
+		srv, err := cluster.NewServer(cluster.ServerConfig{
+			DataDir: o.dataDir, Host: o.bindHost, Port: o.grpcPort, Token: os.Getenv("KALLA_CLUSTER_TOKEN"), Logger: logger,
+		})
 		if err != nil {
 			return err
 		}
