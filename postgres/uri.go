@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -146,6 +148,11 @@ func parseURI(uri string) (*pgx.ConnConfig, tableRef, []string, error) {
 		return nil, tableRef{}, nil, kalla.Invalid("uri", "malformed postgres URI: %s", scrubText(err.Error(), secrets))
 	}
 	secrets = append(secrets, cfg.Password, url.QueryEscape(cfg.Password), url.PathEscape(cfg.Password))
+	if !hasKeyFold(q, "connect_timeout") && os.Getenv("PGCONNECT_TIMEOUT") == "" {
+		// Without it, a host that drops packets holds the job for the
+		// system's TCP timeout (two minutes and more) before the error.
+		cfg.ConnectTimeout = defaultConnectTimeout
+	}
 	if strings.TrimSpace(table) == "" {
 		return nil, tableRef{}, nil, kalla.Invalid("uri", "the URI of database %q at %s names no table: add ?table=schema.name (or ?table=name to search the search_path)",
 			cfg.Database, net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))))
@@ -192,6 +199,10 @@ func uriSecrets(base string, q url.Values) []string {
 	}
 	return s
 }
+
+// defaultConnectTimeout bounds a connection attempt when the URI sets no
+// connect_timeout.
+const defaultConnectTimeout = 30 * time.Second
 
 // minSecretLen is the shortest secret scrubbed from messages: replacing a
 // two-letter password everywhere would garble every message while hiding
