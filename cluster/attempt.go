@@ -180,7 +180,7 @@ func (a *attempt) finish(state kalla.JobState, res *kalla.Result, report *kalla.
 	ctx, cancel := opCtx()
 	defer cancel()
 	lost := false
-	rec, err := kalla.UpdateJob(ctx, a.w.cfg.Store, a.runID, func(r *kalla.JobRecord) error {
+	_, err := kalla.UpdateJob(ctx, a.w.cfg.Store, a.runID, func(r *kalla.JobRecord) error {
 		lost = !a.owns(r)
 		if lost {
 			return kalla.ErrSkipUpdate
@@ -215,7 +215,6 @@ func (a *attempt) finish(state kalla.JobState, res *kalla.Result, report *kalla.
 	} else {
 		a.log.Info("job completed", "matched", res.MatchedCount, "elapsed_ms", res.ElapsedMS)
 	}
-	_ = rec
 }
 
 // requeue puts a job stopped by shutdown back in the queue for any runner.

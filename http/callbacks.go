@@ -97,7 +97,9 @@ func (c *CallbackConfig) validate() error {
 // sent once even across restarts. It is at least once: if the process dies
 // between the receiver's answer and the store's write, the callback is sent
 // again after the restart, so receivers should ignore a second one for the
-// same run_id.
+// same run_id. Several schedulers on one store each sweep it, so two of them
+// may both send a callback left undelivered by a crash; one scheduler per
+// store sends each final callback once.
 type CallbackSender struct {
 	cfg   CallbackConfig
 	log   *slog.Logger

@@ -128,7 +128,8 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		s.resubmitted(w, r.Context(), job, existing)
 		return
 	case err != nil:
-		internalError(w, s.log, "store job", err)
+		s.log.Error("store job", "run_id", job.RunID, "err", err)
+		writeError(w, codeUnavailable, "", "the job store is unavailable; submit the job again")
 		return
 	}
 	if err := s.cfg.Queue.Enqueue(r.Context(), job.RunID); err != nil {
