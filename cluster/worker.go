@@ -346,5 +346,9 @@ func giveUpMessage(r *kalla.JobRecord, maxAttempts int) string {
 	if n := len(r.Attempts); n > 0 && r.Attempts[n-1].Error != "" {
 		last = r.Attempts[n-1].Error
 	}
-	return fmt.Sprintf("gave up after %d attempts; last attempt: %s", maxAttempts, last)
+	plural := "s"
+	if maxAttempts == 1 {
+		plural = ""
+	}
+	return fmt.Sprintf("gave up after %d attempt%s; last attempt: %s", maxAttempts, plural, last)
 }

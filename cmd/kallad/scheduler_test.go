@@ -401,3 +401,47 @@ func TestSchedulerRejects(t *testing.T) {
 		t.Errorf("unknown job: %d", code)
 	}
 }
+
+// A job whose runner dies on its last attempt fails, with one error
+// callback, when the scheduler is back.
+func TestSchedulerGivesUpAfterLastAttempt(t *testing.T) {
+	t.Parallel()
+	db := seedPostgres(t)
+	ctx := context.Background()
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{db.Schema, "invoices"}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	rv := newCallbackReceiver(t)
+	dataDir := t.TempDir()
+	env := []string{"KALLA_MAX_ATTEMPTS=1", "KALLA_ACK_WAIT=1s"}
+	first := startScheduler(t, dataDir, env...)
+	job := postgresJob(db, rv.base(), t.TempDir())
+	runID := job["run_id"].(string)
+	if code, body := first.submit(t, job); code != 202 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	first.waitState(t, runID, kalla.JobRunning)
+	first.kill()
+
+	second := startScheduler(t, dataDir, env...)
+	var rep kalla.ErrorReport
+	if err := json.Unmarshal(rv.wait(t, "error", runID), &rep); err != nil || !strings.Contains(rep.Error, "gave up after 1 attempt") {
+		t.Fatalf("error callback %+v %v", rep, err)
+	}
+	v := second.waitState(t, runID, kalla.JobFailed)
+	if len(v.Attempts) != 1 || v.Attempts[0].Outcome != "lost" || v.Error == nil {
+		t.Errorf("job view: %+v", v)
+	}
+	waitUntil(t, "error callback recorded", func() bool { return second.job(t, runID).Callback.Delivered })
+	if err := second.terminate(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+	if n, m := len(rv.of("error", runID)), len(rv.of("complete", runID)); n != 1 || m != 0 {
+		t.Errorf("%d error and %d complete callbacks, want one error", n, m)
+	}
+}
