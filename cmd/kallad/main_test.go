@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/kallatest"
 )
 
 // kalladBin is the kallad binary built once for the process tests.
@@ -30,6 +31,7 @@ func TestMain(m *testing.M) {
 		panic("build kallad: " + err.Error())
 	}
 	code := m.Run()
+	kallatest.RunExitFuncs()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
