@@ -141,11 +141,15 @@ func TestGetAndListJobs(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{})
 	var ids []string
-	for range 3 {
+	base := time.Now().UTC()
+	for i := range 3 {
 		j := validJob()
 		ids = append(ids, j["run_id"].(string))
 		do(t, "POST", b.url+"/api/jobs", "application/json", "", mustJSON(t, j), nil)
-		time.Sleep(time.Millisecond) // distinct creation times
+		// Distinct creation times, in submission order.
+		rec, _ := b.store.Get(t.Context(), ids[i])
+		rec.CreatedAt = base.Add(time.Duration(i) * time.Second)
+		b.store.put(*rec)
 	}
 	var list struct{ Jobs []JobView }
 	if resp := do(t, "GET", b.url+"/api/jobs?limit=2", "", "", nil, &list); resp.StatusCode != 200 {
