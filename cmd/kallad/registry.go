@@ -1,6 +1,8 @@
 package main
 
 import (
+	"log/slog"
+
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/file"
 	"github.com/kalla-dev/kalla/postgres"
@@ -8,14 +10,16 @@ import (
 )
 
 // newRegistries maps every source URI scheme and output_path scheme to its
-// adapter. This is the one place that knows them all.
-func newRegistries() (*kalla.Registry, *kalla.OutputRegistry, error) {
+// adapter. This is the one place that knows them all. S3 outputs are
+// prepared under tempDir (--temp-dir), like the engine's own files.
+func newRegistries(tempDir string, logger *slog.Logger) (*kalla.Registry, *kalla.OutputRegistry, error) {
+	objects := s3.New(s3.Config{TempDir: tempDir, Logger: logger})
 	sources := kalla.NewRegistry()
 	sources.Register(file.OpenSource, "file")
 	sources.Register(postgres.Open, "postgres", "postgresql")
-	sources.Register(s3.OpenSource, "s3")
+	sources.Register(objects.OpenSource, "s3")
 	outputs := kalla.NewOutputRegistry()
 	outputs.Register(file.OpenOutput, "file")
-	outputs.Register(s3.OpenOutput, "s3")
+	outputs.Register(objects.OpenOutput, "s3")
 	return sources, outputs, nil
 }

@@ -133,7 +133,7 @@ func newRunner(opts engineOptions, logger *slog.Logger) (*kalla.Runner, func(), 
 	if err != nil {
 		return nil, nil, err
 	}
-	sources, outputs, err := newRegistries()
+	sources, outputs, err := newRegistries(opts.TempDir, logger)
 	if err != nil {
 		engine.Close()
 		return nil, nil, err
