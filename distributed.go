@@ -1,0 +1,297 @@
+package kalla
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Cluster mode splits one job into tasks that executors run: a plan, one
+// staging task per source (read it and hash-partition its rows into Parquet
+// files), one match task per partition, and a merge that writes the three
+// result files. The methods below are those tasks; the cluster package only
+// moves them between processes. Each produces exactly what the same part of
+// Runner.Run produces, so a distributed job's results equal a local run's.
+
+// SplitMode says how a job's match is spread over partitions.
+type SplitMode string
+
+// The split modes.
+const (
+	// SplitPartition: both sources are hash-partitioned on an equality key
+	// of match_sql; partition p of the left is matched with partition p of
+	// the right only.
+	SplitPartition SplitMode = "partition"
+	// SplitBroadcast: match_sql has no usable equality key; each match
+	// task gets one partition of the larger side and all of the smaller.
+	SplitBroadcast SplitMode = "broadcast"
+	// SplitSingle: the query cannot be shown to be partition-safe (an
+	// aggregate over a whole source, a set operation, ...); one executor
+	// runs the whole job.
+	SplitSingle SplitMode = "single"
+)
+
+// SplitPlan is how a job is split, decided by parsing its match_sql.
+type SplitPlan struct {
+	Mode SplitMode `json:"mode"`
+	// Reason says why the mode was chosen, for logs.
+	Reason string `json:"reason,omitempty"`
+	// Hash holds, per source (left, right), the SQL expression over that
+	// source's columns whose value modulo the partition count picks a row's
+	// partition. In partition mode the two expressions hash equal key values
+	// equally.
+	Hash [2]string `json:"hash,omitempty"`
+	// Spec is the match and how its result identifies source rows.
+	Spec MatchSpec `json:"spec"`
+}
+
+// StagedColumn is a column of a staged Parquet file with the engine type it
+// has in the source table, so a reader restores that type exactly.
+type StagedColumn struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// StagedSet is a set of Parquet files of one table.
+type StagedSet struct {
+	Files   []string       `json:"files"`
+	Columns []StagedColumn `json:"columns"`
+}
+
+// StagedSource is what staging one source produced: Parts folders under its
+// directory, "p0" ... "p<Parts-1>", each holding at least one Parquet file.
+type StagedSource struct {
+	Rows    int64          `json:"rows"`
+	Bytes   int64          `json:"bytes"`
+	Columns []StagedColumn `json:"columns"`
+}
+
+// MergeSpec tells the merge which partial results to combine.
+type MergeSpec struct {
+	Spec MatchSpec `json:"spec"`
+	// Matched are the partial matched files, one per partition.
+	Matched []string `json:"matched"`
+	// Unmatched holds, per side, the partial unmatched files; nil for the
+	// side that was broadcast, whose unmatched rows are computed against
+	// all matches instead.
+	Unmatched [2][]string `json:"unmatched"`
+	// Broadcast is the broadcast side (0 or 1) and its staged files; -1 when
+	// nothing was broadcast.
+	Broadcast      int       `json:"broadcast"`
+	BroadcastFiles StagedSet `json:"broadcast_files"`
+}
+
+// SplitSession is a Session that can take part in a distributed job. The
+// duckdb engine's sessions implement it.
+type SplitSession interface {
+	Session
+	// PlanSplit parses match_sql (after both sources are attached) and
+	// decides how the job can be split.
+	PlanSplit(ctx context.Context, job *Job) (SplitPlan, error)
+	// WritePartitions writes the loaded rows of alias into parts folders
+	// dir/p<k>, choosing each row's folder by hashExpr modulo parts; every
+	// folder gets a file, empty or not.
+	WritePartitions(ctx context.Context, alias, hashExpr string, parts int, dir string) (StagedSource, error)
+	// AttachStaged declares and loads alias from staged files, restoring
+	// the source's column types, and returns its row count.
+	AttachStaged(ctx context.Context, alias string, in StagedSet) (int64, error)
+	// MergeResults combines partial results into the three result files in
+	// dir and returns their sizes.
+	MergeResults(ctx context.Context, m MergeSpec, dir string) (Counts, error)
+}
+
+// PlanSplit validates job, attaches its sources (reading no rows) and
+// decides how to split it.
+func (r *Runner) PlanSplit(ctx context.Context, job *Job) (SplitPlan, error) {
+	fail := func(err error) (SplitPlan, error) { return SplitPlan{}, &StageError{Stage: StageValidating, Err: err} }
+	srcs, _, err := r.Prepare(ctx, job, false)
+	if err != nil {
+		return fail(err)
+	}
+	defer closeAll(srcs[:])
+	sess, err := r.Engine.NewSession(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("start engine: %w", err))
+	}
+	defer sess.Close()
+	spec, err := r.check(ctx, sess, job, srcs)
+	if err != nil {
+		return fail(err)
+	}
+	ss, ok := sess.(SplitSession)
+	if !ok {
+		return SplitPlan{Mode: SplitSingle, Reason: "the engine cannot split jobs", Spec: spec}, nil
+	}
+	plan, err := ss.PlanSplit(ctx, job)
+	if err != nil {
+		return fail(err)
+	}
+	plan.Spec = spec
+	return plan, nil
+}
+
+// StageSource reads source side (0 left, 1 right) of job and writes its rows
+// into parts partitions under dir, by hashExpr.
+func (r *Runner) StageSource(ctx context.Context, job *Job, side int, hashExpr string, parts int, dir string) (StagedSource, error) {
+	spec := job.Sources[side]
+	fail := func(err error) (StagedSource, error) {
+		return StagedSource{}, &StageError{Stage: StageStaging, Err: fmt.Errorf("read source %q (%s): %w", spec.Alias, RedactURI(spec.URI), err)}
+	}
+	src, err := r.Sources.Open(ctx, spec.URI)
+	if err != nil {
+		return fail(err)
+	}
+	defer src.Close()
+	ss, err := r.splitSession(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer ss.Close()
+	if _, err := ss.Attach(ctx, spec.Alias, src, spec.Filters); err != nil {
+		return fail(err)
+	}
+	start := time.Now()
+	n, err := ss.Load(ctx, spec.Alias, nil)
+	if err != nil {
+		return fail(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fail(err)
+	}
+	out, err := ss.WritePartitions(ctx, spec.Alias, hashExpr, parts, dir)
+	if err != nil {
+		return fail(fmt.Errorf("write partitions: %w", err))
+	}
+	if out.Rows != n {
+		return fail(fmt.Errorf("staged %d rows but wrote %d", n, out.Rows))
+	}
+	r.logger().Info("source partitioned", "run_id", job.RunID, "alias", spec.Alias, "rows", n, "parts", parts, "bytes", out.Bytes, "elapsed", time.Since(start).Round(time.Millisecond))
+	return out, nil
+}
+
+// MatchPartition runs the match over one partition pair and writes the
+// partial results into dir.
+func (r *Runner) MatchPartition(ctx context.Context, job *Job, spec MatchSpec, in [2]StagedSet, dir string) (Counts, error) {
+	fail := func(err error) (Counts, error) { return Counts{}, &StageError{Stage: StageMatching, Err: err} }
+	ss, err := r.splitSession(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer ss.Close()
+	for i, s := range job.Sources {
+		if _, err := ss.AttachStaged(ctx, s.Alias, in[i]); err != nil {
+			return fail(fmt.Errorf("load partition of %q: %w", s.Alias, err))
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fail(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	c, err := ss.Reconcile(ctx, spec, dir, nil)
+	if err != nil {
+		return fail(err)
+	}
+	return c, nil
+}
+
+// MergeResults combines the partial results into job's output, writes
+// summary.json and publishes them, as Runner.Run does at its end. counts are
+// the source row counts; start is when the job started, for elapsed_ms.
+func (r *Runner) MergeResults(ctx context.Context, job *Job, m MergeSpec, counts [2]int64, start time.Time) (*Result, error) {
+	fail := func(err error) (*Result, error) { return nil, &StageError{Stage: StageWriting, Err: err} }
+	out, err := r.Outputs.Open(ctx, job.OutputPath)
+	if err != nil {
+		return fail(err)
+	}
+	ss, err := r.splitSession(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer ss.Close()
+	dir, err := out.Prepare(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("prepare output %s: %w", RedactURI(job.OutputPath), err))
+	}
+	published := false
+	defer func() {
+		if !published {
+			out.Discard(dir)
+		}
+	}()
+	c, err := ss.MergeResults(ctx, m, dir)
+	if err != nil {
+		return fail(fmt.Errorf("merge partial results: %w", err))
+	}
+	res := &Result{
+		RunID:               job.RunID,
+		MatchedCount:        c.Matched,
+		UnmatchedLeftCount:  c.UnmatchedLeft,
+		UnmatchedRightCount: c.UnmatchedRight,
+		LeftCount:           counts[0],
+		RightCount:          counts[1],
+		OutputPaths: OutputPaths{
+			Matched:        out.Location(MatchedFile),
+			UnmatchedLeft:  out.Location(UnmatchedLeftFile),
+			UnmatchedRight: out.Location(UnmatchedRightFile),
+		},
+	}
+	res.ElapsedMS = time.Since(start).Milliseconds()
+	summary, err := MarshalIndent(res)
+	if err != nil {
+		return fail(fmt.Errorf("encode summary: %w", err))
+	}
+	if err := os.WriteFile(filepath.Join(dir, SummaryFile), summary, 0o644); err != nil {
+		return fail(fmt.Errorf("write summary: %w", err))
+	}
+	if err := out.Publish(ctx, dir); err != nil {
+		return fail(fmt.Errorf("publish results to %s: %w", RedactURI(job.OutputPath), err))
+	}
+	published = true
+	return res, nil
+}
+
+func (r *Runner) splitSession(ctx context.Context) (SplitSession, error) {
+	sess, err := r.Engine.NewSession(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("start engine: %w", err)
+	}
+	ss, ok := sess.(SplitSession)
+	if !ok {
+		sess.Close()
+		return nil, fmt.Errorf("engine session %T cannot run distributed tasks", sess)
+	}
+	return ss, nil
+}
+
+// ExecutorInfo describes a live executor, as GET /api/cluster lists it.
+type ExecutorInfo struct {
+	ID        string    `json:"id"`
+	Host      string    `json:"host"`
+	StartedAt time.Time `json:"started_at"`
+	LastSeen  time.Time `json:"last_seen"`
+	// Running is the number of tasks it runs now, MaxTasks how many it may.
+	Running  int    `json:"running"`
+	MaxTasks int    `json:"max_tasks"`
+	Version  string `json:"version,omitempty"`
+}
+
+// PartitionFiles lists the staged Parquet files of partition p of a source
+// staged under dir, or of every partition when p is negative.
+func PartitionFiles(dir string, p int) ([]string, error) {
+	pattern := filepath.Join(dir, fmt.Sprintf("p%d", p), "*.parquet")
+	if p < 0 {
+		pattern = filepath.Join(dir, "p*", "*.parquet")
+	}
+	files, err := filepath.Glob(pattern)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no staged files match %s", pattern)
+	}
+	return files, nil
+}
