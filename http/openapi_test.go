@@ -76,7 +76,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			t.Errorf("%s is documented but not served", op)
 		}
 	}
-	for _, op := range []string{"PUT /api/jobs", "PATCH /api/jobs/{run_id}", "POST /health", "GET /api/cluster", "GET /api/jobs/{run_id}/result"} {
+	for _, op := range []string{"PUT /api/jobs", "PATCH /api/jobs/{run_id}", "POST /health", "POST /api/cluster", "GET /api/jobs/{run_id}/result"} {
 		method, path, _ := strings.Cut(op, " ")
 		path = strings.ReplaceAll(path, "{run_id}", kalla.NewRunID())
 		if routed(method, path) {

@@ -52,6 +52,9 @@ type Config struct {
 	// Saturated, if set, reports that this process runs all the jobs it
 	// may; /ready then answers 503 so a balancer sends work elsewhere.
 	Saturated func() bool
+	// Cluster, if set, lists the live executors on GET /api/cluster; nil
+	// lists none.
+	Cluster ClusterLister
 	// ShutdownTimeout bounds Stop's wait for requests in flight.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
@@ -124,6 +127,7 @@ var routes = []route{
 	{"GET", "/api/jobs", false, (*Server).listJobs},
 	{"GET", "/api/jobs/{run_id}", false, (*Server).getJob},
 	{"DELETE", "/api/jobs/{run_id}", false, (*Server).cancelJob},
+	{"GET", "/api/cluster", false, (*Server).listExecutors},
 	{"GET", "/api/openapi.yaml", true, (*Server).openAPI},
 	{"GET", "/health", true, (*Server).health},
 	{"GET", "/ready", true, (*Server).ready},

@@ -20,6 +20,7 @@ const usage = `kallad reconciles two sources with SQL match rules.
 Usage:
   kallad run [flags] JOB.json     run one job in process and print its result
   kallad scheduler [flags]        serve the HTTP job API
+  kallad executor [flags]         join a scheduler's cluster and run parts of its jobs
   kallad bench [flags]            benchmark against raw DuckDB and Postgres
   kallad version                  print the version
 
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string) error {
 		return (&RunCommand{Stdout: os.Stdout, Stderr: os.Stderr}).Run(ctx, rest)
 	case "scheduler":
 		return (&SchedulerCommand{Stderr: os.Stderr}).Run(ctx, rest)
+	case "executor":
+		return (&ExecutorCommand{Stderr: os.Stderr}).Run(ctx, rest)
 	case "bench":
 		return (&BenchCommand{Stdout: os.Stdout, Stderr: os.Stderr}).Run(ctx, rest)
 	case "version", "--version", "-version":

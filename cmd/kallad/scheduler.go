@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -40,6 +41,8 @@ type schedulerOptions struct {
 	maxAttempts        int
 	ackWait            time.Duration
 	shutdownTimeout    time.Duration
+	taskAckWait        time.Duration
+	executorTTL        time.Duration
 }
 
 // Run parses args and serves until ctx is cancelled (SIGINT or SIGTERM),
@@ -96,7 +99,7 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 		help string
 	}{
 		{&o.httpPort, "http-port", 8080, []string{"HTTP_PORT"}, "port of the HTTP job API (env HTTP_PORT)"},
-		{&o.grpcPort, "grpc-port", 50050, []string{"GRPC_PORT", "BIND_GRPC_PORT"}, "cluster port executors connect to: the embedded NATS server's; -1 picks a free one (env GRPC_PORT)"},
+		{&o.grpcPort, "grpc-port", 50050, []string{"GRPC_PORT", "BIND_GRPC_PORT", "SCHEDULER_PORT"}, "cluster port executors connect to: the embedded NATS server's; -1 picks a free one (env GRPC_PORT)"},
 		{&o.maxJobs, "max-jobs", 4, []string{"MAX_CONCURRENT_JOBS"}, "jobs run at once; the rest wait in the queue (env MAX_CONCURRENT_JOBS)"},
 		{&o.maxAttempts, "max-attempts", 3, []string{"KALLA_MAX_ATTEMPTS"}, "runs of a job whose runner died before it fails for good (env KALLA_MAX_ATTEMPTS)"},
 	}
@@ -114,6 +117,8 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 	}{
 		{&o.ackWait, "ack-wait", 30 * time.Second, "KALLA_ACK_WAIT", "how long a running job may go without a heartbeat before another runner retries it (env KALLA_ACK_WAIT)"},
 		{&o.shutdownTimeout, "shutdown-timeout", 20 * time.Second, "KALLA_SHUTDOWN_TIMEOUT", "at shutdown, how long running jobs may finish before they are requeued (env KALLA_SHUTDOWN_TIMEOUT)"},
+		{&o.taskAckWait, "task-ack-wait", 15 * time.Second, "KALLA_TASK_ACK_WAIT", "how long an executor task may go without a heartbeat before another executor retries it (env KALLA_TASK_ACK_WAIT)"},
+		{&o.executorTTL, "executor-ttl", 6 * time.Second, "KALLA_EXECUTOR_TTL", "how long an executor stays listed after its last heartbeat; executors heartbeat every third of it (env KALLA_EXECUTOR_TTL)"},
 	}
 	for _, f := range durations {
 		v := f.def
@@ -145,6 +150,10 @@ func (o *schedulerOptions) validate() error {
 		return fmt.Errorf("--max-attempts %d: must be at least 1", o.maxAttempts)
 	case o.ackWait < time.Second:
 		return fmt.Errorf("--ack-wait %s: must be at least 1s", o.ackWait)
+	case o.taskAckWait < time.Second:
+		return fmt.Errorf("--task-ack-wait %s: must be at least 1s", o.taskAckWait)
+	case o.executorTTL < time.Second:
+		return fmt.Errorf("--executor-ttl %s: must be at least 1s", o.executorTTL)
 	case o.shutdownTimeout < 0:
 		return fmt.Errorf("--shutdown-timeout %s: must not be negative", o.shutdownTimeout)
 	}
@@ -210,8 +219,32 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err != nil {
 		return err
 	}
+	members, err := cluster.OpenMembers(ctx, js, cluster.MembersConfig{TTL: o.executorTTL})
+	if err != nil {
+		return err
+	}
+	tasks, err := cluster.OpenTaskQueue(ctx, js, cluster.TaskQueueConfig{AckWait: o.taskAckWait, MaxAttempts: o.maxAttempts})
+	if err != nil {
+		return err
+	}
+	clusterMetrics, err := cluster.NewClusterMetrics(reg, tasks, members, metrics.Executors)
+	if err != nil {
+		return err
+	}
+	parts := eng.Partitions
+	if parts <= 0 {
+		parts = runtime.NumCPU()
+	}
+	distributor, err := cluster.NewDistributor(cluster.DistributorConfig{
+		Local: runner, Tasks: tasks, Members: members, Partitions: parts, StagingPath: o.stagingPath,
+		Metrics: clusterMetrics, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	go cluster.TrackExecutors(ctx, members, metrics.Executors, logger)
 	worker, err := cluster.NewWorker(cluster.WorkerConfig{
-		Store: store, Queue: queue, Runner: runner, Notifier: callbacks, Metrics: metrics,
+		Store: store, Queue: queue, Runner: distributor, Notifier: callbacks, Metrics: metrics,
 		MaxJobs: o.maxJobs, ShutdownTimeout: o.shutdownTimeout, Logger: logger,
 	})
 	if err != nil {
@@ -222,6 +255,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		Validator: runner, Store: store, Queue: queue, Notifier: callbacks, Gatherer: reg,
 		Token:     os.Getenv("KALLA_API_TOKEN"),
 		Saturated: worker.Saturated,
+		Cluster:   members,
 		Logger:    logger,
 	})
 	if err != nil {

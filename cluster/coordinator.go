@@ -1,0 +1,315 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nuid"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// DistributorConfig configures a Distributor.
+type DistributorConfig struct {
+	// Local runs jobs when no executor is alive.
+	Local   kalla.JobRunner
+	Tasks   *TaskQueue
+	Members *Members
+	// Partitions is the number of match tasks per split job.
+	Partitions int
+	// StagingPath is the folder every executor shares; each attempt of a
+	// job stages under StagingPath/cluster/<run id>/<attempt>.
+	StagingPath string
+	// OrphanTimeout fails an attempt whose tasks wait this long with no
+	// executor alive. Default 1m.
+	OrphanTimeout time.Duration
+	Metrics       *ClusterMetrics
+	Logger        *slog.Logger
+}
+
+// Distributor is the scheduler's kalla.JobRunner: with no executor alive it
+// runs a job locally at once; otherwise it coordinates the job's tasks on
+// the executors, and the job's rows never pass through this process.
+type Distributor struct {
+	cfg DistributorConfig
+	log *slog.Logger
+}
+
+var _ kalla.JobRunner = (*Distributor)(nil)
+
+// NewDistributor validates cfg.
+func NewDistributor(cfg DistributorConfig) (*Distributor, error) {
+	switch {
+	case cfg.Local == nil, cfg.Tasks == nil, cfg.Members == nil:
+		return nil, errors.New("distributor config: Local, Tasks and Members are required")
+	case cfg.StagingPath == "":
+		return nil, errors.New("distributor config: StagingPath is required")
+	}
+	if cfg.Partitions < 1 {
+		cfg.Partitions = 1
+	}
+	if cfg.OrphanTimeout == 0 {
+		cfg.OrphanTimeout = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	abs, err := filepath.Abs(cfg.StagingPath)
+	if err != nil {
+		return nil, err
+	}
+	cfg.StagingPath = abs
+	return &Distributor{cfg: cfg, log: cfg.Logger.With("component", "coordinator")}, nil
+}
+
+// Run implements kalla.JobRunner.
+func (d *Distributor) Run(ctx context.Context, job *kalla.Job, progress func(kalla.Progress)) (*kalla.Result, error) {
+	execs, err := d.cfg.Members.Executors(ctx)
+	if err != nil {
+		d.log.Warn("list executors failed; running the job here", "err", err)
+	}
+	if len(execs) == 0 {
+		return d.cfg.Local.Run(ctx, job, progress)
+	}
+	if job.RunID == "" {
+		job.RunID = kalla.NewRunID()
+	}
+	c := &coordination{d: d, job: job, gen: nuid.Next(), start: time.Now(), progress: progress}
+	c.log = d.log.With("run_id", job.RunID, "gen", c.gen)
+	runDir := filepath.Join(d.cfg.StagingPath, "cluster", job.RunID)
+	// A previous attempt of this run (its scheduler died) left its files.
+	_ = os.RemoveAll(runDir)
+	c.root = filepath.Join(runDir, c.gen)
+	if err := os.MkdirAll(c.root, 0o755); err != nil {
+		return nil, &kalla.StageError{Stage: kalla.StageValidating, Err: fmt.Errorf("create staging folder: %w", err)}
+	}
+	defer func() {
+		// Removing the folder also stops this attempt's tasks still running.
+		if err := os.RemoveAll(runDir); err != nil {
+			c.log.Warn("remove staging folder failed", "err", err)
+		}
+		cctx, cancel := opCtx()
+		defer cancel()
+		if err := d.cfg.Tasks.Purge(cctx, c.gen); err != nil {
+			c.log.Warn("purge tasks failed", "err", err)
+		}
+		d.cfg.Tasks.Forget(cctx, c.gen, c.ids)
+	}()
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if c.results, err = d.cfg.Tasks.Watch(wctx, c.gen); err != nil {
+		return nil, &kalla.StageError{Stage: kalla.StageValidating, Err: err}
+	}
+	c.log.Info("distributing job", "executors", len(execs), "partitions", d.cfg.Partitions)
+	res, err := c.run(ctx)
+	if err != nil && ctx.Err() != nil {
+		err = &kalla.StageError{Stage: kalla.StageCancelled, Err: fmt.Errorf("%w during %s", kalla.ErrCancelled, kalla.ErrorStage(err))}
+	}
+	return res, err
+}
+
+// coordination is one attempt of a distributed job.
+type coordination struct {
+	d        *Distributor
+	job      *kalla.Job
+	gen      string
+	root     string
+	start    time.Time
+	progress func(kalla.Progress)
+	results  <-chan *TaskResult
+	ids      []string
+	log      *slog.Logger
+}
+
+func (c *coordination) report(p kalla.Progress) {
+	p.RunID = c.job.RunID
+	if c.progress != nil {
+		c.progress(p)
+	}
+}
+
+func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
+	m := c.d.cfg.Metrics
+	c.report(kalla.Progress{Stage: kalla.StageStaging, Progress: 0})
+	planned, err := c.phase(ctx, []*ExecTask{c.task("plan", TaskPlan)}, nil)
+	if err != nil {
+		return nil, err
+	}
+	plan := planned[0].Plan
+	if plan == nil {
+		return nil, &kalla.StageError{Stage: kalla.StageValidating, Err: errors.New("plan task returned no plan")}
+	}
+	c.log.Info("job planned", "mode", plan.Mode, "reason", plan.Reason)
+	if plan.Mode == kalla.SplitSingle {
+		t := c.task("job", TaskJob)
+		t.Start = c.start
+		done, err := c.phase(ctx, []*ExecTask{t}, nil)
+		if err != nil {
+			return nil, err
+		}
+		return done[0].Result, nil
+	}
+
+	parts := c.d.cfg.Partitions
+	var stageDirs [2]string
+	var stage []*ExecTask
+	for side := range 2 {
+		t := c.task(fmt.Sprintf("stage-%d", side), TaskStage)
+		t.Side, t.Hash, t.Parts = side, plan.Hash[side], parts
+		t.Dir = filepath.Join(c.root, "stage", fmt.Sprint(side))
+		stageDirs[side] = t.Dir
+		stage = append(stage, t)
+	}
+	staged, err := c.phase(ctx, stage, func(done, total int) {
+		c.report(kalla.Progress{Stage: kalla.StageStaging, Progress: float64(done) / float64(total)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	var counts [2]int64
+	var columns [2][]kalla.StagedColumn
+	for side, r := range staged {
+		if r.Staged == nil {
+			return nil, &kalla.StageError{Stage: kalla.StageStaging, Err: errors.New("stage task returned nothing")}
+		}
+		counts[side], columns[side] = r.Staged.Rows, r.Staged.Columns
+		if m != nil {
+			m.RowsShuffled.Add(float64(r.Staged.Rows))
+			m.BytesShuffled.Add(float64(r.Staged.Bytes))
+		}
+	}
+	rowsRead := counts[0] + counts[1]
+	broadcast := -1
+	if plan.Mode == kalla.SplitBroadcast {
+		broadcast = 1
+		if counts[0] < counts[1] {
+			broadcast = 0
+		}
+	}
+
+	c.report(kalla.Progress{Stage: kalla.StageMatching, Progress: 0, RowsRead: rowsRead})
+	var match []*ExecTask
+	for p := range parts {
+		t := c.task(fmt.Sprintf("match-%d", p), TaskMatch)
+		t.Partition, t.Spec, t.StageDirs, t.Columns, t.Broadcast = p, plan.Spec, stageDirs, columns, broadcast
+		t.Dir = filepath.Join(c.root, "match", fmt.Sprintf("p%d", p))
+		match = append(match, t)
+	}
+	matched, err := c.phase(ctx, match, func(done, total int) {
+		c.report(kalla.Progress{Stage: kalla.StageMatching, Progress: float64(done) / float64(total), RowsRead: rowsRead})
+	})
+	if err != nil {
+		return nil, err
+	}
+	var sofar int64
+	ms := kalla.MergeSpec{Spec: plan.Spec, Broadcast: broadcast}
+	names := [2]string{kalla.UnmatchedLeftFile, kalla.UnmatchedRightFile}
+	for p, r := range matched {
+		if r.Counts != nil {
+			sofar += r.Counts.Matched
+		}
+		dir := match[p].Dir
+		ms.Matched = append(ms.Matched, filepath.Join(dir, kalla.MatchedFile))
+		for side := range 2 {
+			if side != broadcast {
+				ms.Unmatched[side] = append(ms.Unmatched[side], filepath.Join(dir, names[side]))
+			}
+		}
+	}
+	if broadcast >= 0 {
+		files, err := kalla.PartitionFiles(stageDirs[broadcast], -1)
+		if err != nil {
+			return nil, &kalla.StageError{Stage: kalla.StageWriting, Err: err}
+		}
+		ms.BroadcastFiles = kalla.StagedSet{Files: files, Columns: columns[broadcast]}
+	}
+
+	c.report(kalla.Progress{Stage: kalla.StageWriting, Progress: 0, RowsRead: rowsRead, MatchedSoFar: &sofar})
+	t := c.task("merge", TaskMerge)
+	t.Merge, t.Counts, t.Start = ms, counts, c.start
+	merged, err := c.phase(ctx, []*ExecTask{t}, nil)
+	if err != nil {
+		return nil, err
+	}
+	res := merged[0].Result
+	if res == nil {
+		return nil, &kalla.StageError{Stage: kalla.StageWriting, Err: errors.New("merge task returned no result")}
+	}
+	c.report(kalla.Progress{Stage: kalla.StageWriting, Progress: 1, RowsRead: rowsRead, MatchedSoFar: &res.MatchedCount})
+	c.log.Info("distributed job done", "matched", res.MatchedCount, "elapsed", time.Since(c.start).Round(time.Millisecond))
+	return res, nil
+}
+
+func (c *coordination) task(id string, kind TaskKind) *ExecTask {
+	c.ids = append(c.ids, id)
+	return &ExecTask{Gen: c.gen, ID: id, Kind: kind, Job: *c.job, Root: c.root, Broadcast: -1}
+}
+
+// phase queues tasks and waits for all their results, in the tasks' order.
+// The first failed task fails the phase.
+func (c *coordination) phase(ctx context.Context, tasks []*ExecTask, step func(done, total int)) ([]*TaskResult, error) {
+	start := time.Now()
+	index := map[string]int{}
+	for i, t := range tasks {
+		index[t.ID] = i
+		if err := c.d.cfg.Tasks.Publish(ctx, t); err != nil {
+			return nil, &kalla.StageError{Stage: stageOfTask(t.Kind), Err: err}
+		}
+	}
+	out := make([]*TaskResult, len(tasks))
+	done := 0
+	check := time.NewTicker(2 * time.Second)
+	defer check.Stop()
+	var orphanSince time.Time
+	for done < len(tasks) {
+		select {
+		case r, ok := <-c.results:
+			if !ok {
+				return nil, &kalla.StageError{Stage: stageOfTask(tasks[0].Kind), Err: errors.New("task results watch ended")}
+			}
+			i, mine := index[r.ID]
+			if !mine || out[i] != nil {
+				continue
+			}
+			if r.Error != "" {
+				err := errors.New(r.Error)
+				if r.Validation {
+					err = kalla.Invalid("", "%s", r.Error)
+				}
+				return nil, &kalla.StageError{Stage: r.Stage, Err: err}
+			}
+			out[i] = r
+			done++
+			if m := c.d.cfg.Metrics; m != nil {
+				m.TaskDuration.WithLabelValues(string(tasks[i].Kind)).Observe(r.Elapsed.Seconds())
+				if r.Delivery > 1 {
+					m.Redelivered.Add(float64(r.Delivery - 1))
+				}
+			}
+			if step != nil {
+				step(done, len(tasks))
+			}
+		case <-check.C:
+			execs, err := c.d.cfg.Members.Executors(ctx)
+			switch {
+			case err != nil || len(execs) > 0:
+				orphanSince = time.Time{}
+			case orphanSince.IsZero():
+				orphanSince = time.Now()
+			case time.Since(orphanSince) > c.d.cfg.OrphanTimeout:
+				return nil, &kalla.StageError{Stage: stageOfTask(tasks[0].Kind), Err: fmt.Errorf("no executor alive for %s while %d tasks wait", c.d.cfg.OrphanTimeout, len(tasks)-done)}
+			}
+		case <-ctx.Done():
+			return nil, &kalla.StageError{Stage: stageOfTask(tasks[0].Kind), Err: ctx.Err()}
+		}
+	}
+	if m := c.d.cfg.Metrics; m != nil {
+		m.PhaseDuration.WithLabelValues(string(tasks[0].Kind)).Observe(time.Since(start).Seconds())
+	}
+	return out, nil
+}

@@ -1,0 +1,328 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// TaskRunner carries out executor tasks; *kalla.Runner is one.
+type TaskRunner interface {
+	kalla.JobRunner
+	PlanSplit(ctx context.Context, job *kalla.Job) (kalla.SplitPlan, error)
+	StageSource(ctx context.Context, job *kalla.Job, side int, hashExpr string, parts int, dir string) (kalla.StagedSource, error)
+	MatchPartition(ctx context.Context, job *kalla.Job, spec kalla.MatchSpec, in [2]kalla.StagedSet, dir string) (kalla.Counts, error)
+	MergeResults(ctx context.Context, job *kalla.Job, m kalla.MergeSpec, counts [2]int64, start time.Time) (*kalla.Result, error)
+}
+
+var _ TaskRunner = (*kalla.Runner)(nil)
+
+// ExecutorConfig configures an Executor.
+type ExecutorConfig struct {
+	Tasks   *TaskQueue
+	Members *Members
+	Runner  TaskRunner
+	// Info identifies this executor in the membership bucket.
+	Info kalla.ExecutorInfo
+	// MaxTasks is how many tasks run at once here. Default 1: DuckDB
+	// already uses every core for one task.
+	MaxTasks int
+	// FetchWait bounds one wait for a task. Default 2s.
+	FetchWait time.Duration
+	// Registerer, if set, receives the executor's metrics.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// Executor takes tasks of distributed jobs from the task queue and runs
+// them, heartbeating each so that its loss is noticed within AckWait.
+type Executor struct {
+	cfg         ExecutorConfig
+	log         *slog.Logger
+	ackWait     time.Duration
+	maxAttempts int
+	running     atomic.Int64
+	tasksDone   *prometheus.CounterVec
+
+	stop     context.CancelFunc
+	loopDone chan struct{}
+	tasks    sync.WaitGroup
+}
+
+// NewExecutor validates cfg.
+func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
+	switch {
+	case cfg.Tasks == nil, cfg.Members == nil, cfg.Runner == nil:
+		return nil, errors.New("executor config: Tasks, Members and Runner are required")
+	case cfg.Info.ID == "":
+		return nil, errors.New("executor config: Info.ID is required")
+	}
+	if cfg.MaxTasks <= 0 {
+		cfg.MaxTasks = 1
+	}
+	if cfg.FetchWait == 0 {
+		cfg.FetchWait = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Info.MaxTasks = cfg.MaxTasks
+	e := &Executor{cfg: cfg, log: cfg.Logger.With("component", "executor", "executor", cfg.Info.ID)}
+	e.tasksDone = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kallad_executor_tasks_total", Help: "Tasks this executor ran, by kind and outcome.",
+	}, []string{"kind", "outcome"})
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(e.tasksDone); err != nil {
+			return nil, err
+		}
+		running := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kallad_executor_tasks_running", Help: "Tasks running on this executor.",
+		}, func() float64 { return float64(e.running.Load()) })
+		if err := cfg.Registerer.Register(running); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// Start announces the executor and starts taking tasks.
+func (e *Executor) Start(ctx context.Context) error {
+	if e.loopDone != nil {
+		return errors.New("executor already started")
+	}
+	var err error
+	if e.ackWait, e.maxAttempts, err = e.cfg.Tasks.settings(ctx); err != nil {
+		return err
+	}
+	e.cfg.Info.StartedAt = time.Now().UTC()
+	if err := e.announce(ctx); err != nil {
+		return err
+	}
+	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.stop = cancel
+	e.loopDone = make(chan struct{})
+	go e.loop(loopCtx)
+	e.log.Info("executor joined", "ack_wait", e.ackWait, "max_attempts", e.maxAttempts, "max_tasks", e.cfg.MaxTasks)
+	return nil
+}
+
+// Stop stops taking tasks, lets the running ones finish, and leaves.
+func (e *Executor) Stop() {
+	if e.loopDone == nil {
+		return
+	}
+	e.stop()
+	<-e.loopDone
+	e.tasks.Wait()
+	ctx, cancel := opCtx()
+	defer cancel()
+	if err := e.cfg.Members.Leave(ctx, e.cfg.Info.ID); err != nil {
+		e.log.Warn("leave the cluster failed; the entry expires on its own", "err", err)
+	}
+	e.log.Info("executor left")
+}
+
+func (e *Executor) announce(ctx context.Context) error {
+	info := e.cfg.Info
+	info.Running = int(e.running.Load())
+	return e.cfg.Members.Put(ctx, info)
+}
+
+func (e *Executor) loop(ctx context.Context) {
+	defer close(e.loopDone)
+	beat := time.NewTicker(e.cfg.Members.Interval())
+	defer beat.Stop()
+	go func() {
+		for {
+			select {
+			case <-beat.C:
+				hctx, cancel := context.WithTimeout(ctx, e.cfg.Members.Interval())
+				if err := e.announce(hctx); err != nil && ctx.Err() == nil {
+					e.log.Warn("membership heartbeat failed", "err", err)
+				}
+				cancel()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	slots := make(chan struct{}, e.cfg.MaxTasks)
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		d, err := e.cfg.Tasks.next(ctx, e.cfg.FetchWait)
+		if err != nil {
+			<-slots
+			if ctx.Err() != nil {
+				return
+			}
+			if !errors.Is(err, errNoTask) {
+				e.log.Warn("fetch task failed", "err", err)
+				if !sleepCtx(ctx, time.Second) {
+					return
+				}
+			}
+			continue
+		}
+		e.tasks.Add(1)
+		go func() {
+			defer func() { <-slots; e.tasks.Done() }()
+			e.handle(d)
+		}()
+	}
+}
+
+// handle runs one delivery: heartbeats keep it ours while it runs and stop
+// it if its staging folder disappears (its job ended elsewhere).
+func (e *Executor) handle(d *execDelivery) {
+	t := &d.task
+	log := e.log.With("run_id", t.Job.RunID, "task", t.ID, "gen", t.Gen, "delivery", d.delivery)
+	if _, err := os.Stat(t.Root); err != nil {
+		log.Info("task of a finished attempt dropped")
+		_ = d.msg.TermWithReason("attempt over")
+		return
+	}
+	res := &TaskResult{ID: t.ID, Executor: e.cfg.Info.ID, Delivery: d.delivery}
+	if d.delivery > e.maxAttempts {
+		res.Error = fmt.Sprintf("task %s: gave up after %d attempts; the executors running it died or lost their connection", t.ID, e.maxAttempts)
+		res.Stage = stageOfTask(t.Kind)
+		e.finish(d, res, log)
+		return
+	}
+	e.running.Add(1)
+	defer e.running.Add(-1)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(e.ackWait / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				if _, err := os.Stat(t.Root); err != nil {
+					cancel(errors.New("the job's attempt ended"))
+					return
+				}
+				if err := d.msg.InProgress(); err != nil {
+					log.Warn("task heartbeat failed", "err", err)
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	start := time.Now()
+	log.Info("task started", "kind", t.Kind)
+	err := e.run(ctx, t, res)
+	close(done)
+	res.Elapsed = time.Since(start)
+	if context.Cause(ctx) != nil && ctx.Err() != nil {
+		log.Info("task stopped: its job attempt ended")
+		_ = d.msg.TermWithReason("attempt over")
+		e.tasksDone.WithLabelValues(string(t.Kind), "dropped").Inc()
+		return
+	}
+	if err != nil {
+		res.Error = fmt.Sprintf("task %s: %v", t.ID, err)
+		res.Stage = stageOfTask(t.Kind)
+		var se *kalla.StageError
+		if errors.As(err, &se) {
+			res.Stage = se.Stage
+		}
+		res.Validation = kalla.IsValidation(err)
+		if !res.Validation && d.delivery < e.maxAttempts {
+			log.Warn("task failed; it will be retried", "err", err)
+			e.tasksDone.WithLabelValues(string(t.Kind), "retried").Inc()
+			_ = d.msg.NakWithDelay(time.Second)
+			return
+		}
+		log.Warn("task failed", "err", err)
+	} else {
+		log.Info("task done", "elapsed", res.Elapsed.Round(time.Millisecond))
+	}
+	e.finish(d, res, log)
+}
+
+// finish reports res and acknowledges the task; if the report fails the
+// task is left to be redelivered.
+func (e *Executor) finish(d *execDelivery, res *TaskResult, log *slog.Logger) {
+	ctx, cancel := opCtx()
+	defer cancel()
+	if err := e.cfg.Tasks.Report(ctx, d.task.Gen, res); err != nil {
+		log.Error("report task result failed; it will be redelivered", "err", err)
+		return
+	}
+	if err := d.msg.DoubleAck(ctx); err != nil {
+		log.Warn("ack task failed", "err", err)
+	}
+	outcome := "ok"
+	if res.Error != "" {
+		outcome = "failed"
+	}
+	e.tasksDone.WithLabelValues(string(d.task.Kind), outcome).Inc()
+}
+
+func stageOfTask(k TaskKind) kalla.Stage {
+	switch k {
+	case TaskStage:
+		return kalla.StageStaging
+	case TaskMatch:
+		return kalla.StageMatching
+	case TaskMerge:
+		return kalla.StageWriting
+	}
+	return kalla.StageValidating
+}
+
+// run does the work of t and fills res.
+func (e *Executor) run(ctx context.Context, t *ExecTask, res *TaskResult) error {
+	job := t.Job
+	switch t.Kind {
+	case TaskPlan:
+		plan, err := e.cfg.Runner.PlanSplit(ctx, &job)
+		res.Plan = &plan
+		return err
+	case TaskStage:
+		staged, err := e.cfg.Runner.StageSource(ctx, &job, t.Side, t.Hash, t.Parts, t.Dir)
+		res.Staged = &staged
+		return err
+	case TaskMatch:
+		var in [2]kalla.StagedSet
+		for side := range 2 {
+			p := t.Partition
+			if side == t.Broadcast {
+				p = -1
+			}
+			files, err := kalla.PartitionFiles(t.StageDirs[side], p)
+			if err != nil {
+				return &kalla.StageError{Stage: kalla.StageMatching, Err: err}
+			}
+			in[side] = kalla.StagedSet{Files: files, Columns: t.Columns[side]}
+		}
+		c, err := e.cfg.Runner.MatchPartition(ctx, &job, t.Spec, in, t.Dir)
+		res.Counts = &c
+		return err
+	case TaskMerge:
+		r, err := e.cfg.Runner.MergeResults(ctx, &job, t.Merge, t.Counts, t.Start)
+		res.Result = r
+		return err
+	case TaskJob:
+		r, err := e.cfg.Runner.Run(ctx, &job, nil)
+		res.Result = r
+		return err
+	}
+	return fmt.Errorf("unknown task kind %q", t.Kind)
+}

@@ -1,0 +1,145 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// MembersConfig configures the executors' membership bucket.
+type MembersConfig struct {
+	Bucket string
+	// TTL is how long an executor stays listed after its last heartbeat;
+	// executors heartbeat every TTL/3.
+	TTL      time.Duration
+	Replicas int
+}
+
+func (c *MembersConfig) validate() error {
+	if c.Bucket == "" {
+		c.Bucket = "KALLA_EXECUTORS"
+	}
+	if c.TTL == 0 {
+		c.TTL = 6 * time.Second
+	}
+	if c.TTL < 300*time.Millisecond {
+		return fmt.Errorf("members config: TTL %s is too short", c.TTL)
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	return nil
+}
+
+// Members is the set of live executors: a key-value bucket whose entries
+// expire TTL after their last update, so an executor that dies (SIGKILL, a
+// lost node) drops out on its own, and one that leaves deletes its entry.
+type Members struct {
+	cfg MembersConfig
+	kv  jetstream.KeyValue
+}
+
+// OpenMembers creates or binds the membership bucket.
+func OpenMembers(ctx context.Context, js jetstream.JetStream, cfg MembersConfig) (*Members, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      cfg.Bucket,
+		Description: "Kalla executors: one entry per live executor",
+		TTL:         cfg.TTL,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open executors bucket %s: %w", cfg.Bucket, err)
+	}
+	return &Members{cfg: cfg, kv: kv}, nil
+}
+
+// Interval is how often an executor heartbeats.
+func (m *Members) Interval() time.Duration { return m.cfg.TTL / 3 }
+
+// Put records info as live now.
+func (m *Members) Put(ctx context.Context, info kalla.ExecutorInfo) error {
+	info.LastSeen = time.Now().UTC()
+	data, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	if _, err := m.kv.Put(ctx, info.ID, data); err != nil {
+		return fmt.Errorf("heartbeat executor %s: %w", info.ID, err)
+	}
+	return nil
+}
+
+// Leave removes id at once.
+func (m *Members) Leave(ctx context.Context, id string) error {
+	return m.kv.Purge(ctx, id)
+}
+
+// Executors lists the live executors, by id.
+func (m *Members) Executors(ctx context.Context) ([]kalla.ExecutorInfo, error) {
+	keys, err := m.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list executors: %w", err)
+	}
+	var out []kalla.ExecutorInfo
+	for k := range keys.Keys() {
+		e, err := m.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read executor %s: %w", k, err)
+		}
+		var info kalla.ExecutorInfo
+		if json.Unmarshal(e.Value(), &info) != nil {
+			continue
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// TrackExecutors keeps gauge at the number of live executors and logs
+// arrivals and departures, until ctx is done.
+func TrackExecutors(ctx context.Context, m *Members, gauge interface{ Set(float64) }, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	known := map[string]bool{}
+	for {
+		if execs, err := m.Executors(ctx); err == nil {
+			now := map[string]bool{}
+			for _, e := range execs {
+				now[e.ID] = true
+				if !known[e.ID] {
+					log.Info("executor joined", "executor", e.ID, "host", e.Host)
+				}
+			}
+			for id := range known {
+				if !now[id] {
+					log.Info("executor gone", "executor", id)
+				}
+			}
+			known = now
+			if gauge != nil {
+				gauge.Set(float64(len(execs)))
+			}
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}

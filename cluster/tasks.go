@@ -1,0 +1,329 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// TaskKind is what an executor task does.
+type TaskKind string
+
+// The task kinds of a distributed job, in the order the coordinator issues
+// them. TaskJob runs a whole job that cannot be split.
+const (
+	TaskPlan  TaskKind = "plan"
+	TaskStage TaskKind = "stage"
+	TaskMatch TaskKind = "match"
+	TaskMerge TaskKind = "merge"
+	TaskJob   TaskKind = "job"
+)
+
+// ExecTask is one unit of a distributed job. Gen identifies the
+// coordinator's attempt; its staging folder is Root, and an executor drops a
+// task whose Root is gone (the job finished, failed or was retried).
+type ExecTask struct {
+	Gen  string    `json:"gen"`
+	ID   string    `json:"id"`
+	Kind TaskKind  `json:"kind"`
+	Job  kalla.Job `json:"job"`
+	Root string    `json:"root"`
+
+	// Stage: which source, how to hash it, into how many partitions, where.
+	Side  int    `json:"side,omitempty"`
+	Hash  string `json:"hash,omitempty"`
+	Parts int    `json:"parts,omitempty"`
+	Dir   string `json:"dir,omitempty"`
+
+	// Match: the partition, the staged sources (StageDirs) with their
+	// columns, and the side sent whole (-1 for none).
+	Partition int                     `json:"partition,omitempty"`
+	Spec      kalla.MatchSpec         `json:"spec"`
+	StageDirs [2]string               `json:"stage_dirs"`
+	Columns   [2][]kalla.StagedColumn `json:"columns"`
+	Broadcast int                     `json:"broadcast"`
+
+	// Merge: the partial results, the source row counts and the job's
+	// start, for elapsed_ms.
+	Merge  kalla.MergeSpec `json:"merge"`
+	Counts [2]int64        `json:"counts"`
+	Start  time.Time       `json:"start"`
+}
+
+// TaskResult is what an executor reports for a task, in the results bucket
+// under "<gen>.<task id>".
+type TaskResult struct {
+	ID       string `json:"id"`
+	Executor string `json:"executor"`
+	Delivery int    `json:"delivery"`
+	// Error is set when the task failed for good; Stage and Validation
+	// describe it.
+	Error      string      `json:"error,omitempty"`
+	Stage      kalla.Stage `json:"stage,omitempty"`
+	Validation bool        `json:"validation,omitempty"`
+
+	Plan    *kalla.SplitPlan    `json:"plan,omitempty"`
+	Staged  *kalla.StagedSource `json:"staged,omitempty"`
+	Counts  *kalla.Counts       `json:"counts,omitempty"`
+	Result  *kalla.Result       `json:"result,omitempty"`
+	Elapsed time.Duration       `json:"elapsed"`
+}
+
+// TaskQueueConfig configures the executors' task queue.
+type TaskQueueConfig struct {
+	Stream, Consumer, Bucket string
+	// AckWait is how long a task may go without a heartbeat before it is
+	// redelivered to another executor: how long the loss of an executor
+	// delays a job.
+	AckWait time.Duration
+	// MaxAttempts is how many times a task is tried before its job fails;
+	// MaxDeliver is one more, so that the delivery after an executor died
+	// on the last attempt reports the failure.
+	MaxAttempts int
+	Replicas    int
+}
+
+func (c *TaskQueueConfig) validate() error {
+	if c.Stream == "" {
+		c.Stream = "KALLA_EXEC"
+	}
+	if c.Consumer == "" {
+		c.Consumer = "kalla-executors"
+	}
+	if c.Bucket == "" {
+		c.Bucket = "KALLA_TASK_RESULTS"
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 15 * time.Second
+	}
+	if c.AckWait < 300*time.Millisecond {
+		return fmt.Errorf("task queue config: AckWait %s is too short", c.AckWait)
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 3
+	}
+	if c.MaxAttempts < 1 {
+		return fmt.Errorf("task queue config: MaxAttempts must be at least 1, got %d", c.MaxAttempts)
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	return nil
+}
+
+// taskSubject is the subject of gen's tasks: one subject per attempt, so a
+// coordinator that gives up can purge what is left of its tasks.
+func taskSubject(gen string) string { return "kalla.exec." + gen }
+
+// TaskQueue carries executor tasks (a work-queue stream with explicit acks,
+// in-progress heartbeats and a delivery limit) and their results (a
+// key-value bucket the coordinator watches).
+type TaskQueue struct {
+	cfg     TaskQueueConfig
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	cons    jetstream.Consumer
+	results jetstream.KeyValue
+}
+
+// OpenTaskQueue creates or updates the stream, its consumer and the results
+// bucket. The scheduler opens it with its settings; executors open it with
+// the same defaults and read the consumer's actual AckWait and MaxDeliver.
+func OpenTaskQueue(ctx context.Context, js jetstream.JetStream, cfg TaskQueueConfig) (*TaskQueue, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "Kalla executor tasks: the parts of distributed jobs",
+		Subjects:    []string{"kalla.exec.>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Duplicates:  2 * time.Minute,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open executor task stream %s: %w", cfg.Stream, err)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       cfg.Consumer,
+		Description:   "Kalla executors",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxAttempts + 1,
+		MaxAckPending: 10000,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open executor task consumer %s: %w", cfg.Consumer, err)
+	}
+	results, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      cfg.Bucket,
+		Description: "Kalla executor task results",
+		TTL:         24 * time.Hour,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open task results bucket %s: %w", cfg.Bucket, err)
+	}
+	return &TaskQueue{cfg: cfg, js: js, stream: stream, cons: cons, results: results}, nil
+}
+
+// Publish queues t.
+func (q *TaskQueue) Publish(ctx context.Context, t *ExecTask) error {
+	data, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	if _, err := q.js.Publish(ctx, taskSubject(t.Gen), data, jetstream.WithMsgID(t.Gen+"/"+t.ID)); err != nil {
+		return fmt.Errorf("queue task %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+// Purge removes the queued tasks of gen.
+func (q *TaskQueue) Purge(ctx context.Context, gen string) error {
+	return q.stream.Purge(ctx, jetstream.WithPurgeSubject(taskSubject(gen)))
+}
+
+// Report stores the result of a task.
+func (q *TaskQueue) Report(ctx context.Context, gen string, r *TaskResult) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if _, err := q.results.Put(ctx, gen+"."+r.ID, data); err != nil {
+		return fmt.Errorf("report task %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Watch calls fn with every result of gen's tasks, present and future,
+// until ctx is done.
+func (q *TaskQueue) Watch(ctx context.Context, gen string) (<-chan *TaskResult, error) {
+	w, err := q.results.Watch(ctx, gen+".*")
+	if err != nil {
+		return nil, fmt.Errorf("watch task results: %w", err)
+	}
+	out := make(chan *TaskResult, 64)
+	go func() {
+		defer close(out)
+		defer w.Stop()
+		for {
+			select {
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil || e.Operation() != jetstream.KeyValuePut {
+					continue
+				}
+				var r TaskResult
+				if json.Unmarshal(e.Value(), &r) != nil {
+					continue
+				}
+				select {
+				case out <- &r:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// Forget deletes gen's results.
+func (q *TaskQueue) Forget(ctx context.Context, gen string, ids []string) {
+	for _, id := range ids {
+		_ = q.results.Purge(ctx, gen+"."+id)
+	}
+}
+
+// execDelivery is one delivery of a task to an executor.
+type execDelivery struct {
+	task     ExecTask
+	delivery int
+	msg      jetstream.Msg
+}
+
+// next waits up to wait for a task; errNoTask when none came.
+func (q *TaskQueue) next(ctx context.Context, wait time.Duration) (*execDelivery, error) {
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	msg, err := q.cons.Next(jetstream.FetchContext(fctx))
+	if err != nil {
+		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoMessages) {
+			return nil, errNoTask
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("fetch task: %w", err)
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Term()
+		return nil, fmt.Errorf("read task metadata: %w", err)
+	}
+	d := &execDelivery{delivery: int(meta.NumDelivered), msg: msg}
+	if err := json.Unmarshal(msg.Data(), &d.task); err != nil || d.task.ID == "" {
+		_ = msg.TermWithReason("malformed task")
+		return nil, fmt.Errorf("malformed executor task %d", meta.Sequence.Stream)
+	}
+	return d, nil
+}
+
+// settings reads the consumer's actual AckWait and attempt limit, which the
+// scheduler decides.
+func (q *TaskQueue) settings(ctx context.Context) (ackWait time.Duration, maxAttempts int, err error) {
+	info, err := q.cons.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read task consumer: %w", err)
+	}
+	return info.Config.AckWait, info.Config.MaxDeliver - 1, nil
+}
+
+// TaskStats are the executor queue's numbers, for metrics.
+type TaskStats struct {
+	Queued, Running, Redelivered int
+}
+
+// Stats reads the consumer's counters.
+func (q *TaskQueue) Stats(ctx context.Context) (TaskStats, error) {
+	info, err := q.cons.Info(ctx)
+	if err != nil {
+		return TaskStats{}, fmt.Errorf("task queue stats: %w", err)
+	}
+	return TaskStats{Queued: int(info.NumPending), Running: info.NumAckPending, Redelivered: info.NumRedelivered}, nil
+}
+
+// BindTaskQueue opens the task queue the scheduler created, keeping its
+// settings; it fails while the scheduler has not created it yet.
+func BindTaskQueue(ctx context.Context, js jetstream.JetStream, cfg TaskQueueConfig) (*TaskQueue, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	stream, err := js.Stream(ctx, cfg.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("find executor task stream %s: %w", cfg.Stream, err)
+	}
+	cons, err := stream.Consumer(ctx, cfg.Consumer)
+	if err != nil {
+		return nil, fmt.Errorf("find executor task consumer %s: %w", cfg.Consumer, err)
+	}
+	results, err := js.KeyValue(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("find task results bucket %s: %w", cfg.Bucket, err)
+	}
+	return &TaskQueue{cfg: cfg, js: js, stream: stream, cons: cons, results: results}, nil
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/cluster"
+)
+
+// ExecutorCommand joins a scheduler's cluster and runs the tasks of
+// distributed jobs: `kallad executor [flags]`.
+type ExecutorCommand struct {
+	// Stderr receives the logs and usage; nil means os.Stderr.
+	Stderr io.Writer
+}
+
+type executorOptions struct {
+	schedulerHost string
+	schedulerPort int
+	natsURL       string
+	bindHost      string
+	bindPort      int
+	externalHost  string
+	stagingPath   string
+	maxTasks      int
+}
+
+// Run parses args and works until ctx is cancelled; then it finishes its
+// running tasks and leaves the cluster.
+func (c *ExecutorCommand) Run(ctx context.Context, args []string) error {
+	stderr := c.Stderr
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	fs := flag.NewFlagSet("kallad executor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var eng engineOptions
+	var logs logOptions
+	if err := commonFlags(fs, &eng, &logs, "info"); err != nil {
+		return c.fail(stderr, err)
+	}
+	o := &executorOptions{}
+	var err error
+	o.schedulerPort, err = envInt(50050, "SCHEDULER_PORT", "GRPC_PORT")
+	if err != nil {
+		return c.fail(stderr, err)
+	}
+	if o.bindPort, err = envInt(50051, "BIND_PORT"); err != nil {
+		return c.fail(stderr, err)
+	}
+	if o.maxTasks, err = envInt(1, "KALLA_MAX_TASKS"); err != nil {
+		return c.fail(stderr, err)
+	}
+	hostname, _ := os.Hostname()
+	fs.StringVar(&o.schedulerHost, "scheduler-host", env("localhost", "SCHEDULER_HOST"), "host of the scheduler's cluster port (env SCHEDULER_HOST)")
+	fs.IntVar(&o.schedulerPort, "scheduler-port", o.schedulerPort, "the scheduler's cluster port, its --grpc-port (env SCHEDULER_PORT)")
+	fs.StringVar(&o.natsURL, "nats-url", env("", "NATS_URL"), "join through this NATS cluster instead of the scheduler's embedded server (env NATS_URL)")
+	fs.StringVar(&o.bindHost, "bind-host", env("0.0.0.0", "BIND_HOST"), "address of the executor's /health, /ready and /metrics (env BIND_HOST)")
+	fs.IntVar(&o.bindPort, "bind-port", o.bindPort, "port of /health, /ready and /metrics; 0 picks a free one, -1 serves none (env BIND_PORT)")
+	fs.StringVar(&o.externalHost, "external-host", env(hostname, "EXTERNAL_HOST"), "the host this executor announces in GET /api/cluster (env EXTERNAL_HOST)")
+	fs.StringVar(&o.stagingPath, "staging-path", env("./staging", "STAGING_PATH"), "the staging folder every process of the cluster shares (env STAGING_PATH)")
+	fs.IntVar(&o.maxTasks, "max-tasks", o.maxTasks, "tasks run at once; DuckDB already uses every core for one (env KALLA_MAX_TASKS)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: kallad executor [flags]\n\nJoins a scheduler's cluster and runs parts of its jobs.\nKALLA_CLUSTER_TOKEN, if set, is sent to the scheduler's cluster port.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	switch {
+	case o.schedulerPort < 1 || o.schedulerPort > 65535:
+		return c.fail(stderr, fmt.Errorf("--scheduler-port %d: not a port", o.schedulerPort))
+	case o.bindPort < -1 || o.bindPort > 65535:
+		return c.fail(stderr, fmt.Errorf("--bind-port %d: not a port", o.bindPort))
+	case o.maxTasks < 1:
+		return c.fail(stderr, fmt.Errorf("--max-tasks %d: must be at least 1", o.maxTasks))
+	}
+	logger, err := newLogger(logs, stderr)
+	if err != nil {
+		return c.fail(stderr, err)
+	}
+	if err := runExecutor(ctx, o, eng, logger); err != nil {
+		return c.fail(stderr, err)
+	}
+	return nil
+}
+
+func (c *ExecutorCommand) fail(stderr io.Writer, err error) error {
+	fmt.Fprintln(stderr, "kallad executor:", err)
+	return err
+}
+
+func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, logger *slog.Logger) error {
+	if eng.TempDir == "" {
+		eng.TempDir = o.stagingPath
+	}
+	id := nuid.Next()
+	logger = logger.With("executor", id)
+	defer logger.Info("executor stopped")
+	runner, closeRunner, err := newRunner(eng, logger)
+	if err != nil {
+		return err
+	}
+	defer closeRunner()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var ready atomic.Bool
+	if o.bindPort >= 0 {
+		stop, err := serveProbes(ctx, net.JoinHostPort(o.bindHost, strconv.Itoa(o.bindPort)), reg, &ready, logger)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
+	url := o.natsURL
+	var opts []nats.Option
+	if url == "" {
+		url = "nats://" + net.JoinHostPort(o.schedulerHost, strconv.Itoa(o.schedulerPort))
+		if tok := os.Getenv("KALLA_CLUSTER_TOKEN"); tok != "" {
+			opts = append(opts, nats.Token(tok))
+		}
+	}
+	// The scheduler may start after us: keep trying until it answers.
+	var nc *nats.Conn
+	for {
+		nc, err = cluster.Connect(url, "kallad-executor-"+id, append(opts, nats.RetryOnFailedConnect(false))...)
+		if err == nil {
+			break
+		}
+		logger.Warn("scheduler not reachable yet", "url", url, "err", err)
+		if !sleepUntil(ctx, 2*time.Second) {
+			return ctx.Err()
+		}
+	}
+	defer nc.Close()
+	js, err := cluster.JetStream(nc)
+	if err != nil {
+		return err
+	}
+	var tasks *cluster.TaskQueue
+	var members *cluster.Members
+	for {
+		tasks, err = cluster.BindTaskQueue(ctx, js, cluster.TaskQueueConfig{})
+		if err == nil {
+			members, err = cluster.OpenMembers(ctx, js, cluster.MembersConfig{})
+		}
+		if err == nil {
+			break
+		}
+		logger.Warn("the scheduler's task queue is not there yet", "err", err)
+		if !sleepUntil(ctx, time.Second) {
+			return ctx.Err()
+		}
+	}
+	ex, err := cluster.NewExecutor(cluster.ExecutorConfig{
+		Tasks: tasks, Members: members, Runner: runner, MaxTasks: o.maxTasks, Registerer: reg, Logger: logger,
+		Info: kalla.ExecutorInfo{ID: id, Host: o.externalHost, Version: version},
+	})
+	if err != nil {
+		return err
+	}
+	if err := ex.Start(ctx); err != nil {
+		return err
+	}
+	ready.Store(true)
+	logger.Info("executor ready", "scheduler", url, "staging_path", o.stagingPath, "max_tasks", o.maxTasks)
+	<-ctx.Done()
+	ready.Store(false)
+	logger.Info("shutting down: finishing running tasks")
+	ex.Stop()
+	return nil
+}
+
+func sleepUntil(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// serveProbes serves /health, /ready (200 once joined) and /metrics.
+func serveProbes(ctx context.Context, addr string, reg *prometheus.Registry, ready *atomic.Bool, logger *slog.Logger) (func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if !ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"status":"starting"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"status":"ready"}`)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("probe server stopped", "err", err)
+		}
+	}()
+	logger.Info("executor probes listening", "addr", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}

@@ -1,0 +1,34 @@
+package kallahttp
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// ClusterLister lists the live executors; *cluster.Members is one.
+type ClusterLister interface {
+	Executors(ctx context.Context) ([]kalla.ExecutorInfo, error)
+}
+
+// ClusterView is the body of GET /api/cluster.
+type ClusterView struct {
+	Executors []kalla.ExecutorInfo `json:"executors"`
+}
+
+func (s *Server) listExecutors(w http.ResponseWriter, r *http.Request) {
+	view := ClusterView{Executors: []kalla.ExecutorInfo{}}
+	if s.cfg.Cluster != nil {
+		execs, err := s.cfg.Cluster.Executors(r.Context())
+		if err != nil {
+			s.log.Warn("list executors failed", "err", err)
+			writeError(w, codeUnavailable, "", "the cluster membership could not be read; retry")
+			return
+		}
+		if execs != nil {
+			view.Executors = execs
+		}
+	}
+	writeJSON(w, http.StatusOK, view)
+}
