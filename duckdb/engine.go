@@ -82,7 +82,7 @@ func Open(cfg Config) (*Engine, error) {
 	if cfg.MemoryLimit != "" {
 		settings = append(settings, fmt.Sprintf("SET memory_limit = %s", quoteLiteral(cfg.MemoryLimit)))
 	}
-	connector, err := duckdb.NewConnector(filepath.Join(e.tempDir, "kalla.duckdb"), func(execer driver.ExecerContext) error {
+	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
 		for _, s := range settings {
 			if _, err := execer.ExecContext(context.Background(), s, nil); err != nil {
 				return fmt.Errorf("%s: %w", s, err)

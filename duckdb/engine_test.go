@@ -132,8 +132,9 @@ func TestSpillsUnderSmallMemoryLimit(t *testing.T) {
 	t.Parallel()
 	free := setup(t, duckdb.Config{})
 	tight := setup(t, duckdb.Config{MemoryLimit: "128MB", TempDir: t.TempDir(), Threads: 2})
-	inv := filepath.Join(free.dir, "inv.parquet")
-	pay := filepath.Join(free.dir, "pay.parquet")
+	// CSV sources are staged into tables, which must spill too.
+	inv := filepath.Join(free.dir, "inv.csv")
+	pay := filepath.Join(free.dir, "pay.csv")
 	query(t, "COPY (SELECT i AS invoice_id, md5(i::VARCHAR) AS note, (i % 100000 / 100)::DECIMAL(12,2) AS amount FROM range(2000000) t(i)) TO '"+inv+"'")
 	query(t, "COPY (SELECT i AS payment_id, (i * 7) % 2000000 AS invoice_ref, md5((i*3)::VARCHAR) AS memo, ((i * 7) % 2000000 % 100000 / 100 + (i % 3) * 0.01)::DECIMAL(12,2) AS amount FROM range(2000000) t(i)) TO '"+pay+"'")
 	var results [2]*kalla.Result

@@ -20,7 +20,7 @@ func (s *Session) describeFiles(ctx context.Context, t *table, src *kalla.FileSo
 		if err != nil {
 			return fmt.Errorf("read parquet %s: %w", src.Pattern, err)
 		}
-		t.cols, t.types = cols, types
+		t.cols, t.types, t.view = cols, types, true
 		return nil
 	case kalla.FormatCSV:
 		return s.describeCSV(ctx, t, src.Pattern)

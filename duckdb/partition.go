@@ -37,7 +37,9 @@ func (s *Session) WritePartitions(ctx context.Context, alias, hashExpr string, p
 			list[i] = fmt.Sprintf("CAST(%s AS VARCHAR) AS %s", quoteIdent(c.Name), quoteIdent(c.Name))
 		}
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Mkdir, not MkdirAll: if the job's staging folder is gone, the job
+	// ended and this task must not recreate it.
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		return out, err
 	}
 	q := fmt.Sprintf("COPY (SELECT %s, (%s) %% %d AS %s FROM %s) TO %s (FORMAT parquet, PARTITION_BY (%s), OVERWRITE_OR_IGNORE)",
@@ -60,7 +62,7 @@ func (s *Session) WritePartitions(ctx context.Context, alias, hashExpr string, p
 			}
 			continue
 		}
-		if err := os.MkdirAll(plain, 0o755); err != nil {
+		if err := os.Mkdir(plain, 0o755); err != nil {
 			return out, err
 		}
 		empty := fmt.Sprintf("COPY (SELECT %s FROM %s LIMIT 0) TO %s (FORMAT parquet)", strings.Join(list, ", "), s.qualified(alias), quoteLiteral(filepath.Join(plain, "empty.parquet")))

@@ -38,6 +38,10 @@ type table struct {
 	// including the column types Kalla decided; empty for row sources.
 	from  string
 	where string
+	// view is set for Parquet files, which DuckDB reads as fast as its own
+	// tables: staging them into a table cost more than the whole match
+	// (2.5 s of 4.5 s at 1M invoices), so they are read where they are.
+	view bool
 }
 
 func (s *Session) qualified(alias string) string {
@@ -132,6 +136,9 @@ func (s *Session) Attach(ctx context.Context, alias string, src kalla.Source, fi
 		defs[i] = quoteIdent(c.Name) + " " + t.types[i]
 	}
 	create := fmt.Sprintf("CREATE TABLE %s (%s)", s.qualified(alias), strings.Join(defs, ", "))
+	if t.view {
+		create = fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM %s%s", s.qualified(alias), t.from, t.where)
+	}
 	if _, err := s.conn.ExecContext(ctx, create); err != nil {
 		return nil, fmt.Errorf("create table for %q: %w", alias, err)
 	}
@@ -172,6 +179,13 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 	t, ok := s.tables[alias]
 	if !ok {
 		return 0, fmt.Errorf("source %q is not attached", alias)
+	}
+	if t.view {
+		var n int64
+		if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+s.qualified(alias)).Scan(&n); err != nil {
+			return 0, cleanError(err)
+		}
+		return n, nil
 	}
 	if t.from != "" {
 		insert := fmt.Sprintf("INSERT INTO %s SELECT * FROM %s%s", s.qualified(alias), t.from, t.where)

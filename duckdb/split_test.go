@@ -89,7 +89,7 @@ func runSplit(t *testing.T, r *kalla.Runner, job *kalla.Job, parts int) (kalla.S
 	var cols [2][]kalla.StagedColumn
 	var dirs [2]string
 	for side := range 2 {
-		dirs[side] = filepath.Join(root, "stage", fmt.Sprint(side))
+		dirs[side] = filepath.Join(root, fmt.Sprint("stage", side))
 		st, err := r.StageSource(ctx, job, side, plan.Hash[side], parts, dirs[side])
 		if err != nil {
 			t.Fatalf("stage %d: %v", side, err)
@@ -115,7 +115,7 @@ func runSplit(t *testing.T, r *kalla.Runner, job *kalla.Job, parts int) (kalla.S
 			}
 			in[side] = kalla.StagedSet{Files: files, Columns: cols[side]}
 		}
-		dir := filepath.Join(root, "match", fmt.Sprint(p))
+		dir := filepath.Join(root, fmt.Sprint("match", p))
 		if _, err := r.MatchPartition(ctx, job, plan.Spec, in, dir); err != nil {
 			t.Fatalf("match %d: %v", p, err)
 		}
