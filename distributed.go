@@ -188,7 +188,9 @@ func (r *Runner) MatchPartition(ctx context.Context, job *Job, spec MatchSpec, i
 	if err := os.RemoveAll(dir); err != nil {
 		return fail(err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Mkdir, not MkdirAll: if the job's staging folder is gone, the job
+	// ended and this task must not recreate it.
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		return fail(err)
 	}
 	c, err := ss.Reconcile(ctx, spec, dir, nil)

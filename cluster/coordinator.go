@@ -85,7 +85,7 @@ func (d *Distributor) Run(ctx context.Context, job *kalla.Job, progress func(kal
 	// A previous attempt of this run (its scheduler died) left its files.
 	_ = os.RemoveAll(runDir)
 	c.root = filepath.Join(runDir, c.gen)
-	if err := os.MkdirAll(c.root, 0o755); err != nil {
+	if err := errors.Join(os.MkdirAll(filepath.Join(c.root, "stage"), 0o755), os.MkdirAll(filepath.Join(c.root, "match"), 0o755)); err != nil {
 		return nil, &kalla.StageError{Stage: kalla.StageValidating, Err: fmt.Errorf("create staging folder: %w", err)}
 	}
 	defer func() {

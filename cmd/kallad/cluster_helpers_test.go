@@ -1,0 +1,228 @@
+package main
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// execProc is a running `kallad executor`.
+type execProc struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+}
+
+var natsURLRe = regexp.MustCompile(`msg="nats server started" url=(\S+)`)
+
+// natsURL is the scheduler's cluster address, from its log.
+func (p *schedProc) natsURL(t *testing.T) string {
+	t.Helper()
+	m := natsURLRe.FindStringSubmatch(p.logs())
+	if m == nil {
+		t.Fatalf("no nats url in the scheduler log:\n%s", p.logs())
+	}
+	return m[1]
+}
+
+// startExecutor starts `kallad executor` joined to sched, staging in
+// staging, and waits until the scheduler lists it.
+func startExecutor(t *testing.T, sched *schedProc, staging string) *execProc {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "executor.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(sched.executors(t))
+	cmd := exec.Command(kalladBin, "executor", "--nats-url", sched.natsURL(t), "--bind-port", "-1",
+		"--staging-path", staging, "--partitions", "1", "--external-host", "127.0.0.1")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &execProc{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("executor log:\n%s", p.logs())
+		}
+	})
+	waitUntil(t, "the scheduler to list the new executor", func() bool { return len(sched.executors(t)) > before })
+	return p
+}
+
+func (p *execProc) logs() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
+
+func (p *execProc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// executors returns GET /api/cluster's executors.
+func (p *schedProc) executors(t *testing.T) []kalla.ExecutorInfo {
+	t.Helper()
+	code, body := p.call(t, "GET", "/api/cluster", nil)
+	var v struct {
+		Executors []kalla.ExecutorInfo `json:"executors"`
+	}
+	if code != 200 || json.Unmarshal(body, &v) != nil {
+		t.Fatalf("GET /api/cluster: %d %s", code, body)
+	}
+	return v.Executors
+}
+
+// patternData creates invoices and payments (DuckDB and Postgres alike)
+// where every pattern finds matches, with NULL keys among the payments.
+var patternData = []string{
+	`CREATE TABLE invoices AS SELECT i AS invoice_id, 'c' || (i % 50) AS customer, CAST((i - i % 5) / 5 AS INTEGER) AS batch_id,
+		CAST((i * 37) % 1000 + 10.25 AS NUMERIC(12,2)) AS amount FROM generate_series(1, 2000) AS g(i)`,
+	`CREATE TABLE payments AS SELECT invoice_id AS payment_id, invoice_id AS invoice_ref, CAST(NULL AS INTEGER) AS batch_ref,
+		CAST(NULL AS VARCHAR) AS customer, CAST(amount + (invoice_id % 3) * 0.005 AS NUMERIC(12,3)) AS amount FROM invoices WHERE invoice_id % 4 = 0`,
+	`INSERT INTO payments SELECT 100000 + invoice_id, invoice_id, NULL, NULL, CAST(10 AS NUMERIC(12,3)) FROM invoices WHERE invoice_id % 4 = 1`,
+	`INSERT INTO payments SELECT 200000 + invoice_id, invoice_id, NULL, NULL, amount - 10 FROM invoices WHERE invoice_id % 4 = 1`,
+	`INSERT INTO payments SELECT 300000 + batch_id, NULL, batch_id, NULL, sum(amount) FROM invoices WHERE batch_id % 4 = 2 GROUP BY batch_id`,
+	`INSERT INTO payments SELECT 400000 + min(invoice_id), NULL, NULL, customer, 100 FROM invoices WHERE customer IN ('c7', 'c13') GROUP BY customer`,
+	`INSERT INTO payments SELECT 500000 + min(invoice_id), NULL, NULL, customer, sum(amount) - 100 FROM invoices WHERE customer IN ('c7', 'c13') GROUP BY customer`,
+	`INSERT INTO payments SELECT 600000 + i, 900000 + i, NULL, NULL, 1 FROM generate_series(1, 50) AS g(i)`,
+}
+
+// clusterPatterns are the reconciliation patterns and the split each gets.
+var clusterPatterns = []struct{ name, mode, sql string }{
+	{"one_to_one_tolerance", "partition", `SELECT i.invoice_id, p.payment_id, i.amount AS invoice_amount, p.amount AS paid_amount
+		FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id AND tolerance_match(i.amount, p.amount, 0.01)`},
+	{"one_to_many_split", "partition", `SELECT i.invoice_id, p.payment_id, p.amount FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id
+		WHERE i.amount = (SELECT sum(p2.amount) FROM right_src p2 WHERE p2.invoice_ref = i.invoice_id)`},
+	{"many_to_one_batch", "partition", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON i.batch_id = p.batch_ref
+		WHERE p.amount = (SELECT sum(i2.amount) FROM left_src i2 WHERE i2.batch_id = p.batch_ref)`},
+	{"many_to_many_cross", "partition", `SELECT i.invoice_id, p.payment_id, i.customer FROM left_src i JOIN right_src p ON i.customer = p.customer
+		WHERE (SELECT sum(i2.amount) FROM left_src i2 WHERE i2.customer = i.customer) = (SELECT sum(p2.amount) FROM right_src p2 WHERE p2.customer = p.customer)`},
+	{"broadcast_range", "broadcast", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.amount BETWEEN i.amount - 0.001 AND i.amount AND i.invoice_id % 7 = 0`},
+	{"single_aggregate", "single", `SELECT i.invoice_id, max(p.payment_id) AS payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id GROUP BY i.invoice_id`},
+}
+
+// writePatternParquet writes the pattern data as Parquet files.
+func writePatternParquet(t *testing.T, dir string) (invoices, payments string) {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range patternData {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	invoices, payments = filepath.Join(dir, "invoices.parquet"), filepath.Join(dir, "payments.parquet")
+	for table, path := range map[string]string{"invoices": invoices, "payments": payments} {
+		if _, err := db.Exec(fmt.Sprintf("COPY %s TO '%s' (FORMAT parquet)", table, path)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return invoices, payments
+}
+
+// duckRows returns the rows of q as sorted "a|b" strings.
+func duckRows(t *testing.T, q string) []string {
+	t.Helper()
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT COLUMNS(*)::VARCHAR FROM (" + q + ")")
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		parts := make([]string, len(vals))
+		for i, v := range vals {
+			parts[i] = "NULL"
+			if v.Valid {
+				parts[i] = v.String
+			}
+		}
+		out = append(out, strings.Join(parts, "|"))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sameOutputs compares two results and every row and column type of their
+// files.
+func sameOutputs(t *testing.T, got, want kalla.Result) {
+	t.Helper()
+	g, w := got, want
+	g.ElapsedMS, w.ElapsedMS, g.OutputPaths, w.OutputPaths = 0, 0, kalla.OutputPaths{}, kalla.OutputPaths{}
+	if g != w {
+		t.Errorf("cluster result %+v\n  local result %+v", g, w)
+	}
+	for _, f := range [][2]string{{got.OutputPaths.Matched, want.OutputPaths.Matched}, {got.OutputPaths.UnmatchedLeft, want.OutputPaths.UnmatchedLeft}, {got.OutputPaths.UnmatchedRight, want.OutputPaths.UnmatchedRight}} {
+		gs, ws := duckRows(t, "SELECT name, type, logical_type FROM parquet_schema('"+f[0]+"')"), duckRows(t, "SELECT name, type, logical_type FROM parquet_schema('"+f[1]+"')")
+		if strings.Join(gs, "\n") != strings.Join(ws, "\n") {
+			t.Errorf("%s schema:\n%q\nlocal:\n%q", filepath.Base(f[0]), gs, ws)
+		}
+		gr, wr := duckRows(t, "SELECT * FROM '"+f[0]+"'"), duckRows(t, "SELECT * FROM '"+f[1]+"'")
+		if strings.Join(gr, "\n") != strings.Join(wr, "\n") {
+			t.Errorf("%s: %d rows, local %d; they differ", filepath.Base(f[0]), len(gr), len(wr))
+		}
+	}
+}
+
+// runLocal runs job with `kallad run` into its own output and returns the
+// payload.
+func runLocal(t *testing.T, job map[string]any) kalla.Result {
+	t.Helper()
+	local := map[string]any{}
+	for k, v := range job {
+		local[k] = v
+	}
+	delete(local, "callback_url")
+	local["output_path"] = t.TempDir()
+	path := filepath.Join(t.TempDir(), "job.json")
+	raw, _ := json.Marshal(local)
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, exit := kallad(t, t.TempDir(), "run", "--partitions", "2", path)
+	if exit != 0 {
+		t.Fatalf("kallad run: exit %d: %s", exit, stderr)
+	}
+	var res kalla.Result
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}

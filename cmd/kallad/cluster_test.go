@@ -1,0 +1,180 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/kallatest"
+)
+
+// seedPatterns creates the pattern data in a Postgres schema of its own.
+func seedPatterns(t *testing.T) *kallatest.DB {
+	t.Helper()
+	db := kallatest.Postgres(t).NewSchema(t)
+	for _, q := range patternData {
+		db.Exec(t, q)
+	}
+	return db
+}
+
+func patternJob(matchSQL, left, right, callbackURL string, t *testing.T) map[string]any {
+	return map[string]any{
+		"run_id":       kalla.NewRunID(),
+		"callback_url": callbackURL,
+		"match_sql":    matchSQL,
+		"sources": []any{
+			map[string]any{"alias": "left_src", "uri": left},
+			map[string]any{"alias": "right_src", "uri": right,
+				"filters": []any{map[string]any{"column": "amount", "op": "gt", "value": 0}}},
+		},
+		"output_path":  t.TempDir(),
+		"primary_keys": map[string]any{"left_src": []any{"invoice_id"}, "right_src": []any{"payment_id"}},
+	}
+}
+
+// completeResult waits for runID's complete callback.
+func completeResult(t *testing.T, rv *callbackReceiver, runID string) kalla.Result {
+	t.Helper()
+	var res kalla.Result
+	if err := json.Unmarshal(rv.wait(t, "complete", runID), &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// stagingEmpty reports whether no job has files under the staging folder.
+func stagingEmpty(t *testing.T, staging string) bool {
+	entries, err := os.ReadDir(filepath.Join(staging, "cluster"))
+	return (err != nil && os.IsNotExist(err)) || (err == nil && len(entries) == 0)
+}
+
+// Every pattern, on Postgres and on Parquet files, run by a scheduler with
+// two executor processes gives exactly what `kallad run` gives: the same
+// counts, and the same rows and column types in every file. Staging files
+// are gone after each job.
+func TestClusterPatternsEqualLocal(t *testing.T) {
+	t.Parallel()
+	db := seedPatterns(t)
+	inv, pay := writePatternParquet(t, t.TempDir())
+	rv := newCallbackReceiver(t)
+	data := t.TempDir()
+	staging := filepath.Join(data, "staging")
+	sched := startScheduler(t, data, "KALLA_TASK_ACK_WAIT=3s")
+	startExecutor(t, sched, staging)
+	startExecutor(t, sched, staging)
+	if n := len(sched.executors(t)); n != 2 {
+		t.Fatalf("GET /api/cluster lists %d executors, want 2", n)
+	}
+	waitUntil(t, "kallad_executors_connected 2", func() bool { return sched.metric(t, "kallad_executors_connected") == "2" })
+
+	sources := map[string][2]string{
+		"postgres": {db.TableURI("invoices"), db.TableURI("payments")},
+		"parquet":  {inv, pay},
+	}
+	for kind, src := range sources {
+		for _, pat := range clusterPatterns {
+			t.Run(kind+"/"+pat.name, func(t *testing.T) {
+				job := patternJob(pat.sql, src[0], src[1], rv.base(), t)
+				runID := job["run_id"].(string)
+				if code, body := sched.submit(t, job); code != 202 {
+					t.Fatalf("submit: %d %s", code, body)
+				}
+				got := completeResult(t, rv, runID)
+				want := runLocal(t, job)
+				if want.MatchedCount == 0 {
+					t.Errorf("the pattern matches nothing")
+				}
+				sameOutputs(t, got, want)
+				planned := regexp.MustCompile(`msg="job planned".* run_id=` + runID + `.* mode=(\w+)`).FindStringSubmatch(sched.logs())
+				if planned == nil || planned[1] != pat.mode {
+					t.Errorf("job planned as %v, want %s", planned, pat.mode)
+				}
+				if !stagingEmpty(t, staging) {
+					t.Errorf("staging files left after the job")
+				}
+			})
+		}
+	}
+	if v := sched.metric(t, "kallad_rows_shuffled_total"); v == "0" {
+		t.Errorf("kallad_rows_shuffled_total = %s", v)
+	}
+}
+
+// slowPatternSQL is the 1:1 pattern with a subquery that reads no source
+// and takes seconds, so a match task is still running when the test acts.
+const slowPatternSQL = `SELECT i.invoice_id, p.payment_id, i.amount AS invoice_amount, p.amount AS paid_amount
+	FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id AND tolerance_match(i.amount, p.amount, 0.01)
+	WHERE (SELECT count(*) FROM range(20000) a, range(20000) b WHERE a.range + b.range < 0) = 0`
+
+// An executor killed with SIGKILL in the middle of a match task loses
+// nothing: an executor that joined while the job ran gets the task again
+// after the ack wait, and the job completes with the local results.
+func TestClusterExecutorKilledMidTask(t *testing.T) {
+	t.Parallel()
+	inv, pay := writePatternParquet(t, t.TempDir())
+	rv := newCallbackReceiver(t)
+	data := t.TempDir()
+	staging := filepath.Join(data, "staging")
+	sched := startScheduler(t, data, "KALLA_TASK_ACK_WAIT=2s")
+	first := startExecutor(t, sched, staging)
+
+	job := patternJob(slowPatternSQL, inv, pay, rv.base(), t)
+	runID := job["run_id"].(string)
+	if code, body := sched.submit(t, job); code != 202 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	waitUntil(t, "a match task to start", func() bool {
+		return strings.Contains(first.logs(), `msg="task started"`) && strings.Contains(first.logs(), "kind=match")
+	})
+	startExecutor(t, sched, staging)
+	first.kill()
+
+	got := completeResult(t, rv, runID)
+	sameOutputs(t, got, runLocal(t, job))
+	if v := sched.metric(t, "kallad_tasks_redelivered_total"); v == "0" {
+		t.Errorf("kallad_tasks_redelivered_total = %s, want a redelivery", v)
+	}
+	if !stagingEmpty(t, staging) {
+		t.Errorf("staging files left after the job")
+	}
+	waitUntil(t, "the killed executor to drop out", func() bool { return len(sched.executors(t)) == 1 })
+}
+
+// A task that fails on every attempt fails the job with one error
+// callback that names the cause, and its staging files are removed.
+func TestClusterTaskFailsEveryAttempt(t *testing.T) {
+	t.Parallel()
+	inv, pay := writePatternParquet(t, t.TempDir())
+	rv := newCallbackReceiver(t)
+	data := t.TempDir()
+	staging := filepath.Join(data, "staging")
+	sched := startScheduler(t, data, "KALLA_MAX_ATTEMPTS=2")
+	startExecutor(t, sched, staging)
+
+	// The binder accepts the cast; converting 'c7' fails at run time.
+	job := patternJob(`SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id
+		WHERE CAST(i.customer AS INTEGER) > 0`, inv, pay, rv.base(), t)
+	runID := job["run_id"].(string)
+	if code, body := sched.submit(t, job); code != 202 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	var report kalla.ErrorReport
+	if err := json.Unmarshal(rv.wait(t, "error", runID), &report); err != nil {
+		t.Fatal(err)
+	}
+	if report.Stage != kalla.StageMatching || !strings.Contains(report.Error, "match-") || !strings.Contains(report.Error, "Conversion") {
+		t.Errorf("error callback %+v", report)
+	}
+	waitUntil(t, "the error callback to be recorded", func() bool { return sched.job(t, runID).Callback.Delivered })
+	if n := len(rv.of("error", runID)); n != 1 {
+		t.Errorf("%d error callbacks, want 1", n)
+	}
+	if !stagingEmpty(t, staging) {
+		t.Errorf("staging files left after the failed job")
+	}
+}
