@@ -5,25 +5,13 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
-	"sync/atomic"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/kalla-dev/kalla"
 )
 
-// appendSink hands a RowSource's parallel streams one DuckDB Appender each,
-// on its own connection; DuckDB merges concurrent appends to one table.
-type appendSink struct {
-	engine *Engine
-	schema string
-	table  string
-	cols   []kalla.Column
-	rows   atomic.Int64
-}
-
-var _ kalla.RowSink = (*appendSink)(nil)
-
+// NewWriter gives a stream a DuckDB Appender on its own connection.
 func (s *appendSink) NewWriter(ctx context.Context) (kalla.RowWriter, error) {
 	conn, err := s.engine.db.Conn(ctx)
 	if err != nil {

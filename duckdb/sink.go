@@ -1,0 +1,24 @@
+package duckdb
+
+import (
+	"sync/atomic"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// appendSink receives a RowSource's rows into a staged table. Each parallel
+// stream gets its own Appender on its own connection; DuckDB merges
+// concurrent appends into one table. (An Arrow record-batch writer, which
+// needs the duckdb_arrow build tag, measured no faster end to end from
+// Postgres at 1M rows: the Appender's 1.2 µs a row is not the bottleneck
+// while the Postgres server shares the CPUs.)
+type appendSink struct {
+	engine *Engine
+	schema string
+	table  string
+	cols   []kalla.Column
+	// rows counts the rows written, for progress reports.
+	rows atomic.Int64
+}
+
+var _ kalla.RowSink = (*appendSink)(nil)
