@@ -247,7 +247,7 @@ func (c *BenchCommand) run(ctx context.Context, o *benchOptions) error {
 	}
 	if failed {
 		if len(rep.Mismatches) > 0 {
-			fmt.Fprintln(c.Stderr, "MISMATCH: the variants do not agree on the counts; see above")
+			fmt.Fprintln(c.Stderr, "MISMATCH:", rep.mismatchSummary())
 		}
 		return errBenchReported
 	}
@@ -288,6 +288,22 @@ func (r *benchReport) summarize() {
 			}
 		}
 	}
+}
+
+// mismatchSummary tells a wrong engine (the variants disagree) from a wrong
+// generator (they agree with each other, not with the design).
+func (r *benchReport) mismatchSummary() string {
+	var first *benchCounts
+	for _, v := range r.Variants {
+		for i := range v.Runs {
+			if first == nil {
+				first = &v.Runs[i].Counts
+			} else if v.Runs[i].Counts != *first {
+				return "the variants do not agree on the counts; see above"
+			}
+		}
+	}
+	return "every variant reports the same counts, but not the generator's design: check the generator"
 }
 
 // bestRun is the fastest run of v.
