@@ -18,11 +18,12 @@ type progressDisplay struct {
 }
 
 func newProgressDisplay(w io.Writer) *progressDisplay {
-	bar := progressbar.NewOptions(1000,
+	// A spinner, not a percentage: a source's size is unknown until it
+	// has been read, so a bar would sit at 0% through the longest stage.
+	bar := progressbar.NewOptions(-1,
 		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetWidth(20),
+		progressbar.OptionSpinnerType(14),
 		progressbar.OptionShowElapsedTimeOnFinish(),
-		progressbar.OptionSetPredictTime(false),
 		progressbar.OptionClearOnFinish(),
 	)
 	return &progressDisplay{bar: bar}
@@ -40,9 +41,7 @@ func (d *progressDisplay) update(p kalla.Progress) {
 		desc += fmt.Sprintf(" | %d matched", *p.MatchedSoFar)
 	}
 	d.bar.Describe(desc)
-	overall := map[kalla.Stage]float64{kalla.StageStaging: 0, kalla.StageMatching: 0.5, kalla.StageWriting: 0.7}[p.Stage]
-	weight := map[kalla.Stage]float64{kalla.StageStaging: 0.5, kalla.StageMatching: 0.2, kalla.StageWriting: 0.3}[p.Stage]
-	d.bar.Set(int(1000 * (overall + weight*p.Progress)))
+	d.bar.Add(1)
 }
 
 func (d *progressDisplay) finish() {
