@@ -5,55 +5,18 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/internal/kallatest"
 	"github.com/kalla-dev/kalla/s3"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaks := leakedGoroutines(5 * time.Second); leaks != "" {
-			fmt.Fprintf(os.Stderr, "goroutines leaked by the tests:\n%s\n", leaks)
-			code = 1
-		}
-	}
-	kallatest.RunExitFuncs()
-	os.Exit(code)
-}
-
-// leakedGoroutines waits up to wait for every goroutine started by this
-// package to end, and returns the stacks of those that did not.
-func leakedGoroutines(wait time.Duration) string {
-	deadline := time.Now().Add(wait)
-	for {
-		var leaks []string
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "testing.(*M).Run") || strings.Contains(g, "leakedGoroutines") {
-				continue
-			}
-			if strings.Contains(g, "kalla-dev/kalla/s3.") {
-				leaks = append(leaks, g)
-			}
-		}
-		if len(leaks) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaks, "\n\n")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// TestMain fails a passing run that leaves a goroutine of this package
+// running.
+func TestMain(m *testing.M) { kallatest.MainWithLeakCheck(m, "kalla-dev/kalla/s3.") }
 
 // testBundle is what a test needs besides the client under test.
 type testBundle struct {

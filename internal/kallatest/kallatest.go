@@ -14,9 +14,14 @@
 package kallatest
 
 import (
+	"fmt"
 	"os"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 var (
@@ -30,6 +35,52 @@ func Main(m *testing.M) {
 	code := m.Run()
 	RunExitFuncs()
 	os.Exit(code)
+}
+
+// MainWithLeakCheck is Main for packages whose tests must end every
+// goroutine they start: when the tests pass, it waits up to five seconds
+// for each goroutine whose stack contains one of stackParts (such as
+// "kalla-dev/kalla" or "nats-io/") to end, and fails the run, printing
+// their stacks, if any is left. The check runs before the servers this
+// package started are stopped, so stackParts should not match this package's
+// own goroutines in a package that starts servers.
+func MainWithLeakCheck(m *testing.M, stackParts ...string) {
+	code := m.Run()
+	if code == 0 {
+		if leaks := leakedGoroutines(5*time.Second, stackParts); leaks != "" {
+			fmt.Fprintf(os.Stderr, "goroutines leaked by the tests:\n%s\n", leaks)
+			code = 1
+		}
+	}
+	RunExitFuncs()
+	os.Exit(code)
+}
+
+// leakedGoroutines waits up to wait for every goroutine whose stack
+// contains one of stackParts to end, and returns the stacks of those that
+// did not.
+func leakedGoroutines(wait time.Duration, stackParts []string) string {
+	deadline := time.Now().Add(wait)
+	for {
+		var leaks []string
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for _, g := range strings.Split(string(buf), "\n\n") {
+			if strings.Contains(g, "testing.(*M).Run") || strings.Contains(g, "leakedGoroutines") {
+				continue
+			}
+			if slices.ContainsFunc(stackParts, func(p string) bool { return strings.Contains(g, p) }) {
+				leaks = append(leaks, g)
+			}
+		}
+		if len(leaks) == 0 {
+			return ""
+		}
+		if time.Now().After(deadline) {
+			return strings.Join(leaks, "\n\n")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // AtExit registers fn to run when Main ends (last registered, first run), for
