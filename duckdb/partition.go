@@ -95,45 +95,62 @@ func parquetExact(typ string) bool {
 	return true
 }
 
-// stagedSelect reads staged files with the source's column types.
-func stagedSelect(in kalla.StagedSet) (string, error) {
-	if len(in.Files) == 0 {
+// stagedFrom is the table function that reads staged files.
+func stagedFrom(files []string) (string, error) {
+	if len(files) == 0 {
 		return "", fmt.Errorf("no staged files")
 	}
-	files := make([]string, len(in.Files))
-	for i, f := range in.Files {
-		files[i] = quoteLiteral(f)
+	quoted := make([]string, len(files))
+	for i, f := range files {
+		quoted[i] = quoteLiteral(f)
 	}
-	list := make([]string, len(in.Columns))
-	for i, c := range in.Columns {
-		list[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", quoteIdent(c.Name), c.Type, quoteIdent(c.Name))
-	}
-	sel := "*"
-	if len(list) > 0 {
-		sel = strings.Join(list, ", ")
-	}
-	return fmt.Sprintf("SELECT %s FROM read_parquet([%s], hive_partitioning = false)", sel, strings.Join(files, ", ")), nil
+	return fmt.Sprintf("read_parquet([%s], hive_partitioning = false)", strings.Join(quoted, ", ")), nil
 }
 
-// AttachStaged creates alias from staged files.
+// sameType reports whether two DuckDB type names are the same type.
+func sameType(a, b string) bool {
+	norm := func(t string) string { return strings.ToUpper(strings.ReplaceAll(t, " ", "")) }
+	return norm(a) == norm(b)
+}
+
+// AttachStaged declares alias as a view over staged files, as Attach does
+// for Parquet sources: DuckDB reads Parquet in place as fast as its own
+// tables, so loading the files into a table would only add a copy. A
+// column is cast back only when the files do not carry its source type
+// (HUGEINT, ENUM, ... staged as text); the others are read as they are.
 func (s *Session) AttachStaged(ctx context.Context, alias string, in kalla.StagedSet) (int64, error) {
-	sel, err := stagedSelect(in)
+	from, err := stagedFrom(in.Files)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := s.conn.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", s.qualified(alias), sel)); err != nil {
+	fileCols, fileTypes, err := s.describe(ctx, "SELECT * FROM "+from)
+	if err != nil {
+		return 0, err
+	}
+	if len(fileCols) != len(in.Columns) {
+		return 0, fmt.Errorf("staged files have %d columns, the source %d", len(fileCols), len(in.Columns))
+	}
+	t := &table{alias: alias, from: from, view: true}
+	list := make([]string, len(in.Columns))
+	for i, c := range in.Columns {
+		if fileCols[i].Name != c.Name {
+			return 0, fmt.Errorf("staged column %d is %q, the source's %q", i+1, fileCols[i].Name, c.Name)
+		}
+		list[i] = quoteIdent(c.Name)
+		if !sameType(fileTypes[i], c.Type) {
+			list[i] = fmt.Sprintf("CAST(%s AS %s) AS %s", quoteIdent(c.Name), c.Type, quoteIdent(c.Name))
+		}
+		t.cols = append(t.cols, kalla.Column{Name: c.Name, Type: parseType(c.Type)})
+		t.types = append(t.types, c.Type)
+	}
+	if _, err := s.conn.ExecContext(ctx, fmt.Sprintf("CREATE VIEW %s AS SELECT %s FROM %s", s.qualified(alias), strings.Join(list, ", "), from)); err != nil {
 		return 0, cleanError(err)
 	}
-	cols := make([]kalla.Column, len(in.Columns))
-	types := make([]string, len(in.Columns))
-	for i, c := range in.Columns {
-		cols[i] = kalla.Column{Name: c.Name, Type: parseType(c.Type)}
-		types[i] = c.Type
-	}
-	s.tables[alias] = &table{alias: alias, cols: cols, types: types}
+	s.tables[alias] = t
 	var n int64
+	// Parquet footers hold the row counts: this reads no column.
 	err = s.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+s.qualified(alias)).Scan(&n)
-	return n, err
+	return n, cleanError(err)
 }
 
 // MergeResults writes the union of the partial results into dir. For a
@@ -143,8 +160,8 @@ func (s *Session) AttachStaged(ctx context.Context, alias string, in kalla.Stage
 func (s *Session) MergeResults(ctx context.Context, m kalla.MergeSpec, dir string) (kalla.Counts, error) {
 	var c kalla.Counts
 	union := func(files []string) string {
-		q, _ := stagedSelect(kalla.StagedSet{Files: files})
-		return q
+		from, _ := stagedFrom(files)
+		return "SELECT * FROM " + from
 	}
 	if len(m.Matched) == 0 {
 		return c, fmt.Errorf("no partial results")
