@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -176,5 +178,60 @@ func TestClusterTaskFailsEveryAttempt(t *testing.T) {
 	}
 	if !stagingEmpty(t, staging) {
 		t.Errorf("staging files left after the failed job")
+	}
+}
+
+// A scheduler killed with SIGKILL while executors run its job's tasks, and
+// restarted on the same data folder and cluster port, does not lose the
+// job: the executors reconnect, the job's redelivered task starts a fresh
+// attempt (the old attempt's tasks are dropped with its folder), and the
+// job completes once, with the local results.
+func TestClusterSchedulerKilledMidJob(t *testing.T) {
+	t.Parallel()
+	inv, pay := writePatternParquet(t, t.TempDir())
+	rv := newCallbackReceiver(t)
+	data := t.TempDir()
+	staging := filepath.Join(data, "staging")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	env := []string{"KALLA_ACK_WAIT=3s", "KALLA_TASK_ACK_WAIT=3s"}
+	sched := startSchedulerArgs(t, data, []string{"--grpc-port", port}, env...)
+	execs := []*execProc{startExecutor(t, sched, staging), startExecutor(t, sched, staging)}
+
+	job := patternJob(slowPatternSQL, inv, pay, rv.base(), t)
+	runID := job["run_id"].(string)
+	if code, body := sched.submit(t, job); code != 202 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	waitUntil(t, "a match task to start", func() bool {
+		for _, e := range execs {
+			if strings.Contains(e.logs(), `msg="task started"`) && strings.Contains(e.logs(), "kind=match") {
+				return true
+			}
+		}
+		return false
+	})
+	sched.kill()
+	restarted := startSchedulerArgs(t, data, []string{"--grpc-port", port}, env...)
+
+	got := completeResult(t, rv, runID)
+	sameOutputs(t, got, runLocal(t, job))
+	waitUntil(t, "the executors to rejoin", func() bool { return len(restarted.executors(t)) == 2 })
+	waitUntil(t, "the complete callback to be recorded", func() bool { return restarted.job(t, runID).Callback.Delivered })
+	if n := len(rv.of("complete", runID)); n != 1 {
+		t.Errorf("%d complete callbacks, want 1", n)
+	}
+	if n := len(rv.of("error", runID)); n != 0 {
+		t.Errorf("%d error callbacks, want none", n)
+	}
+	if v := restarted.job(t, runID); v.State != kalla.JobCompleted || len(v.Attempts) < 2 {
+		t.Errorf("job %s after %d attempts, want completed after a second attempt", v.State, len(v.Attempts))
+	}
+	if !stagingEmpty(t, staging) {
+		t.Errorf("staging files left after the job")
 	}
 }

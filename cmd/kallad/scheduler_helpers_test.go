@@ -41,6 +41,13 @@ var listenRe = regexp.MustCompile(`msg="http api listening".* addr=(\S+)`)
 // process's environment.
 func startScheduler(t *testing.T, dataDir string, env ...string) *schedProc {
 	t.Helper()
+	return startSchedulerArgs(t, dataDir, nil, env...)
+}
+
+// startSchedulerArgs is startScheduler with args added to (and overriding)
+// the command line's.
+func startSchedulerArgs(t *testing.T, dataDir string, args []string, env ...string) *schedProc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "scheduler.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -48,6 +55,7 @@ func startScheduler(t *testing.T, dataDir string, env ...string) *schedProc {
 	}
 	cmd := exec.Command(kalladBin, "scheduler", "--http-port", "0", "--grpc-port", "-1", "--bind-host", "127.0.0.1",
 		"--data-dir", dataDir, "--staging-path", filepath.Join(dataDir, "staging"), "--partitions", "2")
+	cmd.Args = append(cmd.Args, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
