@@ -6,6 +6,8 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/duckdb"
+	"github.com/kalla-dev/kalla/internal/kallatest"
+	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
 const toleranceSQL = `SELECT i.invoice_id, p.payment_id, i.amount AS invoice_amount, p.amount AS paid_amount
@@ -22,10 +24,10 @@ func TestToleranceBoundaryIsInclusiveAndExact(t *testing.T) {
 	if res.MatchedCount != 3 || res.UnmatchedLeftCount != 2 || res.UnmatchedRightCount != 2 {
 		t.Fatalf("counts: %+v", res)
 	}
-	equal(t, "matched", parquet(t, res.OutputPaths.Matched, "invoice_id, payment_id, invoice_amount, paid_amount, typeof(invoice_amount)"),
+	kallatest.SameRows(t, "matched", parquet(t, res.OutputPaths.Matched, "invoice_id, payment_id, invoice_amount, paid_amount, typeof(invoice_amount)"),
 		[]string{"1|10|100.10|100.11|DECIMAL(18,2)", "3|30|0.30|0.29|DECIMAL(18,2)", "5|50|19.99|20.00|DECIMAL(18,2)"})
-	equal(t, "unmatched left", parquet(t, res.OutputPaths.UnmatchedLeft, "*"), []string{"2|100.10", "4|5.00"})
-	equal(t, "unmatched right", parquet(t, res.OutputPaths.UnmatchedRight, "*"), []string{"20|2|100.12", "40|4|4.98"})
+	kallatest.SameRows(t, "unmatched left", parquet(t, res.OutputPaths.UnmatchedLeft, "*"), []string{"2|100.10", "4|5.00"})
+	kallatest.SameRows(t, "unmatched right", parquet(t, res.OutputPaths.UnmatchedRight, "*"), []string{"20|2|100.12", "40|4|4.98"})
 }
 
 func TestDuplicateMatchesNullKeysAndOrphans(t *testing.T) {
@@ -37,9 +39,9 @@ func TestDuplicateMatchesNullKeysAndOrphans(t *testing.T) {
 	right := b.write(t, "pay.csv", "payment_id,ref,amount\n10,A,10.00\n20,A,10.00\n30,,7.00\n40,Z,1.00\n")
 	sql := `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON i.ref = p.ref AND i.amount = p.amount`
 	res := b.run(t, b.job(sql, left, right, []string{"invoice_id"}, []string{"payment_id"}))
-	equal(t, "matched", parquet(t, res.OutputPaths.Matched, "*"), []string{"1|10", "1|20"})
-	equal(t, "unmatched left", parquet(t, res.OutputPaths.UnmatchedLeft, "invoice_id"), []string{"2", "3"})
-	equal(t, "unmatched right", parquet(t, res.OutputPaths.UnmatchedRight, "payment_id"), []string{"30", "40"})
+	kallatest.SameRows(t, "matched", parquet(t, res.OutputPaths.Matched, "*"), []string{"1|10", "1|20"})
+	kallatest.SameRows(t, "unmatched left", parquet(t, res.OutputPaths.UnmatchedLeft, "invoice_id"), []string{"2", "3"})
+	kallatest.SameRows(t, "unmatched right", parquet(t, res.OutputPaths.UnmatchedRight, "payment_id"), []string{"30", "40"})
 	if res.LeftCount != 3 || res.RightCount != 4 || res.MatchedCount != 2 {
 		t.Errorf("counts: %+v", res)
 	}
@@ -55,8 +57,8 @@ func TestCompositeKeys(t *testing.T) {
 	sql := `SELECT l.company AS left_src_company, l.number AS left_src_number, r.company AS right_src_company, r.number AS right_src_number
 FROM left_src l JOIN right_src r ON l.company = r.company AND l.number = r.number AND l.amount = r.amount`
 	res := b.run(t, b.job(sql, left, right, []string{"company", "number"}, []string{"company", "number"}))
-	equal(t, "unmatched left", parquet(t, res.OutputPaths.UnmatchedLeft, "company, number"), []string{"B|1", "B|2"})
-	equal(t, "unmatched right", parquet(t, res.OutputPaths.UnmatchedRight, "company, number"), []string{"B|2"})
+	kallatest.SameRows(t, "unmatched left", parquet(t, res.OutputPaths.UnmatchedLeft, "company, number"), []string{"B|1", "B|2"})
+	kallatest.SameRows(t, "unmatched right", parquet(t, res.OutputPaths.UnmatchedRight, "company, number"), []string{"B|2"})
 	if res.MatchedCount != 1 {
 		t.Errorf("matched %d, want 1", res.MatchedCount)
 	}
@@ -73,15 +75,15 @@ func TestCSVValuesArriveUnchanged(t *testing.T) {
 		"3,Zürich ✓,1,3,2,2026-03-01\n")
 	right := b.write(t, "pay.csv", "pid,id\n9,1\n")
 	res := b.run(t, b.job("SELECT l.id, r.pid FROM left_src l JOIN right_src r ON l.id = r.id", left, right, []string{"id"}, []string{"pid"}))
-	equal(t, "unmatched left", parquet(t, res.OutputPaths.UnmatchedLeft,
+	kallatest.SameRows(t, "unmatched left", parquet(t, res.OutputPaths.UnmatchedLeft,
 		"id, name, code, typeof(code), amount::VARCHAR, typeof(amount), big::VARCHAR, typeof(big), typeof(\"when\")"),
 		[]string{
 			"2|quote \" and\nnewline|010|VARCHAR|-0.500|DECIMAL(18,3)|1.0|DECIMAL(38,1)|DATE",
 			"3|Zürich ✓|1|VARCHAR|3.000|DECIMAL(18,3)|2.0|DECIMAL(38,1)|DATE",
 		})
-	equal(t, "matched", parquet(t, res.OutputPaths.Matched, "*"), []string{"1|9"})
-	spaces := query(t, "SELECT name FROM read_parquet('"+filepath.Join(b.dir, "out", kalla.MatchedFile)+"') m, read_csv('"+left+"') c WHERE c.id = m.id")
-	equal(t, "padded name", spaces, []string{"  padded  "})
+	kallatest.SameRows(t, "matched", parquet(t, res.OutputPaths.Matched, "*"), []string{"1|9"})
+	spaces := ducktest.Query(t, "SELECT name FROM read_parquet('"+filepath.Join(b.dir, "out", kalla.MatchedFile)+"') m, read_csv('"+left+"') c WHERE c.id = m.id")
+	kallatest.SameRows(t, "padded name", spaces, []string{"  padded  "})
 }
 
 func TestParquetSourcesAndFilters(t *testing.T) {
@@ -89,8 +91,8 @@ func TestParquetSourcesAndFilters(t *testing.T) {
 	b := setup(t, duckdb.Config{})
 	inv := filepath.Join(b.dir, "inv.parquet")
 	pay := filepath.Join(b.dir, "pay.parquet")
-	query(t, "COPY (SELECT i AS invoice_id, (i * 1.25)::DECIMAL(12,2) AS amount, DATE '2026-01-01' + i::INT AS due, 'c' || (i % 3) AS cur FROM range(1, 101) t(i)) TO '"+inv+"'")
-	query(t, "COPY (SELECT 1000 + i AS payment_id, i AS invoice_ref, (i * 1.25)::DECIMAL(12,2) AS amount FROM range(1, 101) t(i)) TO '"+pay+"'")
+	ducktest.Query(t, "COPY (SELECT i AS invoice_id, (i * 1.25)::DECIMAL(12,2) AS amount, DATE '2026-01-01' + i::INT AS due, 'c' || (i % 3) AS cur FROM range(1, 101) t(i)) TO '"+inv+"'")
+	ducktest.Query(t, "COPY (SELECT 1000 + i AS payment_id, i AS invoice_ref, (i * 1.25)::DECIMAL(12,2) AS amount FROM range(1, 101) t(i)) TO '"+pay+"'")
 	sql := `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id AND tolerance_match(i.amount, p.amount, 0)`
 	cases := []struct {
 		filter       string
@@ -135,8 +137,8 @@ func TestSpillsUnderSmallMemoryLimit(t *testing.T) {
 	// CSV sources are staged into tables, which must spill too.
 	inv := filepath.Join(free.dir, "inv.csv")
 	pay := filepath.Join(free.dir, "pay.csv")
-	query(t, "COPY (SELECT i AS invoice_id, md5(i::VARCHAR) AS note, (i % 100000 / 100)::DECIMAL(12,2) AS amount FROM range(2000000) t(i)) TO '"+inv+"'")
-	query(t, "COPY (SELECT i AS payment_id, (i * 7) % 2000000 AS invoice_ref, md5((i*3)::VARCHAR) AS memo, ((i * 7) % 2000000 % 100000 / 100 + (i % 3) * 0.01)::DECIMAL(12,2) AS amount FROM range(2000000) t(i)) TO '"+pay+"'")
+	ducktest.Query(t, "COPY (SELECT i AS invoice_id, md5(i::VARCHAR) AS note, (i % 100000 / 100)::DECIMAL(12,2) AS amount FROM range(2000000) t(i)) TO '"+inv+"'")
+	ducktest.Query(t, "COPY (SELECT i AS payment_id, (i * 7) % 2000000 AS invoice_ref, md5((i*3)::VARCHAR) AS memo, ((i * 7) % 2000000 % 100000 / 100 + (i % 3) * 0.01)::DECIMAL(12,2) AS amount FROM range(2000000) t(i)) TO '"+pay+"'")
 	var results [2]*kalla.Result
 	for k, b := range []*bundle{free, tight} {
 		job := b.job(toleranceSQL, inv, pay, []string{"invoice_id"}, []string{"payment_id"})

@@ -10,6 +10,8 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/duckdb"
+	"github.com/kalla-dev/kalla/internal/kallatest"
+	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
 // patternData is SQL (DuckDB and Postgres alike) for invoices and payments
@@ -170,8 +172,8 @@ func sameResults(t *testing.T, want, got *kalla.Result) {
 		t.Errorf("result %+v, want %+v", g, w)
 	}
 	for _, f := range [][2]string{{want.OutputPaths.Matched, got.OutputPaths.Matched}, {want.OutputPaths.UnmatchedLeft, got.OutputPaths.UnmatchedLeft}, {want.OutputPaths.UnmatchedRight, got.OutputPaths.UnmatchedRight}} {
-		equal(t, filepath.Base(f[0])+" types", query(t, "SELECT name || ' ' || type FROM parquet_schema('"+f[1]+"')"), query(t, "SELECT name || ' ' || type FROM parquet_schema('"+f[0]+"')"))
-		equal(t, filepath.Base(f[0]), parquet(t, f[1], "*"), parquet(t, f[0], "*"))
+		kallatest.SameRows(t, filepath.Base(f[0])+" types", ducktest.Query(t, "SELECT name || ' ' || type FROM parquet_schema('"+f[1]+"')"), ducktest.Query(t, "SELECT name || ' ' || type FROM parquet_schema('"+f[0]+"')"))
+		kallatest.SameRows(t, filepath.Base(f[0]), parquet(t, f[1], "*"), parquet(t, f[0], "*"))
 	}
 	t.Logf("%+v", g)
 }

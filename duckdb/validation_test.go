@@ -10,6 +10,8 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/duckdb"
+	"github.com/kalla-dev/kalla/internal/kallatest"
+	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
 // Every user error is a *ValidationError naming the field, with a message
@@ -118,7 +120,7 @@ func TestRerunReplacesAndFailureKeepsPreviousResult(t *testing.T) {
 	if _, err := b.runner.Run(context.Background(), job, nil); err == nil {
 		t.Fatal("failing match_sql succeeded")
 	}
-	equal(t, "matched after failed rerun", parquet(t, second.OutputPaths.Matched, "count(*)"), []string{"2"})
+	kallatest.SameRows(t, "matched after failed rerun", parquet(t, second.OutputPaths.Matched, "count(*)"), []string{"2"})
 	entries, _ := os.ReadDir(job.OutputPath)
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".kalla-tmp") {
@@ -132,7 +134,7 @@ func TestCancelledJobReportsCancelled(t *testing.T) {
 	t.Parallel()
 	b := setup(t, duckdb.Config{})
 	inv := filepath.Join(b.dir, "inv.parquet")
-	query(t, "COPY (SELECT i AS invoice_id, i % 1000 AS k FROM range(200000) t(i)) TO '"+inv+"'")
+	ducktest.Query(t, "COPY (SELECT i AS invoice_id, i % 1000 AS k FROM range(200000) t(i)) TO '"+inv+"'")
 	job := b.job("SELECT a.invoice_id AS left_src_invoice_id, b.invoice_id AS right_src_invoice_id FROM left_src a JOIN right_src b ON a.k = b.k",
 		inv, inv, []string{"invoice_id"}, []string{"invoice_id"})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/kallatest"
 )
 
 // receiver is a callback receiver: it records every POST by path and answers
@@ -53,7 +55,7 @@ func startSender(t *testing.T, store kalla.JobStore) *CallbackSender {
 	t.Helper()
 	s, err := NewCallbackSender(CallbackConfig{
 		Store: store, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
-		SweepInterval: time.Hour, FlushTimeout: 100 * time.Millisecond, Logger: testLogger(t),
+		SweepInterval: time.Hour, FlushTimeout: 100 * time.Millisecond, Logger: kallatest.TestLogger(t, slog.LevelDebug),
 	})
 	if err != nil {
 		t.Fatal(err)

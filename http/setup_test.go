@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/kallatest"
 )
 
 // memStore is a kalla.JobStore in memory with the same revision rules as
@@ -170,7 +171,7 @@ func setup(t *testing.T, cfg Config) *testBundle {
 	t.Helper()
 	b := &testBundle{store: newMemStore(), queue: &memQueue{}, notes: &finishedNotes{}, registry: prometheus.NewRegistry()}
 	cfg.Validator, cfg.Store, cfg.Queue, cfg.Notifier, cfg.Gatherer = testRunner(), b.store, b.queue, b.notes, b.registry
-	cfg.Logger = testLogger(t)
+	cfg.Logger = kallatest.TestLogger(t, slog.LevelDebug)
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -180,17 +181,6 @@ func setup(t *testing.T, cfg Config) *testBundle {
 	t.Cleanup(ts.Close)
 	b.server, b.url = srv, ts.URL
 	return b
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }
 
 // validJob returns a job the test runner accepts.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/internal/kallatest"
+	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
 // compareSQL is valid in both DuckDB (where Kalla defines tolerance_match)
@@ -100,9 +101,9 @@ func TestResultsEqualPostgres(t *testing.T) {
 			if err != nil {
 				t.Fatalf("run: %v", err)
 			}
-			sameRows(t, "matched", duckRows(t, "SELECT invoice_id, payment_id, invoice_amount, paid_amount FROM "+parquetOf(res.OutputPaths.Matched)), wantMatched)
-			sameRows(t, "unmatched left", duckRows(t, "SELECT invoice_id FROM "+parquetOf(res.OutputPaths.UnmatchedLeft)), wantLeft)
-			sameRows(t, "unmatched right", duckRows(t, "SELECT payment_id FROM "+parquetOf(res.OutputPaths.UnmatchedRight)), wantRight)
+			kallatest.SameRows(t, "matched", ducktest.Rows(t, "SELECT invoice_id, payment_id, invoice_amount, paid_amount FROM "+parquetOf(res.OutputPaths.Matched)), wantMatched)
+			kallatest.SameRows(t, "unmatched left", ducktest.Rows(t, "SELECT invoice_id FROM "+parquetOf(res.OutputPaths.UnmatchedLeft)), wantLeft)
+			kallatest.SameRows(t, "unmatched right", ducktest.Rows(t, "SELECT payment_id FROM "+parquetOf(res.OutputPaths.UnmatchedRight)), wantRight)
 			if res.MatchedCount != int64(len(wantMatched)) || res.UnmatchedLeftCount != int64(len(wantLeft)) || res.UnmatchedRightCount != int64(len(wantRight)) {
 				t.Errorf("counts %+v, want %d/%d/%d", res, len(wantMatched), len(wantLeft), len(wantRight))
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/internal/kallatest"
+	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
 // Every common Postgres type arrives in the result files with its type and
@@ -44,18 +45,18 @@ func TestPostgresTypesRoundTripIntoOutputs(t *testing.T) {
 		t.Fatalf("counts: %+v", res)
 	}
 	out := parquetOf(res.OutputPaths.UnmatchedLeft)
-	gotTypes := duckRows(t, "SELECT typeof(COLUMNS(*)) FROM "+out+" LIMIT 1")
+	gotTypes := ducktest.Rows(t, "SELECT typeof(COLUMNS(*)) FROM "+out+" LIMIT 1")
 	wantTypes := []string{"BIGINT|DECIMAL(12,2)|DECIMAL(38,10)|DECIMAL(18,5)|DATE|TIMESTAMP|TIMESTAMP WITH TIME ZONE|UUID|BOOLEAN|VARCHAR|VARCHAR|VARCHAR|SMALLINT|INTEGER|DOUBLE|FLOAT|JSON|VARCHAR"}
-	sameRows(t, "types", gotTypes, wantTypes)
+	kallatest.SameRows(t, "types", gotTypes, wantTypes)
 
 	// Values: both databases render each column as text the same way;
 	// instants are compared as epoch microseconds, and char(5) keeps the
 	// padding Postgres stores and sends (its ::text cast would trim it).
-	got := duckRows(t, `SELECT id, amount, wide, free, due, strftime(ts, '%Y-%m-%d %H:%M:%S.%f'), epoch_us(ts_tz), ref, paid, note, code, label,
+	got := ducktest.Rows(t, `SELECT id, amount, wide, free, due, strftime(ts, '%Y-%m-%d %H:%M:%S.%f'), epoch_us(ts_tz), ref, paid, note, code, label,
 		small, medium, ratio::VARCHAR, approx::VARCHAR, doc, span FROM `+out)
 	want := pgRows(t, db.Pool, `SELECT id::text, amount::text, wide::text, free::numeric(18,5)::text, due::text,
 		to_char(ts, 'YYYY-MM-DD HH24:MI:SS.US'), (extract(epoch from ts_tz) * 1000000)::bigint::text, ref::text,
 		paid::text, note, rpad(code::text, 5), label, small::text, medium::text,
 		ratio::text, approx::text, doc::text, span::text FROM typed`)
-	sameRows(t, "values", got, want)
+	kallatest.SameRows(t, "values", got, want)
 }
