@@ -97,18 +97,7 @@ func TestFilters(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, par := range []int{1, 2} {
-				sink, err := scanAll(t, src, par, tc.filters...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var got []int32
-				for _, r := range sink.rows {
-					got = append(got, r[0].(int32))
-				}
-				slices.Sort(got)
-				if !slices.Equal(got, tc.want) {
-					t.Errorf("got ids %v, want %v", got, tc.want)
-				}
+				checkIDs(t, src, par, tc.want, tc.filters...)
 			}
 		})
 	}
@@ -179,18 +168,7 @@ func TestFiltersOtherTypes(t *testing.T) {
 		{"float", filter("f", kalla.OpGt, json.Number("0")), []int32{1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sink, err := scanAll(t, src, 1, tc.f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got []int32
-			for _, r := range sink.rows {
-				got = append(got, r[0].(int32))
-			}
-			slices.Sort(got)
-			if !slices.Equal(got, tc.want) {
-				t.Errorf("got ids %v, want %v", got, tc.want)
-			}
+			checkIDs(t, src, 1, tc.want, tc.f)
 		})
 	}
 }
@@ -227,5 +205,23 @@ func TestFilterErrors(t *testing.T) {
 	sink, err := scanAll(t, src, 1, filter("id", kalla.OpEq, json.Number("1")))
 	if err != nil || len(sink.rows) != 1 {
 		t.Fatalf("scan after errors: %d rows, %v", len(sink.rows), err)
+	}
+}
+
+// checkIDs scans src with filters and checks that the rows read are those
+// whose first column, an int4 id, is in want (sorted).
+func checkIDs(t *testing.T, src *Source, parallelism int, want []int32, filters ...kalla.Filter) {
+	t.Helper()
+	sink, err := scanAll(t, src, parallelism, filters...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int32
+	for _, r := range sink.rows {
+		got = append(got, r[0].(int32))
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("got ids %v, want %v", got, want)
 	}
 }
