@@ -24,15 +24,9 @@ var durationBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 // the executor count are read at scrape time.
 func NewClusterMetrics(reg prometheus.Registerer, tasks *TaskQueue, members *Members, executors prometheus.Gauge) (*ClusterMetrics, error) {
 	m := &ClusterMetrics{
-		Redelivered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kallad_tasks_redelivered_total", Help: "Executor task deliveries beyond the first (an executor died or a task was retried).",
-		}),
-		RowsShuffled: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kallad_rows_shuffled_total", Help: "Source rows written to staging partitions.",
-		}),
-		BytesShuffled: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kallad_shuffle_bytes_total", Help: "Bytes of staging partitions written.",
-		}),
+		Redelivered:   counter("kallad_tasks_redelivered_total", "Executor task deliveries beyond the first (an executor died or a task was retried)."),
+		RowsShuffled:  counter("kallad_rows_shuffled_total", "Source rows written to staging partitions."),
+		BytesShuffled: counter("kallad_shuffle_bytes_total", "Bytes of staging partitions written."),
 		TaskDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "kallad_task_duration_seconds", Help: "Executor time per task, by kind.", Buckets: durationBuckets,
 		}, []string{"kind"}),
@@ -40,11 +34,9 @@ func NewClusterMetrics(reg prometheus.Registerer, tasks *TaskQueue, members *Mem
 			Name: "kallad_cluster_stage_duration_seconds", Help: "Wall time of each phase of a distributed job.", Buckets: durationBuckets,
 		}, []string{"stage"}),
 	}
-	for _, c := range []prometheus.Collector{m.Redelivered, m.RowsShuffled, m.BytesShuffled, m.TaskDuration, m.PhaseDuration,
-		&taskCollector{tasks: tasks, members: members, executors: executors}} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(reg, m.Redelivered, m.RowsShuffled, m.BytesShuffled, m.TaskDuration, m.PhaseDuration,
+		&taskCollector{tasks: tasks, members: members, executors: executors}); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

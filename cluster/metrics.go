@@ -28,43 +28,45 @@ type Metrics struct {
 // on kallad_queue_depth).
 func NewMetrics(reg prometheus.Registerer, queue *Queue) (*Metrics, error) {
 	m := &Metrics{
-		ActiveJobs: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "kallad_active_jobs", Help: "Jobs currently running in this process.",
-		}),
-		Completed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kallad_jobs_completed_total", Help: "Jobs completed.",
-		}),
-		Failed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kallad_jobs_failed_total", Help: "Jobs failed (cancelled jobs are counted apart).",
-		}),
-		Cancelled: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kallad_jobs_cancelled_total", Help: "Jobs cancelled on request.",
-		}),
-		Reclaimed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kallad_jobs_reclaimed_total", Help: "Jobs retried after their runner died.",
-		}),
-		RowsProcessed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "kallad_rows_processed_total", Help: "Source rows read by completed jobs.",
-		}),
+		ActiveJobs:    gauge("kallad_active_jobs", "Jobs currently running in this process."),
+		Completed:     counter("kallad_jobs_completed_total", "Jobs completed."),
+		Failed:        counter("kallad_jobs_failed_total", "Jobs failed (cancelled jobs are counted apart)."),
+		Cancelled:     counter("kallad_jobs_cancelled_total", "Jobs cancelled on request."),
+		Reclaimed:     counter("kallad_jobs_reclaimed_total", "Jobs retried after their runner died."),
+		RowsProcessed: counter("kallad_rows_processed_total", "Source rows read by completed jobs."),
 		StageDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kallad_stage_duration_seconds",
 			Help:    "Time jobs spent in each stage.",
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600},
 		}, []string{"stage"}),
-		Executors: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "kallad_executors_connected", Help: "Executors connected to this scheduler.",
-		}),
+		Executors: gauge("kallad_executors_connected", "Executors connected to this scheduler."),
 	}
 	cs := []prometheus.Collector{m.ActiveJobs, m.Completed, m.Failed, m.Cancelled, m.Reclaimed, m.RowsProcessed, m.StageDuration, m.Executors}
 	if queue != nil {
 		cs = append(cs, &queueCollector{queue: queue})
 	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(reg, cs...); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+func gauge(name, help string) prometheus.Gauge {
+	return prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+}
+
+// register registers every collector on reg, stopping at the first error.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (m *Metrics) finished(state kalla.JobState, res *kalla.Result) {

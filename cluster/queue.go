@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kalla-dev/kalla"
@@ -44,25 +43,11 @@ func (c *QueueConfig) validate() error {
 	if c.Consumer == "" {
 		c.Consumer = "kalla-runners"
 	}
-	if c.AckWait == 0 {
-		c.AckWait = 30 * time.Second
-	}
-	if c.AckWait < 100*time.Millisecond {
-		return fmt.Errorf("queue config: AckWait %s is too short", c.AckWait)
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 3
-	}
-	if c.MaxAttempts < 1 {
-		return fmt.Errorf("queue config: MaxAttempts must be at least 1, got %d", c.MaxAttempts)
-	}
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = 2 * time.Minute
 	}
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	return nil
+	return delivery{what: "queue", ackWait: &c.AckWait, defWait: 30 * time.Second, least: 100 * time.Millisecond,
+		maxAttempts: &c.MaxAttempts, replicas: &c.Replicas}.defaults()
 }
 
 // Queue is a kalla.Queue on a JetStream work-queue stream: a task stays in
@@ -82,31 +67,13 @@ func OpenQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (*Q
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        cfg.Stream,
-		Description: "Kalla task queue: one message per accepted run",
-		Subjects:    []string{cfg.Subject},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Duplicates:  cfg.DuplicateWindow,
-		Replicas:    cfg.Replicas,
-	})
+	stream, cons, err := workQueue{
+		stream: cfg.Stream, streamDesc: "Kalla task queue: one message per accepted run", subjects: []string{cfg.Subject},
+		duplicates: cfg.DuplicateWindow, consumer: cfg.Consumer, consDesc: "Kalla runners", filter: cfg.Subject,
+		ackWait: cfg.AckWait, maxAttempts: cfg.MaxAttempts, replicas: cfg.Replicas,
+	}.open(ctx, js)
 	if err != nil {
-		return nil, fmt.Errorf("open task stream %s: %w", cfg.Stream, err)
-	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       cfg.Consumer,
-		Description:   "Kalla runners",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    cfg.MaxAttempts + 1,
-		FilterSubject: cfg.Subject,
-		// Every runner bounds its own concurrency; this only caps the
-		// cluster as a whole.
-		MaxAckPending: 10000,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open task consumer %s: %w", cfg.Consumer, err)
+		return nil, fmt.Errorf("open task queue: %w", err)
 	}
 	return &Queue{cfg: cfg, js: js, stream: stream, cons: cons}, nil
 }
@@ -178,22 +145,9 @@ var errNoTask = errors.New("no task")
 
 // next waits up to wait for a task; it returns errNoTask when none came.
 func (q *Queue) next(ctx context.Context, wait time.Duration) (*Task, error) {
-	fctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	msg, err := q.cons.Next(jetstream.FetchContext(fctx))
+	msg, meta, err := fetch(ctx, q.cons, wait)
 	if err != nil {
-		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, errNoTask
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("fetch task: %w", err)
-	}
-	meta, err := msg.Metadata()
-	if err != nil {
-		_ = msg.Term()
-		return nil, fmt.Errorf("read task metadata: %w", err)
+		return nil, err
 	}
 	var body taskBody
 	if err := json.Unmarshal(msg.Data(), &body); err != nil || body.RunID == "" {

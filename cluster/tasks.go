@@ -3,11 +3,9 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kalla-dev/kalla"
@@ -100,22 +98,8 @@ func (c *TaskQueueConfig) validate() error {
 	if c.Bucket == "" {
 		c.Bucket = "KALLA_TASK_RESULTS"
 	}
-	if c.AckWait == 0 {
-		c.AckWait = 15 * time.Second
-	}
-	if c.AckWait < 300*time.Millisecond {
-		return fmt.Errorf("task queue config: AckWait %s is too short", c.AckWait)
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 3
-	}
-	if c.MaxAttempts < 1 {
-		return fmt.Errorf("task queue config: MaxAttempts must be at least 1, got %d", c.MaxAttempts)
-	}
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	return nil
+	return delivery{what: "task queue", ackWait: &c.AckWait, defWait: 15 * time.Second, least: 300 * time.Millisecond,
+		maxAttempts: &c.MaxAttempts, replicas: &c.Replicas}.defaults()
 }
 
 // taskSubject is the subject of gen's tasks: one subject per attempt, so a
@@ -140,28 +124,13 @@ func OpenTaskQueue(ctx context.Context, js jetstream.JetStream, cfg TaskQueueCon
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        cfg.Stream,
-		Description: "Kalla executor tasks: the parts of distributed jobs",
-		Subjects:    []string{"kalla.exec.>"},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Duplicates:  2 * time.Minute,
-		Replicas:    cfg.Replicas,
-	})
+	stream, cons, err := workQueue{
+		stream: cfg.Stream, streamDesc: "Kalla executor tasks: the parts of distributed jobs", subjects: []string{"kalla.exec.>"},
+		duplicates: 2 * time.Minute, consumer: cfg.Consumer, consDesc: "Kalla executors",
+		ackWait: cfg.AckWait, maxAttempts: cfg.MaxAttempts, replicas: cfg.Replicas,
+	}.open(ctx, js)
 	if err != nil {
-		return nil, fmt.Errorf("open executor task stream %s: %w", cfg.Stream, err)
-	}
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       cfg.Consumer,
-		Description:   "Kalla executors",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    cfg.MaxAttempts + 1,
-		MaxAckPending: 10000,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open executor task consumer %s: %w", cfg.Consumer, err)
+		return nil, fmt.Errorf("open executor task queue: %w", err)
 	}
 	results, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      cfg.Bucket,
@@ -258,22 +227,9 @@ type execDelivery struct {
 
 // next waits up to wait for a task; errNoTask when none came.
 func (q *TaskQueue) next(ctx context.Context, wait time.Duration) (*execDelivery, error) {
-	fctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	msg, err := q.cons.Next(jetstream.FetchContext(fctx))
+	msg, meta, err := fetch(ctx, q.cons, wait)
 	if err != nil {
-		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoMessages) {
-			return nil, errNoTask
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, fmt.Errorf("fetch task: %w", err)
-	}
-	meta, err := msg.Metadata()
-	if err != nil {
-		_ = msg.Term()
-		return nil, fmt.Errorf("read task metadata: %w", err)
+		return nil, err
 	}
 	d := &execDelivery{delivery: int(meta.NumDelivered), msg: msg}
 	if err := json.Unmarshal(msg.Data(), &d.task); err != nil || d.task.ID == "" {
