@@ -13,6 +13,12 @@ import (
 
 var _ kalla.SplitSession = (*Session)(nil)
 
+// stagingCompression is the codec of staged files: they are written once
+// and read once, and LZ4 writes about a third faster than DuckDB's default
+// Snappy (1M invoices: 1.1-1.5 s → 0.9-1.3 s here) for a few percent more
+// bytes.
+const stagingCompression = "lz4_raw"
+
 // partColumn is the column PARTITION_BY splits on; it is not written into
 // the files.
 const partColumn = "__kalla_part"
@@ -42,8 +48,8 @@ func (s *Session) WritePartitions(ctx context.Context, alias, hashExpr string, p
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return out, err
 	}
-	q := fmt.Sprintf("COPY (SELECT %s, (%s) %% %d AS %s FROM %s) TO %s (FORMAT parquet, PARTITION_BY (%s), OVERWRITE_OR_IGNORE)",
-		strings.Join(list, ", "), hashExpr, parts, partColumn, s.qualified(alias), quoteLiteral(dir), partColumn)
+	q := fmt.Sprintf("COPY (SELECT %s, (%s) %% %d AS %s FROM %s) TO %s (FORMAT parquet, COMPRESSION %s, PARTITION_BY (%s), OVERWRITE_OR_IGNORE)",
+		strings.Join(list, ", "), hashExpr, parts, partColumn, s.qualified(alias), quoteLiteral(dir), quoteLiteral(stagingCompression), partColumn)
 	res, err := s.conn.ExecContext(ctx, q)
 	if err != nil {
 		return out, cleanError(err)

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// buildKallad builds cmd/kallad into dir; it runs in the current folder,
+// which must be inside the Kalla module.
+func buildKallad(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "kallad")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/kalla-dev/kalla/cmd/kallad")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/kallad (run from the repository, or pass --kallad): %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// runLocal runs the job with `kallad run`.
+func runLocal(ctx context.Context, bin, dir string, d *dataset, parts int) measurement {
+	m := measurement{mode: "kallad run"}
+	fail := func(err error) measurement { m.err = err; return m }
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	raw, _ := json.Marshal(d.job(kalla.NewRunID(), filepath.Join(dir, "out")))
+	jobPath := filepath.Join(dir, "job.json")
+	if err := os.WriteFile(jobPath, raw, 0o644); err != nil {
+		return fail(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, "run", "--partitions", strconv.Itoa(runtime.NumCPU()), "--temp-dir", filepath.Join(dir, "tmp"), jobPath)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var err error
+	if m.seconds, err = elapsed(cmd.Run); err != nil {
+		return fail(fmt.Errorf("kallad run: %w: %s", err, tail(stderr.String())))
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &m.counts); err != nil {
+		return fail(fmt.Errorf("kallad run printed %q: %w", tail(stdout.String()), err))
+	}
+	return m
+}
+
+// proc is a kallad child process logging JSON into a file.
+type proc struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+}
+
+// start starts kallad with args; the child gets SIGKILL if this process
+// dies (Pdeathsig fires when the starting thread exits, so that thread
+// stays locked until the child ends).
+func start(bin, logPath string, args ...string) (*proc, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: exec.Command(bin, args...), logPath: logPath, exited: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer logFile.Close()
+		if err := p.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	return p, <-started
+}
+
+// stop sends SIGTERM and waits (SIGKILL after 30 s).
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// logField returns field of the first JSON log line whose msg is msg.
+func (p *proc) logField(msg, field string) string {
+	f, err := os.Open(p.logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg {
+			s, _ := line[field].(string)
+			return s
+		}
+	}
+	return ""
+}
+
+func (p *proc) tail() string {
+	b, _ := os.ReadFile(p.logPath)
+	return tail(string(b))
+}
+
+func tail(s string) string {
+	if len(s) > 2000 {
+		s = "..." + s[len(s)-2000:]
+	}
+	return strings.TrimSpace(s)
+}
+
+// waitFor polls cond every 20 ms for up to 2 minutes, failing early if p
+// exits.
+func waitFor(ctx context.Context, p *proc, what string, cond func() bool) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("kallad exited while waiting for %s:\n%s", what, p.tail())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out waiting for %s:\n%s", what, p.tail())
+		}
+	}
+	return nil
+}
+
+// getJSON decodes GET url into v.
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
+	}
+	return json.Unmarshal(body, v)
+}
+
+// runCluster starts a scheduler and execs executors on it (all using every
+// core), waits until the scheduler lists them, and times one job from its
+// submission to its completion.
+func runCluster(ctx context.Context, bin, dir string, d *dataset, parts, execs int) measurement {
+	m := measurement{mode: fmt.Sprintf("scheduler + %d executors", execs)}
+	if execs == 0 {
+		m.mode = "scheduler, no executor"
+	}
+	fail := func(err error) measurement { m.err = err; return m }
+	staging := filepath.Join(dir, "staging")
+	if err := os.MkdirAll(staging, 0o755); err != nil {
+		return fail(err)
+	}
+	sched, err := start(bin, filepath.Join(dir, "scheduler.log"), "scheduler", "--http-port", "0", "--grpc-port", "-1",
+		"--bind-host", "127.0.0.1", "--data-dir", filepath.Join(dir, "data"), "--staging-path", staging,
+		"--partitions", strconv.Itoa(parts), "--log-format", "json")
+	if err != nil {
+		return fail(err)
+	}
+	defer sched.stop()
+	var api, natsURL string
+	if err := waitFor(ctx, sched, "the scheduler to listen", func() bool {
+		api, natsURL = sched.logField("http api listening", "addr"), sched.logField("nats server started", "url")
+		return api != "" && natsURL != ""
+	}); err != nil {
+		return fail(err)
+	}
+	api = "http://" + api
+	for i := range execs {
+		e, err := start(bin, filepath.Join(dir, fmt.Sprintf("executor-%d.log", i)), "executor", "--nats-url", natsURL,
+			"--bind-port", "-1", "--staging-path", staging, "--external-host", "127.0.0.1", "--log-format", "json")
+		if err != nil {
+			return fail(err)
+		}
+		defer e.stop()
+	}
+	if err := waitFor(ctx, sched, fmt.Sprintf("%d executors to join", execs), func() bool {
+		var v struct {
+			Executors []json.RawMessage `json:"executors"`
+		}
+		return getJSON(api+"/api/cluster", &v) == nil && len(v.Executors) == execs
+	}); err != nil {
+		return fail(err)
+	}
+
+	raw, _ := json.Marshal(d.job(kalla.NewRunID(), filepath.Join(dir, "out")))
+	var job struct {
+		RunID string `json:"run_id"`
+		State string `json:"state"`
+		Error *struct {
+			Error string `json:"error"`
+		} `json:"error"`
+		Result *counts `json:"result"`
+	}
+	m.seconds, err = elapsed(func() error {
+		resp, err := http.Post(api+"/api/jobs", "application/json", bytes.NewReader(raw))
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("POST /api/jobs: %s: %s", resp.Status, body)
+		}
+		if err := json.Unmarshal(body, &job); err != nil {
+			return err
+		}
+		return waitFor(ctx, sched, "the job to end", func() bool {
+			return getJSON(api+"/api/jobs/"+job.RunID, &job) == nil && (job.State == "completed" || job.State == "failed" || job.State == "cancelled")
+		})
+	})
+	switch {
+	case err != nil:
+		return fail(err)
+	case job.State != "completed" || job.Result == nil:
+		msg := job.State
+		if job.Error != nil {
+			msg += ": " + job.Error.Error
+		}
+		return fail(fmt.Errorf("job %s", msg))
+	}
+	m.counts = *job.Result
+	m.shuffle, m.phases = shuffleAndPhases(api)
+	return m
+}
+
+// shuffleAndPhases reads the shuffle volume and the phase durations from
+// the scheduler's metrics.
+func shuffleAndPhases(api string) (int64, map[string]float64) {
+	resp, err := http.Get(api + "/metrics")
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	var shuffle int64
+	phases := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		if name == "kallad_shuffle_bytes_total" {
+			shuffle = int64(v)
+		}
+		if rest, ok := strings.CutPrefix(name, `kallad_cluster_stage_duration_seconds_sum{stage="`); ok {
+			phases[strings.TrimSuffix(rest, `"}`)] = v
+		}
+	}
+	return shuffle, phases
+}
