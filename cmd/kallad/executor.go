@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,15 +48,12 @@ func (c *ExecutorCommand) Run(ctx context.Context, args []string) error {
 	if stderr == nil {
 		stderr = os.Stderr
 	}
-	fs := flag.NewFlagSet("kallad executor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var eng engineOptions
-	var logs logOptions
-	if err := commonFlags(fs, &eng, &logs, "info"); err != nil {
+	d, err := newDaemonFlags("executor", stderr)
+	if err != nil {
 		return c.fail(stderr, err)
 	}
+	fs := d.fs
 	o := &executorOptions{}
-	var err error
 	o.schedulerPort, err = envInt(50050, "SCHEDULER_PORT", "GRPC_PORT")
 	if err != nil {
 		return c.fail(stderr, err)
@@ -77,17 +73,11 @@ func (c *ExecutorCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.externalHost, "external-host", env(hostname, "EXTERNAL_HOST"), "the host this executor announces in GET /api/cluster (env EXTERNAL_HOST)")
 	fs.StringVar(&o.stagingPath, "staging-path", env("./staging", "STAGING_PATH"), "the staging folder every process of the cluster shares (env STAGING_PATH)")
 	fs.IntVar(&o.maxTasks, "max-tasks", o.maxTasks, "tasks run at once; DuckDB already uses every core for one (env KALLA_MAX_TASKS)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kallad executor [flags]\n\nJoins a scheduler's cluster and runs parts of its jobs.\nKALLA_CLUSTER_TOKEN, if set, is sent to the scheduler's cluster port.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := d.parse(args, "Joins a scheduler's cluster and runs parts of its jobs.\nKALLA_CLUSTER_TOKEN, if set, is sent to the scheduler's cluster port."); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return errUsage
-	}
+	// Read only now: parsing fills them in.
+	eng, logs := d.eng, d.logs
 	switch {
 	case o.schedulerPort < 1 || o.schedulerPort > 65535:
 		return c.fail(stderr, fmt.Errorf("--scheduler-port %d: not a port", o.schedulerPort))

@@ -53,28 +53,20 @@ func (c *SchedulerCommand) Run(ctx context.Context, args []string) error {
 	if stderr == nil {
 		stderr = os.Stderr
 	}
-	fs := flag.NewFlagSet("kallad scheduler", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var eng engineOptions
-	var logs logOptions
-	if err := commonFlags(fs, &eng, &logs, "info"); err != nil {
+	d, err := newDaemonFlags("scheduler", stderr)
+	if err != nil {
 		return c.fail(stderr, err)
 	}
+	fs := d.fs
 	o, err := schedulerFlags(fs)
 	if err != nil {
 		return c.fail(stderr, err)
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: kallad scheduler [flags]\n\nServes the HTTP job API and runs the jobs.\nKALLA_API_TOKEN, if set, is required as a bearer token on /api/jobs.\nKALLA_CLUSTER_TOKEN, if set, is required from clients of the embedded NATS\nserver on the cluster port; an external --nats-url carries its own credentials.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := d.parse(args, "Serves the HTTP job API and runs the jobs.\nKALLA_API_TOKEN, if set, is required as a bearer token on /api/jobs.\nKALLA_CLUSTER_TOKEN, if set, is required from clients of the embedded NATS\nserver on the cluster port; an external --nats-url carries its own credentials."); err != nil {
 		return err
 	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return errUsage
-	}
+	// Read only now: parsing fills them in.
+	eng, logs := d.eng, d.logs
 	if err := o.validate(); err != nil {
 		return c.fail(stderr, err)
 	}
@@ -156,6 +148,38 @@ func (o *schedulerOptions) validate() error {
 		return fmt.Errorf("--executor-ttl %s: must be at least 1s", o.executorTTL)
 	case o.shutdownTimeout < 0:
 		return fmt.Errorf("--shutdown-timeout %s: must not be negative", o.shutdownTimeout)
+	}
+	return nil
+}
+
+// daemonFlags is the start of the command line of a long-running mode
+// (scheduler, executor): the flags every mode has, logging at info.
+type daemonFlags struct {
+	name   string
+	stderr io.Writer
+	fs     *flag.FlagSet
+	eng    engineOptions
+	logs   logOptions
+}
+
+func newDaemonFlags(name string, stderr io.Writer) (*daemonFlags, error) {
+	d := &daemonFlags{name: name, stderr: stderr, fs: flag.NewFlagSet("kallad "+name, flag.ContinueOnError)}
+	d.fs.SetOutput(stderr)
+	return d, commonFlags(d.fs, &d.eng, &d.logs, "info")
+}
+
+// parse parses args, which take no operands; about is the usage text.
+func (d *daemonFlags) parse(args []string, about string) error {
+	d.fs.Usage = func() {
+		fmt.Fprintf(d.stderr, "Usage: kallad %s [flags]\n\n%s\n\nFlags:\n", d.name, about)
+		d.fs.PrintDefaults()
+	}
+	if err := d.fs.Parse(args); err != nil {
+		return err
+	}
+	if d.fs.NArg() != 0 {
+		d.fs.Usage()
+		return errUsage
 	}
 	return nil
 }
