@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/kallatest"
 )
 
 type testBundle struct {
@@ -77,16 +77,7 @@ func (b *testBundle) stop() {
 	}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+func testLogger(t *testing.T) *slog.Logger { return kallatest.TestLogger(t, slog.LevelInfo) }
 
 // submit stores a queued record for a new run and enqueues it, as the HTTP
 // API does.

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
 // execProc is a running `kallad executor`.
@@ -143,43 +143,6 @@ func writePatternParquet(t *testing.T, dir string) (invoices, payments string) {
 	return invoices, payments
 }
 
-// duckRows returns the rows of q as sorted "a|b" strings.
-func duckRows(t *testing.T, q string) []string {
-	t.Helper()
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query("SELECT COLUMNS(*)::VARCHAR FROM (" + q + ")")
-	if err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	var out []string
-	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		parts := make([]string, len(vals))
-		for i, v := range vals {
-			parts[i] = "NULL"
-			if v.Valid {
-				parts[i] = v.String
-			}
-		}
-		out = append(out, strings.Join(parts, "|"))
-	}
-	sort.Strings(out)
-	return out
-}
-
 // sameOutputs compares two results and every row and column type of their
 // files.
 func sameOutputs(t *testing.T, got, want kalla.Result) {
@@ -190,11 +153,11 @@ func sameOutputs(t *testing.T, got, want kalla.Result) {
 		t.Errorf("cluster result %+v\n  local result %+v", g, w)
 	}
 	for _, f := range [][2]string{{got.OutputPaths.Matched, want.OutputPaths.Matched}, {got.OutputPaths.UnmatchedLeft, want.OutputPaths.UnmatchedLeft}, {got.OutputPaths.UnmatchedRight, want.OutputPaths.UnmatchedRight}} {
-		gs, ws := duckRows(t, "SELECT name, type, logical_type FROM parquet_schema('"+f[0]+"')"), duckRows(t, "SELECT name, type, logical_type FROM parquet_schema('"+f[1]+"')")
+		gs, ws := ducktest.Rows(t, "SELECT name, type, logical_type FROM parquet_schema('"+f[0]+"')"), ducktest.Rows(t, "SELECT name, type, logical_type FROM parquet_schema('"+f[1]+"')")
 		if strings.Join(gs, "\n") != strings.Join(ws, "\n") {
 			t.Errorf("%s schema:\n%q\nlocal:\n%q", filepath.Base(f[0]), gs, ws)
 		}
-		gr, wr := duckRows(t, "SELECT * FROM '"+f[0]+"'"), duckRows(t, "SELECT * FROM '"+f[1]+"'")
+		gr, wr := ducktest.Rows(t, "SELECT * FROM '"+f[0]+"'"), ducktest.Rows(t, "SELECT * FROM '"+f[1]+"'")
 		if strings.Join(gr, "\n") != strings.Join(wr, "\n") {
 			t.Errorf("%s: %d rows, local %d; they differ", filepath.Base(f[0]), len(gr), len(wr))
 		}
