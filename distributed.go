@@ -228,29 +228,9 @@ func (r *Runner) MergeResults(ctx context.Context, job *Job, m MergeSpec, counts
 	if err != nil {
 		return fail(fmt.Errorf("merge partial results: %w", err))
 	}
-	res := &Result{
-		RunID:               job.RunID,
-		MatchedCount:        c.Matched,
-		UnmatchedLeftCount:  c.UnmatchedLeft,
-		UnmatchedRightCount: c.UnmatchedRight,
-		LeftCount:           counts[0],
-		RightCount:          counts[1],
-		OutputPaths: OutputPaths{
-			Matched:        out.Location(MatchedFile),
-			UnmatchedLeft:  out.Location(UnmatchedLeftFile),
-			UnmatchedRight: out.Location(UnmatchedRightFile),
-		},
-	}
-	res.ElapsedMS = time.Since(start).Milliseconds()
-	summary, err := MarshalIndent(res)
+	res, err := publishResult(ctx, job, out, dir, c, counts, start)
 	if err != nil {
-		return fail(fmt.Errorf("encode summary: %w", err))
-	}
-	if err := os.WriteFile(filepath.Join(dir, SummaryFile), summary, 0o644); err != nil {
-		return fail(fmt.Errorf("write summary: %w", err))
-	}
-	if err := out.Publish(ctx, dir); err != nil {
-		return fail(fmt.Errorf("publish results to %s: %w", RedactURI(job.OutputPath), err))
+		return fail(err)
 	}
 	published = true
 	return res, nil

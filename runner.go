@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -139,29 +140,9 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	}
 	log.Info("reconciled", "matched", c.Matched, "unmatched_left", c.UnmatchedLeft, "unmatched_right", c.UnmatchedRight, "elapsed", time.Since(matchStart).Round(time.Millisecond))
 
-	res := &Result{
-		RunID:               job.RunID,
-		MatchedCount:        c.Matched,
-		UnmatchedLeftCount:  c.UnmatchedLeft,
-		UnmatchedRightCount: c.UnmatchedRight,
-		LeftCount:           counts[0],
-		RightCount:          counts[1],
-		OutputPaths: OutputPaths{
-			Matched:        out.Location(MatchedFile),
-			UnmatchedLeft:  out.Location(UnmatchedLeftFile),
-			UnmatchedRight: out.Location(UnmatchedRightFile),
-		},
-	}
-	res.ElapsedMS = time.Since(start).Milliseconds()
-	summary, err := MarshalIndent(res)
+	res, err := publishResult(ctx, job, out, dir, c, counts, start)
 	if err != nil {
-		return nil, fail(StageWriting, fmt.Errorf("encode summary: %w", err))
-	}
-	if err := os.WriteFile(dir+string(os.PathSeparator)+SummaryFile, summary, 0o644); err != nil {
-		return nil, fail(StageWriting, fmt.Errorf("write summary: %w", err))
-	}
-	if err := out.Publish(ctx, dir); err != nil {
-		return nil, fail(StageWriting, fmt.Errorf("publish results to %s: %w", RedactURI(job.OutputPath), err))
+		return nil, fail(StageWriting, err)
 	}
 	published = true
 	report(Progress{Stage: StageWriting, Progress: 1, RowsRead: rowsBefore, MatchedSoFar: &res.MatchedCount})
@@ -276,4 +257,35 @@ func (r *Runner) logger() *slog.Logger {
 		return r.Logger
 	}
 	return slog.Default()
+}
+
+// publishResult writes summary.json for a job's counts into dir and makes
+// the result visible through out. It is the last step of every job, run in
+// process or distributed.
+func publishResult(ctx context.Context, job *Job, out Output, dir string, c Counts, sizes [2]int64, start time.Time) (*Result, error) {
+	res := &Result{
+		RunID:               job.RunID,
+		MatchedCount:        c.Matched,
+		UnmatchedLeftCount:  c.UnmatchedLeft,
+		UnmatchedRightCount: c.UnmatchedRight,
+		LeftCount:           sizes[0],
+		RightCount:          sizes[1],
+		OutputPaths: OutputPaths{
+			Matched:        out.Location(MatchedFile),
+			UnmatchedLeft:  out.Location(UnmatchedLeftFile),
+			UnmatchedRight: out.Location(UnmatchedRightFile),
+		},
+		ElapsedMS: time.Since(start).Milliseconds(),
+	}
+	summary, err := MarshalIndent(res)
+	if err != nil {
+		return nil, fmt.Errorf("encode summary: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, SummaryFile), summary, 0o644); err != nil {
+		return nil, fmt.Errorf("write summary: %w", err)
+	}
+	if err := out.Publish(ctx, dir); err != nil {
+		return nil, fmt.Errorf("publish results to %s: %w", RedactURI(job.OutputPath), err)
+	}
+	return res, nil
 }
