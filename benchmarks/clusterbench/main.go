@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kalla-dev/kalla/benchmarks/internal/kalladproc"
 )
 
 type options struct {
@@ -105,7 +107,7 @@ func run(ctx context.Context, o *options, out io.Writer, logf func(string, ...an
 	if bin == "" {
 		logf("building kallad")
 		var err error
-		if bin, err = buildKallad(ctx, o.dir); err != nil {
+		if bin, err = kalladproc.Build(ctx, o.dir); err != nil {
 			return err
 		}
 	}

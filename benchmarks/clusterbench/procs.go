@@ -18,18 +18,8 @@ import (
 	"time"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/benchmarks/internal/kalladproc"
 )
-
-// buildKallad builds cmd/kallad into dir; it runs in the current folder,
-// which must be inside the Kalla module.
-func buildKallad(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "kallad")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/kalla-dev/kalla/cmd/kallad")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/kallad (run from the repository, or pass --kallad): %w\n%s", err, out)
-	}
-	return bin, nil
-}
 
 // runLocal runs the job with `kallad run`.
 func runLocal(ctx context.Context, bin, dir string, d *dataset, parts int) measurement {
@@ -61,32 +51,21 @@ type proc struct {
 	cmd     *exec.Cmd
 	logPath string
 	exited  chan struct{}
+	waitErr error
 }
 
 // start starts kallad with args; the child gets SIGKILL if this process
-// dies (Pdeathsig fires when the starting thread exits, so that thread
-// stays locked until the child ends).
+// dies.
 func start(bin, logPath string, args ...string) (*proc, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{cmd: exec.Command(bin, args...), logPath: logPath, exited: make(chan struct{})}
+	defer logFile.Close() // the child has its own descriptor
+	p := &proc{cmd: exec.Command(bin, args...), logPath: logPath}
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer logFile.Close()
-		if err := p.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = p.cmd.Wait()
-		close(p.exited)
-	}()
-	return p, <-started
+	p.exited, err = kalladproc.Start(p.cmd, syscall.SIGKILL, &p.waitErr)
+	return p, err
 }
 
 // stop sends SIGTERM and waits (SIGKILL after 30 s).
@@ -101,23 +80,7 @@ func (p *proc) stop() {
 }
 
 // logField returns field of the first JSON log line whose msg is msg.
-func (p *proc) logField(msg, field string) string {
-	f, err := os.Open(p.logPath)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg {
-			s, _ := line[field].(string)
-			return s
-		}
-	}
-	return ""
-}
+func (p *proc) logField(msg, field string) string { return kalladproc.LogField(p.logPath, msg, field) }
 
 func (p *proc) tail() string {
 	b, _ := os.ReadFile(p.logPath)

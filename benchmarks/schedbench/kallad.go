@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,43 +19,8 @@ import (
 	"time"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/benchmarks/internal/kalladproc"
 )
-
-// buildKallad builds cmd/kallad into dir. It runs in the current folder,
-// which must be inside the Kalla module.
-func buildKallad(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "kallad")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/kalla-dev/kalla/cmd/kallad")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/kallad (run from the repository, or pass --kallad): %w\n%s", err, out)
-	}
-	return bin, nil
-}
-
-// startChild starts cmd with a parent-death signal, so that the child does
-// not outlive this process even when it is killed. The signal fires when
-// the thread that started the child exits, so that thread stays locked to
-// a goroutine that waits for the child. exited is closed, and *waitErr
-// set, when the child ends.
-func startChild(cmd *exec.Cmd, sig syscall.Signal, waitErr *error) (exited chan struct{}, err error) {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Pdeathsig = sig
-	exited = make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		*waitErr = cmd.Wait()
-		close(exited)
-	}()
-	return exited, <-started
-}
 
 // scheduler is a running `kallad scheduler` child process.
 type scheduler struct {
@@ -82,7 +45,7 @@ func startScheduler(ctx context.Context, bin, dir string, extra []string) (*sche
 		"--log-format", "json"}, extra...)
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
-	if s.exited, err = startChild(s.cmd, syscall.SIGTERM, &s.waitErr); err != nil {
+	if s.exited, err = kalladproc.Start(s.cmd, syscall.SIGTERM, &s.waitErr); err != nil {
 		return nil, fmt.Errorf("start kallad scheduler: %w", err)
 	}
 	deadline := time.Now().Add(2 * time.Minute)
@@ -114,30 +77,11 @@ func startScheduler(ctx context.Context, bin, dir string, extra []string) (*sche
 
 // logField returns field of the first JSON log line whose msg is msg.
 func (s *scheduler) logField(msg, field string) string {
-	f, err := os.Open(s.logPath)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == msg {
-			v, _ := line[field].(string)
-			return v
-		}
-	}
-	return ""
+	return kalladproc.LogField(s.logPath, msg, field)
 }
 
 // tail returns the end of the scheduler's log, for error messages.
-func (s *scheduler) tail() string {
-	b, _ := os.ReadFile(s.logPath)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
+func (s *scheduler) tail() string { return kalladproc.Tail(s.logPath, 4000) }
 
 // stop sends SIGTERM (a graceful shutdown) and waits for the exit; after a
 // minute it kills the process.

@@ -30,6 +30,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/benchmarks/internal/kalladproc"
 )
 
 // options are the command's flags.
@@ -185,7 +186,7 @@ func run(ctx context.Context, o *options, logf func(string, ...any)) (rep *repor
 			return
 		}
 		start := time.Now()
-		bin, err := buildKallad(ctx, dir)
+		bin, err := kalladproc.Build(ctx, dir)
 		if err == nil {
 			logf("built kallad in %.1fs", time.Since(start).Seconds())
 		}

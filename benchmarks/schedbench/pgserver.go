@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/kalla-dev/kalla/benchmarks/internal/kalladproc"
 )
 
 // pgServer is a throwaway Postgres cluster in a temporary folder, for runs
@@ -136,7 +137,7 @@ func (s *pgServer) start(ctx context.Context, run func(string, ...string) *exec.
 	s.cmd = run("postgres", args...)
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
 	// SIGQUIT is Postgres' immediate shutdown: the data are throwaway.
-	if s.exited, err = startChild(s.cmd, syscall.SIGQUIT, &s.waitErr); err != nil {
+	if s.exited, err = kalladproc.Start(s.cmd, syscall.SIGQUIT, &s.waitErr); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	s.URL = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
