@@ -18,9 +18,7 @@ type Runner struct {
 	Engine  Engine
 	Sources *Registry
 	Outputs *OutputRegistry
-	// Parallelism bounds the parallel streams a RowSource may use.
-	Parallelism int
-	Logger      *slog.Logger
+	Logger  *slog.Logger
 }
 
 // NewRunID returns a fresh run id, for callers (the CLI) whose job has none.

@@ -34,7 +34,7 @@ func setup(t *testing.T, cfg duckdb.Config) *bundle {
 	outputs.Register(file.OpenOutput, "file")
 	logger := kallatest.TestLogger(t, slog.LevelInfo)
 	return &bundle{
-		runner: &kalla.Runner{Engine: eng, Sources: sources, Outputs: outputs, Parallelism: 2, Logger: logger},
+		runner: &kalla.Runner{Engine: eng, Sources: sources, Outputs: outputs, Logger: logger},
 		dir:    t.TempDir(),
 	}
 }

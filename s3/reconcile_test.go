@@ -91,7 +91,7 @@ func newRunner(t testing.TB, c *s3.Client) *kalla.Runner {
 	outputs := kalla.NewOutputRegistry()
 	outputs.Register(file.OpenOutput, "file")
 	outputs.Register(c.OpenOutput, "s3")
-	return &kalla.Runner{Engine: engine, Sources: sources, Outputs: outputs, Parallelism: 4, Logger: logger}
+	return &kalla.Runner{Engine: engine, Sources: sources, Outputs: outputs, Logger: logger}
 }
 
 func TestReconcileOnS3EqualsLocal(t *testing.T) {

@@ -140,10 +140,9 @@ func newRunner(opts engineOptions, logger *slog.Logger) (*kalla.Runner, func(), 
 	}
 	var once sync.Once
 	return &kalla.Runner{
-		Engine:      engine,
-		Sources:     sources,
-		Outputs:     outputs,
-		Parallelism: parts,
-		Logger:      logger,
+		Engine:  engine,
+		Sources: sources,
+		Outputs: outputs,
+		Logger:  logger,
 	}, func() { once.Do(func() { engine.Close() }) }, nil
 }

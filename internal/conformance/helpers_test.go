@@ -32,7 +32,7 @@ func newRunner(t *testing.T) *kalla.Runner {
 	sources.Register(postgres.Open, "postgres", "postgresql")
 	outputs := kalla.NewOutputRegistry()
 	outputs.Register(file.OpenOutput, "file")
-	return &kalla.Runner{Engine: eng, Sources: sources, Outputs: outputs, Parallelism: 2,
+	return &kalla.Runner{Engine: eng, Sources: sources, Outputs: outputs,
 		Logger: kallatest.TestLogger(t, slog.LevelInfo)}
 }
 
