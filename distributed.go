@@ -10,8 +10,9 @@ import (
 
 // Cluster mode splits one job into tasks that executors run: a plan, one
 // staging task per source (read it and hash-partition its rows into Parquet
-// files), one match task per partition, and a merge that writes the three
-// result files. The methods below are those tasks; the cluster package only
+// files) unless the source is Parquet files that match tasks read in place,
+// one match task per partition, and a merge that writes the three result
+// files. The methods below are those tasks; the cluster package only
 // moves them between processes. Each produces exactly what the same part of
 // Runner.Run produces, so a distributed job's results equal a local run's.
 
@@ -43,6 +44,13 @@ type SplitPlan struct {
 	// partition. In partition mode the two expressions hash equal key values
 	// equally.
 	Hash [2]string `json:"hash,omitempty"`
+	// Direct is set, per source, when the source is Parquet files that
+	// every executor reads in place: its partitions are read straight from
+	// the files (filtered by Hash modulo the partition count) instead of
+	// being staged. Rows then holds that source's row count (after its
+	// filters); staged sources report theirs when staged.
+	Direct [2]bool  `json:"direct,omitempty"`
+	Rows   [2]int64 `json:"rows,omitempty"`
 	// Spec is the match and how its result identifies source rows.
 	Spec MatchSpec `json:"spec"`
 }
@@ -54,10 +62,24 @@ type StagedColumn struct {
 	Type string `json:"type"`
 }
 
-// StagedSet is a set of Parquet files of one table.
+// StagedSet is a set of Parquet files of one table, or, when Source is
+// set, a partition read straight from the job's source.
 type StagedSet struct {
 	Files   []string       `json:"files"`
 	Columns []StagedColumn `json:"columns"`
+	// Source, when set, replaces Files and Columns: the rows are read from
+	// the job's own source (Parquet files read in place).
+	Source *SourcePartition `json:"source,omitempty"`
+}
+
+// SourcePartition is one partition of a source read in place: its rows
+// whose Hash modulo Parts is Partition, the expression and bucket staging
+// would use, so a row is in the same partition either way. Partition -1
+// reads the whole source (a broadcast side).
+type SourcePartition struct {
+	Hash      string `json:"hash"`
+	Parts     int    `json:"parts"`
+	Partition int    `json:"partition"`
 }
 
 // StagedSource is what staging one source produced: Parts folders under its
@@ -94,11 +116,16 @@ type SplitSession interface {
 	// dir/p<k>, choosing each row's folder by hashExpr modulo parts; every
 	// folder gets a file, empty or not.
 	WritePartitions(ctx context.Context, alias, hashExpr string, parts int, dir string) (StagedSource, error)
+	// AttachPartition attaches src as alias with its filters, as Attach
+	// does, keeping only the rows of one partition. It fails when src
+	// cannot be read in place.
+	AttachPartition(ctx context.Context, alias string, src Source, filters []Filter, part SourcePartition) error
 	// AttachStaged declares and loads alias from staged files, restoring
 	// the source's column types, and returns its row count.
 	AttachStaged(ctx context.Context, alias string, in StagedSet) (int64, error)
 	// MergeResults combines partial results into the three result files in
-	// dir and returns their sizes.
+	// dir and returns their sizes. A broadcast side read in place
+	// (BroadcastFiles.Source set) must already be attached.
 	MergeResults(ctx context.Context, m MergeSpec, dir string) (Counts, error)
 }
 
@@ -129,7 +156,47 @@ func (r *Runner) PlanSplit(ctx context.Context, job *Job) (SplitPlan, error) {
 		return fail(err)
 	}
 	plan.Spec = spec
+	if plan.Mode != SplitSingle {
+		for i, src := range srcs {
+			if !readInPlace(src) {
+				continue
+			}
+			// A view over the files: Parquet footers hold the row count,
+			// so this reads no column unless the source has filters.
+			n, err := sess.Load(ctx, job.Sources[i].Alias, nil)
+			if err != nil {
+				return fail(fmt.Errorf("count rows of %q: %w", job.Sources[i].Alias, err))
+			}
+			plan.Direct[i], plan.Rows[i] = true, n
+		}
+	}
 	return plan, nil
+}
+
+// readInPlace reports whether a source is Parquet files that each match task
+// can read its partition from, so that staging it can be skipped. Sources
+// fetched first (S3), CSV files and databases are staged.
+func readInPlace(src Source) bool {
+	fs, ok := src.(*FileSource)
+	return ok && fs.Format == FormatParquet
+}
+
+// attachSource opens side of job and attaches the given part of it.
+func (r *Runner) attachSource(ctx context.Context, ss SplitSession, job *Job, side int, part SourcePartition) (func(), error) {
+	spec := job.Sources[side]
+	src, err := r.Sources.Open(ctx, spec.URI)
+	if err != nil {
+		return nil, fmt.Errorf("read source %q (%s): %w", spec.Alias, RedactURI(spec.URI), err)
+	}
+	if !readInPlace(src) {
+		src.Close()
+		return nil, fmt.Errorf("source %q (%s) cannot be read in place", spec.Alias, RedactURI(spec.URI))
+	}
+	if err := ss.AttachPartition(ctx, spec.Alias, src, spec.Filters, part); err != nil {
+		src.Close()
+		return nil, fmt.Errorf("read source %q (%s): %w", spec.Alias, RedactURI(spec.URI), err)
+	}
+	return func() { src.Close() }, nil
 }
 
 // StageSource reads source side (0 left, 1 right) of job and writes its rows
@@ -181,6 +248,14 @@ func (r *Runner) MatchPartition(ctx context.Context, job *Job, spec MatchSpec, i
 	}
 	defer ss.Close()
 	for i, s := range job.Sources {
+		if in[i].Source != nil {
+			done, err := r.attachSource(ctx, ss, job, i, *in[i].Source)
+			if err != nil {
+				return fail(fmt.Errorf("load partition of %q: %w", s.Alias, err))
+			}
+			defer done()
+			continue
+		}
 		if _, err := ss.AttachStaged(ctx, s.Alias, in[i]); err != nil {
 			return fail(fmt.Errorf("load partition of %q: %w", s.Alias, err))
 		}
@@ -214,6 +289,13 @@ func (r *Runner) MergeResults(ctx context.Context, job *Job, m MergeSpec, counts
 		return fail(err)
 	}
 	defer ss.Close()
+	if m.Broadcast >= 0 && m.BroadcastFiles.Source != nil {
+		done, err := r.attachSource(ctx, ss, job, m.Broadcast, *m.BroadcastFiles.Source)
+		if err != nil {
+			return fail(fmt.Errorf("load broadcast side: %w", err))
+		}
+		defer done()
+	}
 	dir, err := out.Prepare(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("prepare output %s: %w", RedactURI(job.OutputPath), err))

@@ -158,22 +158,33 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 	parts := c.d.cfg.Partitions
 	var stageDirs [2]string
 	var stage []*ExecTask
+	var counts [2]int64
+	var columns [2][]kalla.StagedColumn
 	for side := range 2 {
+		if plan.Direct[side] {
+			// Parquet files every executor reads: each match task reads
+			// its partition in place, nothing is staged.
+			counts[side] = plan.Rows[side]
+			continue
+		}
 		t := c.task(fmt.Sprintf("stage-%d", side), TaskStage)
 		t.Side, t.Hash, t.Parts = side, plan.Hash[side], parts
 		t.Dir = filepath.Join(c.root, "stage", fmt.Sprint(side))
 		stageDirs[side] = t.Dir
 		stage = append(stage, t)
 	}
-	staged, err := c.phase(ctx, stage, func(done, total int) {
-		c.report(kalla.Progress{Stage: kalla.StageStaging, Progress: float64(done) / float64(total)})
-	})
-	if err != nil {
-		return nil, err
+	var staged []*TaskResult
+	if len(stage) > 0 {
+		var err error
+		staged, err = c.phase(ctx, stage, func(done, total int) {
+			c.report(kalla.Progress{Stage: kalla.StageStaging, Progress: float64(done) / float64(total)})
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
-	var counts [2]int64
-	var columns [2][]kalla.StagedColumn
-	for side, r := range staged {
+	for i, r := range staged {
+		side := stage[i].Side
 		if r.Staged == nil {
 			return nil, &kalla.StageError{Stage: kalla.StageStaging, Err: errors.New("stage task returned nothing")}
 		}
@@ -197,6 +208,7 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 	for p := range parts {
 		t := c.task(fmt.Sprintf("match-%d", p), TaskMatch)
 		t.Partition, t.Spec, t.StageDirs, t.Columns, t.Broadcast = p, plan.Spec, stageDirs, columns, broadcast
+		t.Direct, t.Hashes, t.Parts = plan.Direct, plan.Hash, parts
 		t.Dir = filepath.Join(c.root, "match", fmt.Sprintf("p%d", p))
 		match = append(match, t)
 	}
@@ -221,7 +233,10 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 			}
 		}
 	}
-	if broadcast >= 0 {
+	switch {
+	case broadcast >= 0 && plan.Direct[broadcast]:
+		ms.BroadcastFiles = kalla.StagedSet{Source: &kalla.SourcePartition{Partition: -1}}
+	case broadcast >= 0:
 		files, err := kalla.PartitionFiles(stageDirs[broadcast], -1)
 		if err != nil {
 			return nil, &kalla.StageError{Stage: kalla.StageWriting, Err: err}

@@ -306,6 +306,10 @@ func (e *Executor) run(ctx context.Context, t *ExecTask, res *TaskResult) error 
 			if side == t.Broadcast {
 				p = -1
 			}
+			if t.Direct[side] {
+				in[side] = kalla.StagedSet{Source: &kalla.SourcePartition{Hash: t.Hashes[side], Parts: t.Parts, Partition: p}}
+				continue
+			}
 			files, err := kalla.PartitionFiles(t.StageDirs[side], p)
 			if err != nil {
 				return &kalla.StageError{Stage: kalla.StageMatching, Err: err}

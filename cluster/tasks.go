@@ -41,8 +41,12 @@ type ExecTask struct {
 	Dir   string `json:"dir,omitempty"`
 
 	// Match: the partition, the staged sources (StageDirs) with their
-	// columns, and the side sent whole (-1 for none).
+	// columns, and the side sent whole (-1 for none). A source marked Direct
+	// was not staged: the task reads its partition from the source itself,
+	// by Hashes[side] modulo Parts.
 	Partition int                     `json:"partition,omitempty"`
+	Direct    [2]bool                 `json:"direct,omitempty"`
+	Hashes    [2]string               `json:"hashes,omitempty"`
 	Spec      kalla.MatchSpec         `json:"spec"`
 	StageDirs [2]string               `json:"stage_dirs"`
 	Columns   [2][]kalla.StagedColumn `json:"columns"`
