@@ -10,6 +10,7 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/duckdb"
+	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
 // runSplitDirect runs job as the cluster does when its Parquet sources are
@@ -107,7 +108,7 @@ func runSplitDirect(t *testing.T, r *kalla.Runner, job *kalla.Job, parts int, di
 func TestSplitDirectEqualsLocal(t *testing.T) {
 	t.Parallel()
 	b := setup(t, duckdb.Config{Threads: 2})
-	inv, pay := writePatternFiles(t, b.dir)
+	inv, pay := ducktest.WritePatternParquet(t, b.dir)
 	for _, c := range []struct {
 		filtered bool
 		direct   [2]bool

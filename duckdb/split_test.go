@@ -2,7 +2,6 @@ package duckdb_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -13,22 +12,6 @@ import (
 	"github.com/kalla-dev/kalla/internal/kallatest"
 	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
-
-// patternData is SQL (DuckDB and Postgres alike) for invoices and payments
-// where every reconciliation pattern finds matches, with NULL keys among
-// the payments.
-var patternData = []string{
-	`CREATE TABLE invoices AS SELECT i AS invoice_id, 'c' || (i % 50) AS customer, CAST((i - i % 5) / 5 AS INTEGER) AS batch_id,
-		CAST((i * 37) % 1000 + 10.25 AS NUMERIC(12,2)) AS amount FROM generate_series(1, 2000) AS g(i)`,
-	`CREATE TABLE payments AS SELECT invoice_id AS payment_id, invoice_id AS invoice_ref, CAST(NULL AS INTEGER) AS batch_ref,
-		CAST(NULL AS VARCHAR) AS customer, CAST(amount + (invoice_id % 3) * 0.005 AS NUMERIC(12,3)) AS amount FROM invoices WHERE invoice_id % 4 = 0`,
-	`INSERT INTO payments SELECT 100000 + invoice_id, invoice_id, NULL, NULL, CAST(10 AS NUMERIC(12,3)) FROM invoices WHERE invoice_id % 4 = 1`,
-	`INSERT INTO payments SELECT 200000 + invoice_id, invoice_id, NULL, NULL, amount - 10 FROM invoices WHERE invoice_id % 4 = 1`,
-	`INSERT INTO payments SELECT 300000 + batch_id, NULL, batch_id, NULL, sum(amount) FROM invoices WHERE batch_id % 4 = 2 GROUP BY batch_id`,
-	`INSERT INTO payments SELECT 400000 + min(invoice_id), NULL, NULL, customer, 100 FROM invoices WHERE customer IN ('c7', 'c13') GROUP BY customer`,
-	`INSERT INTO payments SELECT 500000 + min(invoice_id), NULL, NULL, customer, sum(amount) - 100 FROM invoices WHERE customer IN ('c7', 'c13') GROUP BY customer`,
-	`INSERT INTO payments SELECT 600000 + i, 900000 + i, NULL, NULL, 1 FROM generate_series(1, 50) AS g(i)`,
-}
 
 // patterns are the reconciliation patterns, with the split each must get.
 var patterns = []struct {
@@ -48,27 +31,6 @@ var patterns = []struct {
 	{"single_aggregate", `SELECT i.invoice_id, max(p.payment_id) AS payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id GROUP BY i.invoice_id`, kalla.SplitSingle},
 	{"single_uncorrelated", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id
 		WHERE p.amount < (SELECT avg(amount) FROM right_src)`, kalla.SplitSingle},
-}
-
-func writePatternFiles(t *testing.T, dir string) (invoices, payments string) {
-	t.Helper()
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range patternData {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	invoices, payments = filepath.Join(dir, "invoices.parquet"), filepath.Join(dir, "payments.parquet")
-	for table, path := range map[string]string{"invoices": invoices, "payments": payments} {
-		if _, err := db.Exec(fmt.Sprintf("COPY %s TO '%s' (FORMAT parquet)", table, path)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return invoices, payments
 }
 
 // runSplit runs job the way the cluster does, every task in this process.
@@ -144,7 +106,7 @@ func runSplit(t *testing.T, r *kalla.Runner, job *kalla.Job, parts int) (kalla.S
 func TestSplitEqualsLocal(t *testing.T) {
 	t.Parallel()
 	b := setup(t, duckdb.Config{Threads: 2})
-	inv, pay := writePatternFiles(t, b.dir)
+	inv, pay := ducktest.WritePatternParquet(t, b.dir)
 	for _, pat := range patterns {
 		t.Run(pat.name, func(t *testing.T) {
 			local := b.job(pat.sql, inv, pay, []string{"invoice_id"}, []string{"payment_id"})

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"database/sql"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,21 +90,6 @@ func (p *schedProc) executors(t *testing.T) []kalla.ExecutorInfo {
 	return v.Executors
 }
 
-// patternData creates invoices and payments (DuckDB and Postgres alike)
-// where every pattern finds matches, with NULL keys among the payments.
-var patternData = []string{
-	`CREATE TABLE invoices AS SELECT i AS invoice_id, 'c' || (i % 50) AS customer, CAST((i - i % 5) / 5 AS INTEGER) AS batch_id,
-		CAST((i * 37) % 1000 + 10.25 AS NUMERIC(12,2)) AS amount FROM generate_series(1, 2000) AS g(i)`,
-	`CREATE TABLE payments AS SELECT invoice_id AS payment_id, invoice_id AS invoice_ref, CAST(NULL AS INTEGER) AS batch_ref,
-		CAST(NULL AS VARCHAR) AS customer, CAST(amount + (invoice_id % 3) * 0.005 AS NUMERIC(12,3)) AS amount FROM invoices WHERE invoice_id % 4 = 0`,
-	`INSERT INTO payments SELECT 100000 + invoice_id, invoice_id, NULL, NULL, CAST(10 AS NUMERIC(12,3)) FROM invoices WHERE invoice_id % 4 = 1`,
-	`INSERT INTO payments SELECT 200000 + invoice_id, invoice_id, NULL, NULL, amount - 10 FROM invoices WHERE invoice_id % 4 = 1`,
-	`INSERT INTO payments SELECT 300000 + batch_id, NULL, batch_id, NULL, sum(amount) FROM invoices WHERE batch_id % 4 = 2 GROUP BY batch_id`,
-	`INSERT INTO payments SELECT 400000 + min(invoice_id), NULL, NULL, customer, 100 FROM invoices WHERE customer IN ('c7', 'c13') GROUP BY customer`,
-	`INSERT INTO payments SELECT 500000 + min(invoice_id), NULL, NULL, customer, sum(amount) - 100 FROM invoices WHERE customer IN ('c7', 'c13') GROUP BY customer`,
-	`INSERT INTO payments SELECT 600000 + i, 900000 + i, NULL, NULL, 1 FROM generate_series(1, 50) AS g(i)`,
-}
-
 // clusterPatterns are the reconciliation patterns and the split each gets.
 var clusterPatterns = []struct{ name, mode, sql string }{
 	{"one_to_one_tolerance", "partition", `SELECT i.invoice_id, p.payment_id, i.amount AS invoice_amount, p.amount AS paid_amount
@@ -119,28 +102,6 @@ var clusterPatterns = []struct{ name, mode, sql string }{
 		WHERE (SELECT sum(i2.amount) FROM left_src i2 WHERE i2.customer = i.customer) = (SELECT sum(p2.amount) FROM right_src p2 WHERE p2.customer = p.customer)`},
 	{"broadcast_range", "broadcast", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.amount BETWEEN i.amount - 0.001 AND i.amount AND i.invoice_id % 7 = 0`},
 	{"single_aggregate", "single", `SELECT i.invoice_id, max(p.payment_id) AS payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id GROUP BY i.invoice_id`},
-}
-
-// writePatternParquet writes the pattern data as Parquet files.
-func writePatternParquet(t *testing.T, dir string) (invoices, payments string) {
-	t.Helper()
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range patternData {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	invoices, payments = filepath.Join(dir, "invoices.parquet"), filepath.Join(dir, "payments.parquet")
-	for table, path := range map[string]string{"invoices": invoices, "payments": payments} {
-		if _, err := db.Exec(fmt.Sprintf("COPY %s TO '%s' (FORMAT parquet)", table, path)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return invoices, payments
 }
 
 // sameOutputs compares two results and every row and column type of their

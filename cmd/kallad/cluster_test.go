@@ -12,13 +12,14 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/internal/kallatest"
+	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
 // seedPatterns creates the pattern data in a Postgres schema of its own.
 func seedPatterns(t *testing.T) *kallatest.DB {
 	t.Helper()
 	db := kallatest.Postgres(t).NewSchema(t)
-	for _, q := range patternData {
+	for _, q := range ducktest.PatternData {
 		db.Exec(t, q)
 	}
 	return db
@@ -62,7 +63,7 @@ func stagingEmpty(t *testing.T, staging string) bool {
 func TestClusterPatternsEqualLocal(t *testing.T) {
 	t.Parallel()
 	db := seedPatterns(t)
-	inv, pay := writePatternParquet(t, t.TempDir())
+	inv, pay := ducktest.WritePatternParquet(t, t.TempDir())
 	rv := newCallbackReceiver(t)
 	data := t.TempDir()
 	staging := filepath.Join(data, "staging")
@@ -118,7 +119,7 @@ const slowPatternSQL = `SELECT i.invoice_id, p.payment_id, i.amount AS invoice_a
 // after the ack wait, and the job completes with the local results.
 func TestClusterExecutorKilledMidTask(t *testing.T) {
 	t.Parallel()
-	inv, pay := writePatternParquet(t, t.TempDir())
+	inv, pay := ducktest.WritePatternParquet(t, t.TempDir())
 	rv := newCallbackReceiver(t)
 	data := t.TempDir()
 	staging := filepath.Join(data, "staging")
@@ -151,7 +152,7 @@ func TestClusterExecutorKilledMidTask(t *testing.T) {
 // callback that names the cause, and its staging files are removed.
 func TestClusterTaskFailsEveryAttempt(t *testing.T) {
 	t.Parallel()
-	inv, pay := writePatternParquet(t, t.TempDir())
+	inv, pay := ducktest.WritePatternParquet(t, t.TempDir())
 	rv := newCallbackReceiver(t)
 	data := t.TempDir()
 	staging := filepath.Join(data, "staging")
@@ -188,7 +189,7 @@ func TestClusterTaskFailsEveryAttempt(t *testing.T) {
 // job completes once, with the local results.
 func TestClusterSchedulerKilledMidJob(t *testing.T) {
 	t.Parallel()
-	inv, pay := writePatternParquet(t, t.TempDir())
+	inv, pay := ducktest.WritePatternParquet(t, t.TempDir())
 	rv := newCallbackReceiver(t)
 	data := t.TempDir()
 	staging := filepath.Join(data, "staging")
