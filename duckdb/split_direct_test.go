@@ -13,11 +13,11 @@ import (
 	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
-// runSplitDirect runs job as the cluster does when its Parquet sources are
-// read in place: the sides in direct are not staged, each match task reads
-// their partition (or the whole broadcast side) from the source files; the
-// other side is staged.
-func runSplitDirect(t *testing.T, r *kalla.Runner, job *kalla.Job, parts int, direct [2]bool) (kalla.SplitPlan, *kalla.Result) {
+// runSplit runs job the way the cluster does, every task in this process.
+// The sides in direct are read in place, as the cluster reads Parquet
+// sources: each match task reads their partition (or the whole broadcast
+// side) from the source files; the other sides are staged.
+func runSplit(t *testing.T, r *kalla.Runner, job *kalla.Job, parts int, direct [2]bool) (kalla.SplitPlan, *kalla.Result) {
 	t.Helper()
 	ctx := context.Background()
 	plan, err := r.PlanSplit(ctx, job)
@@ -125,7 +125,7 @@ func TestSplitDirectEqualsLocal(t *testing.T) {
 				want := b.run(t, local)
 				split := *local
 				split.OutputPath = filepath.Join(b.dir, pat.name, fmt.Sprint(filtered, c.direct), "split")
-				plan, got := runSplitDirect(t, b.runner, &split, 3, c.direct)
+				plan, got := runSplit(t, b.runner, &split, 3, c.direct)
 				if plan.Mode != pat.mode {
 					t.Errorf("mode %s (%s), want %s", plan.Mode, plan.Reason, pat.mode)
 				}

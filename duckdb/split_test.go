@@ -1,11 +1,8 @@
 package duckdb_test
 
 import (
-	"context"
-	"fmt"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/duckdb"
@@ -33,74 +30,6 @@ var patterns = []struct {
 		WHERE p.amount < (SELECT avg(amount) FROM right_src)`, kalla.SplitSingle},
 }
 
-// runSplit runs job the way the cluster does, every task in this process.
-func runSplit(t *testing.T, r *kalla.Runner, job *kalla.Job, parts int) (kalla.SplitPlan, *kalla.Result) {
-	t.Helper()
-	ctx := context.Background()
-	plan, err := r.PlanSplit(ctx, job)
-	if err != nil {
-		t.Fatalf("plan: %v", err)
-	}
-	if plan.Mode == kalla.SplitSingle {
-		res, err := r.Run(ctx, job, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return plan, res
-	}
-	root := t.TempDir()
-	var counts [2]int64
-	var cols [2][]kalla.StagedColumn
-	var dirs [2]string
-	for side := range 2 {
-		dirs[side] = filepath.Join(root, fmt.Sprint("stage", side))
-		st, err := r.StageSource(ctx, job, side, plan.Hash[side], parts, dirs[side])
-		if err != nil {
-			t.Fatalf("stage %d: %v", side, err)
-		}
-		counts[side], cols[side] = st.Rows, st.Columns
-	}
-	broadcast := -1
-	if plan.Mode == kalla.SplitBroadcast {
-		broadcast = 0
-	}
-	m := kalla.MergeSpec{Spec: plan.Spec, Broadcast: broadcast}
-	names := [2]string{kalla.UnmatchedLeftFile, kalla.UnmatchedRightFile}
-	for p := range parts {
-		var in [2]kalla.StagedSet
-		for side := range 2 {
-			q := p
-			if side == broadcast {
-				q = -1
-			}
-			files, err := kalla.PartitionFiles(dirs[side], q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			in[side] = kalla.StagedSet{Files: files, Columns: cols[side]}
-		}
-		dir := filepath.Join(root, fmt.Sprint("match", p))
-		if _, err := r.MatchPartition(ctx, job, plan.Spec, in, dir); err != nil {
-			t.Fatalf("match %d: %v", p, err)
-		}
-		m.Matched = append(m.Matched, filepath.Join(dir, kalla.MatchedFile))
-		for side := range 2 {
-			if side != broadcast {
-				m.Unmatched[side] = append(m.Unmatched[side], filepath.Join(dir, names[side]))
-			}
-		}
-	}
-	if broadcast >= 0 {
-		files, _ := kalla.PartitionFiles(dirs[broadcast], -1)
-		m.BroadcastFiles = kalla.StagedSet{Files: files, Columns: cols[broadcast]}
-	}
-	res, err := r.MergeResults(ctx, job, m, counts, time.Now())
-	if err != nil {
-		t.Fatalf("merge: %v", err)
-	}
-	return plan, res
-}
-
 // Every pattern split into partitions gives exactly the local results: the
 // same rows and column types in each file, the same counts.
 func TestSplitEqualsLocal(t *testing.T) {
@@ -114,7 +43,7 @@ func TestSplitEqualsLocal(t *testing.T) {
 			want := b.run(t, local)
 			split := *local
 			split.OutputPath = filepath.Join(b.dir, pat.name, "split")
-			plan, got := runSplit(t, b.runner, &split, 3)
+			plan, got := runSplit(t, b.runner, &split, 3, [2]bool{})
 			if plan.Mode != pat.mode {
 				t.Errorf("mode %s (%s), want %s", plan.Mode, plan.Reason, pat.mode)
 			}
