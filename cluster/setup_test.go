@@ -102,13 +102,7 @@ func (b *testBundle) submit(t *testing.T, callbackURL string) string {
 // waitFor polls cond until it holds or the test times out.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	kallatest.WaitFor(t, what, 20*time.Second, cond)
 }
 
 // waitState polls the record of runID until it reaches state.

@@ -237,13 +237,7 @@ func mustJSON(t *testing.T, v any) []byte {
 // waitFor polls cond until it holds or the test times out.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	kallatest.WaitFor(t, what, 20*time.Second, cond)
 }
 
 func httptestRecorder(s *Server, path string) *httptest.ResponseRecorder {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	kallahttp "github.com/kalla-dev/kalla/http"
+	"github.com/kalla-dev/kalla/internal/kallatest"
 )
 
 // schedProc is a running `kallad scheduler` process.
@@ -188,13 +189,7 @@ func (p *schedProc) metric(t *testing.T, name string) string {
 // waitUntil polls cond until it holds, failing t after two minutes.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	kallatest.WaitFor(t, what, 2*time.Minute, cond)
 }
 
 // callbackReceiver is the client's side of the callbacks: it records every
