@@ -47,6 +47,22 @@ func TestDuplicateMatchesNullKeysAndOrphans(t *testing.T) {
 	}
 }
 
+// A match_sql may produce NULL keys (an outer join keeps invoices without
+// a payment): a NULL among the matched keys must not hide any source row
+// from the unmatched sets, as it would under NOT IN, and a source row whose
+// own key is NULL is never matched.
+func TestNullKeysInMatchedRows(t *testing.T) {
+	t.Parallel()
+	b := setup(t, duckdb.Config{})
+	left := b.write(t, "inv.csv", "invoice_id,amount\n1,10.00\n2,7.00\n,3.00\n")
+	right := b.write(t, "pay.csv", "payment_id,invoice_ref,amount\n10,1,10.00\n20,9,7.00\n,2,1.00\n")
+	sql := `SELECT i.invoice_id, p.payment_id FROM left_src i LEFT JOIN right_src p ON p.invoice_ref = i.invoice_id AND p.amount = i.amount`
+	res := b.run(t, b.job(sql, left, right, []string{"invoice_id"}, []string{"payment_id"}))
+	kallatest.SameRows(t, "matched", parquet(t, res.OutputPaths.Matched, "*"), []string{"1|10", "2|NULL", "NULL|NULL"})
+	kallatest.SameRows(t, "unmatched left", parquet(t, res.OutputPaths.UnmatchedLeft, "invoice_id, amount"), []string{"NULL|3.00"})
+	kallatest.SameRows(t, "unmatched right", parquet(t, res.OutputPaths.UnmatchedRight, "payment_id, invoice_ref"), []string{"20|9", "NULL|2"})
+}
+
 func TestCompositeKeys(t *testing.T) {
 	t.Parallel()
 	b := setup(t, duckdb.Config{})

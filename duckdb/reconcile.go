@@ -49,12 +49,18 @@ func (s *Session) Reconcile(ctx context.Context, spec kalla.MatchSpec, dir strin
 
 // unmatchedSQL selects the source rows whose key is in no match. A NULL key
 // never equals anything, so rows with NULL keys are always unmatched.
+//
+// It is written as an ANTI JOIN, not as the equivalent NOT EXISTS: DuckDB
+// decorrelates NOT EXISTS over a filtered scan (a partition read in place)
+// into a delim join with an extra hash aggregate and inner join, which made
+// a match task's anti-joins 2-3x slower; the explicit ANTI JOIN is planned
+// as one hash join in every case, and is also faster on whole sources.
 func (s *Session) unmatchedSQL(k kalla.KeyMapping) string {
 	conds := make([]string, len(k.SourceColumns))
 	for i := range k.SourceColumns {
 		conds[i] = fmt.Sprintf("m.%s = src.%s", quoteIdent(k.ResultColumns[i]), quoteIdent(k.SourceColumns[i]))
 	}
-	return fmt.Sprintf("SELECT src.* FROM %s AS src WHERE NOT EXISTS (SELECT 1 FROM %s AS m WHERE %s)",
+	return fmt.Sprintf("SELECT src.* FROM %s AS src ANTI JOIN %s AS m ON %s",
 		s.qualified(k.Alias), s.qualified(matchedTable), strings.Join(conds, " AND "))
 }
 
