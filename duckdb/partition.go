@@ -2,6 +2,7 @@ package duckdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/parquet"
 )
 
 var _ kalla.SplitSession = (*Session)(nil)
@@ -145,12 +147,10 @@ func (s *Session) AttachPartition(ctx context.Context, alias string, src kalla.S
 	} else {
 		t.where = " WHERE (" + strings.TrimPrefix(t.where, " WHERE ") + ") AND " + cond
 	}
-	// The partition is read into a table rather than declared as a view:
-	// DuckDB underestimates the rows of a filtered scan, and then
-	// plans Reconcile's anti-joins with the wide source side as the build
-	// side, which made them 2-3x slower than over a table with an exact
-	// row count. t.view stays set: the rows are in place, Load only counts.
-	q := fmt.Sprintf("DROP VIEW %[1]s; CREATE TABLE %[1]s AS SELECT * FROM %[2]s%[3]s", s.qualified(alias), t.from, t.where)
+	// A view, like the source's: Reconcile's anti-joins are planned well
+	// over a filtered scan, so copying the partition into a table would
+	// only add a load.
+	q := fmt.Sprintf("CREATE OR REPLACE VIEW %s AS SELECT * FROM %s%s", s.qualified(alias), t.from, t.where)
 	if _, err := s.conn.ExecContext(ctx, q); err != nil {
 		return cleanError(err)
 	}
@@ -211,7 +211,7 @@ func (s *Session) MergeResults(ctx context.Context, m kalla.MergeSpec, dir strin
 		return c, fmt.Errorf("no partial results")
 	}
 	var err error
-	if c.Matched, err = s.copyTo(ctx, union(m.Matched), filepath.Join(dir, kalla.MatchedFile)); err != nil {
+	if c.Matched, err = s.writeUnion(ctx, m.Matched, filepath.Join(dir, kalla.MatchedFile)); err != nil {
 		return c, fmt.Errorf("write %s: %w", kalla.MatchedFile, err)
 	}
 	names := [2]string{kalla.UnmatchedLeftFile, kalla.UnmatchedRightFile}
@@ -220,7 +220,7 @@ func (s *Session) MergeResults(ctx context.Context, m kalla.MergeSpec, dir strin
 	for side := range 2 {
 		path := filepath.Join(dir, names[side])
 		if side != m.Broadcast {
-			if counts[side], err = s.copyTo(ctx, union(m.Unmatched[side]), path); err != nil {
+			if counts[side], err = s.writeUnion(ctx, m.Unmatched[side], path); err != nil {
 				return c, fmt.Errorf("write %s: %w", names[side], err)
 			}
 			continue
@@ -248,4 +248,20 @@ func (s *Session) MergeResults(ctx context.Context, m kalla.MergeSpec, dir strin
 	}
 	c.UnmatchedLeft, c.UnmatchedRight = counts[0], counts[1]
 	return c, nil
+}
+
+// writeUnion writes the rows of partial result files to one file at path.
+// The parts come from the same query over the same column types, so their
+// row groups are copied as they are, without decoding; parts whose schemas
+// differ after all are rewritten through DuckDB.
+func (s *Session) writeUnion(ctx context.Context, files []string, path string) (int64, error) {
+	n, err := parquet.Concat(ctx, path, files)
+	if !errors.Is(err, parquet.ErrSchemaMismatch) {
+		return n, err
+	}
+	from, err := stagedFrom(files)
+	if err != nil {
+		return 0, err
+	}
+	return s.copyTo(ctx, "SELECT * FROM "+from, path)
 }
