@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/yannh/kubeconform/pkg/validator"
+	"sigs.k8s.io/yaml"
 )
 
 // manifestChecker validates Kubernetes manifests with kubeconform in strict
@@ -25,14 +26,14 @@ func newManifestChecker(schemaDir string) (*manifestChecker, error) {
 	return &manifestChecker{v: v}, nil
 }
 
-// check validates every document of a manifest file and returns the kinds
-// it holds.
-func (c *manifestChecker) check(file string) ([]string, error) {
+// check validates every document of a manifest file and returns the
+// objects it holds.
+func (c *manifestChecker) check(file string) ([]object, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	var kinds []string
+	var objs []object
 	var errs []error
 	for _, res := range c.v.Validate(file, f) {
 		sig, _ := res.Resource.Signature()
@@ -42,7 +43,12 @@ func (c *manifestChecker) check(file string) ([]string, error) {
 		}
 		switch res.Status {
 		case validator.Valid:
-			kinds = append(kinds, sig.Kind)
+			var o object
+			if err := yaml.Unmarshal(res.Resource.Bytes, &o); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", where, err))
+				continue
+			}
+			objs = append(objs, o)
 		case validator.Empty:
 		case validator.Invalid:
 			errs = append(errs, fmt.Errorf("%s: %s", where, violations(res.Err)))
@@ -50,10 +56,10 @@ func (c *manifestChecker) check(file string) ([]string, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", where, res.Err))
 		}
 	}
-	if len(kinds) == 0 && len(errs) == 0 {
+	if len(objs) == 0 && len(errs) == 0 {
 		errs = append(errs, fmt.Errorf("%s: no Kubernetes object", file))
 	}
-	return kinds, errors.Join(errs...)
+	return objs, errors.Join(errs...)
 }
 
 // violations keeps of kubeconform's message the schema violations: "at

@@ -2,7 +2,8 @@
 // or a cluster: the compose files with compose-go, the loader of `docker
 // compose config`, and the Kubernetes manifests (KEDA's ScaledObject
 // included) with kubeconform in strict mode, against schemas made from the
-// Kubernetes OpenAPI spec and KEDA's CRD fetched as Go modules.
+// Kubernetes OpenAPI spec and KEDA's CRD fetched as Go modules, then the
+// references between the manifests (selectors, ports, claims, scale target).
 //
 //	cd deploy/check && go run . [-root ../..] [-schemas DIR]
 package main
@@ -63,13 +64,25 @@ func run(ctx context.Context, root, schemaDir string, out io.Writer) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	var all []object
 	for _, f := range manifests {
-		kinds, err := c.check(f)
+		objs, err := c.check(f)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		all = append(all, objs...)
+		var kinds []string
+		for _, o := range objs {
+			kinds = append(kinds, o.Kind)
+		}
 		fmt.Fprintf(out, "ok %s: %s\n", f, strings.Join(kinds, ", "))
+	}
+	if len(errs) == 0 {
+		if err := checkReferences(all); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "ok references between the %d objects of deploy/k8s\n", len(all))
 	}
 	return errors.Join(errs...)
 }
