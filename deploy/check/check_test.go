@@ -41,12 +41,14 @@ func TestRepositoryFiles(t *testing.T) {
 	}
 	t.Log("\n" + out.String())
 	for _, want := range []string{
+		"ok ../../Dockerfile\n",
 		"docker-compose.single.yml: services postgres, scheduler",
 		"docker-compose.cluster.yml: services executor, minio, postgres, scheduler",
 		"executor.yaml: Deployment",
 		"keda-scaledobject.yaml: ScaledObject",
 		"scheduler.yaml: PersistentVolumeClaim, Deployment, Service",
 		"staging-pvc.yaml: PersistentVolumeClaim",
+		"ok references between the 6 objects",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)

@@ -17,7 +17,8 @@ import (
 // the caller's shell), normalizes it and checks its consistency (services,
 // volumes and networks that are referred to exist). It then checks what
 // `docker compose up --build` would need from the disk: every build context
-// has its Dockerfile and every bind-mount source exists.
+// has its Dockerfile, which checkDockerfile checks, and every bind-mount
+// source exists.
 func checkCompose(ctx context.Context, file string, env []string) (*types.Project, error) {
 	abs, err := filepath.Abs(file)
 	if err != nil {
@@ -53,7 +54,8 @@ func checkCompose(ctx context.Context, file string, env []string) (*types.Projec
 	return project, errors.Join(errs...)
 }
 
-// checkBuild checks that a service's build context holds its Dockerfile.
+// checkBuild checks that a service's build context holds its Dockerfile,
+// and the Dockerfile.
 func checkBuild(svc types.ServiceConfig) error {
 	if svc.Build == nil {
 		return nil
@@ -68,5 +70,5 @@ func checkBuild(svc types.ServiceConfig) error {
 	if _, err := os.Stat(dockerfile); err != nil {
 		return fmt.Errorf("build: %w", err)
 	}
-	return nil
+	return checkDockerfile(dockerfile, svc.Build.Context)
 }

@@ -1,9 +1,10 @@
 // Command check validates Kalla's deployment files without a Docker engine
-// or a cluster: the compose files with compose-go, the loader of `docker
-// compose config`, and the Kubernetes manifests (KEDA's ScaledObject
-// included) with kubeconform in strict mode, against schemas made from the
-// Kubernetes OpenAPI spec and KEDA's CRD fetched as Go modules, then the
-// references between the manifests (selectors, ports, claims, scale target).
+// or a cluster: the Dockerfile with BuildKit's parser and linter, the
+// compose files with compose-go (the loader of `docker compose config`),
+// and the Kubernetes manifests, KEDA's ScaledObject included, with
+// kubeconform in strict mode against schemas made from the Kubernetes
+// OpenAPI spec and KEDA's CRD (fetched as Go modules), then the references
+// between the manifests (selectors, ports, claims, scale target).
 //
 //	cd deploy/check && go run . [-root ../..] [-schemas DIR]
 package main
@@ -29,8 +30,8 @@ func main() {
 	}
 }
 
-// run validates root's docker-compose*.yml and deploy/k8s/*.yaml, writing
-// the schemas into schemaDir (a temporary folder when empty).
+// run validates root's Dockerfile, docker-compose*.yml and deploy/k8s/*.yaml,
+// writing the schemas into schemaDir (a temporary folder when empty).
 func run(ctx context.Context, root, schemaDir string, out io.Writer) error {
 	composeFiles, err := filepath.Glob(filepath.Join(root, "docker-compose*.yml"))
 	if err != nil || len(composeFiles) == 0 {
@@ -49,6 +50,11 @@ func run(ctx context.Context, root, schemaDir string, out io.Writer) error {
 		return fmt.Errorf("schemas: %w", err)
 	}
 	var errs []error
+	if err := checkDockerfile(filepath.Join(root, "Dockerfile"), root); err != nil {
+		errs = append(errs, err)
+	} else {
+		fmt.Fprintf(out, "ok %s\n", filepath.Join(root, "Dockerfile"))
+	}
 	for _, f := range composeFiles {
 		project, err := checkCompose(ctx, f, nil)
 		if err != nil {
