@@ -37,3 +37,23 @@ func TestManifestsReject(t *testing.T) {
 		})
 	}
 }
+
+// What the API server accepts passes: quantities as numbers, int-or-string
+// ports as numbers or names.
+func TestManifestsAccept(t *testing.T) {
+	c, err := newManifestChecker(schemaDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []mutation{
+		{"quantity as a number", "deploy/k8s/executor.yaml", []string{`cpu: "4"`, "cpu: 4"}, ""},
+		{"target port as a number", "deploy/k8s/scheduler.yaml", []string{"targetPort: http}", "targetPort: 8080}"}, ""},
+		{"probe port as a number", "deploy/k8s/executor.yaml", []string{"port: probes}", "port: 50051}"}, ""},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			if _, err := c.check(m.write(t, t.TempDir())); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -23,9 +23,14 @@ const (
 // moduleDir downloads a module (path@version) into the module cache, unless
 // it is there already, and returns its directory.
 func moduleDir(ctx context.Context, module string) (string, error) {
-	// Run outside any module so that no go.mod or go.sum is touched.
+	// Run outside any module so that no go.mod or go.sum is read or touched.
+	dir, err := os.MkdirTemp("", "kalla-check-")
+	if err != nil {
+		return "", fmt.Errorf("go mod download %s: %w", module, err)
+	}
+	defer os.RemoveAll(dir)
 	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", module)
-	cmd.Dir = os.TempDir()
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOWORK=off")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
