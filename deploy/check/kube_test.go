@@ -27,6 +27,7 @@ func TestManifestsReject(t *testing.T) {
 		{"duplicate key", scheduler, []string{"replicas: 1\n", "replicas: 1\n  replicas: 2\n"}, "duplicate"},
 		{"unknown apiVersion", executor, []string{"apiVersion: apps/v1", "apiVersion: apps/v2"}, "could not find schema"},
 		{"KEDA unknown field", keda, []string{"minReplicaCount:", "minReplicas:"}, "additional properties 'minReplicas' not allowed"},
+		{"KEDA unknown metadata field", keda, []string{"  labels: {app", "  lables: {app"}, "additional properties 'lables' not allowed"},
 		{"KEDA wrong type", keda, []string{"maxReplicaCount: 16", `maxReplicaCount: "16"`}, "/spec/maxReplicaCount"},
 		{"KEDA trigger metadata not a string", keda, []string{`threshold: "2"`, "threshold: 2"}, "/spec/triggers/0/metadata/threshold"},
 		{"KEDA missing scaleTargetRef.name", keda, []string{"    name: kalla-executor\n", "    kind: Deployment\n"}, "missing property 'name'"},

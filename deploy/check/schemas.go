@@ -20,6 +20,9 @@ const schemaTemplate = "{{ .ResourceKind }}{{ .KindSuffix }}.json"
 // file of each kind refers to its definition there.
 const definitionsFile = "_definitions.json"
 
+// objectMeta is the definition of every object's metadata.
+const objectMeta = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
 // writeSchemas writes into dir the strict JSON schemas kubeconform reads
 // (named as its schemaTemplate expects): one for each kind of the Kubernetes
 // API, made from the OpenAPI spec as openapi2jsonschema makes the
@@ -88,6 +91,8 @@ func writeKubernetesSchemas(swagger, dir string) error {
 	return nil
 }
 
+// writeCRDSchemas writes the schemas of a CRD's versions; their metadata
+// refers to the definitions writeKubernetesSchemas wrote.
 func writeCRDSchemas(crdFile, dir string) error {
 	raw, err := os.ReadFile(crdFile)
 	if err != nil {
@@ -116,6 +121,11 @@ func writeCRDSchemas(crdFile, dir string) error {
 			return fmt.Errorf("CRD schemas: %s: version %s has no openAPIV3Schema", crdFile, v.Name)
 		}
 		strict(v.Schema.OpenAPIV3Schema)
+		// The API server checks a custom object's metadata as any object's;
+		// CRDs declare it only as an object.
+		if props, ok := v.Schema.OpenAPIV3Schema["properties"].(map[string]any); ok {
+			props["metadata"] = map[string]any{"$ref": definitionsFile + "#/definitions/" + objectMeta}
+		}
 		apiVersion := crd.Spec.Group + "/" + v.Name
 		schema, err := kindSchema(apiVersion, crd.Spec.Names.Kind, v.Schema.OpenAPIV3Schema, "")
 		if err != nil {
