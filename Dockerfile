@@ -8,13 +8,22 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=1 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/kallad ./cmd/kallad
+# -buildvcs=false: the version comes from VERSION, and a context copied from a
+# git worktree (whose .git is a file pointing outside it) would fail VCS stamping.
+RUN CGO_ENABLED=1 go build -trimpath -buildvcs=false -ldflags "-s -w -X main.version=${VERSION}" -o /out/kallad ./cmd/kallad
 
 FROM debian:bookworm-slim
+# The data and staging folders exist in the image, owned by kalla (uid and gid
+# 10001): Docker gives an empty named volume the owner of the folder it is
+# mounted on, and a folder missing from the image would be root's, which
+# kallad could not write (KALLA_DATA_DIR is such a volume in the compose files).
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home /var/lib/kalla kalla && mkdir -p /var/lib/kalla /staging && chown kalla /var/lib/kalla /staging
+    && groupadd --system --gid 10001 kalla \
+    && useradd --system --uid 10001 --gid kalla --home /var/lib/kalla kalla \
+    && mkdir -p /var/lib/kalla/data /staging && chown -R kalla:kalla /var/lib/kalla /staging
 COPY --from=build /out/kallad /usr/local/bin/kallad
-USER kalla
+# Numeric, so that Kubernetes can check runAsNonRoot.
+USER 10001:10001
 WORKDIR /var/lib/kalla
 ENV KALLA_DATA_DIR=/var/lib/kalla/data STAGING_PATH=/staging
 # 8080: HTTP job API; 50050: cluster port (NATS) executors join; 50051: executor probes and metrics.

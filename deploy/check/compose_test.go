@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// Broken compose files fail as `docker compose config` would fail on them,
+// or as `docker compose up --build` would on a missing Dockerfile or mount.
+func TestComposeRejects(t *testing.T) {
+	const cluster, single = "docker-compose.cluster.yml", "docker-compose.single.yml"
+	for _, m := range []mutation{
+		{"unknown service field", cluster, []string{"    environment:\n      SCHEDULER_HOST", "    enviroment:\n      SCHEDULER_HOST"},
+			"services.executor.enviroment"},
+		{"wrong type", single, []string{"retries: 30", "retries: thirty"}, "retries"},
+		{"port out of range", single, []string{`ports: ["8080:8080"]`, `ports: ["80800:8080"]`}, "80800"},
+		{"depends_on an undefined service", cluster, []string{"minio: {condition: service_started}", "s3: {condition: service_started}"},
+			"depends on undefined service"},
+		{"undefined named volume", cluster, []string{"  kalla-data:\n  staging:", "  staging:"},
+			"undefined volume kalla-data"},
+		{"unset required variable", single, []string{`POSTGRES_PASSWORD: kalla`, `POSTGRES_PASSWORD: ${KALLA_PG_PASSWORD:?set it}`},
+			"KALLA_PG_PASSWORD"},
+		{"missing bind-mount source", single, []string{"./examples:/examples:ro", "./example:/examples:ro"},
+			"bind mount source"},
+		{"missing Dockerfile", single, []string{"build: .", "build: {context: ., dockerfile: Dockerfile.missing}"},
+			"Dockerfile.missing"},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			dir := t.TempDir()
+			// What the real files need from the build context.
+			if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(filepath.Join(dir, "examples"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			_, err := checkCompose(context.Background(), m.write(t, dir), nil)
+			wantError(t, err, m.want)
+		})
+	}
+}
+
+// Interpolation takes its variables from the environment given, as
+// `docker compose config` takes them from the shell.
+func TestComposeInterpolates(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "examples"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := mutation{file: "docker-compose.single.yml", edits: []string{"    build: .\n", "", `POSTGRES_PASSWORD: kalla`, `POSTGRES_PASSWORD: ${KALLA_PG_PASSWORD:?set it}`}}
+	project, err := checkCompose(context.Background(), m.write(t, dir), []string{"KALLA_PG_PASSWORD=s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := project.Services["postgres"].Environment["POSTGRES_PASSWORD"]; got == nil || *got != "s3cret" {
+		t.Fatalf("POSTGRES_PASSWORD = %v, want s3cret", got)
+	}
+}
