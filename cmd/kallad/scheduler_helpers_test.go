@@ -87,13 +87,17 @@ func startSchedulerArgs(t *testing.T, dataDir string, args []string, env ...stri
 		p.url = "http://" + m[1]
 		return true
 	})
+	// Started: /ready says "ready", or "saturated" when a job requeued by
+	// a previous process already took every slot (MAX_CONCURRENT_JOBS=1).
 	waitUntil(t, "/ready", func() bool {
 		resp, err := http.Get(p.url + "/ready")
 		if err != nil {
 			return false
 		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
+		defer resp.Body.Close()
+		var body struct{ Status string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode == 200 || body.Status == "saturated"
 	})
 	return p
 }
