@@ -1,10 +1,11 @@
 // Command clusterbench measures cluster mode against local mode on one
 // machine: the same 1:1-with-tolerance reconciliation of generated invoices
-// and payments (Parquet) run by `kallad run`, by a scheduler with no
-// executor (it runs the job itself), and by a scheduler with 1 and 2
-// `kallad executor` processes. It prints, per size, the seconds, the ratio
-// to `kallad run`, the shuffle volume and the cluster phases side by side,
-// and fails when any mode's counts differ from local mode's.
+// and payments (Parquet, the data of `kallad bench`, from internal/benchdata)
+// run by `kallad run`, by a scheduler with no executor (it runs the job
+// itself), and by a scheduler with 1 and 2 `kallad executor` processes. It
+// prints, per size, the seconds, the ratio to `kallad run`, the shuffle
+// volume and the cluster phases side by side, and fails when any mode's
+// counts differ from local mode's or from the generator's design.
 //
 //	go run ./benchmarks/clusterbench --rows 1000000,5000000
 package main
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/kalla-dev/kalla/benchmarks/internal/kalladproc"
+	"github.com/kalla-dev/kalla/internal/benchdata"
 )
 
 type options struct {
@@ -42,7 +44,7 @@ type options struct {
 type measurement struct {
 	mode    string
 	seconds float64
-	counts  counts
+	counts  benchdata.Counts
 	shuffle int64
 	phases  map[string]float64
 	err     error
@@ -113,7 +115,7 @@ func run(ctx context.Context, o *options, out io.Writer, logf func(string, ...an
 	}
 	failed := false
 	for _, n := range o.rows {
-		data, err := generate(ctx, filepath.Join(o.dir, fmt.Sprintf("data-%d", n)), n, logf)
+		data, err := benchdata.Generate(ctx, filepath.Join(o.dir, fmt.Sprintf("data-%d", n)), n, logf)
 		if err != nil {
 			return err
 		}
@@ -123,7 +125,7 @@ func run(ctx context.Context, o *options, out io.Writer, logf func(string, ...an
 		}
 		ms := make([]measurement, 1+len(o.executors))
 		for r := range max(o.repeat, 1) {
-			logf("%d invoices, %d payments (run %d): kallad run", n, data.payments, r+1)
+			logf("%d invoices, %d payments (run %d): kallad run", n, data.Payments, r+1)
 			ms[0] = fastest(ms[0], runLocal(ctx, bin, filepath.Join(runs, fmt.Sprintf("local-%d", r)), data, o.partitions))
 			for i, e := range o.executors {
 				logf("%d invoices (run %d): scheduler with %d executors", n, r+1, e)
@@ -141,15 +143,15 @@ func run(ctx context.Context, o *options, out io.Writer, logf func(string, ...an
 		}
 	}
 	if failed {
-		return errors.New("some runs failed or disagree with local mode")
+		return errors.New("some runs failed, or disagree with local mode or the generator's design")
 	}
 	return nil
 }
 
 // printTable prints one size's measurements and reports whether every run
-// succeeded with local mode's counts.
-func printTable(out io.Writer, n int64, d *dataset, parts int, ms []measurement) bool {
-	fmt.Fprintf(out, "\n%d invoices × %d payments (Parquet, 1:1 with tolerance), P = %d, %d CPUs\n", n, d.payments, parts, runtime.NumCPU())
+// succeeded with local mode's counts and the generator's expected ones.
+func printTable(out io.Writer, n int64, d *benchdata.Set, parts int, ms []measurement) bool {
+	fmt.Fprintf(out, "\n%d invoices × %d payments (Parquet, 1:1 with tolerance), P = %d, %d CPUs\n", n, d.Payments, parts, runtime.NumCPU())
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "mode\tseconds\tvs local\tshuffle MB\tplan\tstage\tmatch\tmerge\tmatched\tunmatched L\tunmatched R\t")
 	ok := true
@@ -161,8 +163,11 @@ func printTable(out io.Writer, n int64, d *dataset, parts int, ms []measurement)
 			continue
 		}
 		agree := ""
-		if local.err == nil && m.counts != local.counts {
+		switch {
+		case local.err == nil && m.counts != local.counts:
 			agree, ok = "  DIFFERS FROM LOCAL", false
+		case m.counts != d.Expected:
+			agree, ok = "  DIFFERS FROM EXPECTED", false
 		}
 		ratio, shuffle := "", "-"
 		if local.err == nil && local.seconds > 0 {
@@ -180,6 +185,8 @@ func printTable(out io.Writer, n int64, d *dataset, parts int, ms []measurement)
 		fmt.Fprintf(w, "%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d%s\t\n", m.mode, m.seconds, ratio, shuffle,
 			phase("plan"), phase("stage"), phase("match"), phase("merge"), m.counts.Matched, m.counts.UnmatchedLeft, m.counts.UnmatchedRight, agree)
 	}
+	e := d.Expected
+	fmt.Fprintf(w, "expected\t\t\t\t\t\t\t\t%d\t%d\t%d\t\n", e.Matched, e.UnmatchedLeft, e.UnmatchedRight)
 	w.Flush()
 	for _, f := range failures {
 		fmt.Fprintln(out, f)

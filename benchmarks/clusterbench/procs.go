@@ -19,16 +19,32 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/benchmarks/internal/kalladproc"
+	"github.com/kalla-dev/kalla/internal/benchdata"
 )
 
+// jobJSON is the benchmark job over d's Parquet files, as the scheduler's
+// API and `kallad run` take it.
+func jobJSON(d *benchdata.Set, out string) ([]byte, error) {
+	job := benchdata.Job(d.InvoicesParquet, d.PaymentsParquet, out)
+	job.RunID = kalla.NewRunID()
+	b, err := json.Marshal(&job)
+	if err != nil {
+		return nil, fmt.Errorf("encode job: %w", err)
+	}
+	return b, nil
+}
+
 // runLocal runs the job with `kallad run`.
-func runLocal(ctx context.Context, bin, dir string, d *dataset, parts int) measurement {
+func runLocal(ctx context.Context, bin, dir string, d *benchdata.Set, parts int) measurement {
 	m := measurement{mode: "kallad run"}
 	fail := func(err error) measurement { m.err = err; return m }
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
-	raw, _ := json.Marshal(d.job(kalla.NewRunID(), filepath.Join(dir, "out")))
+	raw, err := jobJSON(d, filepath.Join(dir, "out"))
+	if err != nil {
+		return fail(err)
+	}
 	jobPath := filepath.Join(dir, "job.json")
 	if err := os.WriteFile(jobPath, raw, 0o644); err != nil {
 		return fail(err)
@@ -36,13 +52,14 @@ func runLocal(ctx context.Context, bin, dir string, d *dataset, parts int) measu
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, "run", "--partitions", strconv.Itoa(runtime.NumCPU()), "--temp-dir", filepath.Join(dir, "tmp"), jobPath)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	var err error
 	if m.seconds, err = elapsed(cmd.Run); err != nil {
 		return fail(fmt.Errorf("kallad run: %w: %s", err, tail(stderr.String())))
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &m.counts); err != nil {
+	var res kalla.Result
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		return fail(fmt.Errorf("kallad run printed %q: %w", tail(stdout.String()), err))
 	}
+	m.counts = benchdata.ResultCounts(&res)
 	return m
 }
 
@@ -130,7 +147,7 @@ func getJSON(url string, v any) error {
 // runCluster starts a scheduler and execs executors on it (all using every
 // core), waits until the scheduler lists them, and times one job from its
 // submission to its completion.
-func runCluster(ctx context.Context, bin, dir string, d *dataset, parts, execs int) measurement {
+func runCluster(ctx context.Context, bin, dir string, d *benchdata.Set, parts, execs int) measurement {
 	m := measurement{mode: fmt.Sprintf("scheduler + %d executors", execs)}
 	if execs == 0 {
 		m.mode = "scheduler, no executor"
@@ -172,14 +189,17 @@ func runCluster(ctx context.Context, bin, dir string, d *dataset, parts, execs i
 		return fail(err)
 	}
 
-	raw, _ := json.Marshal(d.job(kalla.NewRunID(), filepath.Join(dir, "out")))
+	raw, err := jobJSON(d, filepath.Join(dir, "out"))
+	if err != nil {
+		return fail(err)
+	}
 	var job struct {
 		RunID string `json:"run_id"`
 		State string `json:"state"`
 		Error *struct {
 			Error string `json:"error"`
 		} `json:"error"`
-		Result *counts `json:"result"`
+		Result *kalla.Result `json:"result"`
 	}
 	m.seconds, err = elapsed(func() error {
 		resp, err := http.Post(api+"/api/jobs", "application/json", bytes.NewReader(raw))
@@ -208,7 +228,7 @@ func runCluster(ctx context.Context, bin, dir string, d *dataset, parts, execs i
 		}
 		return fail(fmt.Errorf("job %s", msg))
 	}
-	m.counts = *job.Result
+	m.counts = benchdata.ResultCounts(job.Result)
 	m.shuffle, m.phases = shuffleAndPhases(api)
 	return m
 }

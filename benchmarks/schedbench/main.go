@@ -200,12 +200,12 @@ func run(ctx context.Context, o *options, logf func(string, ...any)) (rep *repor
 
 	pgURL := o.pgURL
 	if pgURL == "" {
-		srv, err := startPostgres(ctx, logf)
+		srv, u, err := startPostgres(ctx, logf)
 		if err != nil {
 			return nil, err
 		}
-		defer srv.stop()
-		pgURL = srv.URL
+		defer srv.Stop()
+		pgURL = u
 	}
 	rep = &report{Rows: o.rows, CPUs: cpuInfo()}
 	for _, p := range o.patterns {

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/kalla-dev/kalla/internal/benchdata"
 )
 
 // BenchCommand measures Kalla against the same work done by hand:
@@ -56,14 +58,14 @@ type benchVariant struct {
 
 // benchReport is the --json output.
 type benchReport struct {
-	Invoices    int64           `json:"invoices"`
-	Payments    int64           `json:"payments"`
-	MemoryLimit string          `json:"memory_limit,omitempty"`
-	Threads     int             `json:"threads"`
-	Runs        int             `json:"runs"`
-	Expected    benchCounts     `json:"expected"`
-	Variants    []*benchVariant `json:"variants"`
-	Mismatches  []string        `json:"mismatches,omitempty"`
+	Invoices    int64            `json:"invoices"`
+	Payments    int64            `json:"payments"`
+	MemoryLimit string           `json:"memory_limit,omitempty"`
+	Threads     int              `json:"threads"`
+	Runs        int              `json:"runs"`
+	Expected    benchdata.Counts `json:"expected"`
+	Variants    []*benchVariant  `json:"variants"`
+	Mismatches  []string         `json:"mismatches,omitempty"`
 	// LoadBefore and LoadAfter are /proc/loadavg when the timed runs began
 	// and ended: timings taken while other work shares the CPUs are slow.
 	LoadBefore string `json:"loadavg_before,omitempty"`
@@ -149,12 +151,12 @@ func (c *BenchCommand) run(ctx context.Context, o *benchOptions) error {
 		return err
 	}
 
-	data, err := generateBenchData(ctx, dir, o.rows, c.logf)
+	data, err := benchdata.Generate(ctx, dir, o.rows, c.logf)
 	if err != nil {
 		return err
 	}
 	child := &benchChild{exe: exe, eng: o.eng, dir: dir}
-	parquetJob, err := child.writeJob("kalla-parquet", data.InvoicesPQ, data.PaymentsPQ)
+	parquetJob, err := child.writeJob("kalla-parquet", data.InvoicesParquet, data.PaymentsParquet)
 	if err != nil {
 		return err
 	}
@@ -293,7 +295,7 @@ func (r *benchReport) summarize() {
 // mismatchSummary tells a wrong engine (the variants disagree) from a wrong
 // generator (they agree with each other, not with the design).
 func (r *benchReport) mismatchSummary() string {
-	var first *benchCounts
+	var first *benchdata.Counts
 	for _, v := range r.Variants {
 		for i := range v.Runs {
 			if first == nil {

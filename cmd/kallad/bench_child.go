@@ -15,11 +15,8 @@ import (
 	"time"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/benchdata"
 )
-
-// benchMatchSQL is the job every variant runs.
-const benchMatchSQL = "SELECT i.invoice_id, p.payment_id, i.amount AS invoice_amount, p.amount AS paid_amount " +
-	"FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id AND tolerance_match(i.amount, p.amount, 0.01)"
 
 // benchPhase is a named part of one run's time.
 type benchPhase struct {
@@ -32,10 +29,10 @@ type benchRun struct {
 	Seconds float64 `json:"seconds"`
 	// CPUSeconds is user plus system time of the child process: less
 	// sensitive than Seconds to other work on the machine.
-	CPUSeconds float64      `json:"cpu_seconds,omitempty"`
-	PeakRSS    int64        `json:"peak_rss_bytes,omitempty"`
-	Counts     benchCounts  `json:"counts"`
-	Phases     []benchPhase `json:"phases,omitempty"`
+	CPUSeconds float64          `json:"cpu_seconds,omitempty"`
+	PeakRSS    int64            `json:"peak_rss_bytes,omitempty"`
+	Counts     benchdata.Counts `json:"counts"`
+	Phases     []benchPhase     `json:"phases,omitempty"`
 }
 
 // benchChild runs the variants that need their own process, so that each
@@ -49,15 +46,7 @@ type benchChild struct {
 
 // writeJob writes a job file for Kalla over the two source URIs.
 func (b *benchChild) writeJob(name, leftURI, rightURI string) (string, error) {
-	job := kalla.Job{
-		MatchSQL: benchMatchSQL,
-		Sources: []kalla.SourceSpec{
-			{Alias: "left_src", URI: leftURI},
-			{Alias: "right_src", URI: rightURI},
-		},
-		OutputPath:  filepath.Join(b.dir, "out", name),
-		PrimaryKeys: map[string][]string{"left_src": {"invoice_id"}, "right_src": {"payment_id"}},
-	}
+	job := benchdata.Job(leftURI, rightURI, filepath.Join(b.dir, "out", name))
 	data, err := kalla.MarshalIndent(&job)
 	if err != nil {
 		return "", err
@@ -80,7 +69,7 @@ func (b *benchChild) runKalla(ctx context.Context, jobPath string) (benchRun, er
 	if err := json.Unmarshal(stdout, &res); err != nil {
 		return run, fmt.Errorf("decode kallad run output: %w", err)
 	}
-	run.Counts = benchCounts{Matched: res.MatchedCount, UnmatchedLeft: res.UnmatchedLeftCount, UnmatchedRight: res.UnmatchedRightCount}
+	run.Counts = benchdata.ResultCounts(&res)
 	run.Phases = kallaPhases(stderr, run.Seconds)
 	return run, nil
 }
@@ -176,10 +165,10 @@ type rawBenchSpec struct {
 }
 
 // runRaw runs the raw DuckDB variant in a child process.
-func (b *benchChild) runRaw(ctx context.Context, d *benchData) (benchRun, error) {
+func (b *benchChild) runRaw(ctx context.Context, d *benchdata.Set) (benchRun, error) {
 	spec := rawBenchSpec{
-		Invoices:    d.InvoicesPQ,
-		Payments:    d.PaymentsPQ,
+		Invoices:    d.InvoicesParquet,
+		Payments:    d.PaymentsParquet,
 		OutDir:      filepath.Join(b.dir, "out", "raw-duckdb"),
 		MemoryLimit: b.eng.MemoryLimit,
 		TempDir:     b.eng.TempDir,
@@ -232,33 +221,33 @@ func rawDuckDB(ctx context.Context, spec rawBenchSpec) (benchRun, error) {
 	}
 	defer conn.Close()
 	setup := []string{
-		"SET temp_directory = " + benchQuote(spec.TempDir),
+		"SET temp_directory = " + benchdata.Quote(spec.TempDir),
 		"SET preserve_insertion_order = false",
 		"CREATE MACRO tolerance_match(a, b, t) AS abs(a - b) <= t",
-		"CREATE VIEW left_src AS SELECT * FROM read_parquet(" + benchQuote(spec.Invoices) + ")",
-		"CREATE VIEW right_src AS SELECT * FROM read_parquet(" + benchQuote(spec.Payments) + ")",
+		"CREATE VIEW " + benchdata.LeftAlias + " AS SELECT * FROM read_parquet(" + benchdata.Quote(spec.Invoices) + ")",
+		"CREATE VIEW " + benchdata.RightAlias + " AS SELECT * FROM read_parquet(" + benchdata.Quote(spec.Payments) + ")",
 	}
 	if spec.Threads > 0 {
 		setup = append(setup, fmt.Sprintf("SET threads = %d", spec.Threads))
 	}
 	if spec.MemoryLimit != "" {
-		setup = append(setup, "SET memory_limit = "+benchQuote(spec.MemoryLimit))
+		setup = append(setup, "SET memory_limit = "+benchdata.Quote(spec.MemoryLimit))
 	}
 	for _, s := range setup {
 		if _, err := conn.ExecContext(ctx, s); err != nil {
 			return run, fmt.Errorf("%s: %w", s, err)
 		}
 	}
-	out := func(name string) string { return benchQuote(filepath.Join(spec.OutDir, name)) }
+	out := func(name string) string { return benchdata.Quote(filepath.Join(spec.OutDir, name)) }
 	steps := []struct {
 		name, sql string
 		count     *int64
 	}{
-		{"join", "CREATE TABLE matched AS " + benchMatchSQL, nil},
+		{"join", "CREATE TABLE matched AS " + benchdata.MatchSQL, nil},
 		{"write matched", "COPY matched TO " + out(kalla.MatchedFile) + " (FORMAT parquet)", &run.Counts.Matched},
-		{"anti-join left", "COPY (SELECT i.* FROM left_src i ANTI JOIN matched m ON m.invoice_id = i.invoice_id) TO " +
+		{"anti-join left", "COPY (SELECT i.* FROM " + benchdata.LeftAlias + " i ANTI JOIN matched m ON m.invoice_id = i.invoice_id) TO " +
 			out(kalla.UnmatchedLeftFile) + " (FORMAT parquet)", &run.Counts.UnmatchedLeft},
-		{"anti-join right", "COPY (SELECT p.* FROM right_src p ANTI JOIN matched m ON m.payment_id = p.payment_id) TO " +
+		{"anti-join right", "COPY (SELECT p.* FROM " + benchdata.RightAlias + " p ANTI JOIN matched m ON m.payment_id = p.payment_id) TO " +
 			out(kalla.UnmatchedRightFile) + " (FORMAT parquet)", &run.Counts.UnmatchedRight},
 	}
 	for _, st := range steps {

@@ -9,20 +9,22 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/kalla-dev/kalla/internal/benchdata"
 )
 
 // benchTables are the Postgres tables the benchmark seeds, in the types a
 // real ledger would use: NUMERIC(12,2) money, TIMESTAMPTZ, a primary key.
 var benchTables = []struct {
 	name, columns, key string
-	csv                func(*benchData) string
+	csv                func(*benchdata.Set) string
 }{
 	{"bench_invoices", "invoice_id BIGINT NOT NULL, customer_id BIGINT NOT NULL, invoice_date DATE NOT NULL, " +
 		"amount NUMERIC(12,2) NOT NULL, currency VARCHAR NOT NULL, reference VARCHAR NOT NULL",
-		"invoice_id", func(d *benchData) string { return d.InvoicesCSV }},
+		"invoice_id", func(d *benchdata.Set) string { return d.InvoicesCSV }},
 	{"bench_payments", "payment_id BIGINT NOT NULL, invoice_ref BIGINT, paid_at TIMESTAMPTZ NOT NULL, " +
 		"amount NUMERIC(12,2) NOT NULL, payer VARCHAR NOT NULL",
-		"payment_id", func(d *benchData) string { return d.PaymentsCSV }},
+		"payment_id", func(d *benchdata.Set) string { return d.PaymentsCSV }},
 }
 
 // benchPostgres is a seeded Postgres.
@@ -47,7 +49,7 @@ func (p *benchPostgres) sourceURI(table string) (string, error) {
 // seedBenchPostgres loads the generated data into bench_invoices and
 // bench_payments, unless a table comment says they already hold exactly this
 // generator's data for this row count.
-func seedBenchPostgres(ctx context.Context, pgURL string, d *benchData, logf func(string, ...any)) (*benchPostgres, error) {
+func seedBenchPostgres(ctx context.Context, pgURL string, d *benchdata.Set, logf func(string, ...any)) (*benchPostgres, error) {
 	conn, err := pgx.Connect(ctx, pgURL)
 	if err != nil {
 		return nil, fmt.Errorf("connect to --postgres: %w", err)
@@ -73,7 +75,7 @@ func seedBenchPostgres(ctx context.Context, pgURL string, d *benchData, logf fun
 	}
 
 	start := time.Now()
-	if err := writeBenchCSV(ctx, d); err != nil {
+	if err := d.WriteCSV(ctx); err != nil {
 		return nil, err
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -125,7 +127,7 @@ func seedBenchTable(ctx context.Context, conn *pgx.Conn, name, columns, key, csv
 	for _, s := range []string{
 		fmt.Sprintf("ALTER TABLE %s ADD PRIMARY KEY (%s)", ident, key),
 		"ANALYZE " + ident,
-		fmt.Sprintf("COMMENT ON TABLE %s IS %s", ident, benchQuote(mark)),
+		fmt.Sprintf("COMMENT ON TABLE %s IS %s", ident, benchdata.Quote(mark)),
 	} {
 		if _, err := conn.Exec(ctx, s); err != nil {
 			return fmt.Errorf("%s: %w", s, err)

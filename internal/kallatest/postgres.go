@@ -4,24 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"runtime"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kalla-dev/kalla/internal/pgserver"
 )
 
 // The role tests connect as. It has a password (and the server asks for it
@@ -257,253 +250,39 @@ func externalPG(raw string) (*PG, error) {
 	}, nil
 }
 
-// pgServer is a throwaway Postgres cluster in a temporary folder.
+// pgServer is the tests' throwaway Postgres, with a pool on its superuser.
 type pgServer struct {
-	base   string // temporary folder: data/, sock/, log, owner.pid
-	bin    string // folder holding initdb and postgres
-	port   int
-	cred   *syscall.Credential // the postgres OS user, when we run as root
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the postmaster exits
-	admin  *pgxpool.Pool
-	once   sync.Once
+	*pgserver.Server
+	admin *pgxpool.Pool
+	once  sync.Once
 }
 
-// postgresBinDir finds initdb and postgres: the newest /usr/lib/postgresql/N/bin
-// (Debian's layout), else $PATH.
-func postgresBinDir() (string, error) {
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(dirs, func(i, j int) bool {
-		vi, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(dirs[i])), 64)
-		vj, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(dirs[j])), 64)
-		return vi > vj
-	})
-	for _, d := range dirs {
-		if isExec(filepath.Join(d, "initdb")) && isExec(filepath.Join(d, "postgres")) {
-			return d, nil
-		}
-	}
-	if p, err := exec.LookPath("initdb"); err == nil {
-		d := filepath.Dir(p)
-		if isExec(filepath.Join(d, "postgres")) {
-			return d, nil
-		}
-	}
-	return "", fmt.Errorf("no Postgres server found (looked for initdb in /usr/lib/postgresql/*/bin and $PATH): " +
-		"install it with `apt-get install -y postgresql`, or set " + PostgresURLEnv + " to a server whose role may create databases")
-}
-
-func isExec(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
-}
-
+// startServer starts the server: passwords asked over TCP, and connections
+// enough for test binaries running in parallel.
 func startServer() (*pgServer, error) {
-	bin, err := postgresBinDir()
+	srv, err := pgserver.Start(context.Background(), pgserver.Options{
+		Prefix:   "kallatest-pg-",
+		HostAuth: "scram-sha-256",
+		Settings: []string{"max_connections=300", "max_wal_size=4GB"},
+	})
+	if errors.Is(err, pgserver.ErrNotInstalled) {
+		return nil, fmt.Errorf("%w, or set %s to a server whose role may create databases", err, PostgresURLEnv)
+	}
 	if err != nil {
 		return nil, err
 	}
-	s := &pgServer{bin: bin}
-	tmp := os.TempDir()
-	if os.Geteuid() == 0 {
-		// initdb and postgres refuse to run as root: run them as the
-		// postgres OS user, in a folder it owns and can reach.
-		pgUser, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, fmt.Errorf("running as root, and there is no postgres OS user to run the server as (install it with `apt-get install -y postgresql`): %w", err)
-		}
-		uid, _ := strconv.Atoi(pgUser.Uid)
-		gid, _ := strconv.Atoi(pgUser.Gid)
-		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
-		if st, err := os.Stat(tmp); err != nil || st.Mode().Perm()&0o001 == 0 {
-			tmp = "/tmp"
-		}
-	}
-	sweepStale(tmp)
-	if s.base, err = os.MkdirTemp(tmp, "kallatest-pg-"); err != nil {
-		return nil, fmt.Errorf("create server folder: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(s.base, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+	cfg, err := pgxpool.ParseConfig(srv.AdminConnString())
+	if err != nil {
+		srv.Stop()
 		return nil, err
-	}
-	if err := os.Mkdir(filepath.Join(s.base, "sock"), 0o700); err != nil {
-		return nil, err
-	}
-	if s.cred != nil {
-		for _, p := range []string{s.base, filepath.Join(s.base, "sock")} {
-			if err := os.Chown(p, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
-				return nil, fmt.Errorf("give %s to the postgres user: %w", p, err)
-			}
-		}
-	}
-	if err := s.initdb(); err != nil {
-		os.RemoveAll(s.base)
-		return nil, err
-	}
-	// A free port can be taken by another test binary between our probe and
-	// the server's bind: try a few.
-	for attempt := 0; ; attempt++ {
-		err = s.start()
-		if err == nil {
-			return s, nil
-		}
-		if attempt == 4 || !strings.Contains(err.Error(), "could not bind") && !strings.Contains(err.Error(), "could not create any TCP/IP sockets") {
-			os.RemoveAll(s.base)
-			return nil, err
-		}
-	}
-}
-
-// sweepStale removes the folders of servers whose test binary died without
-// stopping them (killed before Main could run its cleanups).
-func sweepStale(tmp string) {
-	dirs, _ := filepath.Glob(filepath.Join(tmp, "kallatest-pg-*"))
-	for _, d := range dirs {
-		if alive(filepath.Join(d, "owner.pid")) || alive(filepath.Join(d, "data", "postmaster.pid")) {
-			continue
-		}
-		if st, err := os.Stat(d); err == nil && time.Since(st.ModTime()) > time.Minute {
-			os.RemoveAll(d)
-		}
-	}
-}
-
-// alive reports whether the process whose id is on line 1 of file runs.
-func alive(file string) bool {
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return false
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil || pid <= 0 {
-		return false
-	}
-	err = syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-func (s *pgServer) command(name string, args ...string) *exec.Cmd {
-	cmd := exec.Command(filepath.Join(s.bin, name), args...)
-	cmd.Dir = s.base
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "TZ=UTC")
-	if s.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
-	}
-	return cmd
-}
-
-func (s *pgServer) initdb() error {
-	cmd := s.command("initdb",
-		"--pgdata", filepath.Join(s.base, "data"),
-		"--username", "postgres",
-		"--auth-local", "trust",
-		"--auth-host", "scram-sha-256",
-		"--encoding", "UTF8",
-		"--locale", "C",
-		"--no-sync",
-		"--no-instructions",
-	)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("initdb in %s: %w\n%s", s.base, err, out)
-	}
-	return nil
-}
-
-// start runs the postmaster on a fresh port and waits until it accepts
-// connections. The postmaster is our child (not pg_ctl's), started with a
-// parent-death signal, so it dies with the test binary even when Main's
-// cleanup never runs.
-func (s *pgServer) start() error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("find a free port: %w", err)
-	}
-	s.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-
-	logPath := filepath.Join(s.base, "log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
-	cmd := s.command("postgres",
-		"-D", filepath.Join(s.base, "data"),
-		"-p", strconv.Itoa(s.port),
-		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+filepath.Join(s.base, "sock"),
-		"-c", "max_connections=300",
-		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
-		"-c", "max_wal_size=4GB",
-		"-c", "logging_collector=off",
-		"-c", "log_min_messages=warning",
-		"-c", "timezone=UTC",
-	)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	// SIGQUIT is Postgres's immediate shutdown: the data are throwaway.
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
-	cmd.SysProcAttr.Setpgid = true // ^C in go test reaches us, and we stop it
-
-	exited := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the thread that started the child exits, so
-		// keep this goroutine on its thread for the server's lifetime.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(exited)
-			return
-		}
-		started <- nil
-		cmd.Wait()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
-		return fmt.Errorf("start postgres: %w", err)
-	}
-	s.cmd, s.exited = cmd, exited
-
-	connStr := fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres", filepath.Join(s.base, "sock"), s.port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(logPath)
-			return fmt.Errorf("postgres exited on start (port %d): %s", s.port, strings.TrimSpace(string(b)))
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		conn, err := pgx.Connect(ctx, connStr)
-		cancel()
-		if err == nil {
-			conn.Close(context.Background())
-			break
-		}
-		if time.Now().After(deadline) {
-			s.kill()
-			b, _ := os.ReadFile(logPath)
-			return fmt.Errorf("postgres did not accept connections within 30s: %v\n%s", err, b)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cfg, err := pgxpool.ParseConfig(connStr)
-	if err != nil {
-		return err
 	}
 	cfg.MaxConns = 8
-	if s.admin, err = pgxpool.NewWithConfig(context.Background(), cfg); err != nil {
-		s.kill()
-		return err
+	admin, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		srv.Stop()
+		return nil, fmt.Errorf("connect to the test server: %w", err)
 	}
-	return nil
+	return &pgServer{Server: srv, admin: admin}, nil
 }
 
 // setup creates the test role (with its password) and its default database.
@@ -517,17 +296,10 @@ func (s *pgServer) setup() (*PG, error) {
 			return nil, fmt.Errorf("set up test server: %w", err)
 		}
 	}
-	u := url.URL{
-		Scheme:   "postgres",
-		User:     url.UserPassword(PostgresUser, PostgresPassword),
-		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)),
-		Path:     "/" + PostgresUser,
-		RawQuery: "sslmode=disable",
-	}
 	return &PG{
-		URL:      u.String(),
+		URL:      s.URL(url.UserPassword(PostgresUser, PostgresPassword), PostgresUser),
 		Host:     "127.0.0.1",
-		Port:     s.port,
+		Port:     s.Port,
 		User:     PostgresUser,
 		Password: PostgresPassword,
 		admin:    s.admin,
@@ -535,25 +307,10 @@ func (s *pgServer) setup() (*PG, error) {
 	}, nil
 }
 
-func (s *pgServer) kill() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		s.cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.exited
-		}
-	}
-}
-
-// stop shuts the server down and removes its folder.
+// stop closes the pool, shuts the server down and removes its folder.
 func (s *pgServer) stop() {
 	s.once.Do(func() {
-		if s.admin != nil {
-			s.admin.Close()
-		}
-		s.kill()
-		os.RemoveAll(s.base)
+		s.admin.Close()
+		s.Server.Stop()
 	})
 }
