@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -389,11 +388,10 @@ func (e *Executor) runStaged(ctx context.Context, t *ExecTask, res *TaskResult, 
 	if err := e.run(ctx, &local, scratch, res); err != nil || t.Dir == "" {
 		return err
 	}
-	if err := st.Publish(ctx, local.Dir, t.Dir); err != nil {
-		return &kalla.StageError{Stage: stageOfTask(t.Kind), Err: fmt.Errorf("publish %s to %s: %w", filepath.Base(t.Dir), st, err)}
-	}
-	// The attempt may have ended while the files were published: remove
-	// them, or nothing would.
+	err = st.Publish(ctx, local.Dir, t.Dir)
+	// The attempt may have ended while the files were published (the
+	// heartbeat then cancels ctx): remove what was uploaded after the
+	// coordinator removed the attempt's folder, or nothing would.
 	if e.attemptOver(t, log) {
 		rctx, cancel := opCtx()
 		defer cancel()
@@ -401,6 +399,9 @@ func (e *Executor) runStaged(ctx context.Context, t *ExecTask, res *TaskResult, 
 			log.Warn("remove the files of an ended attempt failed", "key", t.Dir, "err", err)
 		}
 		return errAttemptOver
+	}
+	if err != nil {
+		return &kalla.StageError{Stage: stageOfTask(t.Kind), Err: fmt.Errorf("publish the task's files to %s: %w", st, err)}
 	}
 	return nil
 }

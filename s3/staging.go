@@ -96,7 +96,7 @@ func (s *Staging) Create(ctx context.Context, keys ...string) error {
 			Body: strings.NewReader(""), ContentLength: aws.Int64(0),
 		})
 		if err != nil {
-			return s.c.translate(err, s.op("create staging folder", "s3:PutObject", marker))
+			return s.c.translate(err, s.op("write", "s3:PutObject", marker))
 		}
 	}
 	return nil
@@ -117,7 +117,7 @@ func (s *Staging) Exists(ctx context.Context, key string) (bool, error) {
 	case errors.As(err, &missing), statusOf(err) == http.StatusNotFound:
 		return false, nil
 	}
-	return false, s.c.translate(err, s.op("check staging folder", "s3:GetObject", marker))
+	return false, s.c.translate(err, s.op("read", "s3:GetObject", marker))
 }
 
 // objects returns the keys of every object below the folder key, markers

@@ -187,7 +187,7 @@ func TestStagingErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = missing.Create(ctx, "cluster/r/g")
-	if err == nil || kalla.IsValidation(err) || !strings.Contains(err.Error(), "no-such-bucket") || !strings.Contains(err.Error(), "create staging folder") {
+	if err == nil || kalla.IsValidation(err) || !strings.Contains(err.Error(), `bucket "no-such-bucket" does not exist (write s3://no-such-bucket/staging/cluster/r/g/.kalla-folder)`) {
 		t.Errorf("Create in a missing bucket: %v", err)
 	}
 
