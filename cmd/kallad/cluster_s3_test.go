@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -99,7 +100,7 @@ func TestClusterS3StagingEqualsLocal(t *testing.T) {
 
 	logs := map[string]string{"scheduler": sched.logs()}
 	for i, e := range execs {
-		logs["executor "+string(rune('1'+i))] = e.logs()
+		logs[fmt.Sprintf("executor %d", i+1)] = e.logs()
 	}
 	for name, l := range logs {
 		for _, secret := range []string{srv.AccessKeyID, srv.SecretAccessKey} {
