@@ -344,12 +344,10 @@ type ExecutorInfo struct {
 }
 
 // PartitionFiles lists the staged Parquet files of partition p of a source
-// staged under dir, or of every partition when p is negative.
+// staged in the local folder dir, or of every partition when p is negative.
+// StagedFiles does the same through a Staging.
 func PartitionFiles(dir string, p int) ([]string, error) {
-	pattern := filepath.Join(dir, fmt.Sprintf("p%d", p), "*.parquet")
-	if p < 0 {
-		pattern = filepath.Join(dir, "p*", "*.parquet")
-	}
+	pattern := filepath.FromSlash(partitionPattern(dir, p))
 	files, err := filepath.Glob(pattern)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -22,9 +22,10 @@ type DistributorConfig struct {
 	Members *Members
 	// Partitions is the number of match tasks per split job.
 	Partitions int
-	// StagingPath is the folder every executor shares; each attempt of a
-	// job stages under StagingPath/cluster/<run id>/<attempt>.
-	StagingPath string
+	// Staging is where executors exchange files, the same as theirs; each
+	// attempt of a job stages under the key cluster/<run id>/<attempt>. The
+	// coordinator only creates, lists and removes keys there.
+	Staging kalla.Staging
 	// OrphanTimeout fails an attempt whose tasks wait this long with no
 	// executor alive. Default 1m.
 	OrphanTimeout time.Duration
@@ -47,8 +48,8 @@ func NewDistributor(cfg DistributorConfig) (*Distributor, error) {
 	switch {
 	case cfg.Local == nil, cfg.Tasks == nil, cfg.Members == nil:
 		return nil, errors.New("distributor config: Local, Tasks and Members are required")
-	case cfg.StagingPath == "":
-		return nil, errors.New("distributor config: StagingPath is required")
+	case cfg.Staging == nil:
+		return nil, errors.New("distributor config: Staging is required")
 	}
 	if cfg.Partitions < 1 {
 		cfg.Partitions = 1
@@ -59,11 +60,6 @@ func NewDistributor(cfg DistributorConfig) (*Distributor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	abs, err := filepath.Abs(cfg.StagingPath)
-	if err != nil {
-		return nil, err
-	}
-	cfg.StagingPath = abs
 	return &Distributor{cfg: cfg, log: cfg.Logger.With("component", "coordinator")}, nil
 }
 
@@ -81,17 +77,23 @@ func (d *Distributor) Run(ctx context.Context, job *kalla.Job, progress func(kal
 	}
 	c := &coordination{d: d, job: job, gen: nuid.Next(), start: time.Now(), progress: progress}
 	c.log = d.log.With("run_id", job.RunID, "gen", c.gen)
-	runDir := filepath.Join(d.cfg.StagingPath, "cluster", job.RunID)
+	st := d.cfg.Staging
+	runDir := path.Join("cluster", job.RunID)
 	// A previous attempt of this run (its scheduler died) left its files.
-	_ = os.RemoveAll(runDir)
-	c.root = filepath.Join(runDir, c.gen)
-	if err := errors.Join(os.MkdirAll(filepath.Join(c.root, "stage"), 0o755), os.MkdirAll(filepath.Join(c.root, "match"), 0o755)); err != nil {
-		return nil, &kalla.StageError{Stage: kalla.StageValidating, Err: fmt.Errorf("create staging folder: %w", err)}
+	if err := st.RemoveAll(ctx, runDir); err != nil {
+		c.log.Warn("remove the staging files of a previous attempt failed", "staging", st.String(), "key", runDir, "err", err)
+	}
+	c.root = path.Join(runDir, c.gen)
+	if err := st.Create(ctx, c.root, path.Join(c.root, "stage"), path.Join(c.root, "match")); err != nil {
+		return nil, &kalla.StageError{Stage: kalla.StageValidating, Err: fmt.Errorf("prepare the job's staging: %w", err)}
 	}
 	defer func() {
 		// Removing the folder also stops this attempt's tasks still running.
-		if err := os.RemoveAll(runDir); err != nil {
-			c.log.Warn("remove staging folder failed", "err", err)
+		// The job's context may be done: removing must not depend on it.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := st.RemoveAll(rctx, runDir); err != nil {
+			c.log.Warn("remove staging folder failed", "staging", st.String(), "key", runDir, "err", err)
 		}
 		cctx, cancel := opCtx()
 		defer cancel()
@@ -237,7 +239,7 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 	case broadcast >= 0 && plan.Direct[broadcast]:
 		ms.BroadcastFiles = kalla.StagedSet{Source: &kalla.SourcePartition{Partition: -1}}
 	case broadcast >= 0:
-		files, err := kalla.PartitionFiles(stageDirs[broadcast], -1)
+		files, err := kalla.StagedFiles(ctx, c.d.cfg.Staging, stageDirs[broadcast], -1)
 		if err != nil {
 			return nil, &kalla.StageError{Stage: kalla.StageWriting, Err: err}
 		}

@@ -31,6 +31,11 @@ type ExecutorConfig struct {
 	Tasks   *TaskQueue
 	Members *Members
 	Runner  TaskRunner
+	// Staging is where tasks exchange files, the same as the scheduler's.
+	Staging kalla.Staging
+	// TempDir holds each task's local copies of staged files (when the
+	// staging is not a shared folder); empty means os.TempDir().
+	TempDir string
 	// Info identifies this executor in the membership bucket.
 	Info kalla.ExecutorInfo
 	// MaxTasks is how many tasks run at once here. Default 1: DuckDB
@@ -61,8 +66,8 @@ type Executor struct {
 // NewExecutor validates cfg.
 func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 	switch {
-	case cfg.Tasks == nil, cfg.Members == nil, cfg.Runner == nil:
-		return nil, errors.New("executor config: Tasks, Members and Runner are required")
+	case cfg.Tasks == nil, cfg.Members == nil, cfg.Runner == nil, cfg.Staging == nil:
+		return nil, errors.New("executor config: Tasks, Members, Runner and Staging are required")
 	case cfg.Info.ID == "":
 		return nil, errors.New("executor config: Info.ID is required")
 	}
@@ -189,8 +194,8 @@ func (e *Executor) loop(ctx context.Context) {
 func (e *Executor) handle(d *execDelivery) {
 	t := &d.task
 	log := e.log.With("run_id", t.Job.RunID, "task", t.ID, "gen", t.Gen, "delivery", d.delivery)
-	if _, err := os.Stat(t.Root); err != nil {
-		log.Info("task of a finished attempt dropped")
+	if e.attemptOver(t, log) {
+		log.Info("task of a finished attempt dropped: its staging folder is gone", "staging", e.cfg.Staging.String(), "key", t.Root)
 		_ = d.msg.TermWithReason("attempt over")
 		return
 	}
@@ -212,8 +217,8 @@ func (e *Executor) handle(d *execDelivery) {
 		for {
 			select {
 			case <-tick.C:
-				if _, err := os.Stat(t.Root); err != nil {
-					cancel(errors.New("the job's attempt ended"))
+				if e.attemptOver(t, log) {
+					cancel(errAttemptOver)
 					return
 				}
 				if err := d.msg.InProgress(); err != nil {
@@ -226,10 +231,10 @@ func (e *Executor) handle(d *execDelivery) {
 	}()
 	start := time.Now()
 	log.Info("task started", "kind", t.Kind)
-	err := e.run(ctx, t, res)
+	err := e.runStaged(ctx, t, res, log)
 	close(done)
 	res.Elapsed = time.Since(start)
-	if context.Cause(ctx) != nil && ctx.Err() != nil {
+	if errors.Is(err, errAttemptOver) || (context.Cause(ctx) != nil && ctx.Err() != nil) {
 		log.Info("task stopped: its job attempt ended")
 		_ = d.msg.TermWithReason("attempt over")
 		e.tasksDone.WithLabelValues(string(t.Kind), "dropped").Inc()
@@ -287,8 +292,9 @@ func stageOfTask(k TaskKind) kalla.Stage {
 	return kalla.StageValidating
 }
 
-// run does the work of t and fills res.
-func (e *Executor) run(ctx context.Context, t *ExecTask, res *TaskResult) error {
+// run does the work of t, whose Dir and Merge files are local paths, and
+// fills res. Staged input files are fetched below scratch.
+func (e *Executor) run(ctx context.Context, t *ExecTask, scratch string, res *TaskResult) error {
 	job := t.Job
 	switch t.Kind {
 	case TaskPlan:
@@ -310,9 +316,13 @@ func (e *Executor) run(ctx context.Context, t *ExecTask, res *TaskResult) error 
 				in[side] = kalla.StagedSet{Source: &kalla.SourcePartition{Hash: t.Hashes[side], Parts: t.Parts, Partition: p}}
 				continue
 			}
-			files, err := kalla.PartitionFiles(t.StageDirs[side], p)
+			keys, err := kalla.StagedFiles(ctx, e.cfg.Staging, t.StageDirs[side], p)
 			if err != nil {
 				return &kalla.StageError{Stage: kalla.StageMatching, Err: err}
+			}
+			files, err := e.cfg.Staging.Fetch(ctx, keys, scratch)
+			if err != nil {
+				return &kalla.StageError{Stage: kalla.StageMatching, Err: fmt.Errorf("fetch partition %d of source %d: %w", p, side, err)}
 			}
 			in[side] = kalla.StagedSet{Files: files, Columns: t.Columns[side]}
 		}
@@ -329,4 +339,90 @@ func (e *Executor) run(ctx context.Context, t *ExecTask, res *TaskResult) error 
 		return err
 	}
 	return fmt.Errorf("unknown task kind %q", t.Kind)
+}
+
+// errAttemptOver stops a task whose job attempt ended: its staging folder
+// is gone.
+var errAttemptOver = errors.New("the job's attempt ended")
+
+// attemptOver reports whether t's staging folder is gone. A failed check
+// is not taken for an answer: the task goes on, and its next heartbeat
+// checks again.
+func (e *Executor) attemptOver(t *ExecTask, log *slog.Logger) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), max(e.ackWait/4, time.Second))
+	defer cancel()
+	ok, err := e.cfg.Staging.Exists(ctx, t.Root)
+	if err != nil {
+		log.Warn("check the task's staging folder failed", "staging", e.cfg.Staging.String(), "key", t.Root, "err", err)
+		return false
+	}
+	return !ok
+}
+
+// runStaged runs t on local files: it fetches the merge's inputs, points
+// the task's output at a local folder of Staging.Output, runs it, and
+// publishes what it wrote under t.Dir. Local copies live in a scratch
+// folder of this task, removed at the end.
+func (e *Executor) runStaged(ctx context.Context, t *ExecTask, res *TaskResult, log *slog.Logger) error {
+	st := e.cfg.Staging
+	scratch, err := os.MkdirTemp(e.cfg.TempDir, "kalla-task-")
+	if err != nil {
+		return fmt.Errorf("create the task's local folder: %w", err)
+	}
+	defer func() {
+		if err := os.RemoveAll(scratch); err != nil {
+			log.Warn("remove the task's local folder failed", "err", err)
+		}
+	}()
+	local := *t
+	if t.Dir != "" {
+		if local.Dir, err = st.Output(ctx, t.Dir, scratch); err != nil {
+			return &kalla.StageError{Stage: stageOfTask(t.Kind), Err: err}
+		}
+	}
+	if t.Kind == TaskMerge {
+		if local.Merge, err = e.fetchMerge(ctx, t.Merge, scratch); err != nil {
+			return &kalla.StageError{Stage: kalla.StageWriting, Err: err}
+		}
+	}
+	if err := e.run(ctx, &local, scratch, res); err != nil || t.Dir == "" {
+		return err
+	}
+	err = st.Publish(ctx, local.Dir, t.Dir)
+	// The attempt may have ended while the files were published (the
+	// heartbeat then cancels ctx): remove what was uploaded after the
+	// coordinator removed the attempt's folder, or nothing would.
+	if e.attemptOver(t, log) {
+		rctx, cancel := opCtx()
+		defer cancel()
+		if err := st.RemoveAll(rctx, t.Dir); err != nil {
+			log.Warn("remove the files of an ended attempt failed", "key", t.Dir, "err", err)
+		}
+		return errAttemptOver
+	}
+	if err != nil {
+		return &kalla.StageError{Stage: stageOfTask(t.Kind), Err: fmt.Errorf("publish the task's files to %s: %w", st, err)}
+	}
+	return nil
+}
+
+// fetchMerge fetches the partial results and broadcast files m names into
+// scratch and returns m naming the local copies.
+func (e *Executor) fetchMerge(ctx context.Context, m kalla.MergeSpec, scratch string) (kalla.MergeSpec, error) {
+	lists := []*[]string{&m.Matched, &m.Unmatched[0], &m.Unmatched[1], &m.BroadcastFiles.Files}
+	var keys []string
+	for _, l := range lists {
+		keys = append(keys, *l...)
+	}
+	paths, err := e.cfg.Staging.Fetch(ctx, keys, scratch)
+	if err != nil {
+		return m, fmt.Errorf("fetch partial results: %w", err)
+	}
+	for _, l := range lists {
+		n := len(*l)
+		if n > 0 {
+			*l, paths = paths[:n:n], paths[n:]
+		}
+	}
+	return m, nil
 }

@@ -26,7 +26,9 @@ const (
 
 // ExecTask is one unit of a distributed job. Gen identifies the
 // coordinator's attempt; its staging folder is Root, and an executor drops a
-// task whose Root is gone (the job finished, failed or was retried).
+// task whose Root is gone (the job finished, failed or was retried). Root,
+// Dir, StageDirs and the files of Merge are keys of the cluster's
+// kalla.Staging, not local paths.
 type ExecTask struct {
 	Gen  string    `json:"gen"`
 	ID   string    `json:"id"`

@@ -49,6 +49,9 @@ type downloader struct {
 	c   *Client
 	api *s3.Client
 	loc location
+	// field is the job field errors are validation errors of ("uri"); ""
+	// for staging.
+	field string
 }
 
 // bufs are the copy buffers of the ranges in flight: memory stays at
@@ -236,7 +239,7 @@ func (d *downloader) fetch(ctx context.Context, sp span) error {
 }
 
 func (d *downloader) op(uri string) op {
-	return op{field: "uri", verb: "read", action: "s3:GetObject", bucket: d.loc.bucket, uri: uri}
+	return op{field: d.field, verb: "read", action: "s3:GetObject", bucket: d.loc.bucket, uri: uri}
 }
 
 // writeError is a failure to write the local file, which no retry mends.

@@ -13,7 +13,7 @@ import (
 
 // op describes a request for error messages: what was being done, to what.
 type op struct {
-	field  string // "uri" or "output_path"
+	field  string // "uri" or "output_path"; "" for staging, whose failures are not the job's fault
 	verb   string // "read", "list", "write", "delete"
 	action string // the IAM action it needs, e.g. "s3:GetObject"
 	bucket string
@@ -23,32 +23,39 @@ type op struct {
 // translate turns an SDK error into a Kalla error that names the bucket and
 // key: missing buckets and keys and denied access are validation errors of
 // o.field; credentials the store rejects wrap ErrCredentials; anything else
-// (network, cancellation) is wrapped as "verb uri: err". The result is
-// scrubbed of secrets.
+// (network, cancellation) is wrapped as "verb uri: err". With no o.field
+// (staging), nothing is a validation error. The result is scrubbed of
+// secrets.
 func (c *Client) translate(err error, o op) error {
 	if err == nil {
 		return nil
+	}
+	invalid := func(format string, args ...any) error {
+		if o.field == "" {
+			return c.scrub(fmt.Errorf(format, args...))
+		}
+		return kalla.Invalid(o.field, format, args...)
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch code := ae.ErrorCode(); code {
 		case "NoSuchBucket":
-			return kalla.Invalid(o.field, "bucket %q does not exist (%s %s)", o.bucket, o.verb, o.uri)
+			return invalid("bucket %q does not exist (%s %s)", o.bucket, o.verb, o.uri)
 		case "NoSuchKey":
-			return kalla.Invalid(o.field, "%s does not exist", o.uri)
+			return invalid("%s does not exist", o.uri)
 		case "NotFound":
 			if statusOf(err) == http.StatusNotFound {
-				return kalla.Invalid(o.field, "%s does not exist (or its bucket %q does not)", o.uri, o.bucket)
+				return invalid("%s does not exist (or its bucket %q does not)", o.uri, o.bucket)
 			}
 		case "AccessDenied", "Forbidden", "AllAccessDisabled", "AccountProblem":
-			return kalla.Invalid(o.field, "access denied to %s: the credentials in use may not %s it; "+
+			return invalid("access denied to %s: the credentials in use may not %s it; "+
 				"check the bucket policy and the IAM permission %s", o.uri, o.verb, o.action)
 		case "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
 			"TokenRefreshRequired", "InvalidSecurity":
 			return c.scrub(fmt.Errorf("%w rejected (%s) when trying to %s %s: check AWS_ACCESS_KEY_ID, "+
 				"AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the profile in use", ErrCredentials, code, o.verb, o.uri))
 		case "PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException":
-			return kalla.Invalid(o.field, "bucket %q is not in region %s (%s): set AWS_REGION to the bucket's region",
+			return invalid("bucket %q is not in region %s (%s): set AWS_REGION to the bucket's region",
 				o.bucket, c.region(), code)
 		case "PreconditionFailed":
 			return c.scrub(fmt.Errorf("%s %s: the object changed while it was being read; run the job again", o.verb, o.uri))

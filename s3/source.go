@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/kalla-dev/kalla"
 )
@@ -61,7 +62,7 @@ func (s *Source) Fetch(ctx context.Context, dir string) (*kalla.FileSource, erro
 			o.path = filepath.Join(dir, fmt.Sprintf("%06d-%s", i, localName(o.key)))
 		}
 	}
-	d := &downloader{c: s.c, api: api, loc: s.loc}
+	d := &downloader{c: s.c, api: api, loc: s.loc, field: "uri"}
 	if err := d.run(ctx, objs); err != nil {
 		return nil, err
 	}
@@ -89,35 +90,27 @@ func (s *Source) list(ctx context.Context, api *s3.Client) ([]*object, kalla.Fil
 		prefix = prefix[:strings.IndexAny(prefix, "*?[")]
 	}
 	o := op{field: "uri", verb: "list", action: "s3:ListBucket", bucket: s.loc.bucket, uri: s.loc.String()}
-	pages := s3.NewListObjectsV2Paginator(api, &s3.ListObjectsV2Input{
-		Bucket:  aws.String(s.loc.bucket),
-		Prefix:  aws.String(prefix),
-		MaxKeys: aws.Int32(s.c.cfg.PageSize),
-	})
 	var objs []*object
 	var first = map[kalla.FileFormat]string{}
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, "", s.c.translate(err, o)
+	err := s.c.list(ctx, api, s.loc.bucket, prefix, o, func(item types.Object) {
+		key := aws.ToString(item.Key)
+		if s.loc.kind == kindGlob {
+			if ok, _ := path.Match(s.loc.key, key); !ok {
+				return
+			}
 		}
-		for _, item := range page.Contents {
-			key := aws.ToString(item.Key)
-			if s.loc.kind == kindGlob {
-				if ok, _ := path.Match(s.loc.key, key); !ok {
-					continue
-				}
-			}
-			base := path.Base(key)
-			format, known := formatOf(key)
-			if !known || aws.ToInt64(item.Size) == 0 || strings.HasPrefix(base, ".") || strings.HasPrefix(base, "_") {
-				continue
-			}
-			if _, seen := first[format]; !seen {
-				first[format] = key
-			}
-			objs = append(objs, &object{key: key, size: aws.ToInt64(item.Size), etag: aws.ToString(item.ETag)})
+		base := path.Base(key)
+		format, known := formatOf(key)
+		if !known || aws.ToInt64(item.Size) == 0 || strings.HasPrefix(base, ".") || strings.HasPrefix(base, "_") {
+			return
 		}
+		if _, seen := first[format]; !seen {
+			first[format] = key
+		}
+		objs = append(objs, &object{key: key, size: aws.ToInt64(item.Size), etag: aws.ToString(item.ETag)})
+	})
+	if err != nil {
+		return nil, "", err
 	}
 	switch {
 	case len(first) > 1:
@@ -131,6 +124,26 @@ func (s *Source) list(ctx context.Context, api *s3.Client) ([]*object, kalla.Fil
 		return objs, kalla.FormatParquet, nil
 	}
 	return objs, kalla.FormatCSV, nil
+}
+
+// list calls fn with every object whose key starts with prefix, a page of
+// PageSize keys at a time.
+func (c *Client) list(ctx context.Context, api *s3.Client, bucket, prefix string, o op, fn func(types.Object)) error {
+	pages := s3.NewListObjectsV2Paginator(api, &s3.ListObjectsV2Input{
+		Bucket:  aws.String(bucket),
+		Prefix:  aws.String(prefix),
+		MaxKeys: aws.Int32(c.cfg.PageSize),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return c.translate(err, o)
+		}
+		for _, item := range page.Contents {
+			fn(item)
+		}
+	}
+	return nil
 }
 
 // localName turns the last part of key into a file name that keeps its

@@ -71,7 +71,7 @@ func (c *ExecutorCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.bindHost, "bind-host", env("0.0.0.0", "BIND_HOST"), "address of the executor's /health, /ready and /metrics (env BIND_HOST)")
 	fs.IntVar(&o.bindPort, "bind-port", o.bindPort, "port of /health, /ready and /metrics; 0 picks a free one, -1 serves none (env BIND_PORT)")
 	fs.StringVar(&o.externalHost, "external-host", env(hostname, "EXTERNAL_HOST"), "the host this executor announces in GET /api/cluster (env EXTERNAL_HOST)")
-	fs.StringVar(&o.stagingPath, "staging-path", env("./staging", "STAGING_PATH"), "the staging folder every process of the cluster shares (env STAGING_PATH)")
+	fs.StringVar(&o.stagingPath, "staging-path", env("./staging", "STAGING_PATH"), "where executors exchange staged data, the scheduler's --staging-path: a folder every process shares, or an s3://bucket/prefix (env STAGING_PATH)")
 	fs.IntVar(&o.maxTasks, "max-tasks", o.maxTasks, "tasks run at once; DuckDB already uses every core for one (env KALLA_MAX_TASKS)")
 	if err := d.parse(args, "Joins a scheduler's cluster and runs parts of its jobs.\nKALLA_CLUSTER_TOKEN, if set, is sent to the scheduler's cluster port."); err != nil {
 		return err
@@ -103,7 +103,11 @@ func (c *ExecutorCommand) fail(stderr io.Writer, err error) error {
 
 func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, logger *slog.Logger) error {
 	if eng.TempDir == "" {
-		eng.TempDir = o.stagingPath
+		eng.TempDir = defaultTempDir(o.stagingPath)
+	}
+	staging, err := newStaging(o.stagingPath, logger)
+	if err != nil {
+		return err
 	}
 	id := nuid.Next()
 	logger = logger.With("executor", id)
@@ -166,7 +170,8 @@ func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, log
 		}
 	}
 	ex, err := cluster.NewExecutor(cluster.ExecutorConfig{
-		Tasks: tasks, Members: members, Runner: runner, MaxTasks: o.maxTasks, Registerer: reg, Logger: logger,
+		Tasks: tasks, Members: members, Runner: runner, Staging: staging, TempDir: eng.TempDir,
+		MaxTasks: o.maxTasks, Registerer: reg, Logger: logger,
 		Info: kalla.ExecutorInfo{ID: id, Host: o.externalHost, Version: version},
 	})
 	if err != nil {
@@ -176,7 +181,7 @@ func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, log
 		return err
 	}
 	ready.Store(true)
-	logger.Info("executor ready", "scheduler", url, "staging_path", o.stagingPath, "max_tasks", o.maxTasks)
+	logger.Info("executor ready", "scheduler", url, "staging", staging.String(), "max_tasks", o.maxTasks)
 	<-ctx.Done()
 	ready.Store(false)
 	logger.Info("shutting down: finishing running tasks")

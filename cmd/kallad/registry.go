@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"strings"
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/file"
@@ -22,4 +23,27 @@ func newRegistries(tempDir string, logger *slog.Logger) (*kalla.Registry, *kalla
 	outputs.Register(file.OpenOutput, "file")
 	outputs.Register(objects.OpenOutput, "s3")
 	return sources, outputs, nil
+}
+
+// newStaging returns the cluster's staging for --staging-path: an s3://
+// prefix, or else a folder every process shares.
+func newStaging(stagingPath string, logger *slog.Logger) (kalla.Staging, error) {
+	if stagingOnS3(stagingPath) {
+		return s3.New(s3.Config{Logger: logger}).OpenStaging(stagingPath)
+	}
+	return file.NewStaging(stagingPath)
+}
+
+func stagingOnS3(stagingPath string) bool {
+	return len(stagingPath) >= 5 && strings.EqualFold(stagingPath[:5], "s3://")
+}
+
+// defaultTempDir is where a scheduler or executor spills without
+// --temp-dir: the staging folder, or the system's temporary folder ("")
+// when staging is on S3.
+func defaultTempDir(stagingPath string) string {
+	if stagingOnS3(stagingPath) {
+		return ""
+	}
+	return stagingPath
 }

@@ -124,7 +124,7 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 		fs.DurationVar(f.p, f.name, v, f.help)
 	}
 	fs.StringVar(&o.bindHost, "bind-host", env("0.0.0.0", "BIND_HOST"), "address the HTTP API and the cluster port listen on (env BIND_HOST)")
-	fs.StringVar(&o.stagingPath, "staging-path", env("./staging", "STAGING_PATH"), "local folder for staged data; DuckDB spills here unless --temp-dir is set (env STAGING_PATH)")
+	fs.StringVar(&o.stagingPath, "staging-path", env("./staging", "STAGING_PATH"), "where executors exchange staged data: a folder every process shares, where DuckDB spills unless --temp-dir is set, or an s3://bucket/prefix (env STAGING_PATH)")
 	fs.StringVar(&o.dataDir, "data-dir", env("./kalla-data", "KALLA_DATA_DIR"), "folder of the durable job store and queue (env KALLA_DATA_DIR)")
 	fs.StringVar(&o.natsURL, "nats-url", env("", "NATS_URL"), "use this NATS cluster instead of the embedded server (env NATS_URL)")
 	return o, err
@@ -192,7 +192,11 @@ func (c *SchedulerCommand) fail(stderr io.Writer, err error) error {
 // serve wires the services and runs them until ctx is done.
 func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *slog.Logger) error {
 	if eng.TempDir == "" {
-		eng.TempDir = o.stagingPath
+		eng.TempDir = defaultTempDir(o.stagingPath)
+	}
+	staging, err := newStaging(o.stagingPath, logger)
+	if err != nil {
+		return err
 	}
 	defer logger.Info("scheduler stopped")
 	runner, closeRunner, err := newRunner(eng, logger)
@@ -260,7 +264,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		parts = runtime.NumCPU()
 	}
 	distributor, err := cluster.NewDistributor(cluster.DistributorConfig{
-		Local: runner, Tasks: tasks, Members: members, Partitions: parts, StagingPath: o.stagingPath,
+		Local: runner, Tasks: tasks, Members: members, Partitions: parts, Staging: staging,
 		Metrics: clusterMetrics, Logger: logger,
 	})
 	if err != nil {
@@ -299,7 +303,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		return err
 	}
 	api.MarkReady()
-	logger.Info("scheduler ready", "http", api.Addr(), "max_jobs", o.maxJobs, "data_dir", o.dataDir, "nats_url", o.natsURL)
+	logger.Info("scheduler ready", "http", api.Addr(), "max_jobs", o.maxJobs, "data_dir", o.dataDir, "nats_url", o.natsURL, "staging", staging.String())
 
 	<-ctx.Done()
 	logger.Info("shutting down: finishing running jobs", "timeout", o.shutdownTimeout, "active", worker.Active())

@@ -155,14 +155,11 @@ func (s *S3Server) Config() aws.Config {
 	}
 }
 
-// Setenv points the AWS environment at the server, for code that loads its
-// configuration the default way: AWS_ENDPOINT_URL, AWS_REGION and the access
-// keys are set; shared files, profiles and instance metadata are turned off.
-// Like t.Setenv, it cannot be used in parallel tests.
-func (s *S3Server) Setenv(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	for k, v := range map[string]string{
+// env is the AWS environment that points a client at the server: its
+// endpoint, region and access keys; shared files (empty ones in dir),
+// profiles and instance metadata turned off. An empty value means unset.
+func (s *S3Server) env(dir string) map[string]string {
+	return map[string]string{
 		"AWS_ENDPOINT_URL":            s.Endpoint,
 		"AWS_ENDPOINT_URL_S3":         "",
 		"AWS_REGION":                  s.Region,
@@ -173,12 +170,34 @@ func (s *S3Server) Setenv(t *testing.T) {
 		"AWS_CONFIG_FILE":             filepath.Join(dir, "config"),
 		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
 		"AWS_EC2_METADATA_DISABLED":   "true",
-	} {
+	}
+}
+
+// Setenv points the AWS environment at the server, for code that loads its
+// configuration the default way: AWS_ENDPOINT_URL, AWS_REGION and the access
+// keys are set; shared files, profiles and instance metadata are turned off.
+// Like t.Setenv, it cannot be used in parallel tests.
+func (s *S3Server) Setenv(t *testing.T) {
+	t.Helper()
+	for k, v := range s.env(t.TempDir()) {
 		t.Setenv(k, v)
 		if v == "" {
 			os.Unsetenv(k) // t.Setenv still restores it
 		}
 	}
+}
+
+// Env is Setenv for a child process: NAME=value entries to append to its
+// environment (after os.Environ(), so they win). Variables Setenv unsets
+// are set empty, which the AWS SDK takes for unset.
+func (s *S3Server) Env(tb testing.TB) []string {
+	tb.Helper()
+	var out []string
+	for k, v := range s.env(tb.TempDir()) {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // CreateBucket creates bucket.
