@@ -43,7 +43,7 @@ func TestRepositoryFiles(t *testing.T) {
 	for _, want := range []string{
 		"ok ../../Dockerfile\n",
 		"docker-compose.single.yml: services postgres, scheduler",
-		"docker-compose.cluster.yml: services executor, minio, postgres, scheduler",
+		"docker-compose.cluster.yml: services executor, minio, minio-init, postgres, scheduler",
 		"executor.yaml: Deployment",
 		"keda-scaledobject.yaml: ScaledObject",
 		"scheduler.yaml: PersistentVolumeClaim, Deployment, Service",

@@ -18,7 +18,7 @@ func TestComposeRejects(t *testing.T) {
 		{"port out of range", single, []string{`ports: ["8080:8080"]`, `ports: ["80800:8080"]`}, "80800"},
 		{"depends_on an undefined service", cluster, []string{"minio: {condition: service_started}", "s3: {condition: service_started}"},
 			"depends on undefined service"},
-		{"undefined named volume", cluster, []string{"  kalla-data:\n  staging:", "  staging:"},
+		{"undefined named volume", cluster, []string{"  kalla-data:\n  minio:", "  minio:"},
 			"undefined volume kalla-data"},
 		{"unset required variable", single, []string{`POSTGRES_PASSWORD: kalla`, `POSTGRES_PASSWORD: ${KALLA_PG_PASSWORD:?set it}`},
 			"KALLA_PG_PASSWORD"},
