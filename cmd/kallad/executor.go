@@ -137,40 +137,13 @@ func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, log
 			opts = append(opts, nats.Token(tok))
 		}
 	}
-	// The scheduler may start after us: keep trying until it answers.
-	var nc *nats.Conn
-	for {
-		nc, err = cluster.Connect(url, "kallad-executor-"+id, append(opts, nats.RetryOnFailedConnect(false))...)
-		if err == nil {
-			break
-		}
-		logger.Warn("scheduler not reachable yet", "url", url, "err", err)
-		if !sleepUntil(ctx, 2*time.Second) {
-			return ctx.Err()
-		}
-	}
-	defer nc.Close()
-	js, err := cluster.JetStream(nc)
+	joined, err := cluster.Join(ctx, url, "kallad-executor-"+id, logger, opts...)
 	if err != nil {
 		return err
 	}
-	var tasks *cluster.TaskQueue
-	var members *cluster.Members
-	for {
-		tasks, err = cluster.BindTaskQueue(ctx, js, cluster.TaskQueueConfig{})
-		if err == nil {
-			members, err = cluster.OpenMembers(ctx, js, cluster.MembersConfig{})
-		}
-		if err == nil {
-			break
-		}
-		logger.Warn("the scheduler's task queue is not there yet", "err", err)
-		if !sleepUntil(ctx, time.Second) {
-			return ctx.Err()
-		}
-	}
+	defer joined.Conn.Close()
 	ex, err := cluster.NewExecutor(cluster.ExecutorConfig{
-		Tasks: tasks, Members: members, Runner: runner, Staging: staging, TempDir: eng.TempDir,
+		Tasks: joined.Tasks, Members: joined.Members, Runner: runner, Staging: staging, TempDir: eng.TempDir,
 		MaxTasks: o.maxTasks, Registerer: reg, Logger: logger,
 		Info: kalla.ExecutorInfo{ID: id, Host: o.externalHost, Version: version},
 	})
@@ -187,17 +160,6 @@ func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, log
 	logger.Info("shutting down: finishing running tasks")
 	ex.Stop()
 	return nil
-}
-
-func sleepUntil(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // serveProbes serves /health, /ready (200 once joined) and /metrics.
