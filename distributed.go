@@ -9,10 +9,11 @@ import (
 )
 
 // Cluster mode splits one job into tasks that executors run: a plan, one
-// staging task per source (read it and hash-partition its rows into Parquet
-// files) unless the source is Parquet files that match tasks read in place,
-// one match task per partition, and a merge that writes the three result
-// files. The methods below are those tasks; the cluster package only
+// staging task per split of each source (read it and hash-partition its rows
+// into Parquet files; a SplittableSource gives several splits, any other
+// source one) unless the source is Parquet files that match tasks read in
+// place, one match task per partition, and a merge that writes the three
+// result files. The methods below are those tasks; the cluster package only
 // moves them between processes. Each produces exactly what the same part of
 // Runner.Run produces, so a distributed job's results equal a local run's.
 
@@ -199,10 +200,26 @@ func (r *Runner) attachSource(ctx context.Context, ss SplitSession, job *Job, si
 	return func() { src.Close() }, nil
 }
 
-// StageSource reads source side (0 left, 1 right) of job and writes its rows
-// into parts partitions under dir, by hashExpr.
-func (r *Runner) StageSource(ctx context.Context, job *Job, side int, hashExpr string, parts int, dir string) (StagedSource, error) {
-	spec := job.Sources[side]
+// StageSpec says what one stage task reads and where it writes it.
+type StageSpec struct {
+	// Side is the source (0 left, 1 right); its rows go into Parts
+	// partition folders under Dir, by Hash modulo Parts.
+	Side  int    `json:"side"`
+	Hash  string `json:"hash"`
+	Parts int    `json:"parts"`
+	Dir   string `json:"dir"`
+	// Split, when set, is the one split of a SplittableSource this task
+	// reads; otherwise the task reads the whole source.
+	Split *SourceSplit `json:"split,omitempty"`
+}
+
+// StageSource reads source st.Side of job (all of it, or st.Split) and
+// writes its rows into st.Parts partitions under st.Dir, by st.Hash. Dir is
+// the task's own: a retried task first removes what an earlier attempt
+// left there, and no other task writes to it.
+func (r *Runner) StageSource(ctx context.Context, job *Job, st StageSpec) (StagedSource, error) {
+	spec := job.Sources[st.Side]
+	hashExpr, parts, dir := st.Hash, st.Parts, st.Dir
 	fail := func(err error) (StagedSource, error) {
 		return StagedSource{}, &StageError{Stage: StageStaging, Err: fmt.Errorf("read source %q (%s): %w", spec.Alias, RedactURI(spec.URI), err)}
 	}
@@ -211,6 +228,13 @@ func (r *Runner) StageSource(ctx context.Context, job *Job, side int, hashExpr s
 		return fail(err)
 	}
 	defer src.Close()
+	if st.Split != nil {
+		split, ok := src.(SplittableSource)
+		if !ok {
+			return fail(fmt.Errorf("a %T cannot read a split", src))
+		}
+		src = splitRowSource{SplittableSource: split, split: *st.Split}
+	}
 	ss, err := r.splitSession(ctx)
 	if err != nil {
 		return fail(err)
@@ -234,7 +258,7 @@ func (r *Runner) StageSource(ctx context.Context, job *Job, side int, hashExpr s
 	if out.Rows != n {
 		return fail(fmt.Errorf("staged %d rows but wrote %d", n, out.Rows))
 	}
-	r.logger().Info("source partitioned", "run_id", job.RunID, "alias", spec.Alias, "rows", n, "parts", parts, "bytes", out.Bytes, "elapsed", time.Since(start).Round(time.Millisecond))
+	r.logger().Info("source partitioned", "run_id", job.RunID, "alias", spec.Alias, "rows", n, "parts", parts, "split", st.Split != nil, "bytes", out.Bytes, "elapsed", time.Since(start).Round(time.Millisecond))
 	return out, nil
 }
 

@@ -19,7 +19,7 @@ import (
 type TaskRunner interface {
 	kalla.JobRunner
 	PlanSplit(ctx context.Context, job *kalla.Job) (kalla.SplitPlan, error)
-	StageSource(ctx context.Context, job *kalla.Job, side int, hashExpr string, parts int, dir string) (kalla.StagedSource, error)
+	StageSource(ctx context.Context, job *kalla.Job, st kalla.StageSpec) (kalla.StagedSource, error)
 	MatchPartition(ctx context.Context, job *kalla.Job, spec kalla.MatchSpec, in [2]kalla.StagedSet, dir string) (kalla.Counts, error)
 	MergeResults(ctx context.Context, job *kalla.Job, m kalla.MergeSpec, counts [2]int64, start time.Time) (*kalla.Result, error)
 }
@@ -296,7 +296,7 @@ func (e *Executor) run(ctx context.Context, t *ExecTask, res *TaskResult) error 
 		res.Plan = &plan
 		return err
 	case TaskStage:
-		staged, err := e.cfg.Runner.StageSource(ctx, &job, t.Side, t.Hash, t.Parts, t.Dir)
+		staged, err := e.cfg.Runner.StageSource(ctx, &job, kalla.StageSpec{Side: t.Side, Hash: t.Hash, Parts: t.Parts, Dir: t.Dir, Split: t.Split})
 		res.Staged = &staged
 		return err
 	case TaskMatch:
@@ -310,7 +310,7 @@ func (e *Executor) run(ctx context.Context, t *ExecTask, res *TaskResult) error 
 				in[side] = kalla.StagedSet{Source: &kalla.SourcePartition{Hash: t.Hashes[side], Parts: t.Parts, Partition: p}}
 				continue
 			}
-			files, err := kalla.PartitionFiles(t.StageDirs[side], p)
+			files, err := stagedFiles(t.StageDirs[side], p)
 			if err != nil {
 				return &kalla.StageError{Stage: kalla.StageMatching, Err: err}
 			}
@@ -329,4 +329,18 @@ func (e *Executor) run(ctx context.Context, t *ExecTask, res *TaskResult) error 
 		return err
 	}
 	return fmt.Errorf("unknown task kind %q", t.Kind)
+}
+
+// stagedFiles lists the staged files of partition p (every partition when
+// p is negative) of a source staged by the stage tasks writing to dirs.
+func stagedFiles(dirs []string, p int) ([]string, error) {
+	var files []string
+	for _, dir := range dirs {
+		f, err := kalla.PartitionFiles(dir, p)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f...)
+	}
+	return files, nil
 }

@@ -94,6 +94,20 @@ func (s *Source) scan(ctx context.Context, cancel context.CancelFunc, filters []
 		}
 	}
 	start := time.Now()
+	rows, err := s.readRanges(ctx, cancel, rel, fs, ranges, conn, snapshot, sink)
+	if err != nil {
+		return err
+	}
+	s.log.Debug("scanned", "rows", rows, "streams", len(ranges), "filters", len(filters),
+		"elapsed", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// readRanges reads ranges in parallel streams on snapshot and returns the
+// rows read. When conn is set, its transaction holds the snapshot and it
+// reads the first range itself; every other range gets a connection that
+// imports the snapshot. cancel stops every stream on the first error.
+func (s *Source) readRanges(ctx context.Context, cancel context.CancelFunc, rel *relation, fs *filterSet, ranges []pageRange, conn *pgx.Conn, snapshot string, sink kalla.RowSink) (int64, error) {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -108,7 +122,10 @@ func (s *Source) scan(ctx context.Context, cancel context.CancelFunc, filters []
 			cancel()
 		}
 	}
-	for i := 1; i < len(ranges); i++ {
+	for i := range ranges {
+		if i == 0 && conn != nil {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -119,23 +136,18 @@ func (s *Source) scan(ctx context.Context, cancel context.CancelFunc, filters []
 			}
 		}()
 	}
-	// The coordinator reads the first range itself: its transaction holds
-	// the snapshot already.
-	n, err := s.stream(ctx, conn, rel, fs, ranges[0], sink)
-	rows.Add(n)
-	if err != nil {
-		fail(fmt.Errorf("read %s (range 1 of %d): %w", rel.display, len(ranges), err))
+	if conn != nil {
+		n, err := s.stream(ctx, conn, rel, fs, ranges[0], sink)
+		rows.Add(n)
+		if err != nil {
+			fail(fmt.Errorf("read %s (range 1 of %d): %w", rel.display, len(ranges), err))
+		}
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return firstErr
+		return rows.Load(), firstErr
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.log.Debug("scanned", "rows", rows.Load(), "streams", len(ranges), "filters", len(filters),
-		"elapsed", time.Since(start).Round(time.Millisecond))
-	return nil
+	return rows.Load(), ctx.Err()
 }
 
 // begin opens the coordinating transaction on the source's connection. A
@@ -186,15 +198,28 @@ func (s *Source) checkFilters(ctx context.Context, conn *pgx.Conn, fs *filterSet
 	return nil
 }
 
-// plan splits the relation into page ranges. Only a table (plain,
-// partitioned or materialized view) on Postgres 14 or later, which scans a
-// ctid range without reading the rest of the table, is split; and only into
-// ranges of at least minRangePages.
+// plan splits the relation into up to parallelism page ranges.
 func (s *Source) plan(ctx context.Context, conn *pgx.Conn, rel *relation, parallelism int) ([]pageRange, error) {
-	whole := []pageRange{{-1, -1}}
-	if parallelism <= 1 || rel.major < 14 || !strings.ContainsRune("rpm", rune(rel.kind)) {
-		return whole, nil
+	whole := pageRange{-1, -1}
+	if parallelism <= 1 || !splittable(rel) {
+		return []pageRange{whole}, nil
 	}
+	pages, err := measure(ctx, conn, rel)
+	if err != nil {
+		return nil, err
+	}
+	return s.divide(whole, pages, parallelism), nil
+}
+
+// splittable reports whether rel can be read in ctid ranges: only a table
+// (plain, partitioned or materialized view) on Postgres 14 or later scans a
+// ctid range without reading the rest of the table.
+func splittable(rel *relation) bool {
+	return rel.major >= 14 && strings.ContainsRune("rpm", rune(rel.kind))
+}
+
+// measure returns the relation's size in heap pages.
+func measure(ctx context.Context, conn *pgx.Conn, rel *relation) (int64, error) {
 	sizeSQL := "SELECT pg_relation_size($1::oid::regclass) / current_setting('block_size')::int8"
 	if rel.kind == 'p' {
 		// Each partition is cut by the same page ranges: size them on the
@@ -203,22 +228,33 @@ func (s *Source) plan(ctx context.Context, conn *pgx.Conn, rel *relation, parall
 	}
 	var pages int64
 	if err := conn.QueryRow(ctx, sizeSQL, rel.oid).Scan(&pages); err != nil {
-		return nil, fmt.Errorf("measure %s: %w", rel.display, err)
+		return 0, fmt.Errorf("measure %s: %w", rel.display, err)
 	}
-	n := int64(parallelism)
+	return pages, nil
+}
+
+// divide cuts r, in a relation of pages heap pages, into up to n ranges of
+// at least minRangePages each. An open bound of r (no lower or upper limit)
+// stays open on the first or last range: pages added since they were
+// counted belong to the last range.
+func (s *Source) divide(r pageRange, pages int64, n int) []pageRange {
+	lo, hi := max(r.lo, 0), r.hi
+	if hi < 0 {
+		hi = max(pages, lo)
+	}
+	k := int64(n)
 	if s.minRangePages > 0 {
-		n = min(n, pages/s.minRangePages)
+		k = min(k, (hi-lo)/s.minRangePages)
 	}
-	if n <= 1 {
-		return whole, nil
+	if k <= 1 {
+		return []pageRange{r}
 	}
-	ranges := make([]pageRange, n)
-	for i := range n {
-		ranges[i] = pageRange{lo: pages * i / n, hi: pages * (i + 1) / n}
+	ranges := make([]pageRange, k)
+	for i := range k {
+		ranges[i] = pageRange{lo: lo + (hi-lo)*i/k, hi: lo + (hi-lo)*(i+1)/k}
 	}
-	// Pages added since they were counted belong to the last range.
-	ranges[0].lo, ranges[n-1].hi = -1, -1
-	return ranges, nil
+	ranges[0].lo, ranges[k-1].hi = r.lo, r.hi
+	return ranges
 }
 
 // worker reads one range over a connection of its own, in a transaction that

@@ -260,7 +260,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		parts = runtime.NumCPU()
 	}
 	distributor, err := cluster.NewDistributor(cluster.DistributorConfig{
-		Local: runner, Tasks: tasks, Members: members, Partitions: parts, StagingPath: o.stagingPath,
+		Local: runner, Splitter: runner, Tasks: tasks, Members: members, Partitions: parts, StagingPath: o.stagingPath,
 		Metrics: clusterMetrics, Logger: logger,
 	})
 	if err != nil {
