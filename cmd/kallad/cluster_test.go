@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -58,8 +59,9 @@ func stagingEmpty(t *testing.T, staging string) bool {
 
 // Every pattern, on Postgres and on Parquet files, run by a scheduler with
 // two executor processes gives exactly what `kallad run` gives: the same
-// counts, and the same rows and column types in every file. Staging files
-// are gone after each job.
+// counts, and the same rows and column types in every file. Each Postgres
+// table is staged by two stage tasks (the scheduler's partition count),
+// ranges of one snapshot. Staging files are gone after each job.
 func TestClusterPatternsEqualLocal(t *testing.T) {
 	t.Parallel()
 	db := seedPatterns(t)
@@ -67,7 +69,8 @@ func TestClusterPatternsEqualLocal(t *testing.T) {
 	rv := newCallbackReceiver(t)
 	data := t.TempDir()
 	staging := filepath.Join(data, "staging")
-	sched := startScheduler(t, data, "KALLA_TASK_ACK_WAIT=3s")
+	// The pattern tables have a dozen pages: ranges of 2 pages split them.
+	sched := startScheduler(t, data, "KALLA_TASK_ACK_WAIT=3s", "KALLA_PG_MIN_RANGE_PAGES=2")
 	startExecutor(t, sched, staging)
 	startExecutor(t, sched, staging)
 	if n := len(sched.executors(t)); n != 2 {
@@ -97,6 +100,9 @@ func TestClusterPatternsEqualLocal(t *testing.T) {
 				if planned == nil || planned[1] != pat.mode {
 					t.Errorf("job planned as %v, want %s", planned, pat.mode)
 				}
+				if kind == "postgres" && pat.mode != "single" {
+					checkSplit(t, sched.logs(), runID, map[string]int{"left_src": 2, "right_src": 2})
+				}
 				if !stagingEmpty(t, staging) {
 					t.Errorf("staging files left after the job")
 				}
@@ -105,6 +111,22 @@ func TestClusterPatternsEqualLocal(t *testing.T) {
 	}
 	if v := sched.metric(t, "kallad_rows_shuffled_total"); v == "0" {
 		t.Errorf("kallad_rows_shuffled_total = %s", v)
+	}
+}
+
+// checkSplit checks from the scheduler's log that runID's sources were
+// split into the given numbers of stage tasks.
+func checkSplit(t *testing.T, logs, runID string, want map[string]int) {
+	t.Helper()
+	got := map[string]int{}
+	re := regexp.MustCompile(`msg="source split".* run_id=` + runID + `.* alias=(\w+) splits=(\d+)`)
+	for _, m := range re.FindAllStringSubmatch(logs, -1) {
+		var n int
+		fmt.Sscan(m[2], &n)
+		got[m[1]] = n
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("sources split into %v stage tasks, want %v", got, want)
 	}
 }
 
