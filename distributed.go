@@ -52,6 +52,10 @@ type SplitPlan struct {
 	// filters); staged sources report theirs when staged.
 	Direct [2]bool  `json:"direct,omitempty"`
 	Rows   [2]int64 `json:"rows,omitempty"`
+	// Splits holds, per source, the splits of a staged source that the
+	// plan cut into parts (local CSV files), one stage task each; empty
+	// for a source staged whole or split by the coordinator (Postgres).
+	Splits [2][]SourceSplit `json:"splits,omitempty"`
 	// Spec is the match and how its result identifies source rows.
 	Spec MatchSpec `json:"spec"`
 }
@@ -117,6 +121,13 @@ type SplitSession interface {
 	// dir/p<k>, choosing each row's folder by hashExpr modulo parts; every
 	// folder gets a file, empty or not.
 	WritePartitions(ctx context.Context, alias, hashExpr string, parts int, dir string) (StagedSource, error)
+	// SplitFiles cuts the attached file source alias into up to n splits
+	// that stage tasks read with AttachSplit, or returns nil when it
+	// cannot or need not be split.
+	SplitFiles(ctx context.Context, alias string, n int) ([]SourceSplit, error)
+	// AttachSplit declares alias as one split made by SplitFiles, with
+	// filters, as Attach does for the whole source.
+	AttachSplit(ctx context.Context, alias string, filters []Filter, split SourceSplit) ([]Column, error)
 	// AttachPartition attaches src as alias with its filters, as Attach
 	// does, keeping only the rows of one partition. It fails when src
 	// cannot be read in place.
@@ -131,8 +142,9 @@ type SplitSession interface {
 }
 
 // PlanSplit validates job, attaches its sources (reading no rows) and
-// decides how to split it.
-func (r *Runner) PlanSplit(ctx context.Context, job *Job) (SplitPlan, error) {
+// decides how to split it; a staged source of files is cut into up to
+// splits parts for as many stage tasks.
+func (r *Runner) PlanSplit(ctx context.Context, job *Job, splits int) (SplitPlan, error) {
 	fail := func(err error) (SplitPlan, error) { return SplitPlan{}, &StageError{Stage: StageValidating, Err: err} }
 	srcs, _, err := r.Prepare(ctx, job, false)
 	if err != nil {
@@ -160,6 +172,10 @@ func (r *Runner) PlanSplit(ctx context.Context, job *Job) (SplitPlan, error) {
 	if plan.Mode != SplitSingle {
 		for i, src := range srcs {
 			if !readInPlace(src) {
+				alias := job.Sources[i].Alias
+				if plan.Splits[i], err = ss.SplitFiles(ctx, alias, splits); err != nil {
+					return fail(fmt.Errorf("split source %q: %w", alias, err))
+				}
 				continue
 			}
 			// A view over the files: Parquet footers hold the row count,
@@ -228,19 +244,20 @@ func (r *Runner) StageSource(ctx context.Context, job *Job, st StageSpec) (Stage
 		return fail(err)
 	}
 	defer src.Close()
-	if st.Split != nil {
-		split, ok := src.(SplittableSource)
-		if !ok {
-			return fail(fmt.Errorf("a %T cannot read a split", src))
-		}
-		src = splitRowSource{SplittableSource: split, split: *st.Split}
-	}
 	ss, err := r.splitSession(ctx)
 	if err != nil {
 		return fail(err)
 	}
 	defer ss.Close()
-	if _, err := ss.Attach(ctx, spec.Alias, src, spec.Filters); err != nil {
+	switch split, ok := src.(SplittableSource); {
+	case st.Split == nil:
+		_, err = ss.Attach(ctx, spec.Alias, src, spec.Filters)
+	case ok:
+		_, err = ss.Attach(ctx, spec.Alias, splitRowSource{SplittableSource: split, split: *st.Split}, spec.Filters)
+	default:
+		_, err = ss.AttachSplit(ctx, spec.Alias, spec.Filters, *st.Split)
+	}
+	if err != nil {
 		return fail(err)
 	}
 	start := time.Now()

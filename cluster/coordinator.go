@@ -149,7 +149,9 @@ func (c *coordination) report(p kalla.Progress) {
 func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 	m := c.d.cfg.Metrics
 	c.report(kalla.Progress{Stage: kalla.StageStaging, Progress: 0})
-	planned, err := c.phase(ctx, []*ExecTask{c.task("plan", TaskPlan)}, nil)
+	pt := c.task("plan", TaskPlan)
+	pt.Parts = c.d.cfg.Partitions // the most parts a source of files is cut into
+	planned, err := c.phase(ctx, []*ExecTask{pt}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -190,23 +192,28 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 			counts[side] = plan.Rows[side]
 			continue
 		}
-		splits, err := c.split(ctx, side, parts)
-		if err != nil {
-			return nil, err
+		splits := plan.Splits[side]
+		if len(splits) == 0 {
+			ss, err := c.split(ctx, side, parts)
+			if err != nil {
+				return nil, err
+			}
+			if ss != nil {
+				held = append(held, ss)
+				splits = ss.Splits
+			}
+		} else {
+			c.log.Info("source split", "alias", c.job.Sources[side].Alias, "splits", len(splits))
 		}
-		n := 1
-		if splits != nil {
-			held = append(held, splits)
-			n = len(splits.Splits)
-		}
+		n := max(len(splits), 1)
 		for k := range n {
 			t := c.task(fmt.Sprintf("stage-%d-%d", side, k), TaskStage)
 			t.Side, t.Hash, t.Parts = side, plan.Hash[side], parts
 			// Each stage task writes into a folder of its own, which a
 			// retry of the task replaces: no row is staged twice.
 			t.Dir = filepath.Join(c.root, "stage", fmt.Sprintf("%d-%d", side, k))
-			if splits != nil {
-				t.Split = &splits.Splits[k]
+			if len(splits) > 0 {
+				t.Split = &splits[k]
 			}
 			stageDirs[side] = append(stageDirs[side], t.Dir)
 			stage = append(stage, t)

@@ -18,7 +18,7 @@ import (
 // TaskRunner carries out executor tasks; *kalla.Runner is one.
 type TaskRunner interface {
 	kalla.JobRunner
-	PlanSplit(ctx context.Context, job *kalla.Job) (kalla.SplitPlan, error)
+	PlanSplit(ctx context.Context, job *kalla.Job, splits int) (kalla.SplitPlan, error)
 	StageSource(ctx context.Context, job *kalla.Job, st kalla.StageSpec) (kalla.StagedSource, error)
 	MatchPartition(ctx context.Context, job *kalla.Job, spec kalla.MatchSpec, in [2]kalla.StagedSet, dir string) (kalla.Counts, error)
 	MergeResults(ctx context.Context, job *kalla.Job, m kalla.MergeSpec, counts [2]int64, start time.Time) (*kalla.Result, error)
@@ -292,7 +292,7 @@ func (e *Executor) run(ctx context.Context, t *ExecTask, res *TaskResult) error 
 	job := t.Job
 	switch t.Kind {
 	case TaskPlan:
-		plan, err := e.cfg.Runner.PlanSplit(ctx, &job)
+		plan, err := e.cfg.Runner.PlanSplit(ctx, &job, t.Parts)
 		res.Plan = &plan
 		return err
 	case TaskStage:

@@ -20,7 +20,7 @@ import (
 func runSplit(t *testing.T, r *kalla.Runner, job *kalla.Job, parts int, direct [2]bool) (kalla.SplitPlan, *kalla.Result) {
 	t.Helper()
 	ctx := context.Background()
-	plan, err := r.PlanSplit(ctx, job)
+	plan, err := r.PlanSplit(ctx, job, 1)
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
