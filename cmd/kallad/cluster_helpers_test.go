@@ -36,8 +36,9 @@ func (p *schedProc) natsURL(t *testing.T) string {
 }
 
 // startExecutor starts `kallad executor` joined to sched, staging in
-// staging, and waits until the scheduler lists it.
-func startExecutor(t *testing.T, sched *schedProc, staging string) *execProc {
+// staging, with env added to its environment, and waits until the
+// scheduler lists it.
+func startExecutor(t *testing.T, sched *schedProc, staging string, env ...string) *execProc {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "executor.log")
 	logFile, err := os.Create(logPath)
@@ -47,6 +48,7 @@ func startExecutor(t *testing.T, sched *schedProc, staging string) *execProc {
 	before := len(sched.executors(t))
 	cmd := exec.Command(kalladBin, "executor", "--nats-url", sched.natsURL(t), "--bind-port", "-1",
 		"--staging-path", staging, "--partitions", "1", "--external-host", "127.0.0.1")
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -61,18 +61,21 @@ func stagingEmpty(t *testing.T, staging string) bool {
 // two executor processes gives exactly what `kallad run` gives: the same
 // counts, and the same rows and column types in every file. Each Postgres
 // table is staged by two stage tasks (the scheduler's partition count),
-// ranges of one snapshot. Staging files are gone after each job.
+// ranges of one snapshot, and so is each CSV file (byte ranges). Staging
+// files are gone after each job.
 func TestClusterPatternsEqualLocal(t *testing.T) {
 	t.Parallel()
 	db := seedPatterns(t)
 	inv, pay := ducktest.WritePatternParquet(t, t.TempDir())
+	invCSV, payCSV := ducktest.WritePatternFiles(t, t.TempDir(), "csv")
 	rv := newCallbackReceiver(t)
 	data := t.TempDir()
 	staging := filepath.Join(data, "staging")
-	// The pattern tables have a dozen pages: ranges of 2 pages split them.
+	// The pattern tables have a dozen pages and their CSV files some 50 kB:
+	// ranges of 2 pages and splits of 1 kB divide them.
 	sched := startScheduler(t, data, "KALLA_TASK_ACK_WAIT=3s", "KALLA_PG_MIN_RANGE_PAGES=2")
-	startExecutor(t, sched, staging)
-	startExecutor(t, sched, staging)
+	startExecutor(t, sched, staging, "KALLA_CSV_MIN_SPLIT_BYTES=1024")
+	startExecutor(t, sched, staging, "KALLA_CSV_MIN_SPLIT_BYTES=1024")
 	if n := len(sched.executors(t)); n != 2 {
 		t.Fatalf("GET /api/cluster lists %d executors, want 2", n)
 	}
@@ -81,6 +84,7 @@ func TestClusterPatternsEqualLocal(t *testing.T) {
 	sources := map[string][2]string{
 		"postgres": {db.TableURI("invoices"), db.TableURI("payments")},
 		"parquet":  {inv, pay},
+		"csv":      {invCSV, payCSV},
 	}
 	for kind, src := range sources {
 		for _, pat := range clusterPatterns {
@@ -100,7 +104,7 @@ func TestClusterPatternsEqualLocal(t *testing.T) {
 				if planned == nil || planned[1] != pat.mode {
 					t.Errorf("job planned as %v, want %s", planned, pat.mode)
 				}
-				if kind == "postgres" && pat.mode != "single" {
+				if kind != "parquet" && pat.mode != "single" {
 					checkSplit(t, sched.logs(), runID, map[string]int{"left_src": 2, "right_src": 2})
 				}
 				if !stagingEmpty(t, staging) {
