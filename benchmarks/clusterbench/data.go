@@ -12,7 +12,7 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2" // registers the "duckdb" database/sql driver
 )
 
-// dataset is a generated pair of Parquet files.
+// dataset is a generated pair of Parquet or CSV files.
 type dataset struct {
 	invoicesPath, paymentsPath string
 	payments                   int64
@@ -63,10 +63,10 @@ SELECT payment_id, invoice_ref,
        'CUST-' || (h % 50000) AS payer
 FROM pays`
 
-// generate writes invoices.parquet and payments.parquet for n invoices
-// into dir, unless a previous run left them there.
-func generate(ctx context.Context, dir string, n int64, logf func(string, ...any)) (*dataset, error) {
-	d := &dataset{invoicesPath: filepath.Join(dir, "invoices.parquet"), paymentsPath: filepath.Join(dir, "payments.parquet")}
+// generate writes invoices and payments files of format (parquet or csv)
+// for n invoices into dir, unless a previous run left them there.
+func generate(ctx context.Context, dir, format string, n int64, logf func(string, ...any)) (*dataset, error) {
+	d := &dataset{invoicesPath: filepath.Join(dir, "invoices."+format), paymentsPath: filepath.Join(dir, "payments."+format)}
 	done := filepath.Join(dir, "done")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -83,7 +83,7 @@ func generate(ctx context.Context, dir string, n int64, logf func(string, ...any
 		}
 		for _, f := range [][2]string{{invoicesSQL, d.invoicesPath}, {paymentsSQL, d.paymentsPath}} {
 			q := strings.ReplaceAll(f[0], "{N}", fmt.Sprint(n))
-			if _, err := db.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO '%s' (FORMAT parquet)", q, f[1])); err != nil {
+			if _, err := db.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO '%s' (FORMAT %s)", q, f[1], format)); err != nil {
 				return nil, fmt.Errorf("write %s: %w", f[1], err)
 			}
 		}

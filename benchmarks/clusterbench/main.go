@@ -36,6 +36,7 @@ type options struct {
 	kallad     string
 	keep       bool
 	repeat     int
+	format     string
 }
 
 // measurement is one mode's run of one size.
@@ -75,6 +76,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.dir, "dir", filepath.Join(os.TempDir(), "kalla-clusterbench"), "folder for the generated data (reused across runs) and the runs")
 	fs.StringVar(&o.kallad, "kallad", "", "kallad binary to use (default: build ./cmd/kallad)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the runs' outputs and logs")
+	fs.StringVar(&o.format, "format", "parquet", "source files: parquet (read in place by the match tasks) or csv (staged, in byte-range splits)")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs of each mode; the fastest is shown (the machine may be shared)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -92,6 +94,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("--executors: %q is not a count", f)
 		}
 		o.executors = append(o.executors, n)
+	}
+	if o.format != "parquet" && o.format != "csv" {
+		return nil, fmt.Errorf("--format: %q is neither parquet nor csv", o.format)
 	}
 	if o.partitions < 1 {
 		return nil, fmt.Errorf("--partitions must be at least 1")
@@ -113,7 +118,7 @@ func run(ctx context.Context, o *options, out io.Writer, logf func(string, ...an
 	}
 	failed := false
 	for _, n := range o.rows {
-		data, err := generate(ctx, filepath.Join(o.dir, fmt.Sprintf("data-%d", n)), n, logf)
+		data, err := generate(ctx, filepath.Join(o.dir, fmt.Sprintf("data-%d-%s", n, o.format)), o.format, n, logf)
 		if err != nil {
 			return err
 		}
@@ -133,7 +138,7 @@ func run(ctx context.Context, o *options, out io.Writer, logf func(string, ...an
 				}
 			}
 		}
-		if !printTable(out, n, data, o.partitions, ms) {
+		if !printTable(out, n, o.format, data, o.partitions, ms) {
 			failed = true
 		}
 		if !o.keep {
@@ -148,8 +153,8 @@ func run(ctx context.Context, o *options, out io.Writer, logf func(string, ...an
 
 // printTable prints one size's measurements and reports whether every run
 // succeeded with local mode's counts.
-func printTable(out io.Writer, n int64, d *dataset, parts int, ms []measurement) bool {
-	fmt.Fprintf(out, "\n%d invoices × %d payments (Parquet, 1:1 with tolerance), P = %d, %d CPUs\n", n, d.payments, parts, runtime.NumCPU())
+func printTable(out io.Writer, n int64, format string, d *dataset, parts int, ms []measurement) bool {
+	fmt.Fprintf(out, "\n%d invoices × %d payments (%s, 1:1 with tolerance), P = %d, %d CPUs\n", n, d.payments, format, parts, runtime.NumCPU())
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "mode\tseconds\tvs local\tshuffle MB\tplan\tstage\tmatch\tmerge\tmatched\tunmatched L\tunmatched R\t")
 	ok := true
