@@ -1,8 +1,8 @@
 // Command clusterbench measures cluster mode against local mode on one
 // machine: the same 1:1-with-tolerance reconciliation of generated invoices
-// and payments (Parquet) run by `kallad run`, by a scheduler with no
-// executor (it runs the job itself), and by a scheduler with 1 and 2
-// `kallad executor` processes. It prints, per size, the seconds, the ratio
+// and payments (Parquet or CSV files, or Postgres tables) run by `kallad
+// run`, by a scheduler with no executor (it runs the job itself), and by a
+// scheduler with 1 and 2 `kallad executor` processes. It prints, per size, the seconds, the ratio
 // to `kallad run`, the shuffle volume and the cluster phases side by side,
 // and fails when any mode's counts differ from local mode's.
 //
@@ -37,6 +37,7 @@ type options struct {
 	keep       bool
 	repeat     int
 	format     string
+	pgURL      string
 }
 
 // measurement is one mode's run of one size.
@@ -76,7 +77,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.dir, "dir", filepath.Join(os.TempDir(), "kalla-clusterbench"), "folder for the generated data (reused across runs) and the runs")
 	fs.StringVar(&o.kallad, "kallad", "", "kallad binary to use (default: build ./cmd/kallad)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the runs' outputs and logs")
-	fs.StringVar(&o.format, "format", "parquet", "source files: parquet (read in place by the match tasks) or csv (staged, in byte-range splits)")
+	fs.StringVar(&o.format, "format", "parquet", "sources: parquet files (read in place by the match tasks), csv files (staged, in byte-range splits) or postgres tables (staged, in ctid-range splits; needs --pg-url)")
+	fs.StringVar(&o.pgURL, "pg-url", "", "Postgres for --format postgres: the data are loaded into schema clusterbench_<rows>")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs of each mode; the fastest is shown (the machine may be shared)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -95,8 +97,11 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		}
 		o.executors = append(o.executors, n)
 	}
-	if o.format != "parquet" && o.format != "csv" {
-		return nil, fmt.Errorf("--format: %q is neither parquet nor csv", o.format)
+	switch {
+	case o.format != "parquet" && o.format != "csv" && o.format != "postgres":
+		return nil, fmt.Errorf("--format: %q is not parquet, csv or postgres", o.format)
+	case o.format == "postgres" && o.pgURL == "":
+		return nil, fmt.Errorf("--format postgres needs --pg-url")
 	}
 	if o.partitions < 1 {
 		return nil, fmt.Errorf("--partitions must be at least 1")
@@ -118,9 +123,18 @@ func run(ctx context.Context, o *options, out io.Writer, logf func(string, ...an
 	}
 	failed := false
 	for _, n := range o.rows {
-		data, err := generate(ctx, filepath.Join(o.dir, fmt.Sprintf("data-%d-%s", n, o.format)), o.format, n, logf)
+		files := o.format
+		if files == "postgres" {
+			files = "csv" // loaded into Postgres from CSV
+		}
+		data, err := generate(ctx, filepath.Join(o.dir, fmt.Sprintf("data-%d-%s", n, files)), files, n, logf)
 		if err != nil {
 			return err
+		}
+		if o.format == "postgres" {
+			if err := loadPostgres(ctx, o.pgURL, data, n, logf); err != nil {
+				return err
+			}
 		}
 		runs := filepath.Join(o.dir, fmt.Sprintf("runs-%d", n))
 		if err := os.RemoveAll(runs); err != nil {
