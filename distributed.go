@@ -224,8 +224,9 @@ type StageSpec struct {
 	Hash  string `json:"hash"`
 	Parts int    `json:"parts"`
 	Dir   string `json:"dir"`
-	// Split, when set, is the one split of a SplittableSource this task
-	// reads; otherwise the task reads the whole source.
+	// Split, when set, is the one split this task reads: of a
+	// SplittableSource (made by its Split) or of files (made by the plan's
+	// SplitFiles). Otherwise the task reads the whole source.
 	Split *SourceSplit `json:"split,omitempty"`
 }
 
