@@ -174,6 +174,48 @@ func TestClusterExecutorKilledMidTask(t *testing.T) {
 	waitUntil(t, "the killed executor to drop out", func() bool { return len(sched.executors(t)) == 1 })
 }
 
+// An executor killed with SIGKILL while it stages one range of a Postgres
+// table loses nothing and duplicates nothing: the range's task is
+// redelivered to an executor that joined meanwhile, which imports the
+// snapshot the scheduler still holds, replaces whatever the killed attempt
+// wrote, and the job completes with the local results.
+func TestClusterExecutorKilledMidStage(t *testing.T) {
+	t.Parallel()
+	db := seedPatterns(t)
+	// Every invoice row costs 3 ms to read, so each of the table's two
+	// ranges takes seconds to stage. (The test role is no superuser: the
+	// policy applies to it.)
+	db.Exec(t, `ALTER TABLE invoices ENABLE ROW LEVEL SECURITY`)
+	db.Exec(t, `ALTER TABLE invoices FORCE ROW LEVEL SECURITY`)
+	db.Exec(t, `CREATE POLICY slow ON invoices USING (pg_sleep(0.003)::text = '')`)
+	rv := newCallbackReceiver(t)
+	data := t.TempDir()
+	staging := filepath.Join(data, "staging")
+	sched := startScheduler(t, data, "KALLA_TASK_ACK_WAIT=2s", "KALLA_PG_MIN_RANGE_PAGES=2")
+	first := startExecutor(t, sched, staging)
+
+	job := patternJob(clusterPatterns[0].sql, db.TableURI("invoices"), db.TableURI("payments"), rv.base(), t)
+	runID := job["run_id"].(string)
+	if code, body := sched.submit(t, job); code != 202 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	waitUntil(t, "a stage task of the invoices to start", func() bool {
+		return regexp.MustCompile(`msg="task started".* task=stage-0-\d`).MatchString(first.logs())
+	})
+	startExecutor(t, sched, staging)
+	first.kill()
+
+	got := completeResult(t, rv, runID)
+	sameOutputs(t, got, runLocal(t, job))
+	checkSplit(t, sched.logs(), runID, map[string]int{"left_src": 2, "right_src": 2})
+	if v := sched.metric(t, "kallad_tasks_redelivered_total"); v == "0" {
+		t.Errorf("kallad_tasks_redelivered_total = %s, want a redelivery", v)
+	}
+	if !stagingEmpty(t, staging) {
+		t.Errorf("staging files left after the job")
+	}
+}
+
 // A task that fails on every attempt fails the job with one error
 // callback that names the cause, and its staging files are removed.
 func TestClusterTaskFailsEveryAttempt(t *testing.T) {
