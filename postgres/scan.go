@@ -86,11 +86,8 @@ func (s *Source) scan(ctx context.Context, cancel context.CancelFunc, filters []
 	}
 	snapshot := ""
 	if len(ranges) > 1 {
-		if err := conn.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
-			return fmt.Errorf("export snapshot of %s: %w", rel.display, err)
-		}
-		if !snapshotRe.MatchString(snapshot) {
-			return fmt.Errorf("export snapshot of %s: unexpected snapshot id %q", rel.display, snapshot)
+		if snapshot, err = exportSnapshot(ctx, conn, rel); err != nil {
+			return err
 		}
 	}
 	start := time.Now()
@@ -159,7 +156,7 @@ func (s *Source) begin(ctx context.Context) (*pgx.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, err = conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+		_, err = conn.Exec(ctx, beginSnapshot)
 		if err == nil {
 			return conn, nil
 		}
@@ -171,9 +168,26 @@ func (s *Source) begin(ctx context.Context) (*pgx.Conn, error) {
 	}
 }
 
+// beginSnapshot starts the read-only transaction every read of a table
+// runs in: one snapshot for all of its statements, to export or import.
+const beginSnapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
 // snapshotRe matches the ids pg_export_snapshot returns, which go into SQL
 // text (SET TRANSACTION SNAPSHOT takes no parameter).
 var snapshotRe = regexp.MustCompile(`^[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+$`)
+
+// exportSnapshot exports the snapshot of conn's transaction for other
+// connections to import.
+func exportSnapshot(ctx context.Context, conn *pgx.Conn, rel *relation) (string, error) {
+	var snapshot string
+	if err := conn.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
+		return "", fmt.Errorf("export snapshot of %s: %w", rel.display, err)
+	}
+	if !snapshotRe.MatchString(snapshot) {
+		return "", fmt.Errorf("export snapshot of %s: unexpected snapshot id %q", rel.display, snapshot)
+	}
+	return snapshot, nil
+}
 
 // checkFilters stores the filter operands on the coordinator's transaction,
 // one filter at a time, so that an operand the column's type rejects ("abc"
@@ -271,7 +285,7 @@ func (s *Source) worker(ctx context.Context, rel *relation, fs *filterSet, r pag
 	}()
 	// Two statements in one simple-protocol round trip: SET TRANSACTION
 	// SNAPSHOT must come before any query of the transaction.
-	begin := "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '" + snapshot + "'"
+	begin := beginSnapshot + "; SET TRANSACTION SNAPSHOT '" + snapshot + "'"
 	if _, err := conn.PgConn().Exec(ctx, begin).ReadAll(); err != nil {
 		return 0, fmt.Errorf("import snapshot: %w", err)
 	}

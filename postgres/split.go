@@ -83,7 +83,7 @@ func (s *Source) split(ctx context.Context, filters []kalla.Filter, n int) (*kal
 			release()
 		}
 	}()
-	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+	if _, err := conn.Exec(ctx, beginSnapshot); err != nil {
 		return nil, fmt.Errorf("begin snapshot on %s: %w", s.addr, err)
 	}
 	if err := s.checkFilters(ctx, conn, fs, filters); err != nil {
@@ -97,12 +97,9 @@ func (s *Source) split(ctx context.Context, filters []kalla.Filter, n int) (*kal
 	if len(ranges) == 1 {
 		return whole(splitRange{Lo: -1, Hi: -1, Pages: pages})
 	}
-	var snapshot string
-	if err := conn.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
-		return nil, fmt.Errorf("export snapshot of %s: %w", rel.display, err)
-	}
-	if !snapshotRe.MatchString(snapshot) {
-		return nil, fmt.Errorf("export snapshot of %s: unexpected snapshot id %q", rel.display, snapshot)
+	snapshot, err := exportSnapshot(ctx, conn, rel)
+	if err != nil {
+		return nil, err
 	}
 	splits := make([]kalla.SourceSplit, len(ranges))
 	for i, r := range ranges {
