@@ -307,23 +307,20 @@ func copyRanges(ctx context.Context, path string, ranges []csvRange) error {
 	}
 	defer out.Close()
 	for _, r := range ranges {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := copyRange(out, r); err != nil {
+		if err := copyRange(ctx, out, r); err != nil {
 			return err
 		}
 	}
 	return out.Close()
 }
 
-func copyRange(out *os.File, r csvRange) error {
+func copyRange(ctx context.Context, out *os.File, r csvRange) error {
 	in, err := os.Open(r.Path)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	n, err := io.Copy(out, io.NewSectionReader(in, r.Start, r.End-r.Start))
+	n, err := io.Copy(out, ctxReader{ctx, io.NewSectionReader(in, r.Start, r.End-r.Start)})
 	if err != nil {
 		return err
 	}
@@ -340,4 +337,17 @@ func copyRange(out *os.File, r csvRange) error {
 		_, err = out.Write([]byte{'\n'})
 	}
 	return err
+}
+
+// ctxReader stops reading once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
