@@ -176,9 +176,9 @@ func TestClusterExecutorKilledMidTask(t *testing.T) {
 
 // An executor killed with SIGKILL while it stages one range of a Postgres
 // table loses nothing and duplicates nothing: the range's task is
-// redelivered to an executor that joined meanwhile, which imports the
-// snapshot the scheduler still holds, replaces whatever the killed attempt
-// wrote, and the job completes with the local results.
+// redelivered to the other executor, which imports the snapshot the
+// scheduler still holds, replaces whatever the killed attempt wrote, and
+// the job completes with the local results.
 func TestClusterExecutorKilledMidStage(t *testing.T) {
 	t.Parallel()
 	db := seedPatterns(t)
@@ -192,18 +192,26 @@ func TestClusterExecutorKilledMidStage(t *testing.T) {
 	data := t.TempDir()
 	staging := filepath.Join(data, "staging")
 	sched := startScheduler(t, data, "KALLA_TASK_ACK_WAIT=2s", "KALLA_PG_MIN_RANGE_PAGES=2")
-	first := startExecutor(t, sched, staging)
+	// Two executors of one task each: the tables are split in two ranges.
+	execs := []*execProc{startExecutor(t, sched, staging), startExecutor(t, sched, staging)}
 
 	job := patternJob(clusterPatterns[0].sql, db.TableURI("invoices"), db.TableURI("payments"), rv.base(), t)
 	runID := job["run_id"].(string)
 	if code, body := sched.submit(t, job); code != 202 {
 		t.Fatalf("submit: %d %s", code, body)
 	}
+	stageStarted := regexp.MustCompile(`msg="task started".* task=stage-0-\d`)
+	var victim *execProc
 	waitUntil(t, "a stage task of the invoices to start", func() bool {
-		return regexp.MustCompile(`msg="task started".* task=stage-0-\d`).MatchString(first.logs())
+		for _, e := range execs {
+			if stageStarted.MatchString(e.logs()) {
+				victim = e
+				return true
+			}
+		}
+		return false
 	})
-	startExecutor(t, sched, staging)
-	first.kill()
+	victim.kill()
 
 	got := completeResult(t, rv, runID)
 	sameOutputs(t, got, runLocal(t, job))
