@@ -9,10 +9,11 @@ import (
 )
 
 // Cluster mode splits one job into tasks that executors run: a plan, one
-// staging task per source (read it and hash-partition its rows into Parquet
-// files) unless the source is Parquet files that match tasks read in place,
-// one match task per partition, and a merge that writes the three result
-// files. The methods below are those tasks; the cluster package only
+// staging task per split of each source (read it and hash-partition its rows
+// into Parquet files; a SplittableSource gives several splits, any other
+// source one) unless the source is Parquet files that match tasks read in
+// place, one match task per partition, and a merge that writes the three
+// result files. The methods below are those tasks; the cluster package only
 // moves them between processes. Each produces exactly what the same part of
 // Runner.Run produces, so a distributed job's results equal a local run's.
 
@@ -51,6 +52,10 @@ type SplitPlan struct {
 	// filters); staged sources report theirs when staged.
 	Direct [2]bool  `json:"direct,omitempty"`
 	Rows   [2]int64 `json:"rows,omitempty"`
+	// Splits holds, per source, the splits of a staged source that the
+	// plan cut into parts (local CSV files), one stage task each; empty
+	// for a source staged whole or split by the coordinator (Postgres).
+	Splits [2][]SourceSplit `json:"splits,omitempty"`
 	// Spec is the match and how its result identifies source rows.
 	Spec MatchSpec `json:"spec"`
 }
@@ -116,6 +121,13 @@ type SplitSession interface {
 	// dir/p<k>, choosing each row's folder by hashExpr modulo parts; every
 	// folder gets a file, empty or not.
 	WritePartitions(ctx context.Context, alias, hashExpr string, parts int, dir string) (StagedSource, error)
+	// SplitFiles cuts the attached file source alias into up to n splits
+	// that stage tasks read with AttachSplit, or returns nil when it
+	// cannot or need not be split.
+	SplitFiles(ctx context.Context, alias string, n int) ([]SourceSplit, error)
+	// AttachSplit declares alias as one split made by SplitFiles, with
+	// filters, as Attach does for the whole source.
+	AttachSplit(ctx context.Context, alias string, filters []Filter, split SourceSplit) ([]Column, error)
 	// AttachPartition attaches src as alias with its filters, as Attach
 	// does, keeping only the rows of one partition. It fails when src
 	// cannot be read in place.
@@ -130,8 +142,9 @@ type SplitSession interface {
 }
 
 // PlanSplit validates job, attaches its sources (reading no rows) and
-// decides how to split it.
-func (r *Runner) PlanSplit(ctx context.Context, job *Job) (SplitPlan, error) {
+// decides how to split it; a staged source of files is cut into up to
+// splits parts for as many stage tasks.
+func (r *Runner) PlanSplit(ctx context.Context, job *Job, splits int) (SplitPlan, error) {
 	fail := func(err error) (SplitPlan, error) { return SplitPlan{}, &StageError{Stage: StageValidating, Err: err} }
 	srcs, _, err := r.Prepare(ctx, job, false)
 	if err != nil {
@@ -159,6 +172,10 @@ func (r *Runner) PlanSplit(ctx context.Context, job *Job) (SplitPlan, error) {
 	if plan.Mode != SplitSingle {
 		for i, src := range srcs {
 			if !readInPlace(src) {
+				alias := job.Sources[i].Alias
+				if plan.Splits[i], err = ss.SplitFiles(ctx, alias, splits); err != nil {
+					return fail(fmt.Errorf("split source %q: %w", alias, err))
+				}
 				continue
 			}
 			// A view over the files: Parquet footers hold the row count,
@@ -199,10 +216,27 @@ func (r *Runner) attachSource(ctx context.Context, ss SplitSession, job *Job, si
 	return func() { src.Close() }, nil
 }
 
-// StageSource reads source side (0 left, 1 right) of job and writes its rows
-// into parts partitions under dir, by hashExpr.
-func (r *Runner) StageSource(ctx context.Context, job *Job, side int, hashExpr string, parts int, dir string) (StagedSource, error) {
-	spec := job.Sources[side]
+// StageSpec says what one stage task reads and where it writes it.
+type StageSpec struct {
+	// Side is the source (0 left, 1 right); its rows go into Parts
+	// partition folders under Dir, by Hash modulo Parts.
+	Side  int    `json:"side"`
+	Hash  string `json:"hash"`
+	Parts int    `json:"parts"`
+	Dir   string `json:"dir"`
+	// Split, when set, is the one split this task reads: of a
+	// SplittableSource (made by its Split) or of files (made by the plan's
+	// SplitFiles). Otherwise the task reads the whole source.
+	Split *SourceSplit `json:"split,omitempty"`
+}
+
+// StageSource reads source st.Side of job (all of it, or st.Split) and
+// writes its rows into st.Parts partitions under st.Dir, by st.Hash. Dir is
+// the task's own: a retried task first removes what an earlier attempt
+// left there, and no other task writes to it.
+func (r *Runner) StageSource(ctx context.Context, job *Job, st StageSpec) (StagedSource, error) {
+	spec := job.Sources[st.Side]
+	hashExpr, parts, dir := st.Hash, st.Parts, st.Dir
 	fail := func(err error) (StagedSource, error) {
 		return StagedSource{}, &StageError{Stage: StageStaging, Err: fmt.Errorf("read source %q (%s): %w", spec.Alias, RedactURI(spec.URI), err)}
 	}
@@ -216,7 +250,15 @@ func (r *Runner) StageSource(ctx context.Context, job *Job, side int, hashExpr s
 		return fail(err)
 	}
 	defer ss.Close()
-	if _, err := ss.Attach(ctx, spec.Alias, src, spec.Filters); err != nil {
+	switch split, ok := src.(SplittableSource); {
+	case st.Split == nil:
+		_, err = ss.Attach(ctx, spec.Alias, src, spec.Filters)
+	case ok:
+		_, err = ss.Attach(ctx, spec.Alias, splitRowSource{SplittableSource: split, split: *st.Split}, spec.Filters)
+	default:
+		_, err = ss.AttachSplit(ctx, spec.Alias, spec.Filters, *st.Split)
+	}
+	if err != nil {
 		return fail(err)
 	}
 	start := time.Now()
@@ -234,7 +276,7 @@ func (r *Runner) StageSource(ctx context.Context, job *Job, side int, hashExpr s
 	if out.Rows != n {
 		return fail(fmt.Errorf("staged %d rows but wrote %d", n, out.Rows))
 	}
-	r.logger().Info("source partitioned", "run_id", job.RunID, "alias", spec.Alias, "rows", n, "parts", parts, "bytes", out.Bytes, "elapsed", time.Since(start).Round(time.Millisecond))
+	r.logger().Info("source partitioned", "run_id", job.RunID, "alias", spec.Alias, "rows", n, "parts", parts, "split", st.Split != nil, "bytes", out.Bytes, "elapsed", time.Since(start).Round(time.Millisecond))
 	return out, nil
 }
 

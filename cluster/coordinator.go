@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
-	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -20,6 +20,11 @@ type DistributorConfig struct {
 	Local   kalla.JobRunner
 	Tasks   *TaskQueue
 	Members *Members
+	// Splitter, if set, splits a staged source that can be read in parts
+	// (Postgres) into up to Partitions stage tasks, and no more than the
+	// live executors run at once; otherwise, and for other sources, one
+	// stage task reads the whole source.
+	Splitter SourceSplitter
 	// Partitions is the number of match tasks per split job.
 	Partitions int
 	// Staging is where executors exchange files, the same as theirs; each
@@ -32,6 +37,14 @@ type DistributorConfig struct {
 	Metrics       *ClusterMetrics
 	Logger        *slog.Logger
 }
+
+// SourceSplitter splits a source of a job for several stage tasks;
+// *kalla.Runner is one.
+type SourceSplitter interface {
+	SplitSource(ctx context.Context, job *kalla.Job, side, n int) (*kalla.SourceSplits, error)
+}
+
+var _ SourceSplitter = (*kalla.Runner)(nil)
 
 // Distributor is the scheduler's kalla.JobRunner: with no executor alive it
 // runs a job locally at once; otherwise it coordinates the job's tasks on
@@ -138,7 +151,9 @@ func (c *coordination) report(p kalla.Progress) {
 func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 	m := c.d.cfg.Metrics
 	c.report(kalla.Progress{Stage: kalla.StageStaging, Progress: 0})
-	planned, err := c.phase(ctx, []*ExecTask{c.task("plan", TaskPlan)}, nil)
+	pt := c.task("plan", TaskPlan)
+	pt.Parts = c.d.cfg.Partitions // the most parts a source of files is cut into
+	planned, err := c.phase(ctx, []*ExecTask{pt}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -158,10 +173,20 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 	}
 
 	parts := c.d.cfg.Partitions
-	var stageDirs [2]string
+	var stageDirs [2][]string
 	var stage []*ExecTask
 	var counts [2]int64
 	var columns [2][]kalla.StagedColumn
+	var held []*kalla.SourceSplits
+	release := func() {
+		for _, h := range held {
+			if err := h.Release(); err != nil {
+				c.log.Warn("release source splits failed", "err", err)
+			}
+		}
+		held = nil
+	}
+	defer release()
 	for side := range 2 {
 		if plan.Direct[side] {
 			// Parquet files every executor reads: each match task reads
@@ -169,11 +194,32 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 			counts[side] = plan.Rows[side]
 			continue
 		}
-		t := c.task(fmt.Sprintf("stage-%d", side), TaskStage)
-		t.Side, t.Hash, t.Parts = side, plan.Hash[side], parts
-		t.Dir = filepath.Join(c.root, "stage", fmt.Sprint(side))
-		stageDirs[side] = t.Dir
-		stage = append(stage, t)
+		splits := plan.Splits[side]
+		if len(splits) == 0 {
+			ss, err := c.split(ctx, side, min(parts, c.slots(ctx)))
+			if err != nil {
+				return nil, err
+			}
+			if ss != nil {
+				held = append(held, ss)
+				splits = ss.Splits
+			}
+		} else {
+			c.log.Info("source split", "alias", c.job.Sources[side].Alias, "splits", len(splits))
+		}
+		n := max(len(splits), 1)
+		for k := range n {
+			t := c.task(fmt.Sprintf("stage-%d-%d", side, k), TaskStage)
+			t.Side, t.Hash, t.Parts = side, plan.Hash[side], parts
+			// Each stage task writes into a folder of its own, which a
+			// retry of the task replaces: no row is staged twice.
+			t.Dir = path.Join(c.root, "stage", fmt.Sprintf("%d-%d", side, k))
+			if len(splits) > 0 {
+				t.Split = &splits[k]
+			}
+			stageDirs[side] = append(stageDirs[side], t.Dir)
+			stage = append(stage, t)
+		}
 	}
 	var staged []*TaskResult
 	if len(stage) > 0 {
@@ -181,16 +227,26 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 		staged, err = c.phase(ctx, stage, func(done, total int) {
 			c.report(kalla.Progress{Stage: kalla.StageStaging, Progress: float64(done) / float64(total)})
 		})
+		// Every split is read (or the job failed): end the transactions
+		// that kept the splits consistent.
+		release()
 		if err != nil {
 			return nil, err
 		}
 	}
+	seen := [2]bool{}
 	for i, r := range staged {
 		side := stage[i].Side
 		if r.Staged == nil {
-			return nil, &kalla.StageError{Stage: kalla.StageStaging, Err: errors.New("stage task returned nothing")}
+			return nil, &kalla.StageError{Stage: kalla.StageStaging, Err: fmt.Errorf("stage task %s returned nothing", stage[i].ID)}
 		}
-		counts[side], columns[side] = r.Staged.Rows, r.Staged.Columns
+		if seen[side] && !slices.Equal(columns[side], r.Staged.Columns) {
+			return nil, &kalla.StageError{Stage: kalla.StageStaging, Err: fmt.Errorf("stage task %s of source %q staged other column types than the source's other splits",
+				stage[i].ID, c.job.Sources[side].Alias)}
+		}
+		seen[side] = true
+		counts[side] += r.Staged.Rows
+		columns[side] = r.Staged.Columns
 		if m != nil {
 			m.RowsShuffled.Add(float64(r.Staged.Rows))
 			m.BytesShuffled.Add(float64(r.Staged.Bytes))
@@ -211,7 +267,7 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 		t := c.task(fmt.Sprintf("match-%d", p), TaskMatch)
 		t.Partition, t.Spec, t.StageDirs, t.Columns, t.Broadcast = p, plan.Spec, stageDirs, columns, broadcast
 		t.Direct, t.Hashes, t.Parts = plan.Direct, plan.Hash, parts
-		t.Dir = filepath.Join(c.root, "match", fmt.Sprintf("p%d", p))
+		t.Dir = path.Join(c.root, "match", fmt.Sprintf("p%d", p))
 		match = append(match, t)
 	}
 	matched, err := c.phase(ctx, match, func(done, total int) {
@@ -228,10 +284,10 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 			sofar += r.Counts.Matched
 		}
 		dir := match[p].Dir
-		ms.Matched = append(ms.Matched, filepath.Join(dir, kalla.MatchedFile))
+		ms.Matched = append(ms.Matched, path.Join(dir, kalla.MatchedFile))
 		for side := range 2 {
 			if side != broadcast {
-				ms.Unmatched[side] = append(ms.Unmatched[side], filepath.Join(dir, names[side]))
+				ms.Unmatched[side] = append(ms.Unmatched[side], path.Join(dir, names[side]))
 			}
 		}
 	}
@@ -239,7 +295,7 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 	case broadcast >= 0 && plan.Direct[broadcast]:
 		ms.BroadcastFiles = kalla.StagedSet{Source: &kalla.SourcePartition{Partition: -1}}
 	case broadcast >= 0:
-		files, err := kalla.StagedFiles(ctx, c.d.cfg.Staging, stageDirs[broadcast], -1)
+		files, err := stagedFiles(ctx, c.d.cfg.Staging, stageDirs[broadcast], -1)
 		if err != nil {
 			return nil, &kalla.StageError{Stage: kalla.StageWriting, Err: err}
 		}
@@ -260,6 +316,49 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 	c.report(kalla.Progress{Stage: kalla.StageWriting, Progress: 1, RowsRead: rowsRead, MatchedSoFar: &res.MatchedCount})
 	c.log.Info("distributed job done", "matched", res.MatchedCount, "elapsed", time.Since(c.start).Round(time.Millisecond))
 	return res, nil
+}
+
+// slots is how many tasks the live executors run at once. A database
+// source is split into no more ranges than that: each range is read in
+// parallel streams inside its task already, so a range more than the
+// executors run at once only adds a session, connections and a snapshot
+// import (measured: 0.2–0.4 s of a 3 s stage). CSV files are cut into up
+// to Partitions splits regardless: a split also spares its task typing
+// the columns again.
+func (c *coordination) slots(ctx context.Context) int {
+	execs, err := c.d.cfg.Members.Executors(ctx)
+	if err != nil {
+		return 1
+	}
+	n := 0
+	for _, e := range execs {
+		n += max(e.MaxTasks, 1)
+	}
+	return max(n, 1)
+}
+
+// split asks the Splitter to split source side into up to n splits; nil
+// when it is staged by one task. A source the scheduler cannot split (it
+// cannot reach the database, say) is staged whole, with a warning: the
+// executors may still reach it.
+func (c *coordination) split(ctx context.Context, side, n int) (*kalla.SourceSplits, error) {
+	if c.d.cfg.Splitter == nil {
+		return nil, nil
+	}
+	alias := c.job.Sources[side].Alias
+	splits, err := c.d.cfg.Splitter.SplitSource(ctx, c.job, side, n)
+	switch {
+	case err != nil && kalla.IsValidation(err):
+		return nil, &kalla.StageError{Stage: kalla.StageValidating, Err: err}
+	case err != nil && ctx.Err() != nil:
+		return nil, err
+	case err != nil:
+		c.log.Warn("cannot split source; one task stages it", "alias", alias, "err", err)
+		return nil, nil
+	case splits != nil:
+		c.log.Info("source split", "alias", alias, "splits", len(splits.Splits))
+	}
+	return splits, nil
 }
 
 func (c *coordination) task(id string, kind TaskKind) *ExecTask {

@@ -18,8 +18,8 @@ import (
 // TaskRunner carries out executor tasks; *kalla.Runner is one.
 type TaskRunner interface {
 	kalla.JobRunner
-	PlanSplit(ctx context.Context, job *kalla.Job) (kalla.SplitPlan, error)
-	StageSource(ctx context.Context, job *kalla.Job, side int, hashExpr string, parts int, dir string) (kalla.StagedSource, error)
+	PlanSplit(ctx context.Context, job *kalla.Job, splits int) (kalla.SplitPlan, error)
+	StageSource(ctx context.Context, job *kalla.Job, st kalla.StageSpec) (kalla.StagedSource, error)
 	MatchPartition(ctx context.Context, job *kalla.Job, spec kalla.MatchSpec, in [2]kalla.StagedSet, dir string) (kalla.Counts, error)
 	MergeResults(ctx context.Context, job *kalla.Job, m kalla.MergeSpec, counts [2]int64, start time.Time) (*kalla.Result, error)
 }
@@ -298,11 +298,11 @@ func (e *Executor) run(ctx context.Context, t *ExecTask, scratch string, res *Ta
 	job := t.Job
 	switch t.Kind {
 	case TaskPlan:
-		plan, err := e.cfg.Runner.PlanSplit(ctx, &job)
+		plan, err := e.cfg.Runner.PlanSplit(ctx, &job, t.Parts)
 		res.Plan = &plan
 		return err
 	case TaskStage:
-		staged, err := e.cfg.Runner.StageSource(ctx, &job, t.Side, t.Hash, t.Parts, t.Dir)
+		staged, err := e.cfg.Runner.StageSource(ctx, &job, kalla.StageSpec{Side: t.Side, Hash: t.Hash, Parts: t.Parts, Dir: t.Dir, Split: t.Split})
 		res.Staged = &staged
 		return err
 	case TaskMatch:
@@ -316,7 +316,7 @@ func (e *Executor) run(ctx context.Context, t *ExecTask, scratch string, res *Ta
 				in[side] = kalla.StagedSet{Source: &kalla.SourcePartition{Hash: t.Hashes[side], Parts: t.Parts, Partition: p}}
 				continue
 			}
-			keys, err := kalla.StagedFiles(ctx, e.cfg.Staging, t.StageDirs[side], p)
+			keys, err := stagedFiles(ctx, e.cfg.Staging, t.StageDirs[side], p)
 			if err != nil {
 				return &kalla.StageError{Stage: kalla.StageMatching, Err: err}
 			}
@@ -425,4 +425,18 @@ func (e *Executor) fetchMerge(ctx context.Context, m kalla.MergeSpec, scratch st
 		}
 	}
 	return m, nil
+}
+
+// stagedFiles lists the staged files of partition p (every partition when
+// p is negative) of a source staged by the stage tasks writing to dirs.
+func stagedFiles(ctx context.Context, st kalla.Staging, dirs []string, p int) ([]string, error) {
+	var files []string
+	for _, dir := range dirs {
+		f, err := kalla.StagedFiles(ctx, st, dir, p)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, f...)
+	}
+	return files, nil
 }

@@ -36,21 +36,24 @@ type ExecTask struct {
 	Job  kalla.Job `json:"job"`
 	Root string    `json:"root"`
 
-	// Stage: which source, how to hash it, into how many partitions, where.
-	Side  int    `json:"side,omitempty"`
-	Hash  string `json:"hash,omitempty"`
-	Parts int    `json:"parts,omitempty"`
-	Dir   string `json:"dir,omitempty"`
+	// Stage: which source, how to hash it, into how many partitions, where,
+	// and, for a source split into several stage tasks, this task's split.
+	Side  int                `json:"side,omitempty"`
+	Hash  string             `json:"hash,omitempty"`
+	Parts int                `json:"parts,omitempty"`
+	Dir   string             `json:"dir,omitempty"`
+	Split *kalla.SourceSplit `json:"split,omitempty"`
 
-	// Match: the partition, the staged sources (StageDirs) with their
-	// columns, and the side sent whole (-1 for none). A source marked Direct
+	// Match: the partition, the staged sources (StageDirs: the folders of
+	// each source's stage tasks) with their columns, and the side sent
+	// whole (-1 for none). A source marked Direct
 	// was not staged: the task reads its partition from the source itself,
 	// by Hashes[side] modulo Parts.
 	Partition int                     `json:"partition,omitempty"`
 	Direct    [2]bool                 `json:"direct,omitempty"`
 	Hashes    [2]string               `json:"hashes,omitempty"`
 	Spec      kalla.MatchSpec         `json:"spec"`
-	StageDirs [2]string               `json:"stage_dirs"`
+	StageDirs [2][]string             `json:"stage_dirs"`
 	Columns   [2][]kalla.StagedColumn `json:"columns"`
 	Broadcast int                     `json:"broadcast"`
 

@@ -128,9 +128,19 @@ func (s *Session) Attach(ctx context.Context, alias string, src kalla.Source, fi
 	if err != nil {
 		return nil, err
 	}
-	if t.where, err = s.filterSQL(ctx, t); err != nil {
+	if err := s.declare(ctx, t); err != nil {
 		return nil, err
 	}
+	return t.cols, nil
+}
+
+// declare checks t's filters and creates its table (or view).
+func (s *Session) declare(ctx context.Context, t *table) error {
+	var err error
+	if t.where, err = s.filterSQL(ctx, t); err != nil {
+		return err
+	}
+	alias := t.alias
 	defs := make([]string, len(t.cols))
 	for i, c := range t.cols {
 		defs[i] = quoteIdent(c.Name) + " " + t.types[i]
@@ -140,10 +150,10 @@ func (s *Session) Attach(ctx context.Context, alias string, src kalla.Source, fi
 		create = fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM %s%s", s.qualified(alias), t.from, t.where)
 	}
 	if _, err := s.conn.ExecContext(ctx, create); err != nil {
-		return nil, fmt.Errorf("create table for %q: %w", alias, err)
+		return fmt.Errorf("create table for %q: %w", alias, err)
 	}
 	s.tables[alias] = t
-	return t.cols, nil
+	return nil
 }
 
 // QueryColumns binds query without running it.

@@ -20,7 +20,7 @@ import (
 func runSplit(t *testing.T, r *kalla.Runner, job *kalla.Job, parts int, direct [2]bool) (kalla.SplitPlan, *kalla.Result) {
 	t.Helper()
 	ctx := context.Background()
-	plan, err := r.PlanSplit(ctx, job)
+	plan, err := r.PlanSplit(ctx, job, 1)
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
@@ -43,7 +43,7 @@ func runSplit(t *testing.T, r *kalla.Runner, job *kalla.Job, parts int, direct [
 			continue
 		}
 		dirs[side] = filepath.Join(root, fmt.Sprint("stage", side))
-		st, err := r.StageSource(ctx, job, side, plan.Hash[side], parts, dirs[side])
+		st, err := r.StageSource(ctx, job, kalla.StageSpec{Side: side, Hash: plan.Hash[side], Parts: parts, Dir: dirs[side]})
 		if err != nil {
 			t.Fatalf("stage %d: %v", side, err)
 		}

@@ -70,8 +70,11 @@ const (
 	oidJSONB       = 3802
 )
 
-// describe resolves the table and maps its columns.
-func (s *Source) describe(ctx context.Context, conn *pgx.Conn) (*relation, error) {
+// describe resolves the table and maps its columns. A numeric column whose
+// DECIMAL width comes from the data takes its type from declared instead
+// when declared names it: the type a split source decided once for all its
+// splits.
+func (s *Source) describe(ctx context.Context, conn *pgx.Conn, declared []kalla.Column) (*relation, error) {
 	exact, folded := s.table.candidates()
 	rel := &relation{}
 	var schema, name, kind string
@@ -133,6 +136,11 @@ func (s *Source) describe(ctx context.Context, conn *pgx.Conn) (*relation, error
 		if pc.oid == oidNumeric {
 			if p, sc, ok := numericTypmod(pc.typmod); ok && p <= kalla.MaxDecimalPrecision {
 				c.typ = kalla.Type{Kind: kalla.TypeDecimal, Precision: p, Scale: sc}
+			} else if d := findDeclared(declared, pc.name); d != nil {
+				c.typ = d.Type
+				if d.Type.Kind == kalla.TypeVarchar {
+					c.asText()
+				}
 			} else {
 				infer, typmods = append(infer, i), append(typmods, pc.typmod)
 			}
@@ -279,6 +287,16 @@ func (s *Source) inferDecimals(ctx context.Context, conn *pgx.Conn, rel *relatio
 			s.log.Warn("numeric column too wide for DECIMAL(38): reading it as text",
 				"column", c.name, "integer_digits", digits, "scale", scale)
 			c.asText()
+		}
+	}
+	return nil
+}
+
+// findDeclared returns the column of declared named name, or nil.
+func findDeclared(declared []kalla.Column, name string) *kalla.Column {
+	for i := range declared {
+		if declared[i].Name == name {
+			return &declared[i]
 		}
 	}
 	return nil

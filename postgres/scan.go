@@ -86,14 +86,25 @@ func (s *Source) scan(ctx context.Context, cancel context.CancelFunc, filters []
 	}
 	snapshot := ""
 	if len(ranges) > 1 {
-		if err := conn.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
-			return fmt.Errorf("export snapshot of %s: %w", rel.display, err)
-		}
-		if !snapshotRe.MatchString(snapshot) {
-			return fmt.Errorf("export snapshot of %s: unexpected snapshot id %q", rel.display, snapshot)
+		if snapshot, err = exportSnapshot(ctx, conn, rel); err != nil {
+			return err
 		}
 	}
 	start := time.Now()
+	rows, err := s.readRanges(ctx, cancel, rel, fs, ranges, conn, snapshot, sink)
+	if err != nil {
+		return err
+	}
+	s.log.Debug("scanned", "rows", rows, "streams", len(ranges), "filters", len(filters),
+		"elapsed", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// readRanges reads ranges in parallel streams on snapshot and returns the
+// rows read. When conn is set, its transaction holds the snapshot and it
+// reads the first range itself; every other range gets a connection that
+// imports the snapshot. cancel stops every stream on the first error.
+func (s *Source) readRanges(ctx context.Context, cancel context.CancelFunc, rel *relation, fs *filterSet, ranges []pageRange, conn *pgx.Conn, snapshot string, sink kalla.RowSink) (int64, error) {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
@@ -108,7 +119,10 @@ func (s *Source) scan(ctx context.Context, cancel context.CancelFunc, filters []
 			cancel()
 		}
 	}
-	for i := 1; i < len(ranges); i++ {
+	for i := range ranges {
+		if i == 0 && conn != nil {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -119,23 +133,18 @@ func (s *Source) scan(ctx context.Context, cancel context.CancelFunc, filters []
 			}
 		}()
 	}
-	// The coordinator reads the first range itself: its transaction holds
-	// the snapshot already.
-	n, err := s.stream(ctx, conn, rel, fs, ranges[0], sink)
-	rows.Add(n)
-	if err != nil {
-		fail(fmt.Errorf("read %s (range 1 of %d): %w", rel.display, len(ranges), err))
+	if conn != nil {
+		n, err := s.stream(ctx, conn, rel, fs, ranges[0], sink)
+		rows.Add(n)
+		if err != nil {
+			fail(fmt.Errorf("read %s (range 1 of %d): %w", rel.display, len(ranges), err))
+		}
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return firstErr
+		return rows.Load(), firstErr
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.log.Debug("scanned", "rows", rows.Load(), "streams", len(ranges), "filters", len(filters),
-		"elapsed", time.Since(start).Round(time.Millisecond))
-	return nil
+	return rows.Load(), ctx.Err()
 }
 
 // begin opens the coordinating transaction on the source's connection. A
@@ -147,7 +156,7 @@ func (s *Source) begin(ctx context.Context) (*pgx.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		_, err = conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+		_, err = conn.Exec(ctx, beginSnapshot)
 		if err == nil {
 			return conn, nil
 		}
@@ -159,9 +168,26 @@ func (s *Source) begin(ctx context.Context) (*pgx.Conn, error) {
 	}
 }
 
+// beginSnapshot starts the read-only transaction every read of a table
+// runs in: one snapshot for all of its statements, to export or import.
+const beginSnapshot = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
 // snapshotRe matches the ids pg_export_snapshot returns, which go into SQL
 // text (SET TRANSACTION SNAPSHOT takes no parameter).
 var snapshotRe = regexp.MustCompile(`^[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+$`)
+
+// exportSnapshot exports the snapshot of conn's transaction for other
+// connections to import.
+func exportSnapshot(ctx context.Context, conn *pgx.Conn, rel *relation) (string, error) {
+	var snapshot string
+	if err := conn.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&snapshot); err != nil {
+		return "", fmt.Errorf("export snapshot of %s: %w", rel.display, err)
+	}
+	if !snapshotRe.MatchString(snapshot) {
+		return "", fmt.Errorf("export snapshot of %s: unexpected snapshot id %q", rel.display, snapshot)
+	}
+	return snapshot, nil
+}
 
 // checkFilters stores the filter operands on the coordinator's transaction,
 // one filter at a time, so that an operand the column's type rejects ("abc"
@@ -186,15 +212,28 @@ func (s *Source) checkFilters(ctx context.Context, conn *pgx.Conn, fs *filterSet
 	return nil
 }
 
-// plan splits the relation into page ranges. Only a table (plain,
-// partitioned or materialized view) on Postgres 14 or later, which scans a
-// ctid range without reading the rest of the table, is split; and only into
-// ranges of at least minRangePages.
+// plan splits the relation into up to parallelism page ranges.
 func (s *Source) plan(ctx context.Context, conn *pgx.Conn, rel *relation, parallelism int) ([]pageRange, error) {
-	whole := []pageRange{{-1, -1}}
-	if parallelism <= 1 || rel.major < 14 || !strings.ContainsRune("rpm", rune(rel.kind)) {
-		return whole, nil
+	whole := pageRange{-1, -1}
+	if parallelism <= 1 || !splittable(rel) {
+		return []pageRange{whole}, nil
 	}
+	pages, err := measure(ctx, conn, rel)
+	if err != nil {
+		return nil, err
+	}
+	return s.divide(whole, pages, parallelism), nil
+}
+
+// splittable reports whether rel can be read in ctid ranges: only a table
+// (plain, partitioned or materialized view) on Postgres 14 or later scans a
+// ctid range without reading the rest of the table.
+func splittable(rel *relation) bool {
+	return rel.major >= 14 && strings.ContainsRune("rpm", rune(rel.kind))
+}
+
+// measure returns the relation's size in heap pages.
+func measure(ctx context.Context, conn *pgx.Conn, rel *relation) (int64, error) {
 	sizeSQL := "SELECT pg_relation_size($1::oid::regclass) / current_setting('block_size')::int8"
 	if rel.kind == 'p' {
 		// Each partition is cut by the same page ranges: size them on the
@@ -203,22 +242,33 @@ func (s *Source) plan(ctx context.Context, conn *pgx.Conn, rel *relation, parall
 	}
 	var pages int64
 	if err := conn.QueryRow(ctx, sizeSQL, rel.oid).Scan(&pages); err != nil {
-		return nil, fmt.Errorf("measure %s: %w", rel.display, err)
+		return 0, fmt.Errorf("measure %s: %w", rel.display, err)
 	}
-	n := int64(parallelism)
+	return pages, nil
+}
+
+// divide cuts r, in a relation of pages heap pages, into up to n ranges of
+// at least minRangePages each. An open bound of r (no lower or upper limit)
+// stays open on the first or last range: pages added since they were
+// counted belong to the last range.
+func (s *Source) divide(r pageRange, pages int64, n int) []pageRange {
+	lo, hi := max(r.lo, 0), r.hi
+	if hi < 0 {
+		hi = max(pages, lo)
+	}
+	k := int64(n)
 	if s.minRangePages > 0 {
-		n = min(n, pages/s.minRangePages)
+		k = min(k, (hi-lo)/s.minRangePages)
 	}
-	if n <= 1 {
-		return whole, nil
+	if k <= 1 {
+		return []pageRange{r}
 	}
-	ranges := make([]pageRange, n)
-	for i := range n {
-		ranges[i] = pageRange{lo: pages * i / n, hi: pages * (i + 1) / n}
+	ranges := make([]pageRange, k)
+	for i := range k {
+		ranges[i] = pageRange{lo: lo + (hi-lo)*i/k, hi: lo + (hi-lo)*(i+1)/k}
 	}
-	// Pages added since they were counted belong to the last range.
-	ranges[0].lo, ranges[n-1].hi = -1, -1
-	return ranges, nil
+	ranges[0].lo, ranges[k-1].hi = r.lo, r.hi
+	return ranges
 }
 
 // worker reads one range over a connection of its own, in a transaction that
@@ -235,7 +285,7 @@ func (s *Source) worker(ctx context.Context, rel *relation, fs *filterSet, r pag
 	}()
 	// Two statements in one simple-protocol round trip: SET TRANSACTION
 	// SNAPSHOT must come before any query of the transaction.
-	begin := "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '" + snapshot + "'"
+	begin := beginSnapshot + "; SET TRANSACTION SNAPSHOT '" + snapshot + "'"
 	if _, err := conn.PgConn().Exec(ctx, begin).ReadAll(); err != nil {
 		return 0, fmt.Errorf("import snapshot: %w", err)
 	}

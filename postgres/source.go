@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -25,6 +26,16 @@ import (
 // of its own: 1024 pages of 8 kB, some 8 MB or 50,000 narrow rows. Below it
 // the connection and snapshot import cost more than the parallel read saves.
 const defaultMinRangePages = 1024
+
+// minRangePages is defaultMinRangePages, or KALLA_PG_MIN_RANGE_PAGES when
+// it is set to a positive number: a smaller share gives small tables
+// parallel streams and cluster splits (the multi-process tests use it).
+func minRangePages() int64 {
+	if n, err := strconv.ParseInt(os.Getenv("KALLA_PG_MIN_RANGE_PAGES"), 10, 64); err == nil && n > 0 {
+		return n
+	}
+	return defaultMinRangePages
+}
 
 // Source is a Postgres table or view, opened from
 // postgres://user:pass@host:port/db?table=schema.name.
@@ -46,6 +57,7 @@ type Source struct {
 	conn *pgx.Conn  // the coordinating connection, nil until needed
 	rel  *relation  // the table's columns, read once
 	done bool
+	held []func() error // end the transactions of unreleased splits
 }
 
 var _ kalla.RowSource = (*Source)(nil)
@@ -67,7 +79,7 @@ func Open(ctx context.Context, uri string) (kalla.Source, error) {
 		addr:          net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))),
 		secrets:       secrets,
 		log:           slog.Default().With("source", "postgres", "table", ref.String()),
-		minRangePages: defaultMinRangePages,
+		minRangePages: minRangePages(),
 	}
 	s.closing, s.close = context.WithCancel(context.Background())
 	return s, nil
@@ -80,6 +92,7 @@ func (s *Source) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.done = true
+	s.releaseHeld()
 	s.dropConn()
 	return nil
 }
@@ -103,6 +116,12 @@ func (s *Source) Columns(ctx context.Context) ([]kalla.Column, error) {
 
 // relation returns the table's description, reading it on first use.
 func (s *Source) relation(ctx context.Context) (*relation, error) {
+	return s.relationAs(ctx, nil)
+}
+
+// relationAs is relation, reading the types of inferred numeric columns
+// from declared (see describe).
+func (s *Source) relationAs(ctx context.Context, declared []kalla.Column) (*relation, error) {
 	if s.done {
 		return nil, errors.New("postgres source is closed")
 	}
@@ -113,7 +132,7 @@ func (s *Source) relation(ctx context.Context) (*relation, error) {
 	if err != nil {
 		return nil, err
 	}
-	rel, err := s.describe(ctx, conn)
+	rel, err := s.describe(ctx, conn, declared)
 	if err != nil {
 		if conn.IsClosed() {
 			s.conn = nil

@@ -1,11 +1,12 @@
 // Command clusterbench measures cluster mode against local mode on one
 // machine: the same 1:1-with-tolerance reconciliation of generated invoices
-// and payments (Parquet, the data of `kallad bench`, from internal/benchdata)
-// run by `kallad run`, by a scheduler with no executor (it runs the job
-// itself), and by a scheduler with 1 and 2 `kallad executor` processes. It
-// prints, per size, the seconds, the ratio to `kallad run`, the shuffle
-// volume and the cluster phases side by side, and fails when any mode's
-// counts differ from local mode's or from the generator's design.
+// and payments (the data of `kallad bench`, from internal/benchdata, as
+// Parquet or CSV files or Postgres tables) run by `kallad run`, by a
+// scheduler with no executor (it runs the job itself), and by a scheduler
+// with 1 and 2 `kallad executor` processes. It prints, per size, the
+// seconds, the ratio to `kallad run`, the shuffle volume and the cluster
+// phases side by side, and fails when any mode's counts differ from local
+// mode's or from the generator's design.
 //
 //	go run ./benchmarks/clusterbench --rows 1000000,5000000
 package main
@@ -38,6 +39,8 @@ type options struct {
 	kallad     string
 	keep       bool
 	repeat     int
+	format     string
+	pgURL      string
 }
 
 // measurement is one mode's run of one size.
@@ -77,6 +80,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.dir, "dir", filepath.Join(os.TempDir(), "kalla-clusterbench"), "folder for the generated data (reused across runs) and the runs")
 	fs.StringVar(&o.kallad, "kallad", "", "kallad binary to use (default: build ./cmd/kallad)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the runs' outputs and logs")
+	fs.StringVar(&o.format, "format", "parquet", "sources: parquet files (read in place by the match tasks), csv files (staged, in byte-range splits) or postgres tables (staged, in ctid-range splits; needs --pg-url)")
+	fs.StringVar(&o.pgURL, "pg-url", "", "Postgres for --format postgres: the data are loaded into schema clusterbench_<rows>")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs of each mode; the fastest is shown (the machine may be shared)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -94,6 +99,12 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("--executors: %q is not a count", f)
 		}
 		o.executors = append(o.executors, n)
+	}
+	switch {
+	case o.format != "parquet" && o.format != "csv" && o.format != "postgres":
+		return nil, fmt.Errorf("--format: %q is not parquet, csv or postgres", o.format)
+	case o.format == "postgres" && o.pgURL == "":
+		return nil, fmt.Errorf("--format postgres needs --pg-url")
 	}
 	if o.partitions < 1 {
 		return nil, fmt.Errorf("--partitions must be at least 1")
@@ -119,6 +130,10 @@ func run(ctx context.Context, o *options, out io.Writer, logf func(string, ...an
 		if err != nil {
 			return err
 		}
+		in, err := sources(ctx, o, data, logf)
+		if err != nil {
+			return err
+		}
 		runs := filepath.Join(o.dir, fmt.Sprintf("runs-%d", n))
 		if err := os.RemoveAll(runs); err != nil {
 			return err
@@ -126,16 +141,16 @@ func run(ctx context.Context, o *options, out io.Writer, logf func(string, ...an
 		ms := make([]measurement, 1+len(o.executors))
 		for r := range max(o.repeat, 1) {
 			logf("%d invoices, %d payments (run %d): kallad run", n, data.Payments, r+1)
-			ms[0] = fastest(ms[0], runLocal(ctx, bin, filepath.Join(runs, fmt.Sprintf("local-%d", r)), data, o.partitions))
+			ms[0] = fastest(ms[0], runLocal(ctx, bin, filepath.Join(runs, fmt.Sprintf("local-%d", r)), in, o.partitions))
 			for i, e := range o.executors {
 				logf("%d invoices (run %d): scheduler with %d executors", n, r+1, e)
-				ms[i+1] = fastest(ms[i+1], runCluster(ctx, bin, filepath.Join(runs, fmt.Sprintf("cluster-%d-%d", e, r)), data, o.partitions, e))
+				ms[i+1] = fastest(ms[i+1], runCluster(ctx, bin, filepath.Join(runs, fmt.Sprintf("cluster-%d-%d", e, r)), in, o.partitions, e))
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 			}
 		}
-		if !printTable(out, n, data, o.partitions, ms) {
+		if !printTable(out, n, o.format, data, o.partitions, ms) {
 			failed = true
 		}
 		if !o.keep {
@@ -150,8 +165,8 @@ func run(ctx context.Context, o *options, out io.Writer, logf func(string, ...an
 
 // printTable prints one size's measurements and reports whether every run
 // succeeded with local mode's counts and the generator's expected ones.
-func printTable(out io.Writer, n int64, d *benchdata.Set, parts int, ms []measurement) bool {
-	fmt.Fprintf(out, "\n%d invoices × %d payments (Parquet, 1:1 with tolerance), P = %d, %d CPUs\n", n, d.Payments, parts, runtime.NumCPU())
+func printTable(out io.Writer, n int64, format string, d *benchdata.Set, parts int, ms []measurement) bool {
+	fmt.Fprintf(out, "\n%d invoices × %d payments (%s, 1:1 with tolerance), P = %d, %d CPUs\n", n, d.Payments, format, parts, runtime.NumCPU())
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "mode\tseconds\tvs local\tshuffle MB\tplan\tstage\tmatch\tmerge\tmatched\tunmatched L\tunmatched R\t")
 	ok := true

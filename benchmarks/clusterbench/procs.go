@@ -22,10 +22,10 @@ import (
 	"github.com/kalla-dev/kalla/internal/benchdata"
 )
 
-// jobJSON is the benchmark job over d's Parquet files, as the scheduler's
-// API and `kallad run` take it.
-func jobJSON(d *benchdata.Set, out string) ([]byte, error) {
-	job := benchdata.Job(d.InvoicesParquet, d.PaymentsParquet, out)
+// jobJSON is the benchmark job over in's sources, as the scheduler's API
+// and `kallad run` take it.
+func jobJSON(in input, out string) ([]byte, error) {
+	job := benchdata.Job(in.left, in.right, out)
 	job.RunID = kalla.NewRunID()
 	b, err := json.Marshal(&job)
 	if err != nil {
@@ -35,13 +35,13 @@ func jobJSON(d *benchdata.Set, out string) ([]byte, error) {
 }
 
 // runLocal runs the job with `kallad run`.
-func runLocal(ctx context.Context, bin, dir string, d *benchdata.Set, parts int) measurement {
+func runLocal(ctx context.Context, bin, dir string, in input, parts int) measurement {
 	m := measurement{mode: "kallad run"}
 	fail := func(err error) measurement { m.err = err; return m }
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
-	raw, err := jobJSON(d, filepath.Join(dir, "out"))
+	raw, err := jobJSON(in, filepath.Join(dir, "out"))
 	if err != nil {
 		return fail(err)
 	}
@@ -147,7 +147,7 @@ func getJSON(url string, v any) error {
 // runCluster starts a scheduler and execs executors on it (all using every
 // core), waits until the scheduler lists them, and times one job from its
 // submission to its completion.
-func runCluster(ctx context.Context, bin, dir string, d *benchdata.Set, parts, execs int) measurement {
+func runCluster(ctx context.Context, bin, dir string, in input, parts, execs int) measurement {
 	m := measurement{mode: fmt.Sprintf("scheduler + %d executors", execs)}
 	if execs == 0 {
 		m.mode = "scheduler, no executor"
@@ -189,7 +189,7 @@ func runCluster(ctx context.Context, bin, dir string, d *benchdata.Set, parts, e
 		return fail(err)
 	}
 
-	raw, err := jobJSON(d, filepath.Join(dir, "out"))
+	raw, err := jobJSON(in, filepath.Join(dir, "out"))
 	if err != nil {
 		return fail(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -58,18 +59,23 @@ func stagingEmpty(t *testing.T, staging string) bool {
 
 // Every pattern, on Postgres and on Parquet files, run by a scheduler with
 // two executor processes gives exactly what `kallad run` gives: the same
-// counts, and the same rows and column types in every file. Staging files
-// are gone after each job.
+// counts, and the same rows and column types in every file. Each Postgres
+// table is staged by two stage tasks (the scheduler's partition count),
+// ranges of one snapshot, and so is each CSV file (byte ranges). Staging
+// files are gone after each job.
 func TestClusterPatternsEqualLocal(t *testing.T) {
 	t.Parallel()
 	db := seedPatterns(t)
 	inv, pay := ducktest.WritePatternParquet(t, t.TempDir())
+	invCSV, payCSV := ducktest.WritePatternFiles(t, t.TempDir(), "csv")
 	rv := newCallbackReceiver(t)
 	data := t.TempDir()
 	staging := filepath.Join(data, "staging")
-	sched := startScheduler(t, data, "KALLA_TASK_ACK_WAIT=3s")
-	startExecutor(t, sched, staging)
-	startExecutor(t, sched, staging)
+	// The pattern tables have a dozen pages and their CSV files some 50 kB:
+	// ranges of 2 pages and splits of 1 kB divide them.
+	sched := startScheduler(t, data, "KALLA_TASK_ACK_WAIT=3s", "KALLA_PG_MIN_RANGE_PAGES=2")
+	startExecutor(t, sched, staging, "KALLA_CSV_MIN_SPLIT_BYTES=1024")
+	startExecutor(t, sched, staging, "KALLA_CSV_MIN_SPLIT_BYTES=1024")
 	if n := len(sched.executors(t)); n != 2 {
 		t.Fatalf("GET /api/cluster lists %d executors, want 2", n)
 	}
@@ -78,6 +84,7 @@ func TestClusterPatternsEqualLocal(t *testing.T) {
 	sources := map[string][2]string{
 		"postgres": {db.TableURI("invoices"), db.TableURI("payments")},
 		"parquet":  {inv, pay},
+		"csv":      {invCSV, payCSV},
 	}
 	for kind, src := range sources {
 		for _, pat := range clusterPatterns {
@@ -97,6 +104,9 @@ func TestClusterPatternsEqualLocal(t *testing.T) {
 				if planned == nil || planned[1] != pat.mode {
 					t.Errorf("job planned as %v, want %s", planned, pat.mode)
 				}
+				if kind != "parquet" && pat.mode != "single" {
+					checkSplit(t, sched.logs(), runID, map[string]int{"left_src": 2, "right_src": 2})
+				}
 				if !stagingEmpty(t, staging) {
 					t.Errorf("staging files left after the job")
 				}
@@ -105,6 +115,22 @@ func TestClusterPatternsEqualLocal(t *testing.T) {
 	}
 	if v := sched.metric(t, "kallad_rows_shuffled_total"); v == "0" {
 		t.Errorf("kallad_rows_shuffled_total = %s", v)
+	}
+}
+
+// checkSplit checks from the scheduler's log that runID's sources were
+// split into the given numbers of stage tasks.
+func checkSplit(t *testing.T, logs, runID string, want map[string]int) {
+	t.Helper()
+	got := map[string]int{}
+	re := regexp.MustCompile(`msg="source split".* run_id=` + runID + `.* alias=(\w+) splits=(\d+)`)
+	for _, m := range re.FindAllStringSubmatch(logs, -1) {
+		var n int
+		fmt.Sscan(m[2], &n)
+		got[m[1]] = n
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("sources split into %v stage tasks, want %v", got, want)
 	}
 }
 
@@ -146,6 +172,56 @@ func TestClusterExecutorKilledMidTask(t *testing.T) {
 		t.Errorf("staging files left after the job")
 	}
 	waitUntil(t, "the killed executor to drop out", func() bool { return len(sched.executors(t)) == 1 })
+}
+
+// An executor killed with SIGKILL while it stages one range of a Postgres
+// table loses nothing and duplicates nothing: the range's task is
+// redelivered to the other executor, which imports the snapshot the
+// scheduler still holds, replaces whatever the killed attempt wrote, and
+// the job completes with the local results.
+func TestClusterExecutorKilledMidStage(t *testing.T) {
+	t.Parallel()
+	db := seedPatterns(t)
+	// Every invoice row costs 3 ms to read, so each of the table's two
+	// ranges takes seconds to stage. (The test role is no superuser: the
+	// policy applies to it.)
+	db.Exec(t, `ALTER TABLE invoices ENABLE ROW LEVEL SECURITY`)
+	db.Exec(t, `ALTER TABLE invoices FORCE ROW LEVEL SECURITY`)
+	db.Exec(t, `CREATE POLICY slow ON invoices USING (pg_sleep(0.003)::text = '')`)
+	rv := newCallbackReceiver(t)
+	data := t.TempDir()
+	staging := filepath.Join(data, "staging")
+	sched := startScheduler(t, data, "KALLA_TASK_ACK_WAIT=2s", "KALLA_PG_MIN_RANGE_PAGES=2")
+	// Two executors of one task each: the tables are split in two ranges.
+	execs := []*execProc{startExecutor(t, sched, staging), startExecutor(t, sched, staging)}
+
+	job := patternJob(clusterPatterns[0].sql, db.TableURI("invoices"), db.TableURI("payments"), rv.base(), t)
+	runID := job["run_id"].(string)
+	if code, body := sched.submit(t, job); code != 202 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	stageStarted := regexp.MustCompile(`msg="task started".* task=stage-0-\d`)
+	var victim *execProc
+	waitUntil(t, "a stage task of the invoices to start", func() bool {
+		for _, e := range execs {
+			if stageStarted.MatchString(e.logs()) {
+				victim = e
+				return true
+			}
+		}
+		return false
+	})
+	victim.kill()
+
+	got := completeResult(t, rv, runID)
+	sameOutputs(t, got, runLocal(t, job))
+	checkSplit(t, sched.logs(), runID, map[string]int{"left_src": 2, "right_src": 2})
+	if v := sched.metric(t, "kallad_tasks_redelivered_total"); v == "0" {
+		t.Errorf("kallad_tasks_redelivered_total = %s, want a redelivery", v)
+	}
+	if !stagingEmpty(t, staging) {
+		t.Errorf("staging files left after the job")
+	}
 }
 
 // A task that fails on every attempt fails the job with one error

@@ -264,7 +264,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		parts = runtime.NumCPU()
 	}
 	distributor, err := cluster.NewDistributor(cluster.DistributorConfig{
-		Local: runner, Tasks: tasks, Members: members, Partitions: parts, Staging: staging,
+		Local: runner, Splitter: runner, Tasks: tasks, Members: members, Partitions: parts, Staging: staging,
 		Metrics: clusterMetrics, Logger: logger,
 	})
 	if err != nil {

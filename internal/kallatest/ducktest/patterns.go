@@ -27,6 +27,14 @@ var PatternData = []string{
 // invoices and payments tables as Parquet files in dir.
 func WritePatternParquet(t testing.TB, dir string) (invoices, payments string) {
 	t.Helper()
+	return WritePatternFiles(t, dir, "parquet")
+}
+
+// WritePatternFiles runs PatternData in a scratch DuckDB and writes the
+// invoices and payments tables in dir as files of format (parquet, or csv
+// with a header row).
+func WritePatternFiles(t testing.TB, dir, format string) (invoices, payments string) {
+	t.Helper()
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		t.Fatal(err)
@@ -37,9 +45,9 @@ func WritePatternParquet(t testing.TB, dir string) (invoices, payments string) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	invoices, payments = filepath.Join(dir, "invoices.parquet"), filepath.Join(dir, "payments.parquet")
+	invoices, payments = filepath.Join(dir, "invoices."+format), filepath.Join(dir, "payments."+format)
 	for table, path := range map[string]string{"invoices": invoices, "payments": payments} {
-		if _, err := db.Exec(fmt.Sprintf("COPY %s TO '%s' (FORMAT parquet)", table, path)); err != nil {
+		if _, err := db.Exec(fmt.Sprintf("COPY %s TO '%s' (FORMAT %s)", table, path, format)); err != nil {
 			t.Fatal(err)
 		}
 	}
