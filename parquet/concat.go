@@ -10,14 +10,12 @@ package parquet
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"reflect"
 
-	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
 )
 
@@ -65,7 +63,14 @@ func concat(ctx context.Context, out *os.File, srcs []string) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		m, err := readFooter(in)
+		var m *format.FileMetaData
+		st, err := in.Stat()
+		if err == nil {
+			var f *Footer
+			if f, err = ReadFooter(in, st.Size()); err == nil {
+				m = f.meta
+			}
+		}
 		if err == nil {
 			if meta == nil {
 				first := *m
@@ -83,47 +88,10 @@ func concat(ctx context.Context, out *os.File, srcs []string) (int64, error) {
 			return 0, fmt.Errorf("concat %s: %w", path, err)
 		}
 	}
-	footer, err := thrift.Marshal(new(thrift.CompactProtocol), meta)
-	if err != nil {
-		return 0, fmt.Errorf("encode footer: %w", err)
-	}
-	footer = binary.LittleEndian.AppendUint32(footer, uint32(len(footer)))
-	if _, err := out.Write(append(footer, magic...)); err != nil {
+	if err := writeFooter(out, meta); err != nil {
 		return 0, err
 	}
 	return meta.NumRows, nil
-}
-
-// readFooter decodes the file metadata at the end of f.
-func readFooter(f *os.File) (*format.FileMetaData, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	size := st.Size()
-	var tail [8]byte
-	if size < int64(2*len(magic)+4) {
-		return nil, fmt.Errorf("%d bytes is too short for a Parquet file", size)
-	}
-	if _, err := f.ReadAt(tail[:], size-8); err != nil {
-		return nil, err
-	}
-	if string(tail[4:]) != magic {
-		return nil, errors.New("not a Parquet file (no PAR1 at its end)")
-	}
-	n := int64(binary.LittleEndian.Uint32(tail[:4]))
-	if n > size-12 {
-		return nil, fmt.Errorf("footer of %d bytes does not fit in %d", n, size)
-	}
-	buf := make([]byte, n)
-	if _, err := f.ReadAt(buf, size-8-n); err != nil {
-		return nil, err
-	}
-	m := new(format.FileMetaData)
-	if err := thrift.Unmarshal(new(thrift.CompactProtocol), buf, m); err != nil {
-		return nil, fmt.Errorf("decode footer: %w", err)
-	}
-	return m, nil
 }
 
 // appendRowGroups copies the column chunks of m's row groups from in to out
@@ -141,10 +109,7 @@ func appendRowGroups(out, in *os.File, pos int64, m, meta *format.FileMetaData) 
 				return 0, fmt.Errorf("column chunk in another file (%s)", cc.FilePath)
 			}
 			md := &cc.MetaData
-			start := md.DataPageOffset
-			if md.DictionaryPageOffset > 0 && md.DictionaryPageOffset < start {
-				start = md.DictionaryPageOffset
-			}
+			start, _ := chunkSpan(md)
 			if _, err := in.Seek(start, io.SeekStart); err != nil {
 				return 0, err
 			}
