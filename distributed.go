@@ -250,11 +250,15 @@ func (r *Runner) StageSource(ctx context.Context, job *Job, st StageSpec) (Stage
 		return fail(err)
 	}
 	defer ss.Close()
-	switch split, ok := src.(SplittableSource); {
+	rows, isRows := src.(SplittableSource)
+	fetch, isFetch := src.(SplittableFetch)
+	switch {
 	case st.Split == nil:
 		_, err = ss.Attach(ctx, spec.Alias, src, spec.Filters)
-	case ok:
-		_, err = ss.Attach(ctx, spec.Alias, splitRowSource{SplittableSource: split, split: *st.Split}, spec.Filters)
+	case isRows:
+		_, err = ss.Attach(ctx, spec.Alias, splitRowSource{SplittableSource: rows, split: *st.Split}, spec.Filters)
+	case isFetch:
+		_, err = ss.Attach(ctx, spec.Alias, splitFetchSource{SplittableFetch: fetch, split: *st.Split}, spec.Filters)
 	default:
 		_, err = ss.AttachSplit(ctx, spec.Alias, spec.Filters, *st.Split)
 	}

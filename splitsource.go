@@ -29,6 +29,33 @@ type SplittableSource interface {
 	ScanSplit(ctx context.Context, filters []Filter, split SourceSplit, parallelism int, sink RowSink) error
 }
 
+// SplittableFetch is a FetchSource whose data several processes can fetch
+// in parts, each part a complete set of local files, all parts together
+// every row once: in cluster mode each stage task fetches one split. S3
+// Parquet objects implement it, cut at row groups, so an executor fetches
+// only the row groups (and footers) of its split.
+type SplittableFetch interface {
+	FetchSource
+	// SplitFetch divides the source into at most n splits of about equal
+	// size; it returns fewer than two when the source cannot be cut.
+	SplitFetch(ctx context.Context, n int) ([]SourceSplit, error)
+	// FetchSplit copies one split into dir, as Fetch copies the whole
+	// source.
+	FetchSplit(ctx context.Context, split SourceSplit, dir string) (*FileSource, error)
+}
+
+// splitFetchSource is one split of a SplittableFetch seen as a whole
+// FetchSource, so the engine attaches it as any other.
+type splitFetchSource struct {
+	SplittableFetch
+	split SourceSplit
+}
+
+// Fetch fetches the split only.
+func (s splitFetchSource) Fetch(ctx context.Context, dir string) (*FileSource, error) {
+	return s.FetchSplit(ctx, s.split, dir)
+}
+
 // SourceSplit is one split of a SplittableSource, as it travels in an
 // executor task: the columns decided when the source was split (so that
 // every split is read with the same types) and the source's own
@@ -98,6 +125,17 @@ func (r *Runner) SplitSource(ctx context.Context, job *Job, side, n int) (*Sourc
 	src, err := r.Sources.Open(ctx, spec.URI)
 	if err != nil {
 		return fail(err)
+	}
+	if sf, ok := src.(SplittableFetch); ok {
+		splits, err := sf.SplitFetch(ctx, n)
+		if err != nil || len(splits) < 2 {
+			src.Close()
+			if err != nil {
+				return fail(err)
+			}
+			return nil, nil
+		}
+		return NewSourceSplits(splits, src.Close), nil
 	}
 	ss, ok := src.(SplittableSource)
 	if !ok {

@@ -28,6 +28,9 @@ type object struct {
 	size int64 // -1 until the first response tells it
 	etag string
 	path string
+	// ranges, when set, are the only [off, end) byte ranges fetched, into a
+	// file of the object's full size (sparse); size must be known.
+	ranges [][2]int64
 
 	f    *os.File
 	left atomic.Int64 // ranges not yet written; the last one closes f
@@ -121,24 +124,33 @@ func (d *downloader) schedule(ctx context.Context, o *object, spans chan<- span)
 	if whole {
 		rangeSize = max(o.size, 1)
 	}
-	n := (o.size + rangeSize - 1) / rangeSize
+	parts := o.ranges
+	if parts == nil {
+		parts = [][2]int64{{0, o.size}}
+	}
+	var n int64
+	for _, r := range parts {
+		n += (r[1] - r[0] + rangeSize - 1) / rangeSize
+	}
 	if n == 0 {
 		return f.Close()
 	}
 	o.f = f
 	o.left.Store(n)
-	for off := int64(0); off < o.size; off += rangeSize {
-		sp := span{obj: o, off: off, end: min(off+rangeSize, o.size)}
-		if off == 0 {
-			sp.body = first
-		}
-		select {
-		case spans <- sp:
-		case <-ctx.Done():
-			if sp.body != nil {
-				sp.body.Close()
+	for _, r := range parts {
+		for off := r[0]; off < r[1]; off += rangeSize {
+			sp := span{obj: o, off: off, end: min(off+rangeSize, r[1])}
+			if off == 0 {
+				sp.body = first
 			}
-			return ctx.Err()
+			select {
+			case spans <- sp:
+			case <-ctx.Done():
+				if sp.body != nil {
+					sp.body.Close()
+				}
+				return ctx.Err()
+			}
 		}
 	}
 	return nil

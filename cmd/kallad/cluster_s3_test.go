@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,8 +23,16 @@ func TestClusterS3StagingEqualsLocal(t *testing.T) {
 	t.Parallel()
 	srv := kallatest.S3(t)
 	srv.CreateBucket(t, "kalla")
-	inv, pay := ducktest.WritePatternParquet(t, t.TempDir())
-	for key, p := range map[string]string{"sources/invoices.parquet": inv, "sources/payments.parquet": pay} {
+	dir := t.TempDir()
+	inv, pay := ducktest.WritePatternParquet(t, dir)
+	// The invoices are two objects under a prefix: the scheduler splits
+	// the source (each stage task fetches one object, or its row groups).
+	parts := [2]string{filepath.Join(dir, "invoices-part-0.parquet"), filepath.Join(dir, "invoices-part-1.parquet")}
+	for k, part := range parts {
+		ducktest.Query(t, fmt.Sprintf("COPY (SELECT * FROM '%s' WHERE invoice_id %% 2 = %d) TO '%s' (FORMAT parquet)", inv, k, part))
+	}
+	inv = filepath.Join(dir, "invoices-part-*.parquet")
+	for key, p := range map[string]string{"sources/invoices/part-0.parquet": parts[0], "sources/invoices/part-1.parquet": parts[1], "sources/payments.parquet": pay} {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -52,7 +61,7 @@ func TestClusterS3StagingEqualsLocal(t *testing.T) {
 			continue
 		}
 		t.Run(pat.name, func(t *testing.T) {
-			job := patternJob(pat.sql, "s3://kalla/sources/invoices.parquet", "s3://kalla/sources/payments.parquet", rv.base(), t)
+			job := patternJob(pat.sql, "s3://kalla/sources/invoices/", "s3://kalla/sources/payments.parquet", rv.base(), t)
 			runID := job["run_id"].(string)
 			if code, body := sched.submit(t, job); code != 202 {
 				t.Fatalf("submit: %d %s", code, body)
@@ -66,6 +75,9 @@ func TestClusterS3StagingEqualsLocal(t *testing.T) {
 			if planned == nil || planned[1] != pat.mode {
 				t.Errorf("job planned as %v, want %s", planned, pat.mode)
 			}
+			if !regexp.MustCompile(`msg="source split".* run_id=` + runID + `.* alias=left_src splits=2`).MatchString(sched.logs()) {
+				t.Errorf("the invoices were not split into 2 stage tasks:\n%s", sched.logs())
+			}
 			if ops := stagingRequests(runID); ops["PutObject"] == 0 || ops["GetObject"] == 0 {
 				t.Errorf("requests on the job's staging keys: %v; want staged files put and got", ops)
 			}
@@ -78,7 +90,7 @@ func TestClusterS3StagingEqualsLocal(t *testing.T) {
 	t.Run("failed_job", func(t *testing.T) {
 		// The binder accepts the cast; converting 'c7' fails at run time.
 		job := patternJob(`SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id
-			WHERE CAST(i.customer AS INTEGER) > 0`, "s3://kalla/sources/invoices.parquet", "s3://kalla/sources/payments.parquet", rv.base(), t)
+			WHERE CAST(i.customer AS INTEGER) > 0`, "s3://kalla/sources/invoices/", "s3://kalla/sources/payments.parquet", rv.base(), t)
 		runID := job["run_id"].(string)
 		if code, body := sched.submit(t, job); code != 202 {
 			t.Fatalf("submit: %d %s", code, body)
