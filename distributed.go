@@ -151,12 +151,20 @@ func (r *Runner) PlanSplit(ctx context.Context, job *Job, splits int) (SplitPlan
 		return fail(err)
 	}
 	defer closeAll(srcs[:])
+	checked := srcs
+	for i, src := range srcs {
+		// Stage tasks fetch such a source in splits: the plan needs only
+		// its columns.
+		if sf, ok := src.(SplittableFetch); ok {
+			checked[i] = schemaOnlySource{sf}
+		}
+	}
 	sess, err := r.Engine.NewSession(ctx)
 	if err != nil {
 		return fail(fmt.Errorf("start engine: %w", err))
 	}
 	defer sess.Close()
-	spec, err := r.check(ctx, sess, job, srcs)
+	spec, err := r.check(ctx, sess, job, checked)
 	if err != nil {
 		return fail(err)
 	}

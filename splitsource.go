@@ -42,6 +42,24 @@ type SplittableFetch interface {
 	// FetchSplit copies one split into dir, as Fetch copies the whole
 	// source.
 	FetchSplit(ctx context.Context, split SourceSplit, dir string) (*FileSource, error)
+	// FetchSchema copies into dir files that hold the source's columns
+	// and no row, enough to validate a job, or returns nil when the
+	// columns depend on the data (CSV typing reads every value).
+	FetchSchema(ctx context.Context, dir string) (*FileSource, error)
+}
+
+// schemaOnlySource is a SplittableFetch whose Fetch brings only its
+// columns when it can: a distributed job's plan validates the job without
+// fetching data that the stage tasks fetch in splits.
+type schemaOnlySource struct{ SplittableFetch }
+
+// Fetch fetches the schema, or the whole source when the columns need it.
+func (s schemaOnlySource) Fetch(ctx context.Context, dir string) (*FileSource, error) {
+	fs, err := s.FetchSchema(ctx, dir)
+	if fs != nil || err != nil {
+		return fs, err
+	}
+	return s.SplittableFetch.Fetch(ctx, dir)
 }
 
 // splitFetchSource is one split of a SplittableFetch seen as a whole

@@ -44,17 +44,9 @@ func (s *Source) SplitFetch(ctx context.Context, n int) ([]kalla.SourceSplit, er
 	if err != nil {
 		return nil, err
 	}
-	objs := []*object{{key: s.loc.key, size: -1}}
-	if s.loc.kind != kindObject {
-		var format kalla.FileFormat
-		if objs, format, err = s.list(ctx, api); err != nil {
-			return nil, err
-		}
-		if format != kalla.FormatParquet {
-			return nil, nil
-		}
-	} else if s.loc.format != kalla.FormatParquet {
-		return nil, nil
+	objs, err := s.parquetObjects(ctx, api)
+	if objs == nil || err != nil {
+		return nil, err
 	}
 	type group struct {
 		obj, index int
@@ -240,4 +232,62 @@ func appendFooter(path string, f *parquet.Footer, groups []int) error {
 		err = cerr
 	}
 	return err
+}
+
+// FetchSchema writes into dir, for each Parquet object of the source, a
+// file with the object's columns and no row group, from its footer alone;
+// a plan validates a job with them instead of fetching the data. CSV
+// sources return nil: their column types depend on every value.
+func (s *Source) FetchSchema(ctx context.Context, dir string) (*kalla.FileSource, error) {
+	api, err := s.c.session(ctx, s.loc.String())
+	if err != nil {
+		return nil, err
+	}
+	objs, err := s.parquetObjects(ctx, api)
+	if objs == nil || err != nil {
+		return nil, err
+	}
+	for i, o := range objs {
+		f, _, err := s.readFooter(ctx, api, o)
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(dir, fmt.Sprintf("%06d-%s", i, localName(o.key)))
+		if err := writeSchemaFile(path, f); err != nil {
+			return nil, fmt.Errorf("write the columns of %s: %w", s.loc.objectURI(o.key), err)
+		}
+	}
+	return &kalla.FileSource{Pattern: filepath.Join(dir, "*"), Format: kalla.FormatParquet}, nil
+}
+
+// writeSchemaFile writes a Parquet file of f's columns and no row.
+func writeSchemaFile(path string, f *parquet.Footer) error {
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(out, "PAR1")
+	if err == nil {
+		err = f.WriteSubset(out, nil)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// parquetObjects lists the source's objects when they are Parquet; nil for
+// CSV. A single object's size is not known yet (-1).
+func (s *Source) parquetObjects(ctx context.Context, api *s3.Client) ([]*object, error) {
+	if s.loc.kind == kindObject {
+		if s.loc.format != kalla.FormatParquet {
+			return nil, nil
+		}
+		return []*object{{key: s.loc.key, size: -1}}, nil
+	}
+	objs, format, err := s.list(ctx, api)
+	if err != nil || format != kalla.FormatParquet {
+		return nil, err
+	}
+	return objs, nil
 }

@@ -169,3 +169,31 @@ func field(line, key string) string {
 	}
 	return ""
 }
+
+// A plan validates a job against the columns alone: FetchSchema brings
+// each Parquet object's footer as a file with its columns and no row.
+func TestFetchSchemaHasColumnsNoRows(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t, s3.Config{})
+	dir := t.TempDir()
+	local := filepath.Join(dir, "a.parquet")
+	b.srv.Put(t, "data", "p/a.parquet", writeParquet(t, local, 0, 10000))
+	b.srv.Put(t, "data", "p/b.parquet", writeParquet(t, filepath.Join(dir, "b.parquet"), 10000, 10001))
+	b.srv.Put(t, "data", "in.csv", csvRows(10))
+	for _, uri := range []string{"s3://data/p/a.parquet", "s3://data/p/"} {
+		src, _ := c.OpenSource(context.Background(), uri)
+		fs, err := src.(kalla.SplittableFetch).FetchSchema(context.Background(), t.TempDir())
+		if err != nil || fs == nil {
+			t.Fatalf("%s: %v, %v", uri, fs, err)
+		}
+		cols := "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('%s', union_by_name = true))"
+		kallatest.SameRows(t, uri+" columns", ducktest.Rows(t, fmt.Sprintf(cols, fs.Pattern)), ducktest.Rows(t, fmt.Sprintf(cols, local)))
+		if n := ducktest.Rows(t, "SELECT count(*) FROM read_parquet('"+fs.Pattern+"')"); n[0] != "0" {
+			t.Errorf("%s: the schema files hold %s rows", uri, n[0])
+		}
+	}
+	src, _ := c.OpenSource(context.Background(), "s3://data/in.csv")
+	if fs, err := src.(kalla.SplittableFetch).FetchSchema(context.Background(), t.TempDir()); fs != nil || err != nil {
+		t.Errorf("CSV: %v, %v; want nothing", fs, err)
+	}
+}
