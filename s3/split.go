@@ -40,11 +40,7 @@ func (s *Source) SplitFetch(ctx context.Context, n int) ([]kalla.SourceSplit, er
 	if n < 2 {
 		return nil, nil
 	}
-	api, err := s.c.session(ctx, s.loc.String())
-	if err != nil {
-		return nil, err
-	}
-	objs, err := s.parquetObjects(ctx, api)
+	api, objs, err := s.parquetObjects(ctx)
 	if objs == nil || err != nil {
 		return nil, err
 	}
@@ -239,11 +235,7 @@ func appendFooter(path string, f *parquet.Footer, groups []int) error {
 // a plan validates a job with them instead of fetching the data. CSV
 // sources return nil: their column types depend on every value.
 func (s *Source) FetchSchema(ctx context.Context, dir string) (*kalla.FileSource, error) {
-	api, err := s.c.session(ctx, s.loc.String())
-	if err != nil {
-		return nil, err
-	}
-	objs, err := s.parquetObjects(ctx, api)
+	api, objs, err := s.parquetObjects(ctx)
 	if objs == nil || err != nil {
 		return nil, err
 	}
@@ -276,18 +268,22 @@ func writeSchemaFile(path string, f *parquet.Footer) error {
 	return err
 }
 
-// parquetObjects lists the source's objects when they are Parquet; nil for
-// CSV. A single object's size is not known yet (-1).
-func (s *Source) parquetObjects(ctx context.Context, api *s3.Client) ([]*object, error) {
+// parquetObjects opens a session and lists the source's objects when they
+// are Parquet; nil for CSV. A single object's size is not known yet (-1).
+func (s *Source) parquetObjects(ctx context.Context) (*s3.Client, []*object, error) {
+	api, err := s.c.session(ctx, s.loc.String())
+	if err != nil {
+		return nil, nil, err
+	}
 	if s.loc.kind == kindObject {
 		if s.loc.format != kalla.FormatParquet {
-			return nil, nil
+			return nil, nil, nil
 		}
-		return []*object{{key: s.loc.key, size: -1}}, nil
+		return api, []*object{{key: s.loc.key, size: -1}}, nil
 	}
 	objs, format, err := s.list(ctx, api)
 	if err != nil || format != kalla.FormatParquet {
-		return nil, err
+		return nil, nil, err
 	}
-	return objs, nil
+	return api, objs, nil
 }
