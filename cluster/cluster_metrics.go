@@ -12,6 +12,10 @@ type ClusterMetrics struct {
 	Redelivered   prometheus.Counter
 	RowsShuffled  prometheus.Counter
 	BytesShuffled prometheus.Counter
+	// PartialBytes are the match tasks' partial results, exchanged
+	// through staging for the merge: with sources read in place, the only
+	// data that moves between executors.
+	PartialBytes prometheus.Counter
 	// TaskDuration is the executors' time per task, PhaseDuration the
 	// wall time of each phase of a job (plan, stage, match, merge, job).
 	TaskDuration  *prometheus.HistogramVec
@@ -27,6 +31,7 @@ func NewClusterMetrics(reg prometheus.Registerer, tasks *TaskQueue, members *Mem
 		Redelivered:   counter("kallad_tasks_redelivered_total", "Executor task deliveries beyond the first (an executor died or a task was retried)."),
 		RowsShuffled:  counter("kallad_rows_shuffled_total", "Source rows written to staging partitions."),
 		BytesShuffled: counter("kallad_shuffle_bytes_total", "Bytes of staging partitions written."),
+		PartialBytes:  counter("kallad_partial_result_bytes_total", "Bytes of partial results match tasks wrote to staging for the merge."),
 		TaskDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "kallad_task_duration_seconds", Help: "Executor time per task, by kind.", Buckets: durationBuckets,
 		}, []string{"kind"}),
@@ -34,7 +39,7 @@ func NewClusterMetrics(reg prometheus.Registerer, tasks *TaskQueue, members *Mem
 			Name: "kallad_cluster_stage_duration_seconds", Help: "Wall time of each phase of a distributed job.", Buckets: durationBuckets,
 		}, []string{"stage"}),
 	}
-	if err := register(reg, m.Redelivered, m.RowsShuffled, m.BytesShuffled, m.TaskDuration, m.PhaseDuration,
+	if err := register(reg, m.Redelivered, m.RowsShuffled, m.BytesShuffled, m.PartialBytes, m.TaskDuration, m.PhaseDuration,
 		&taskCollector{tasks: tasks, members: members, executors: executors}); err != nil {
 		return nil, err
 	}

@@ -283,6 +283,9 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 		if r.Counts != nil {
 			sofar += r.Counts.Matched
 		}
+		if m != nil {
+			m.PartialBytes.Add(float64(r.Bytes))
+		}
 		dir := match[p].Dir
 		ms.Matched = append(ms.Matched, path.Join(dir, kalla.MatchedFile))
 		for side := range 2 {

@@ -328,6 +328,9 @@ func (e *Executor) run(ctx context.Context, t *ExecTask, scratch string, res *Ta
 		}
 		c, err := e.cfg.Runner.MatchPartition(ctx, &job, t.Spec, in, t.Dir)
 		res.Counts = &c
+		if err == nil {
+			res.Bytes, err = folderBytes(t.Dir)
+		}
 		return err
 	case TaskMerge:
 		r, err := e.cfg.Runner.MergeResults(ctx, &job, t.Merge, t.Counts, t.Start)
@@ -439,4 +442,23 @@ func stagedFiles(ctx context.Context, st kalla.Staging, dirs []string, p int) ([
 		files = append(files, f...)
 	}
 	return files, nil
+}
+
+// folderBytes is the size of the files in dir.
+func folderBytes(dir string) (int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			return 0, err
+		}
+		if info.Mode().IsRegular() {
+			n += info.Size()
+		}
+	}
+	return n, nil
 }

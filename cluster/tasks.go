@@ -79,6 +79,8 @@ type TaskResult struct {
 	Plan    *kalla.SplitPlan    `json:"plan,omitempty"`
 	Staged  *kalla.StagedSource `json:"staged,omitempty"`
 	Counts  *kalla.Counts       `json:"counts,omitempty"`
+	// Bytes is what a match task wrote: its partial results.
+	Bytes int64 `json:"bytes,omitempty"`
 	Result  *kalla.Result       `json:"result,omitempty"`
 	Elapsed time.Duration       `json:"elapsed"`
 }

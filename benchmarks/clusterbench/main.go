@@ -4,7 +4,8 @@
 // Parquet or CSV files or Postgres tables) run by `kallad run`, by a
 // scheduler with no executor (it runs the job itself), and by a scheduler
 // with 1 and 2 `kallad executor` processes. It prints, per size, the
-// seconds, the ratio to `kallad run`, the shuffle volume and the cluster
+// seconds, the ratio to `kallad run`, the shuffle volume (staged source
+// partitions, and partial results for the merge) and the cluster
 // phases side by side, and fails when any mode's counts differ from local
 // mode's or from the generator's design.
 //
@@ -48,7 +49,8 @@ type measurement struct {
 	mode    string
 	seconds float64
 	counts  benchdata.Counts
-	shuffle int64
+	shuffle int64 // staged source partitions
+	partial int64 // partial results, for the merge
 	phases  map[string]float64
 	err     error
 }
@@ -168,7 +170,7 @@ func run(ctx context.Context, o *options, out io.Writer, logf func(string, ...an
 func printTable(out io.Writer, n int64, format string, d *benchdata.Set, parts int, ms []measurement) bool {
 	fmt.Fprintf(out, "\n%d invoices × %d payments (%s, 1:1 with tolerance), P = %d, %d CPUs\n", n, d.Payments, format, parts, runtime.NumCPU())
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "mode\tseconds\tvs local\tshuffle MB\tplan\tstage\tmatch\tmerge\tmatched\tunmatched L\tunmatched R\t")
+	fmt.Fprintln(w, "mode\tseconds\tvs local\tshuffle MB\tpartials MB\tplan\tstage\tmatch\tmerge\tmatched\tunmatched L\tunmatched R\t")
 	ok := true
 	var failures []string
 	local := ms[0]
@@ -184,12 +186,15 @@ func printTable(out io.Writer, n int64, format string, d *benchdata.Set, parts i
 		case m.counts != d.Expected:
 			agree, ok = "  DIFFERS FROM EXPECTED", false
 		}
-		ratio, shuffle := "", "-"
+		ratio, shuffle, partial := "", "-", "-"
 		if local.err == nil && local.seconds > 0 {
 			ratio = fmt.Sprintf("%.2fx", m.seconds/local.seconds)
 		}
 		if m.shuffle > 0 {
 			shuffle = fmt.Sprintf("%.1f", float64(m.shuffle)/1e6)
+		}
+		if m.partial > 0 {
+			partial = fmt.Sprintf("%.1f", float64(m.partial)/1e6)
 		}
 		phase := func(k string) string {
 			if v, ok := m.phases[k]; ok {
@@ -197,11 +202,11 @@ func printTable(out io.Writer, n int64, format string, d *benchdata.Set, parts i
 			}
 			return "-"
 		}
-		fmt.Fprintf(w, "%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d%s\t\n", m.mode, m.seconds, ratio, shuffle,
+		fmt.Fprintf(w, "%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d%s\t\n", m.mode, m.seconds, ratio, shuffle, partial,
 			phase("plan"), phase("stage"), phase("match"), phase("merge"), m.counts.Matched, m.counts.UnmatchedLeft, m.counts.UnmatchedRight, agree)
 	}
 	e := d.Expected
-	fmt.Fprintf(w, "expected\t\t\t\t\t\t\t\t%d\t%d\t%d\t\n", e.Matched, e.UnmatchedLeft, e.UnmatchedRight)
+	fmt.Fprintf(w, "expected\t\t\t\t\t\t\t\t\t%d\t%d\t%d\t\n", e.Matched, e.UnmatchedLeft, e.UnmatchedRight)
 	w.Flush()
 	for _, f := range failures {
 		fmt.Fprintln(out, f)

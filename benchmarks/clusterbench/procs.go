@@ -229,20 +229,19 @@ func runCluster(ctx context.Context, bin, dir string, in input, parts, execs int
 		return fail(fmt.Errorf("job %s", msg))
 	}
 	m.counts = benchdata.ResultCounts(job.Result)
-	m.shuffle, m.phases = shuffleAndPhases(api)
+	m.shuffle, m.partial, m.phases = shuffleAndPhases(api)
 	return m
 }
 
-// shuffleAndPhases reads the shuffle volume and the phase durations from
-// the scheduler's metrics.
-func shuffleAndPhases(api string) (int64, map[string]float64) {
+// shuffleAndPhases reads the shuffle volume (staged partitions, partial
+// results) and the phase durations from the scheduler's metrics.
+func shuffleAndPhases(api string) (shuffle, partial int64, phases map[string]float64) {
 	resp, err := http.Get(api + "/metrics")
 	if err != nil {
-		return 0, nil
+		return 0, 0, nil
 	}
 	defer resp.Body.Close()
-	var shuffle int64
-	phases := map[string]float64{}
+	phases = map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
@@ -254,12 +253,15 @@ func shuffleAndPhases(api string) (int64, map[string]float64) {
 		if err != nil {
 			continue
 		}
-		if name == "kallad_shuffle_bytes_total" {
+		switch name {
+		case "kallad_shuffle_bytes_total":
 			shuffle = int64(v)
+		case "kallad_partial_result_bytes_total":
+			partial = int64(v)
 		}
 		if rest, ok := strings.CutPrefix(name, `kallad_cluster_stage_duration_seconds_sum{stage="`); ok {
 			phases[strings.TrimSuffix(rest, `"}`)] = v
 		}
 	}
-	return shuffle, phases
+	return shuffle, partial, phases
 }

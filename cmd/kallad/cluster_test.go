@@ -113,8 +113,10 @@ func TestClusterPatternsEqualLocal(t *testing.T) {
 			})
 		}
 	}
-	if v := sched.metric(t, "kallad_rows_shuffled_total"); v == "0" {
-		t.Errorf("kallad_rows_shuffled_total = %s", v)
+	for _, name := range []string{"kallad_rows_shuffled_total", "kallad_shuffle_bytes_total", "kallad_partial_result_bytes_total"} {
+		if v := sched.metric(t, name); v == "0" || v == "" {
+			t.Errorf("%s = %q, want the volume the jobs moved", name, v)
+		}
 	}
 }
 
