@@ -76,13 +76,13 @@ type TaskResult struct {
 	Stage      kalla.Stage `json:"stage,omitempty"`
 	Validation bool        `json:"validation,omitempty"`
 
-	Plan    *kalla.SplitPlan    `json:"plan,omitempty"`
-	Staged  *kalla.StagedSource `json:"staged,omitempty"`
-	Counts  *kalla.Counts       `json:"counts,omitempty"`
+	Plan   *kalla.SplitPlan    `json:"plan,omitempty"`
+	Staged *kalla.StagedSource `json:"staged,omitempty"`
+	Counts *kalla.Counts       `json:"counts,omitempty"`
 	// Bytes is what a match task wrote: its partial results.
-	Bytes int64 `json:"bytes,omitempty"`
-	Result  *kalla.Result       `json:"result,omitempty"`
-	Elapsed time.Duration       `json:"elapsed"`
+	Bytes   int64         `json:"bytes,omitempty"`
+	Result  *kalla.Result `json:"result,omitempty"`
+	Elapsed time.Duration `json:"elapsed"`
 }
 
 // TaskQueueConfig configures the executors' task queue.
