@@ -260,6 +260,47 @@ func TestClusterTaskFailsEveryAttempt(t *testing.T) {
 	}
 }
 
+// A split stage task that fails on every attempt (the last range of the
+// invoices holds a row whose read raises an error) fails the job with one
+// error callback that names the task and the cause, while the other range
+// stages fine; the staging files are removed.
+func TestClusterSplitStageFailsEveryAttempt(t *testing.T) {
+	t.Parallel()
+	db := seedPatterns(t)
+	db.Exec(t, `CREATE FUNCTION kalla_refuse(id int8) RETURNS boolean LANGUAGE plpgsql AS $$
+		BEGIN IF id = 2000 THEN RAISE EXCEPTION 'invoice % is unreadable', id; END IF; RETURN true; END $$`)
+	db.Exec(t, `ALTER TABLE invoices ENABLE ROW LEVEL SECURITY`)
+	db.Exec(t, `ALTER TABLE invoices FORCE ROW LEVEL SECURITY`)
+	db.Exec(t, `CREATE POLICY refuse ON invoices USING (kalla_refuse(invoice_id))`)
+	rv := newCallbackReceiver(t)
+	data := t.TempDir()
+	staging := filepath.Join(data, "staging")
+	sched := startScheduler(t, data, "KALLA_MAX_ATTEMPTS=2", "KALLA_PG_MIN_RANGE_PAGES=2")
+	startExecutor(t, sched, staging)
+	startExecutor(t, sched, staging)
+
+	job := patternJob(clusterPatterns[0].sql, db.TableURI("invoices"), db.TableURI("payments"), rv.base(), t)
+	runID := job["run_id"].(string)
+	if code, body := sched.submit(t, job); code != 202 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	var report kalla.ErrorReport
+	if err := json.Unmarshal(rv.wait(t, "error", runID), &report); err != nil {
+		t.Fatal(err)
+	}
+	if report.Stage != kalla.StageStaging || !strings.Contains(report.Error, "stage-0-") || !strings.Contains(report.Error, "invoice 2000 is unreadable") {
+		t.Errorf("error callback %+v", report)
+	}
+	checkSplit(t, sched.logs(), runID, map[string]int{"left_src": 2, "right_src": 2})
+	waitUntil(t, "the error callback to be recorded", func() bool { return sched.job(t, runID).Callback.Delivered })
+	if n := len(rv.of("error", runID)); n != 1 {
+		t.Errorf("%d error callbacks, want 1", n)
+	}
+	if !stagingEmpty(t, staging) {
+		t.Errorf("staging files left after the failed job")
+	}
+}
+
 // A scheduler killed with SIGKILL while executors run its job's tasks, and
 // restarted on the same data folder and cluster port, does not lose the
 // job: the executors reconnect, the job's redelivered task starts a fresh
