@@ -152,3 +152,22 @@ func runLocal(t *testing.T, job map[string]any) kalla.Result {
 	}
 	return res
 }
+
+// failedOnce waits for runID's error callback and returns its report,
+// checking that exactly one was sent and recorded and that the job's
+// staging files are gone.
+func failedOnce(t *testing.T, sched *schedProc, rv *callbackReceiver, runID, staging string) kalla.ErrorReport {
+	t.Helper()
+	var report kalla.ErrorReport
+	if err := json.Unmarshal(rv.wait(t, "error", runID), &report); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the error callback to be recorded", func() bool { return sched.job(t, runID).Callback.Delivered })
+	if n := len(rv.of("error", runID)); n != 1 {
+		t.Errorf("%d error callbacks, want 1", n)
+	}
+	if !stagingEmpty(t, staging) {
+		t.Errorf("staging files left after the failed job")
+	}
+	return report
+}

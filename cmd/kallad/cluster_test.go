@@ -244,19 +244,9 @@ func TestClusterTaskFailsEveryAttempt(t *testing.T) {
 	if code, body := sched.submit(t, job); code != 202 {
 		t.Fatalf("submit: %d %s", code, body)
 	}
-	var report kalla.ErrorReport
-	if err := json.Unmarshal(rv.wait(t, "error", runID), &report); err != nil {
-		t.Fatal(err)
-	}
+	report := failedOnce(t, sched, rv, runID, staging)
 	if report.Stage != kalla.StageMatching || !strings.Contains(report.Error, "match-") || !strings.Contains(report.Error, "Conversion") {
 		t.Errorf("error callback %+v", report)
-	}
-	waitUntil(t, "the error callback to be recorded", func() bool { return sched.job(t, runID).Callback.Delivered })
-	if n := len(rv.of("error", runID)); n != 1 {
-		t.Errorf("%d error callbacks, want 1", n)
-	}
-	if !stagingEmpty(t, staging) {
-		t.Errorf("staging files left after the failed job")
 	}
 }
 
@@ -284,21 +274,11 @@ func TestClusterSplitStageFailsEveryAttempt(t *testing.T) {
 	if code, body := sched.submit(t, job); code != 202 {
 		t.Fatalf("submit: %d %s", code, body)
 	}
-	var report kalla.ErrorReport
-	if err := json.Unmarshal(rv.wait(t, "error", runID), &report); err != nil {
-		t.Fatal(err)
-	}
+	report := failedOnce(t, sched, rv, runID, staging)
 	if report.Stage != kalla.StageStaging || !strings.Contains(report.Error, "stage-0-") || !strings.Contains(report.Error, "invoice 2000 is unreadable") {
 		t.Errorf("error callback %+v", report)
 	}
 	checkSplit(t, sched.logs(), runID, map[string]int{"left_src": 2, "right_src": 2})
-	waitUntil(t, "the error callback to be recorded", func() bool { return sched.job(t, runID).Callback.Delivered })
-	if n := len(rv.of("error", runID)); n != 1 {
-		t.Errorf("%d error callbacks, want 1", n)
-	}
-	if !stagingEmpty(t, staging) {
-		t.Errorf("staging files left after the failed job")
-	}
 }
 
 // A scheduler killed with SIGKILL while executors run its job's tasks, and
