@@ -174,15 +174,15 @@ func (c *BenchCommand) run(ctx context.Context, o *benchOptions) error {
 	case o.postgres == "":
 		variants[2].Skipped, variants[3].Skipped = "no --postgres", "no --postgres"
 	default:
-		pg, err := seedBenchPostgres(ctx, o.postgres, data, c.logf)
+		pg, err := benchdata.SeedPostgres(ctx, o.postgres, data, c.logf)
 		if err != nil {
 			return err
 		}
-		left, err := pg.sourceURI("bench_invoices")
+		left, err := pg.SourceURI(benchdata.InvoicesTable)
 		if err != nil {
 			return err
 		}
-		right, err := pg.sourceURI("bench_payments")
+		right, err := pg.SourceURI(benchdata.PaymentsTable)
 		if err != nil {
 			return err
 		}

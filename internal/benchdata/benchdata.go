@@ -186,9 +186,12 @@ func Generate(ctx context.Context, dir string, n int64, logf func(string, ...any
 		logf("reusing the data in %s", dir)
 		return d, nil
 	}
+	// CSV files written from older data go too.
 	os.Remove(meta)
-	os.Remove(d.InvoicesCSV)
-	os.Remove(d.PaymentsCSV)
+	for _, p := range []string{d.InvoicesCSV, d.PaymentsCSV} {
+		os.Remove(p)
+		os.Remove(strings.TrimSuffix(p, ".csv") + "-header.csv")
+	}
 
 	start := time.Now()
 	err = withDuckDB(ctx, func(conn *sql.Conn) error {
@@ -218,15 +221,35 @@ func Generate(ctx context.Context, dir string, n int64, logf func(string, ...any
 }
 
 // WriteCSV writes the CSV files that seed Postgres (COPY FROM STDIN reads
-// them as they are); DuckDB writes them from the Parquet files.
+// them as they are, without a header); DuckDB writes them from the Parquet
+// files.
 func (d *Set) WriteCSV(ctx context.Context) error {
-	if fileExists(d.InvoicesCSV) && fileExists(d.PaymentsCSV) {
+	return writeCSV(ctx, false, [2]string{d.InvoicesParquet, d.InvoicesCSV}, [2]string{d.PaymentsParquet, d.PaymentsCSV})
+}
+
+// HeaderCSV writes the invoices and payments as CSV files with a header row,
+// the form a reconciliation's CSV sources take, and returns their paths.
+func (d *Set) HeaderCSV(ctx context.Context) (invoices, payments string, err error) {
+	invoices = strings.TrimSuffix(d.InvoicesCSV, ".csv") + "-header.csv"
+	payments = strings.TrimSuffix(d.PaymentsCSV, ".csv") + "-header.csv"
+	err = writeCSV(ctx, true, [2]string{d.InvoicesParquet, invoices}, [2]string{d.PaymentsParquet, payments})
+	return invoices, payments, err
+}
+
+// writeCSV writes each Parquet file of files[i][0] as the CSV file
+// files[i][1], unless all of them exist.
+func writeCSV(ctx context.Context, header bool, files ...[2]string) error {
+	missing := false
+	for _, f := range files {
+		missing = missing || !fileExists(f[1])
+	}
+	if !missing {
 		return nil
 	}
 	return withDuckDB(ctx, func(conn *sql.Conn) error {
-		for _, f := range [][2]string{{d.InvoicesParquet, d.InvoicesCSV}, {d.PaymentsParquet, d.PaymentsCSV}} {
+		for _, f := range files {
 			tmp := f[1] + ".tmp"
-			q := fmt.Sprintf("COPY (SELECT * FROM read_parquet(%s)) TO %s (FORMAT csv, HEADER false)", Quote(f[0]), Quote(tmp))
+			q := fmt.Sprintf("COPY (SELECT * FROM read_parquet(%s)) TO %s (FORMAT csv, HEADER %t)", Quote(f[0]), Quote(tmp), header)
 			if _, err := conn.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("write %s: %w", f[1], err)
 			}
