@@ -203,10 +203,6 @@ func (s *Session) AttachStaged(ctx context.Context, alias string, in kalla.Stage
 // runs, against the union of the matched keys.
 func (s *Session) MergeResults(ctx context.Context, m kalla.MergeSpec, dir string) (kalla.Counts, error) {
 	var c kalla.Counts
-	union := func(files []string) string {
-		from, _ := stagedFrom(files)
-		return "SELECT * FROM " + from
-	}
 	if len(m.Matched) == 0 {
 		return c, fmt.Errorf("no partial results")
 	}
@@ -238,8 +234,12 @@ func (s *Session) MergeResults(ctx context.Context, m kalla.MergeSpec, dir strin
 		for i, rc := range k.ResultColumns {
 			cols[i] = quoteIdent(rc)
 		}
-		keysQ := strings.Replace(union(m.Matched), "SELECT *", "SELECT "+strings.Join(cols, ", "), 1)
-		if _, err := s.conn.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", s.qualified(matchedTable), keysQ)); err != nil {
+		from, err := stagedFrom(m.Matched)
+		if err != nil {
+			return c, err
+		}
+		keysQ := fmt.Sprintf("CREATE TABLE %s AS SELECT %s FROM %s", s.qualified(matchedTable), strings.Join(cols, ", "), from)
+		if _, err := s.conn.ExecContext(ctx, keysQ); err != nil {
 			return c, fmt.Errorf("collect matched keys: %w", cleanError(err))
 		}
 		if counts[side], err = s.copyTo(ctx, s.unmatchedSQL(k), path); err != nil {
