@@ -160,33 +160,9 @@ func (e *Executor) loop(ctx context.Context) {
 			}
 		}
 	}()
-	slots := make(chan struct{}, e.cfg.MaxTasks)
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		d, err := e.cfg.Tasks.next(ctx, e.cfg.FetchWait)
-		if err != nil {
-			<-slots
-			if ctx.Err() != nil {
-				return
-			}
-			if !errors.Is(err, errNoTask) {
-				e.log.Warn("fetch task failed", "err", err)
-				if !sleepCtx(ctx, time.Second) {
-					return
-				}
-			}
-			continue
-		}
-		e.tasks.Add(1)
-		go func() {
-			defer func() { <-slots; e.tasks.Done() }()
-			e.handle(d)
-		}()
-	}
+	consume(ctx, e.cfg.MaxTasks, func(ctx context.Context) (*execDelivery, error) {
+		return e.cfg.Tasks.next(ctx, e.cfg.FetchWait)
+	}, e.handle, &e.tasks, e.log)
 }
 
 // handle runs one delivery: heartbeats keep it ours while it runs and stop

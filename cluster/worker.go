@@ -175,33 +175,9 @@ func (w *Worker) requeueUnqueued(ctx context.Context) error {
 
 func (w *Worker) loop(ctx context.Context) {
 	defer close(w.loopDone)
-	slots := make(chan struct{}, w.cfg.MaxJobs)
-	for {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
-		task, err := w.cfg.Queue.next(ctx, w.cfg.FetchWait)
-		if err != nil {
-			<-slots
-			if ctx.Err() != nil {
-				return
-			}
-			if !errors.Is(err, errNoTask) {
-				w.log.Warn("fetch task failed", "err", err)
-				if !sleepCtx(ctx, time.Second) {
-					return
-				}
-			}
-			continue
-		}
-		w.jobs.Add(1)
-		go func() {
-			defer func() { <-slots; w.jobs.Done() }()
-			w.handle(task)
-		}()
-	}
+	consume(ctx, w.cfg.MaxJobs, func(ctx context.Context) (*Task, error) {
+		return w.cfg.Queue.next(ctx, w.cfg.FetchWait)
+	}, w.handle, &w.jobs, w.log)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

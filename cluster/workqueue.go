@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -107,4 +109,39 @@ func fetch(ctx context.Context, cons jetstream.Consumer, wait time.Duration) (je
 		return nil, nil, fmt.Errorf("read task metadata: %w", err)
 	}
 	return msg, meta, nil
+}
+
+// consume runs handle on what next fetches, each in its own goroutine
+// counted in running, with at most slots of them at once: it fetches only
+// when a slot is free, so a busy process leaves work in the queue for
+// others. A failed fetch other than errNoTask is logged and tried again a
+// second later. It returns when ctx ends.
+func consume[T any](ctx context.Context, slots int, next func(context.Context) (T, error), handle func(T), running *sync.WaitGroup, log *slog.Logger) {
+	free := make(chan struct{}, slots)
+	for {
+		select {
+		case free <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		item, err := next(ctx)
+		if err != nil {
+			<-free
+			if ctx.Err() != nil {
+				return
+			}
+			if !errors.Is(err, errNoTask) {
+				log.Warn("fetch task failed", "err", err)
+				if !sleepCtx(ctx, time.Second) {
+					return
+				}
+			}
+			continue
+		}
+		running.Add(1)
+		go func() {
+			defer func() { <-free; running.Done() }()
+			handle(item)
+		}()
+	}
 }
