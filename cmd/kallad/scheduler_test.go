@@ -31,6 +31,23 @@ func seedPostgres(t *testing.T) *kallatest.DB {
 	return db
 }
 
+// lockTable holds an ACCESS EXCLUSIVE lock on table in a transaction the
+// caller commits (or that is rolled back when the test ends), so a job
+// reading it blocks in Postgres until then.
+func lockTable(t *testing.T, db *kallatest.DB, table string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{db.Schema, table}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
 func postgresJob(db *kallatest.DB, callbackURL, outputPath string) map[string]any {
 	return map[string]any{
 		"run_id":       kalla.NewRunID(),
@@ -206,14 +223,7 @@ func TestSchedulerSurvivesSIGKILL(t *testing.T) {
 	ctx := context.Background()
 	// Hold the payments table, so the job blocks in Postgres (running)
 	// until the test lets it go.
-	tx, err := db.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Rollback(ctx) })
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{db.Schema, "payments"}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockTable(t, db, "payments")
 
 	rv := newCallbackReceiver(t)
 	dataDir := t.TempDir()
@@ -407,15 +417,8 @@ func TestSchedulerRejects(t *testing.T) {
 func TestSchedulerGivesUpAfterLastAttempt(t *testing.T) {
 	t.Parallel()
 	db := seedPostgres(t)
-	ctx := context.Background()
-	tx, err := db.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{db.Schema, "invoices"}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockTable(t, db, "invoices")
+	defer tx.Rollback(context.Background())
 	rv := newCallbackReceiver(t)
 	dataDir := t.TempDir()
 	env := []string{"KALLA_MAX_ATTEMPTS=1", "KALLA_ACK_WAIT=1s"}
