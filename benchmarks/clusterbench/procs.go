@@ -20,6 +20,7 @@ import (
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/benchmarks/internal/kalladproc"
 	"github.com/kalla-dev/kalla/internal/benchdata"
+	"github.com/kalla-dev/kalla/internal/childproc"
 )
 
 // jobJSON is the benchmark job over in's sources, as the scheduler's API
@@ -81,19 +82,13 @@ func start(bin, logPath string, args ...string) (*proc, error) {
 	defer logFile.Close() // the child has its own descriptor
 	p := &proc{cmd: exec.Command(bin, args...), logPath: logPath}
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	p.exited, err = kalladproc.Start(p.cmd, syscall.SIGKILL, &p.waitErr)
+	p.exited, err = childproc.Start(p.cmd, syscall.SIGKILL, &p.waitErr)
 	return p, err
 }
 
 // stop sends SIGTERM and waits (SIGKILL after 30 s).
 func (p *proc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
+	childproc.Stop(p.cmd, p.exited, syscall.SIGTERM, 30*time.Second)
 }
 
 // logField returns field of the first JSON log line whose msg is msg.

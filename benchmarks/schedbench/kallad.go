@@ -20,6 +20,7 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/benchmarks/internal/kalladproc"
+	"github.com/kalla-dev/kalla/internal/childproc"
 )
 
 // scheduler is a running `kallad scheduler` child process.
@@ -45,7 +46,7 @@ func startScheduler(ctx context.Context, bin, dir string, extra []string) (*sche
 		"--log-format", "json"}, extra...)
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
-	if s.exited, err = kalladproc.Start(s.cmd, syscall.SIGTERM, &s.waitErr); err != nil {
+	if s.exited, err = childproc.Start(s.cmd, syscall.SIGTERM, &s.waitErr); err != nil {
 		return nil, fmt.Errorf("start kallad scheduler: %w", err)
 	}
 	deadline := time.Now().Add(2 * time.Minute)
@@ -86,15 +87,10 @@ func (s *scheduler) tail() string { return kalladproc.Tail(s.logPath, 4000) }
 // stop sends SIGTERM (a graceful shutdown) and waits for the exit; after a
 // minute it kills the process.
 func (s *scheduler) stop() error {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-		return s.waitErr
-	case <-time.After(time.Minute):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
+	if !childproc.Stop(s.cmd, s.exited, syscall.SIGTERM, time.Minute) {
 		return errors.New("kallad scheduler did not stop within a minute of SIGTERM; killed")
 	}
+	return s.waitErr
 }
 
 // usage is the scheduler's CPU time so far (user plus system, from

@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/kalla-dev/kalla/internal/childproc"
 )
 
 // ErrNotInstalled is returned (wrapped) when no Postgres server binaries are
@@ -61,10 +61,11 @@ type Server struct {
 	// Port is the TCP port on 127.0.0.1.
 	Port int
 
-	cred   *syscall.Credential // the postgres OS user, when we run as root
-	cmd    *exec.Cmd
-	exited chan struct{} // closed when the postmaster exits
-	once   sync.Once
+	cred    *syscall.Credential // the postgres OS user, when we run as root
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the postmaster exits
+	waitErr error
+	once    sync.Once
 }
 
 // BinDir finds initdb and postgres: the newest /usr/lib/postgresql/N/bin
@@ -241,26 +242,11 @@ func (s *Server) start(ctx context.Context, settings []string) error {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	// SIGQUIT is Postgres's immediate shutdown: the data are throwaway.
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
 	cmd.SysProcAttr.Setpgid = true // ^C reaches us, and we stop it
 
-	exited := make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		// Pdeathsig fires when the thread that started the child exits, so
-		// keep this goroutine on its thread for the server's lifetime.
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			close(exited)
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
+	// SIGQUIT is Postgres's immediate shutdown: the data are throwaway.
+	exited, err := childproc.Start(cmd, syscall.SIGQUIT, &s.waitErr)
+	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	s.cmd, s.exited = cmd, exited
@@ -315,13 +301,7 @@ func (s *Server) kill() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGQUIT)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exited
-	}
+	childproc.Stop(s.cmd, s.exited, syscall.SIGQUIT, 10*time.Second)
 }
 
 // Stop shuts the server down and removes its folder. It may be called more

@@ -10,8 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"syscall"
 )
 
 // Build builds cmd/kallad into dir. It runs in the current folder, which
@@ -23,31 +21,6 @@ func Build(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("go build ./cmd/kallad (run from the repository, or pass --kallad): %w\n%s", err, out)
 	}
 	return bin, nil
-}
-
-// Start starts cmd with a parent-death signal, so that the child does not
-// outlive this process even when it is killed. The signal fires when the
-// thread that started the child exits, so that thread stays locked to a
-// goroutine that waits for the child. exited is closed, and *waitErr set,
-// when the child ends.
-func Start(cmd *exec.Cmd, sig syscall.Signal, waitErr *error) (exited chan struct{}, err error) {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.Pdeathsig = sig
-	exited = make(chan struct{})
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		*waitErr = cmd.Wait()
-		close(exited)
-	}()
-	return exited, <-started
 }
 
 // LogField returns field of the first JSON log line in the file at path
