@@ -142,8 +142,8 @@ type SplitSession interface {
 }
 
 // PlanSplit validates job, attaches its sources (reading no rows) and
-// decides how to split it; a staged source of files is cut into up to
-// splits parts for as many stage tasks.
+// decides how to split it; a staged source of files (local CSV, S3
+// Parquet) is cut into up to splits parts for as many stage tasks.
 func (r *Runner) PlanSplit(ctx context.Context, job *Job, splits int) (SplitPlan, error) {
 	fail := func(err error) (SplitPlan, error) { return SplitPlan{}, &StageError{Stage: StageValidating, Err: err} }
 	srcs, _, err := r.Prepare(ctx, job, false)
@@ -181,8 +181,16 @@ func (r *Runner) PlanSplit(ctx context.Context, job *Job, splits int) (SplitPlan
 		for i, src := range srcs {
 			if !readInPlace(src) {
 				alias := job.Sources[i].Alias
-				if plan.Splits[i], err = ss.SplitFiles(ctx, alias, splits); err != nil {
+				if sf, ok := src.(SplittableFetch); ok {
+					plan.Splits[i], err = sf.SplitFetch(ctx, splits)
+				} else {
+					plan.Splits[i], err = ss.SplitFiles(ctx, alias, splits)
+				}
+				if err != nil {
 					return fail(fmt.Errorf("split source %q: %w", alias, err))
+				}
+				if len(plan.Splits[i]) < 2 {
+					plan.Splits[i] = nil
 				}
 				continue
 			}

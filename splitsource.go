@@ -31,9 +31,10 @@ type SplittableSource interface {
 
 // SplittableFetch is a FetchSource whose data several processes can fetch
 // in parts, each part a complete set of local files, all parts together
-// every row once: in cluster mode each stage task fetches one split. S3
-// Parquet objects implement it, cut at row groups, so an executor fetches
-// only the row groups (and footers) of its split.
+// every row once: in cluster mode the plan task splits it, as it cuts
+// local files, and each stage task fetches one split. S3 Parquet objects
+// implement it, cut at row groups read from their footers, so an executor
+// fetches only the row groups of its split.
 type SplittableFetch interface {
 	FetchSource
 	// SplitFetch divides the source into at most n splits of about equal
@@ -143,17 +144,6 @@ func (r *Runner) SplitSource(ctx context.Context, job *Job, side, n int) (*Sourc
 	src, err := r.Sources.Open(ctx, spec.URI)
 	if err != nil {
 		return fail(err)
-	}
-	if sf, ok := src.(SplittableFetch); ok {
-		splits, err := sf.SplitFetch(ctx, n)
-		if err != nil || len(splits) < 2 {
-			src.Close()
-			if err != nil {
-				return fail(err)
-			}
-			return nil, nil
-		}
-		return NewSourceSplits(splits, src.Close), nil
 	}
 	ss, ok := src.(SplittableSource)
 	if !ok {
