@@ -77,7 +77,7 @@ func (s *Source) SplitFetch(ctx context.Context, n int) ([]kalla.SourceSplit, er
 	var sofar int64
 	at := -1
 	for _, g := range groups {
-		if k := int(min((2*sofar+g.bytes)*int64(n)/max(2*total, 1), int64(n-1))); k > at || len(splits) == 0 {
+		if k := int(min((2*sofar+g.bytes)*int64(n)/max(2*total, 1), int64(n-1))); k > at {
 			at = k
 			splits = append(splits, nil)
 		}
