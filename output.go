@@ -54,3 +54,41 @@ func (r *OutputRegistry) Open(ctx context.Context, path string) (Output, error) 
 	}
 	return fn(ctx, path)
 }
+
+// publishing holds the output locations being published in this process.
+// Adapters may lock across processes too (local folders do, with flock);
+// this lock serialises the publishes of one process for every adapter,
+// S3 included, so two jobs of one scheduler never interleave their writes
+// to one output_path.
+var publishing = struct {
+	sync.Mutex
+	held map[string]chan struct{}
+}{held: map[string]chan struct{}{}}
+
+// publishOutput publishes dir through out, after any other publish of this
+// process to the same location, waiting for it until ctx is done.
+func publishOutput(ctx context.Context, out Output, dir string) error {
+	key := out.Location(SummaryFile)
+	for {
+		publishing.Lock()
+		busy, ok := publishing.held[key]
+		if !ok {
+			publishing.held[key] = make(chan struct{})
+			publishing.Unlock()
+			break
+		}
+		publishing.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer func() {
+		publishing.Lock()
+		close(publishing.held[key])
+		delete(publishing.held, key)
+		publishing.Unlock()
+	}()
+	return out.Publish(ctx, dir)
+}

@@ -18,7 +18,10 @@ type Runner struct {
 	Engine  Engine
 	Sources *Registry
 	Outputs *OutputRegistry
-	Logger  *slog.Logger
+	// CallbackHosts are the hosts a job's callback_url may name; nil
+	// allows any but link-local (cloud metadata) addresses.
+	CallbackHosts *AllowList
+	Logger        *slog.Logger
 }
 
 // NewRunID returns a fresh run id, for callers (the CLI) whose job has none.
@@ -30,6 +33,11 @@ func NewRunID() string { return uuid.NewString() }
 func (r *Runner) Prepare(ctx context.Context, job *Job, requireRunID bool) (srcs [2]Source, out Output, err error) {
 	if err := job.Validate(requireRunID); err != nil {
 		return srcs, nil, err
+	}
+	if job.CallbackURL != "" {
+		if err := r.CallbackHosts.CheckURL(ctx, job.CallbackURL); err != nil {
+			return srcs, nil, Invalid("callback_url", "%v", err)
+		}
 	}
 	for i, spec := range job.Sources {
 		src, err := r.Sources.Open(ctx, spec.URI)
@@ -282,7 +290,7 @@ func publishResult(ctx context.Context, job *Job, out Output, dir string, c Coun
 	if err := os.WriteFile(filepath.Join(dir, SummaryFile), summary, 0o644); err != nil {
 		return nil, fmt.Errorf("write summary: %w", err)
 	}
-	if err := out.Publish(ctx, dir); err != nil {
+	if err := publishOutput(ctx, out, dir); err != nil {
 		return nil, fmt.Errorf("publish results to %s: %w", RedactURI(job.OutputPath), err)
 	}
 	return res, nil

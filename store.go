@@ -85,7 +85,8 @@ type Attempt struct {
 // CallbackDelivery tracks the final callback of a run.
 type CallbackDelivery struct {
 	// Delivered is set once the receiver answered the final callback with
-	// a 2xx (or rejected it with a 4xx, which retrying cannot fix).
+	// a 2xx (or rejected it with a 3xx or 4xx, or the callback allow-list
+	// refused its address: retrying cannot fix these).
 	Delivered   bool       `json:"delivered"`
 	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
 	// Status is the receiver's HTTP status for the delivered callback.

@@ -5,7 +5,6 @@ package file
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,9 +13,26 @@ import (
 	"github.com/kalla-dev/kalla"
 )
 
+// Files opens local sources and outputs within the folders Paths allows
+// (nil: anywhere the process may read and write).
+type Files struct {
+	Paths *kalla.AllowList
+}
+
+// OpenSource opens a local source anywhere; see Files.OpenSource.
+func OpenSource(ctx context.Context, uri string) (kalla.Source, error) {
+	return (&Files{}).OpenSource(ctx, uri)
+}
+
+// OpenOutput opens a local output folder anywhere; see Files.OpenOutput.
+func OpenOutput(ctx context.Context, path string) (kalla.Output, error) {
+	return (&Files{}).OpenOutput(ctx, path)
+}
+
 // OpenSource turns a path, glob or file:// URI into a *kalla.FileSource
-// after checking that it names at least one readable file of a known format.
-func OpenSource(_ context.Context, uri string) (kalla.Source, error) {
+// after checking that it names at least one readable file of a known format
+// and that every file it names is, symlinks resolved, in an allowed folder.
+func (f *Files) OpenSource(_ context.Context, uri string) (kalla.Source, error) {
 	path := strings.TrimPrefix(uri, "file://")
 	format, err := FormatOf(path)
 	if err != nil {
@@ -33,6 +49,9 @@ func OpenSource(_ context.Context, uri string) (kalla.Source, error) {
 		}
 	}
 	for _, m := range matches {
+		if err := f.Paths.CheckPath(m); err != nil {
+			return nil, kalla.Invalid("uri", "%v", err)
+		}
 		if err := checkReadable(m); err != nil {
 			return nil, err
 		}
@@ -76,53 +95,3 @@ func checkReadable(path string) error {
 	}
 	return nil
 }
-
-// Output writes a job's results into a local folder. Files are written in a
-// hidden sibling folder on the same file system and renamed into place, so
-// each file appears whole; summary.json is removed first and renamed last,
-// so a reader that sees summary.json sees that run's complete result.
-type Output struct {
-	dir string
-}
-
-var _ kalla.Output = (*Output)(nil)
-
-// OpenOutput opens a local output folder (a path or file:// URI).
-func OpenOutput(_ context.Context, path string) (kalla.Output, error) {
-	path = strings.TrimPrefix(path, "file://")
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, kalla.Invalid("output_path", "%q: %v", path, err)
-	}
-	if info, err := os.Stat(abs); err == nil && !info.IsDir() {
-		return nil, kalla.Invalid("output_path", "%q is a file, not a folder", path)
-	}
-	return &Output{dir: abs}, nil
-}
-
-// Prepare creates the output folder and a temporary folder inside it.
-func (o *Output) Prepare(context.Context) (string, error) {
-	if err := os.MkdirAll(o.dir, 0o755); err != nil {
-		return "", fmt.Errorf("create %s: %w", o.dir, err)
-	}
-	return os.MkdirTemp(o.dir, ".kalla-tmp-")
-}
-
-// Location implements kalla.Output.
-func (o *Output) Location(name string) string { return filepath.Join(o.dir, name) }
-
-// Publish renames the result files into place, summary.json last.
-func (o *Output) Publish(_ context.Context, dir string) error {
-	if err := os.Remove(o.Location(kalla.SummaryFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove previous summary: %w", err)
-	}
-	for _, name := range []string{kalla.MatchedFile, kalla.UnmatchedLeftFile, kalla.UnmatchedRightFile, kalla.SummaryFile} {
-		if err := os.Rename(filepath.Join(dir, name), o.Location(name)); err != nil {
-			return fmt.Errorf("move %s into place: %w", name, err)
-		}
-	}
-	return os.RemoveAll(dir)
-}
-
-// Discard removes the temporary folder.
-func (o *Output) Discard(dir string) error { return os.RemoveAll(dir) }

@@ -22,8 +22,12 @@ type CallbackConfig struct {
 	// Store holds the records whose final callbacks are sent; deliveries
 	// are recorded in it.
 	Store kalla.JobStore
-	// Client sends the callbacks; default: a client with a 10s timeout.
+	// Client sends the callbacks; default: NewCallbackClient(Hosts, 10s).
+	// A client given here should not follow redirects either.
 	Client *http.Client
+	// Hosts are the callback hosts the default client may connect to;
+	// nil allows any but link-local (cloud metadata) addresses.
+	Hosts *kalla.AllowList
 	// Workers is how many callbacks are sent at once; default 8.
 	Workers int
 	// MaxPending bounds the runs with callbacks waiting to be sent; beyond
@@ -57,7 +61,7 @@ func (c *CallbackConfig) validate() error {
 		return errors.New("callback config: Workers, MaxPending and ProgressTries must not be negative")
 	}
 	if c.Client == nil {
-		c.Client = &http.Client{Timeout: 10 * time.Second}
+		c.Client = NewCallbackClient(c.Hosts, 10*time.Second)
 	}
 	if c.Workers == 0 {
 		c.Workers = 8
@@ -359,6 +363,12 @@ func (s *CallbackSender) deliverFinal(runID string) bool {
 		kind, body = "complete", rec.Result
 	}
 	status, err := s.post(rec.Job.CallbackURL, kind, body)
+	// A host the allow-list refuses stays refused: give up, like on a 4xx,
+	// and keep the reason without the URL (it may hold a token).
+	var refused *kalla.NotAllowedError
+	if errors.As(err, &refused) {
+		err = nil
+	}
 	now := time.Now().UTC()
 	_, uerr := kalla.UpdateJob(s.ctx, s.cfg.Store, runID, func(r *kalla.JobRecord) error {
 		if r.Callback.Delivered {
@@ -368,6 +378,9 @@ func (s *CallbackSender) deliverFinal(runID string) bool {
 		if err != nil {
 			r.Callback.LastError = err.Error()
 			return nil
+		}
+		if refused != nil {
+			r.Callback.LastError = refused.Error()
 		}
 		r.Callback.Delivered, r.Callback.DeliveredAt, r.Callback.Status = true, &now, status
 		return nil
@@ -379,6 +392,12 @@ func (s *CallbackSender) deliverFinal(runID string) bool {
 	case err != nil:
 		s.log.Warn(kind+" callback failed; retrying", "run_id", runID, "err", err)
 		return false
+	case refused != nil:
+		s.log.Warn(kind+" callback refused by the callback allow-list; not retried", "run_id", runID, "reason", refused.Error())
+	case status >= 300 && status < 400:
+		// Not followed, and not logged with its Location (which may hold a
+		// token); a redirect is the receiver's final answer.
+		s.log.Warn(kind+" callback answered with a redirect, which is not followed; not retried", "run_id", runID, "status", status)
 	case status >= 300:
 		s.log.Warn(kind+" callback rejected by the receiver; not retried", "run_id", runID, "status", status)
 	default:

@@ -32,6 +32,9 @@ func (c *Client) OpenOutput(_ context.Context, path string) (kalla.Output, error
 	if err != nil {
 		return nil, err
 	}
+	if err := c.cfg.Buckets.CheckName("bucket", loc.bucket); err != nil {
+		return nil, kalla.Invalid("output_path", "%v", err)
+	}
 	return &Output{c: c, loc: loc}, nil
 }
 

@@ -114,6 +114,10 @@ type Config struct {
 	PageSize int32
 	// TempDir is where outputs are prepared; empty means os.TempDir().
 	TempDir string
+	// Buckets are the buckets jobs may read and write (sources and
+	// output_path); nil allows any. The staging bucket, chosen by the
+	// operator, is not checked.
+	Buckets *kalla.AllowList
 	Logger  *slog.Logger
 }
 

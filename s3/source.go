@@ -31,6 +31,9 @@ func (c *Client) OpenSource(_ context.Context, uri string) (kalla.Source, error)
 	if err != nil {
 		return nil, err
 	}
+	if err := c.cfg.Buckets.CheckName("bucket", loc.bucket); err != nil {
+		return nil, kalla.Invalid("uri", "%v", err)
+	}
 	return &Source{c: c, loc: loc}, nil
 }
 

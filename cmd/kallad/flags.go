@@ -40,6 +40,8 @@ type engineOptions struct {
 	MemoryLimit string
 	TempDir     string
 	Partitions  int
+	// Policy holds the allow-lists (policy.go).
+	Policy policyOptions
 }
 
 // logOptions configure log/slog.
@@ -59,6 +61,7 @@ func commonFlags(fs *flag.FlagSet, eng *engineOptions, logs *logOptions, default
 	fs.IntVar(&eng.Partitions, "partitions", parts, "parallel streams and DuckDB threads (env KALLA_PARTITIONS; default the number of CPUs)")
 	fs.StringVar(&logs.Level, "log-level", env(defaultLevel, "KALLA_LOG_LEVEL"), "log level: debug, info, warn, error (env KALLA_LOG_LEVEL)")
 	fs.StringVar(&logs.Format, "log-format", env("text", "KALLA_LOG_FORMAT"), "log format: text or json (env KALLA_LOG_FORMAT)")
+	policyFlags(fs, &eng.Policy)
 	return nil
 }
 

@@ -12,15 +12,17 @@ import (
 
 // newRegistries maps every source URI scheme and output_path scheme to its
 // adapter. This is the one place that knows them all. S3 outputs are
-// prepared under tempDir (--temp-dir), like the engine's own files.
-func newRegistries(tempDir string, logger *slog.Logger) (*kalla.Registry, *kalla.OutputRegistry, error) {
-	objects := s3.New(s3.Config{TempDir: tempDir, Logger: logger})
+// prepared under tempDir (--temp-dir), like the engine's own files. Each
+// adapter enforces its allow-list of pol.
+func newRegistries(tempDir string, pol *policy, logger *slog.Logger) (*kalla.Registry, *kalla.OutputRegistry, error) {
+	objects := s3.New(s3.Config{TempDir: tempDir, Buckets: pol.s3Buckets, Logger: logger})
+	files := &file.Files{Paths: pol.paths}
 	sources := kalla.NewRegistry()
-	sources.Register(file.OpenSource, "file")
-	sources.Register(postgres.Open, "postgres", "postgresql")
+	sources.Register(files.OpenSource, "file")
+	sources.Register(postgres.Opener(pol.dbHosts), "postgres", "postgresql")
 	sources.Register(objects.OpenSource, "s3")
 	outputs := kalla.NewOutputRegistry()
-	outputs.Register(file.OpenOutput, "file")
+	outputs.Register(files.OpenOutput, "file")
 	outputs.Register(objects.OpenOutput, "s3")
 	return sources, outputs, nil
 }

@@ -133,16 +133,22 @@ func newRunner(opts engineOptions, logger *slog.Logger) (*kalla.Runner, func(), 
 	if err != nil {
 		return nil, nil, err
 	}
-	sources, outputs, err := newRegistries(opts.TempDir, logger)
+	pol, err := opts.Policy.build(logger)
+	if err != nil {
+		engine.Close()
+		return nil, nil, err
+	}
+	sources, outputs, err := newRegistries(opts.TempDir, pol, logger)
 	if err != nil {
 		engine.Close()
 		return nil, nil, err
 	}
 	var once sync.Once
 	return &kalla.Runner{
-		Engine:  engine,
-		Sources: sources,
-		Outputs: outputs,
-		Logger:  logger,
+		Engine:        engine,
+		Sources:       sources,
+		Outputs:       outputs,
+		CallbackHosts: pol.callbackHosts,
+		Logger:        logger,
 	}, func() { once.Do(func() { engine.Close() }) }, nil
 }

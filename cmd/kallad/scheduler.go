@@ -243,7 +243,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err != nil {
 		return err
 	}
-	callbacks, err := kallahttp.NewCallbackSender(kallahttp.CallbackConfig{Store: store, Logger: logger})
+	callbacks, err := kallahttp.NewCallbackSender(kallahttp.CallbackConfig{Store: store, Hosts: runner.CallbackHosts, Logger: logger})
 	if err != nil {
 		return err
 	}
