@@ -43,13 +43,15 @@ func lockFile(path string, mustExist bool) (*os.File, error) {
 func lockFolder(ctx context.Context, dir string) (unlock func(), err error) {
 	path := filepath.Join(dir, lockName)
 	wait := time.Millisecond
-	for {
+	for first := true; ; first = false {
 		f, err := lockFile(path, false)
 		switch {
 		case err == nil:
 			return func() { f.Close() }, nil
 		case !errors.Is(err, errLocked):
 			return nil, fmt.Errorf("lock output folder %s: %w", dir, err)
+		case first:
+			testMarkWaiting()
 		}
 		// flock cannot be interrupted: poll, so that a cancelled job
 		// stops waiting.

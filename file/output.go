@@ -102,7 +102,6 @@ func (o *Output) Publish(ctx context.Context, dir string) error {
 			return fmt.Errorf("sync %s: %w", name, err)
 		}
 	}
-	testMark(dir, "locking")
 	unlock, err := lockFolder(ctx, o.dir)
 	if err != nil {
 		return err

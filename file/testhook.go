@@ -21,6 +21,16 @@ func testMark(tmp, what string) {
 	}
 }
 
+// testMarkWaiting creates <hook dir>/lock-*.waiting, telling the test that
+// a job waits for a folder's lock.
+func testMarkWaiting() {
+	if dir := os.Getenv(testHookEnv); dir != "" {
+		if f, err := os.CreateTemp(dir, "lock-*.waiting"); err == nil {
+			f.Close()
+		}
+	}
+}
+
 // testPause marks the publish of tmp "paused" (its first file is renamed
 // into place, summary.json is not) and waits until the test creates
 // <hook dir>/<temporary folder name>.resume.
