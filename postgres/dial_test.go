@@ -65,6 +65,16 @@ func TestOpenerRestrictsDatabaseHosts(t *testing.T) {
 		}
 	}
 
+	// Other ways of naming a host: the host parameter, a second host.
+	for _, u := range []string{
+		"postgres://kalla:pw@/erp?host=169.254.169.254&table=t",
+		"postgres://kalla:pw@127.0.0.1:5432,169.254.169.254:5432/erp?table=t",
+	} {
+		if _, err := open(ctx, u); err == nil || !strings.Contains(err.Error(), "link-local") {
+			t.Errorf("%s: got %v, want a link-local refusal", u, err)
+		}
+	}
+
 	// Accepted while pg.test is local, re-pointed before connecting.
 	src, err := open(ctx, withHost(t, uri, "pg.test"))
 	if err != nil {
