@@ -107,7 +107,14 @@ func (o *Output) Publish(ctx context.Context, dir string) error {
 		return err
 	}
 	defer unlock()
-	if err := os.Remove(o.Location(kalla.SummaryFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	switch err := os.Remove(o.Location(kalla.SummaryFile)); {
+	case err == nil:
+		// The removal must be durable before any file is replaced, or a
+		// power loss could keep the old summary.json beside new files.
+		if err := syncPath(o.dir); err != nil {
+			return fmt.Errorf("sync %s: %w", o.dir, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("remove previous summary: %w", err)
 	}
 	for i, name := range resultFiles {
