@@ -15,6 +15,7 @@ import (
 	"github.com/kalla-dev/kalla"
 	kallahttp "github.com/kalla-dev/kalla/http"
 	"github.com/kalla-dev/kalla/internal/kallatest"
+	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
 // outboundSecret is the password of the database URIs of these tests: it
@@ -256,5 +257,28 @@ func TestOutboundRebindingRefusedWhenConnecting(t *testing.T) {
 	}
 	if strings.Contains(string(report), outboundSecret) || strings.Contains(sched.logs(), outboundSecret) {
 		t.Errorf("the password shows in the error callback or the log:\n%s\n%s", report, sched.logs())
+	}
+}
+
+// An executor enforces its own allow-lists: a job the scheduler accepts
+// (its lists are the defaults) over files outside the executor's
+// KALLA_ALLOW_PATHS fails in the executor's task, naming the setting.
+func TestOutboundExecutorChecksItsOwnLists(t *testing.T) {
+	t.Parallel()
+	inv, pay := ducktest.WritePatternParquet(t, t.TempDir())
+	rv := newCallbackReceiver(t)
+	data := t.TempDir()
+	staging := filepath.Join(data, "staging")
+	sched := startScheduler(t, data, "KALLA_MAX_ATTEMPTS=1")
+	startExecutor(t, sched, staging, "KALLA_ALLOW_PATHS="+t.TempDir())
+
+	job := patternJob(clusterPatterns[0].sql, inv, pay, rv.base(), t)
+	runID := job["run_id"].(string)
+	if code, body := sched.submit(t, job); code != 202 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	report := failedOnce(t, sched, rv, runID, staging)
+	if !strings.Contains(report.Error, "KALLA_ALLOW_PATHS") || !strings.Contains(report.Error, filepath.Base(inv)) {
+		t.Errorf("error callback %+v, want the executor's refusal of %s", report, inv)
 	}
 }
