@@ -1,6 +1,7 @@
 package kalla
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -318,7 +319,7 @@ func (a *AllowList) DialContext(d *net.Dialer) func(ctx context.Context, network
 			for _, ip := range found {
 				ip = ip.WithZone("").Unmap()
 				if err := a.CheckAddr(host, ip); err != nil {
-					refusal = cmpOr(refusal, err)
+					refusal = cmp.Or(refusal, err)
 					continue
 				}
 				if !a.allowsAll() && a.matchName(host) {
@@ -354,13 +355,6 @@ func (a *AllowList) DialContext(d *net.Dialer) func(ctx context.Context, network
 		}
 		return nil, errs[0]
 	}
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // CheckPath checks a local path, with its symlinks and ".." resolved, the
@@ -401,28 +395,21 @@ func realPath(p string) (string, error) {
 }
 
 func resolveExisting(p string, depth int) (string, error) {
-	if depth > 255 {
-		return "", errors.New("too many path elements")
-	}
 	real, err := filepath.EvalSymlinks(p)
 	if err == nil {
 		return real, nil
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	// Split off the last element without cleaning, which would drop a
+	// ".." before it, and resolve what exists of the rest.
+	sep := string(filepath.Separator)
+	trimmed := strings.TrimRight(p, sep)
+	i := strings.LastIndex(trimmed, sep)
+	if !errors.Is(err, fs.ErrNotExist) || i < 0 || depth > 255 {
 		return "", fmt.Errorf("resolve %s: %w", p, err)
 	}
-	dir, base := filepath.Dir(p), filepath.Base(p)
-	if dir == p {
-		return "", fmt.Errorf("resolve %s: %w", p, err)
-	}
-	// filepath.Dir cleans, which would drop a ".." before base: keep the
-	// raw parent instead.
-	if i := strings.LastIndexByte(strings.TrimRight(p, string(filepath.Separator)), filepath.Separator); i >= 0 {
-		dir, base = p[:max(i, 1)], strings.TrimRight(p[i+1:], string(filepath.Separator))
-	}
-	parent, err := resolveExisting(dir, depth+1)
+	parent, err := resolveExisting(trimmed[:max(i, 1)], depth+1)
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(parent, base), nil
+	return filepath.Join(parent, trimmed[i+1:]), nil
 }

@@ -39,7 +39,12 @@ func (f *Files) OpenSource(_ context.Context, uri string) (kalla.Source, error) 
 		return nil, err
 	}
 	matches := []string{path}
-	if strings.ContainsAny(path, "*?[") {
+	if i := strings.IndexAny(path, "*?["); i >= 0 {
+		// The folder before the pattern first, so that a glob elsewhere
+		// does not tell which files exist there.
+		if err := f.Paths.CheckPath(path[:strings.LastIndexByte(path[:i], filepath.Separator)+1]); err != nil {
+			return nil, kalla.Invalid("uri", "%v", err)
+		}
 		matches, err = filepath.Glob(path)
 		if err != nil {
 			return nil, kalla.Invalid("uri", "malformed glob %q: %v", path, err)

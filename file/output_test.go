@@ -54,6 +54,7 @@ func TestFilesStayInAllowedFolders(t *testing.T) {
 		filepath.Join(allowed, "b.csv"),
 		filepath.Join(allowed, "*.csv"), // the glob matches b.csv, a link outside
 		filepath.Join(allowed, "out", "secret.csv"),
+		filepath.Join(outside, "nothing-*.csv"), // refused, not "no file matches": no oracle
 	} {
 		_, err := f.OpenSource(ctx, uri)
 		var v *kalla.ValidationError
