@@ -278,83 +278,100 @@ func (a *AllowList) resolver() *net.Resolver {
 // names itself and checks every address before connecting to it, so a name
 // that resolves to a refused address, also after it was re-pointed since
 // the job was submitted, is refused when connecting. Only TCP is allowed.
-//
-// Addresses allowed through a name entry are remembered, so a later dial
-// of the bare address (pgx's cancel request) is allowed too.
 func (a *AllowList) DialContext(d *net.Dialer) func(ctx context.Context, network, address string) (net.Conn, error) {
-	var mu sync.Mutex
-	viaName := map[netip.Addr]bool{}
-	return func(ctx context.Context, network, address string) (net.Conn, error) {
-		switch network {
-		case "tcp", "tcp4", "tcp6":
-		default:
-			return nil, fmt.Errorf("dial %s %s: only TCP connections are allowed", network, address)
-		}
-		host, portText, err := net.SplitHostPort(address)
-		if err != nil {
-			return nil, fmt.Errorf("dial %s: %w", address, err)
-		}
-		port, err := net.LookupPort(network, portText)
-		if err != nil {
-			return nil, fmt.Errorf("dial %s: %w", address, err)
-		}
-		var ips []netip.Addr
-		if ip, perr := netip.ParseAddr(host); perr == nil {
-			ip = ip.WithZone("").Unmap()
-			mu.Lock()
-			remembered := viaName[ip]
-			mu.Unlock()
-			if !remembered {
-				if err := a.CheckAddr("", ip); err != nil {
-					return nil, err
-				}
-			}
-			ips = []netip.Addr{ip}
-		} else {
-			found, err := a.resolver().LookupNetIP(ctx, "ip", host)
-			if err != nil {
-				return nil, fmt.Errorf("dial %s: %w", address, err)
-			}
-			var refusal error
-			for _, ip := range found {
-				ip = ip.WithZone("").Unmap()
-				if err := a.CheckAddr(host, ip); err != nil {
-					refusal = cmp.Or(refusal, err)
-					continue
-				}
-				if !a.allowsAll() && a.matchName(host) {
-					mu.Lock()
-					viaName[ip] = true
-					mu.Unlock()
-				}
-				ips = append(ips, ip)
-			}
-			if len(ips) == 0 {
-				if refusal == nil {
-					refusal = fmt.Errorf("dial %s: no address found", address)
-				}
-				return nil, refusal
-			}
-		}
-		var errs []error
-		for _, ip := range ips {
-			if (network == "tcp4" && !ip.Is4()) || (network == "tcp6" && !ip.Is6()) {
-				continue
-			}
-			conn, err := d.DialContext(ctx, network, netip.AddrPortFrom(ip, uint16(port)).String())
-			if err == nil {
-				return conn, nil
-			}
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		if len(errs) == 0 {
-			return nil, fmt.Errorf("dial %s: no %s address", address, network)
-		}
-		return nil, errs[0]
+	c := &checkedDialer{list: a, dialer: d, viaName: map[netip.Addr]bool{}}
+	return c.dial
+}
+
+// checkedDialer is the dialer of AllowList.DialContext.
+type checkedDialer struct {
+	list   *AllowList
+	dialer *net.Dialer
+
+	// viaName holds the addresses allowed through a name entry, so that
+	// a later dial of the bare address (pgx's cancel request) is allowed
+	// too. Only the answers for the operator's names end up here.
+	mu      sync.Mutex
+	viaName map[netip.Addr]bool
+}
+
+func (c *checkedDialer) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return nil, fmt.Errorf("dial %s %s: only TCP connections are allowed", network, address)
 	}
+	host, portText, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", address, err)
+	}
+	port, err := net.LookupPort(network, portText)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", address, err)
+	}
+	ips, err := c.allowedAddrs(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, ip := range ips {
+		if (network == "tcp4" && !ip.Is4()) || (network == "tcp6" && !ip.Is6()) {
+			continue
+		}
+		conn, err := c.dialer.DialContext(ctx, network, netip.AddrPortFrom(ip, uint16(port)).String())
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("dial %s: no %s address", address, network)
+	}
+	return nil, errs[0]
+}
+
+// allowedAddrs returns the addresses of host (a name or an address) that
+// the list allows, or the first refusal when it allows none.
+func (c *checkedDialer) allowedAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ip = ip.WithZone("").Unmap()
+		c.mu.Lock()
+		remembered := c.viaName[ip]
+		c.mu.Unlock()
+		if !remembered {
+			if err := c.list.CheckAddr("", ip); err != nil {
+				return nil, err
+			}
+		}
+		return []netip.Addr{ip}, nil
+	}
+	found, err := c.list.resolver().LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", host, err)
+	}
+	byName := !c.list.allowsAll() && c.list.matchName(host)
+	var ips []netip.Addr
+	var refusal error
+	for _, ip := range found {
+		ip = ip.WithZone("").Unmap()
+		if err := c.list.CheckAddr(host, ip); err != nil {
+			refusal = cmp.Or(refusal, err)
+			continue
+		}
+		if byName {
+			c.mu.Lock()
+			c.viaName[ip] = true
+			c.mu.Unlock()
+		}
+		ips = append(ips, ip)
+	}
+	if len(ips) == 0 {
+		return nil, cmp.Or(refusal, fmt.Errorf("dial %s: no address found", host))
+	}
+	return ips, nil
 }
 
 // CheckPath checks a local path, with its symlinks and ".." resolved, the
