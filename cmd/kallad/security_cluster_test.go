@@ -376,3 +376,24 @@ func mustPub(t *testing.T, kp nkeys.KeyPair) string {
 	}
 	return pub
 }
+
+// A NATS URL's credentials never show in the executor's log, though it
+// logs the URL at each failed attempt and when it joins.
+func TestClusterURLCredentialsNotLogged(t *testing.T) {
+	t.Parallel()
+	token := randomSecret(t)
+	data := t.TempDir()
+	staging := filepath.Join(data, "staging")
+	sched := startScheduler(t, data, "KALLA_CLUSTER_TOKEN="+token)
+	hostPort := strings.TrimPrefix(sched.natsURL(t), "nats://")
+	password := randomSecret(t)
+	refused := launchExecutor(t, nil, []string{"--nats-url", "nats://kalla:" + password + "@" + hostPort, "--staging-path", staging})
+	waitLog(t, "the executor with a wrong password to be refused", refused.logs, `scheduler not reachable yet.*authorization violation`)
+	if !strings.Contains(refused.logs(), hostPort) {
+		t.Errorf("the executor's log does not say which URL it tried:\n%s", refused.logs())
+	}
+	member := startExecutor(t, sched, staging, "KALLA_CLUSTER_TOKEN="+token)
+	waitLog(t, "the executor to say it is ready", member.logs, `msg="executor ready"`)
+	noSecret(t, "the refused executor's log", refused.logs(), password)
+	noSecret(t, "the logs", sched.logs()+member.logs()+refused.logs(), token)
+}
