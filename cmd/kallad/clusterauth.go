@@ -91,6 +91,19 @@ func (a *clusterAuthOptions) server(cfg *cluster.ServerConfig) error {
 	return nil
 }
 
+// checkExternal refuses the embedded server's settings with an external
+// --nats-url, which they would not protect: its credentials and TLS are in
+// the URL and the NATS server's own configuration.
+func (a *clusterAuthOptions) checkExternal() error {
+	for flag, v := range map[string]string{"--cluster-token-file": a.tokenFile, "--cluster-nkeys-file": a.nkeysFile,
+		"--cluster-tls-cert": a.tlsCert, "--cluster-tls-key": a.tlsKey, "--cluster-ca": a.ca} {
+		if v != "" {
+			return fmt.Errorf("%s configures the embedded NATS server, which --nats-url replaces: give the external server's credentials in the URL (nats://user:password@host, tls://host)", flag)
+		}
+	}
+	return nil
+}
+
 // readNKeys reads a file of public user NKEYs, one a line; blank lines and
 // lines starting with # are skipped. A seed is refused: the scheduler needs
 // only the public half.

@@ -231,8 +231,13 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		if nc, err = srv.Connect("kallad-scheduler"); err != nil {
 			return err
 		}
-	} else if nc, err = cluster.Connect(o.natsURL, "kallad-scheduler"); err != nil {
-		return err
+	} else {
+		if err := o.auth.checkExternal(); err != nil {
+			return err
+		}
+		if nc, err = cluster.Connect(o.natsURL, "kallad-scheduler"); err != nil {
+			return err
+		}
 	}
 	defer nc.Close()
 	js, err := cluster.JetStream(nc)

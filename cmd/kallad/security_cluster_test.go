@@ -333,6 +333,7 @@ func TestClusterAuthStartErrors(t *testing.T) {
 		{"certificate without key", append(sched, "--cluster-tls-cert", files.ServerCert), nil, "both a certificate and its key"},
 		{"client CA without certificate", append(sched, "--cluster-ca", files.CA), nil, "needs the server's own certificate"},
 		{"API token in env and file", append(sched, "--api-token-file", write("api", "s3cret-file")), []string{"KALLA_API_TOKEN=s3cret-env"}, "KALLA_API_TOKEN and --api-token-file are both set"},
+		{"embedded-server flag with --nats-url", append(sched, "--nats-url", "nats://127.0.0.1:1", "--cluster-tls-cert", files.ServerCert, "--cluster-tls-key", files.ServerKey), nil, "--nats-url replaces"},
 		{"executor: missing CA", append(exe, "--cluster-ca", filepath.Join(dir, "missing.pem")), nil, "missing.pem"},
 		{"executor: token and seed", append(exe, "--cluster-nkey-seed-file", write("seed", string(seed))), []string{"KALLA_CLUSTER_TOKEN=s3cret-env"}, "exclusive"},
 	} {
