@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/kalla-dev/kalla"
 )
 
 // Joined is an executor's connection to its scheduler's cluster: the task
@@ -28,7 +30,7 @@ func Join(ctx context.Context, url, name string, logger *slog.Logger, opts ...na
 			j.Conn = nc
 			break
 		}
-		logger.Warn("scheduler not reachable yet", "url", url, "err", err)
+		logger.Warn("scheduler not reachable yet", "url", kalla.RedactURI(url), "err", err)
 		if !sleepCtx(ctx, 2*time.Second) {
 			return nil, ctx.Err()
 		}

@@ -9,14 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/kalla-dev/kalla"
 )
 
 // ServerConfig configures the embedded NATS server.
@@ -28,10 +30,19 @@ type ServerConfig struct {
 	Host string
 	Port int
 	// Token, if set, is required from every NATS client (executors, and
-	// this process's own connection). Without it the cluster port is open
-	// to anyone who can reach it, job records (source URIs with their
-	// passwords) included.
+	// this process's own connection).
 	Token string
+	// NKeys, if set, are the public user NKEYs (U...) allowed in; each
+	// client proves it holds the seed by signing the server's nonce, so no
+	// secret crosses the wire. Exclusive with Token.
+	NKeys []string
+	// TLSCertFile and TLSKeyFile, if set, make the cluster port speak TLS
+	// only. TLSCAFile, if set too, makes it require a client certificate
+	// signed by that CA (mutual TLS), which then authenticates clients.
+	TLSCertFile, TLSKeyFile, TLSCAFile string
+	// Without Token, NKeys or TLSCAFile the port is in protected mode (see
+	// Protected): job records hold source URIs with their passwords, and
+	// whoever joins may run tasks, so nobody off this host gets in.
 	// ReadyTimeout bounds the wait for the server to accept connections.
 	ReadyTimeout time.Duration
 	Logger       *slog.Logger
@@ -50,13 +61,15 @@ func (c *ServerConfig) validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	return nil
+	return c.validateAuth()
 }
 
 // Server is an embedded NATS server with JetStream on file storage.
 type Server struct {
 	cfg ServerConfig
 	ns  *server.Server
+	// own are the options of this process's own connection.
+	own []nats.Option
 }
 
 // NewServer validates cfg; Start starts the server.
@@ -88,8 +101,10 @@ func (s *Server) Start(ctx context.Context) error {
 		JetStream:  true,
 		StoreDir:   dir,
 		// kallad owns the process's signals.
-		NoSigs:        true,
-		Authorization: s.cfg.Token,
+		NoSigs: true,
+	}
+	if s.own, err = s.applyAuth(opts); err != nil {
+		return err
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -104,10 +119,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("nats server not ready after %s", s.cfg.ReadyTimeout)
 	}
 	s.ns = ns
-	s.cfg.Logger.Info("nats server started", "url", ns.ClientURL(), "data_dir", dir)
-	if s.cfg.Token == "" && !isLoopback(s.cfg.Host) {
-		s.cfg.Logger.Warn("the cluster port accepts clients without a token; set KALLA_CLUSTER_TOKEN or bind it to 127.0.0.1", "addr", ns.Addr())
-	}
+	s.cfg.Logger.Info("nats server started", "url", ns.ClientURL(), "data_dir", dir, "tls", s.cfg.TLSCertFile != "", "protected", s.cfg.Protected())
 	return nil
 }
 
@@ -129,19 +141,11 @@ func (s *Server) Connect(name string) (*nats.Conn, error) {
 	if s.ns == nil {
 		return nil, errors.New("nats server not started")
 	}
-	opts := []nats.Option{nats.InProcessServer(s.ns)}
-	if s.cfg.Token != "" {
-		opts = append(opts, nats.Token(s.cfg.Token))
-	}
-	return connect(s.ns.ClientURL(), name, opts...)
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	opts := append([]nats.Option{nats.InProcessServer(s.ns)}, s.own...)
+	// In process, the server does not require TLS, and a tls:// URL
+	// would make the client verify the server's certificate for nothing.
+	url := "nats://" + strings.TrimPrefix(s.ns.ClientURL(), "tls://")
+	return connect(url, name, opts...)
 }
 
 // Connect connects to an external NATS server (or cluster) at url; the
@@ -160,7 +164,7 @@ func connect(url, name string, extra ...nats.Option) (*nats.Conn, error) {
 	}, extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", url, err)
+		return nil, fmt.Errorf("connect to nats %s: %w", kalla.RedactURI(url), err)
 	}
 	return nc, nil
 }

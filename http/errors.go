@@ -16,6 +16,7 @@ const (
 	codeInvalidRunID     apiCode = "invalid_run_id"
 	codeInvalidQuery     apiCode = "invalid_query"
 	codeUnauthorized     apiCode = "unauthorized"
+	codeForbidden        apiCode = "forbidden"
 	codeNotFound         apiCode = "not_found"
 	codeRunIDConflict    apiCode = "run_id_conflict"
 	codeAlreadyFinished  apiCode = "already_finished"
@@ -33,6 +34,7 @@ var apiStatus = map[apiCode]int{
 	codeInvalidRunID:     http.StatusBadRequest,
 	codeInvalidQuery:     http.StatusBadRequest,
 	codeUnauthorized:     http.StatusUnauthorized,
+	codeForbidden:        http.StatusForbidden,
 	codeNotFound:         http.StatusNotFound,
 	codeNoSuchRoute:      http.StatusNotFound,
 	codeMethodNotAllowed: http.StatusMethodNotAllowed,

@@ -44,8 +44,9 @@ type Config struct {
 	// Gatherer serves /metrics; nil serves an empty registry.
 	Gatherer prometheus.Gatherer
 	// Token, if set, must be presented as "Authorization: Bearer TOKEN" on
-	// the job API. Health, readiness, metrics and the OpenAPI document stay
-	// open.
+	// the job API; without it the job API answers loopback clients only
+	// (protected mode). Health, readiness, metrics and the OpenAPI document
+	// stay open: probes and scrapers come from other hosts.
 	Token string
 	// MaxBodyBytes bounds a submitted job; default 1 MiB.
 	MaxBodyBytes int64
@@ -143,8 +144,8 @@ func NewServer(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	for _, rt := range routes {
 		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) })
-		if !rt.open && cfg.Token != "" {
-			h = s.requireToken(h)
+		if !rt.open {
+			h = s.authenticate(h)
 		}
 		mux.Handle(rt.method+" "+rt.path, h)
 	}

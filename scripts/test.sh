@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
 # Runs Kalla's checks and tests. Tests start their own throwaway Postgres
 # (and S3-compatible server) unless KALLA_TEST_POSTGRES_URL is set; this
-# script installs the Postgres server binaries when they are missing.
+# script installs the Postgres server binaries and iproute2 when they are
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+missing=()
 if [ -z "${KALLA_TEST_POSTGRES_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  echo "scripts/test.sh: installing the postgresql package for the tests" >&2
+  missing+=(postgresql)
+fi
+# The protected-mode tests put a client in a network namespace with ip (as
+# root; they skip otherwise).
+if ! command -v ip >/dev/null 2>&1; then
+  missing+=(iproute2)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "scripts/test.sh: installing ${missing[*]} for the tests" >&2
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 unformatted=$(gofmt -l $(git ls-files '*.go'))

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,14 +41,24 @@ func (p *schedProc) natsURL(t *testing.T) string {
 // scheduler lists it.
 func startExecutor(t *testing.T, sched *schedProc, staging string, env ...string) *execProc {
 	t.Helper()
+	before := len(sched.executors(t))
+	p := launchExecutor(t, nil, []string{"--nats-url", sched.natsURL(t), "--staging-path", staging}, env...)
+	waitUntil(t, "the scheduler to list the new executor", func() bool { return len(sched.executors(t)) > before })
+	return p
+}
+
+// launchExecutor starts `kallad executor` with args added to (and
+// overriding) its defaults and env added to its environment, under the
+// command prefix if any (ip netns exec NS), and returns at once.
+func launchExecutor(t *testing.T, prefix, args []string, env ...string) *execProc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "executor.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := len(sched.executors(t))
-	cmd := exec.Command(kalladBin, "executor", "--nats-url", sched.natsURL(t), "--bind-port", "-1",
-		"--staging-path", staging, "--partitions", "1", "--external-host", "127.0.0.1")
+	argv := slices.Concat(prefix, []string{kalladBin, "executor", "--bind-port", "-1", "--partitions", "1", "--external-host", "127.0.0.1"}, args)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
@@ -65,7 +76,6 @@ func startExecutor(t *testing.T, sched *schedProc, staging string, env ...string
 			t.Logf("executor log:\n%s", p.logs())
 		}
 	})
-	waitUntil(t, "the scheduler to list the new executor", func() bool { return len(sched.executors(t)) > before })
 	return p
 }
 

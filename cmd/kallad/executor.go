@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -39,6 +38,7 @@ type executorOptions struct {
 	externalHost  string
 	stagingPath   string
 	maxTasks      int
+	auth          *clusterAuthOptions
 }
 
 // Run parses args and works until ctx is cancelled; then it finishes its
@@ -73,6 +73,7 @@ func (c *ExecutorCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.externalHost, "external-host", env(hostname, "EXTERNAL_HOST"), "the host this executor announces in GET /api/cluster (env EXTERNAL_HOST)")
 	fs.StringVar(&o.stagingPath, "staging-path", env("./staging", "STAGING_PATH"), "where executors exchange staged data, the scheduler's --staging-path: a folder every process shares, or an s3://bucket/prefix (env STAGING_PATH)")
 	fs.IntVar(&o.maxTasks, "max-tasks", o.maxTasks, "tasks run at once; DuckDB already uses every core for one (env KALLA_MAX_TASKS)")
+	o.auth = clusterAuthFlags(fs, false)
 	if err := d.parse(args, "Joins a scheduler's cluster and runs parts of its jobs.\nKALLA_CLUSTER_TOKEN, if set, is sent to the scheduler's cluster port."); err != nil {
 		return err
 	}
@@ -102,6 +103,10 @@ func (c *ExecutorCommand) fail(stderr io.Writer, err error) error {
 }
 
 func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, logger *slog.Logger) error {
+	opts, err := o.auth.client()
+	if err != nil {
+		return err
+	}
 	if eng.TempDir == "" {
 		eng.TempDir = defaultTempDir(o.stagingPath)
 	}
@@ -130,12 +135,8 @@ func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, log
 	}
 
 	url := o.natsURL
-	var opts []nats.Option
 	if url == "" {
 		url = "nats://" + net.JoinHostPort(o.schedulerHost, strconv.Itoa(o.schedulerPort))
-		if tok := os.Getenv("KALLA_CLUSTER_TOKEN"); tok != "" {
-			opts = append(opts, nats.Token(tok))
-		}
 	}
 	joined, err := cluster.Join(ctx, url, "kallad-executor-"+id, logger, opts...)
 	if err != nil {
@@ -154,7 +155,7 @@ func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, log
 		return err
 	}
 	ready.Store(true)
-	logger.Info("executor ready", "scheduler", url, "staging", staging.String(), "max_tasks", o.maxTasks)
+	logger.Info("executor ready", "scheduler", kalla.RedactURI(url), "staging", staging.String(), "max_tasks", o.maxTasks)
 	<-ctx.Done()
 	ready.Store(false)
 	logger.Info("shutting down: finishing running tasks")

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/cluster"
 	kallahttp "github.com/kalla-dev/kalla/http"
 )
@@ -43,6 +44,7 @@ type schedulerOptions struct {
 	shutdownTimeout    time.Duration
 	taskAckWait        time.Duration
 	executorTTL        time.Duration
+	auth               *clusterAuthOptions
 }
 
 // Run parses args and serves until ctx is cancelled (SIGINT or SIGTERM),
@@ -62,7 +64,7 @@ func (c *SchedulerCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return c.fail(stderr, err)
 	}
-	if err := d.parse(args, "Serves the HTTP job API and runs the jobs.\nKALLA_API_TOKEN, if set, is required as a bearer token on /api/jobs.\nKALLA_CLUSTER_TOKEN, if set, is required from clients of the embedded NATS\nserver on the cluster port; an external --nats-url carries its own credentials."); err != nil {
+	if err := d.parse(args, "Serves the HTTP job API and runs the jobs.\nKALLA_API_TOKEN, if set, is required as a bearer token on /api/*.\nKALLA_CLUSTER_TOKEN, if set, is required from clients of the embedded NATS\nserver on the cluster port; an external --nats-url carries its own credentials.\nWithout them (protected mode) /api/* and the cluster port accept loopback clients only."); err != nil {
 		return err
 	}
 	// Read only now: parsing fills them in.
@@ -127,6 +129,7 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 	fs.StringVar(&o.stagingPath, "staging-path", env("./staging", "STAGING_PATH"), "where executors exchange staged data: a folder every process shares, where DuckDB spills unless --temp-dir is set, or an s3://bucket/prefix (env STAGING_PATH)")
 	fs.StringVar(&o.dataDir, "data-dir", env("./kalla-data", "KALLA_DATA_DIR"), "folder of the durable job store and queue (env KALLA_DATA_DIR)")
 	fs.StringVar(&o.natsURL, "nats-url", env("", "NATS_URL"), "use this NATS cluster instead of the embedded server (env NATS_URL)")
+	o.auth = clusterAuthFlags(fs, true)
 	return o, err
 }
 
@@ -205,11 +208,19 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	}
 	defer closeRunner()
 
+	apiToken, err := o.auth.apiToken()
+	if err != nil {
+		return err
+	}
 	var nc *nats.Conn
+	clusterProtected := false
 	if o.natsURL == "" {
-		srv, err := cluster.NewServer(cluster.ServerConfig{
-			DataDir: o.dataDir, Host: o.bindHost, Port: o.grpcPort, Token: os.Getenv("KALLA_CLUSTER_TOKEN"), Logger: logger,
-		})
+		cfg := cluster.ServerConfig{DataDir: o.dataDir, Host: o.bindHost, Port: o.grpcPort, Logger: logger}
+		if err := o.auth.server(&cfg); err != nil {
+			return err
+		}
+		clusterProtected = cfg.Protected()
+		srv, err := cluster.NewServer(cfg)
 		if err != nil {
 			return err
 		}
@@ -220,8 +231,13 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		if nc, err = srv.Connect("kallad-scheduler"); err != nil {
 			return err
 		}
-	} else if nc, err = cluster.Connect(o.natsURL, "kallad-scheduler"); err != nil {
-		return err
+	} else {
+		if err := o.auth.checkExternal(); err != nil {
+			return err
+		}
+		if nc, err = cluster.Connect(o.natsURL, "kallad-scheduler"); err != nil {
+			return err
+		}
 	}
 	defer nc.Close()
 	js, err := cluster.JetStream(nc)
@@ -281,7 +297,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	api, err := kallahttp.NewServer(kallahttp.Config{
 		Addr:      net.JoinHostPort(o.bindHost, strconv.Itoa(o.httpPort)),
 		Validator: runner, Store: store, Queue: queue, Notifier: callbacks, Gatherer: reg,
-		Token:     os.Getenv("KALLA_API_TOKEN"),
+		Token:     apiToken,
 		Saturated: worker.Saturated,
 		Cluster:   members,
 		Logger:    logger,
@@ -295,6 +311,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		return err
 	}
 	defer api.Stop()
+	logProtectedMode(ctx, logger, o.bindHost, clusterProtected, apiToken == "")
 	if err := callbacks.Start(ctx); err != nil {
 		return err
 	}
@@ -303,7 +320,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		return err
 	}
 	api.MarkReady()
-	logger.Info("scheduler ready", "http", api.Addr(), "max_jobs", o.maxJobs, "data_dir", o.dataDir, "nats_url", o.natsURL, "staging", staging.String())
+	logger.Info("scheduler ready", "http", api.Addr(), "max_jobs", o.maxJobs, "data_dir", o.dataDir, "nats_url", kalla.RedactURI(o.natsURL), "staging", staging.String())
 
 	<-ctx.Done()
 	logger.Info("shutting down: finishing running jobs", "timeout", o.shutdownTimeout, "active", worker.Active())

@@ -20,8 +20,6 @@ func TestComposeRejects(t *testing.T) {
 			"depends on undefined service"},
 		{"undefined named volume", cluster, []string{"  kalla-data:\n  minio:", "  minio:"},
 			"undefined volume kalla-data"},
-		{"unset required variable", single, []string{`POSTGRES_PASSWORD: kalla`, `POSTGRES_PASSWORD: ${KALLA_PG_PASSWORD:?set it}`},
-			"KALLA_PG_PASSWORD"},
 		{"missing bind-mount source", single, []string{"./examples:/examples:ro", "./example:/examples:ro"},
 			"bind mount source"},
 		{"missing Dockerfile", single, []string{"build: .", "build: {context: ., dockerfile: Dockerfile.missing}"},
@@ -36,25 +34,32 @@ func TestComposeRejects(t *testing.T) {
 			if err := os.Mkdir(filepath.Join(dir, "examples"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			_, err := checkCompose(context.Background(), m.write(t, dir), nil)
+			_, _, err := checkComposeFile(context.Background(), m.write(t, dir))
 			wantError(t, err, m.want)
 		})
 	}
 }
 
 // Interpolation takes its variables from the environment given, as
-// `docker compose config` takes them from the shell.
+// `docker compose config` takes them from the shell; a required variable
+// left unset fails, naming it.
 func TestComposeInterpolates(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "examples"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m := mutation{file: "docker-compose.single.yml", edits: []string{"    build: .\n", "", `POSTGRES_PASSWORD: kalla`, `POSTGRES_PASSWORD: ${KALLA_PG_PASSWORD:?set it}`}}
-	project, err := checkCompose(context.Background(), m.write(t, dir), []string{"KALLA_PG_PASSWORD=s3cret"})
+	m := mutation{file: "docker-compose.single.yml", edits: []string{"    build: .\n", ""}}
+	file := m.write(t, dir)
+	_, err := checkCompose(context.Background(), file, []string{"KALLA_PG_PASSWORD=s3cret"})
+	wantError(t, err, "required variable KALLA_API_TOKEN is missing a value")
+	project, err := checkCompose(context.Background(), file, []string{"KALLA_PG_PASSWORD=s3cret", "KALLA_API_TOKEN=t0ken"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := project.Services["postgres"].Environment["POSTGRES_PASSWORD"]; got == nil || *got != "s3cret" {
 		t.Fatalf("POSTGRES_PASSWORD = %v, want s3cret", got)
+	}
+	if got := project.Services["scheduler"].Environment["KALLA_API_TOKEN"]; got == nil || *got != "t0ken" {
+		t.Fatalf("KALLA_API_TOKEN = %v, want t0ken", got)
 	}
 }

@@ -56,12 +56,12 @@ func run(ctx context.Context, root, schemaDir string, out io.Writer) error {
 		fmt.Fprintf(out, "ok %s\n", filepath.Join(root, "Dockerfile"))
 	}
 	for _, f := range composeFiles {
-		project, err := checkCompose(ctx, f, nil)
+		project, required, err := checkComposeFile(ctx, f)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(out, "ok %s: services %s\n", f, strings.Join(project.ServiceNames(), ", "))
+		fmt.Fprintf(out, "ok %s: services %s; requires %s\n", f, strings.Join(project.ServiceNames(), ", "), strings.Join(required, ", "))
 	}
 	if err := writeSchemas(ctx, schemaDir); err != nil {
 		return errors.Join(append(errs, err)...)
@@ -72,6 +72,10 @@ func run(ctx context.Context, root, schemaDir string, out io.Writer) error {
 	}
 	var all []object
 	for _, f := range manifests {
+		if err := checkManifestSecrets(f); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		objs, err := c.check(f)
 		if err != nil {
 			errs = append(errs, err)
