@@ -32,6 +32,11 @@ type ServerConfig struct {
 	// to anyone who can reach it, job records (source URIs with their
 	// passwords) included.
 	Token string
+	// StoreKey, if set, encrypts JetStream's files (job records and task
+	// payloads, which may hold a client's database password) at rest. The
+	// same key must be given at every start: without it the streams cannot
+	// be read.
+	StoreKey string
 	// ReadyTimeout bounds the wait for the server to accept connections.
 	ReadyTimeout time.Duration
 	Logger       *slog.Logger
@@ -90,6 +95,7 @@ func (s *Server) Start(ctx context.Context) error {
 		// kallad owns the process's signals.
 		NoSigs:        true,
 		Authorization: s.cfg.Token,
+		JetStreamKey:  s.cfg.StoreKey,
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
