@@ -97,7 +97,7 @@ func (c *ExecutorCommand) Run(ctx context.Context, args []string) error {
 }
 
 func (c *ExecutorCommand) fail(stderr io.Writer, err error) error {
-	fmt.Fprintln(stderr, "kallad executor:", err)
+	fmt.Fprintln(stderr, "kallad executor:", kalla.RedactText(err.Error()))
 	return err
 }
 
@@ -154,7 +154,7 @@ func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, log
 		return err
 	}
 	ready.Store(true)
-	logger.Info("executor ready", "scheduler", url, "staging", staging.String(), "max_tasks", o.maxTasks)
+	logger.Info("executor ready", "scheduler", kalla.RedactURI(url), "staging", staging.String(), "max_tasks", o.maxTasks)
 	<-ctx.Done()
 	ready.Store(false)
 	logger.Info("shutting down: finishing running tasks")

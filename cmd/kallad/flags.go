@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/kalla-dev/kalla"
 )
 
 // env returns the value of the first of names that is set, else def. Several
@@ -62,8 +64,20 @@ func commonFlags(fs *flag.FlagSet, eng *engineOptions, logs *logOptions, default
 	return nil
 }
 
-// newLogger builds the process logger from logOptions.
+// newLogger builds the process logger from logOptions. It masks secrets
+// (kalla.RedactLogs) and becomes slog's default, so adapters that log
+// through slog.Default are masked and formatted alike.
 func newLogger(o logOptions, w io.Writer) (*slog.Logger, error) {
+	l, err := newHandlerLogger(o, w)
+	if err != nil {
+		return nil, err
+	}
+	l = slog.New(kalla.RedactLogs(l.Handler()))
+	slog.SetDefault(l)
+	return l, nil
+}
+
+func newHandlerLogger(o logOptions, w io.Writer) (*slog.Logger, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.Level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", o.Level)

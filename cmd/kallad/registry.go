@@ -11,7 +11,8 @@ import (
 )
 
 // newRegistries maps every source URI scheme and output_path scheme to its
-// adapter. This is the one place that knows them all. S3 outputs are
+// adapter. This is the one place that knows them all, conn:// (the
+// operator's named Postgres connections, see loadConnections) included. S3 outputs are
 // prepared under tempDir (--temp-dir), like the engine's own files.
 func newRegistries(tempDir string, logger *slog.Logger) (*kalla.Registry, *kalla.OutputRegistry, error) {
 	objects := s3.New(s3.Config{TempDir: tempDir, Logger: logger})
@@ -19,6 +20,14 @@ func newRegistries(tempDir string, logger *slog.Logger) (*kalla.Registry, *kalla
 	sources.Register(file.OpenSource, "file")
 	sources.Register(postgres.Open, "postgres", "postgresql")
 	sources.Register(objects.OpenSource, "s3")
+	conns, err := loadConnections()
+	if err != nil {
+		return nil, nil, err
+	}
+	sources.Register(conns.Open, postgres.ConnScheme)
+	if names := conns.Names(); len(names) > 0 {
+		logger.Info("named connections", "names", strings.Join(names, ","))
+	}
 	outputs := kalla.NewOutputRegistry()
 	outputs.Register(file.OpenOutput, "file")
 	outputs.Register(objects.OpenOutput, "s3")

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/cluster"
 	kallahttp "github.com/kalla-dev/kalla/http"
 )
@@ -185,7 +186,7 @@ func (d *daemonFlags) parse(args []string, about string) error {
 }
 
 func (c *SchedulerCommand) fail(stderr io.Writer, err error) error {
-	fmt.Fprintln(stderr, "kallad scheduler:", err)
+	fmt.Fprintln(stderr, "kallad scheduler:", kalla.RedactText(err.Error()))
 	return err
 }
 
@@ -207,8 +208,12 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 
 	var nc *nats.Conn
 	if o.natsURL == "" {
+		key, err := storeKey(o.dataDir, logger)
+		if err != nil {
+			return err
+		}
 		srv, err := cluster.NewServer(cluster.ServerConfig{
-			DataDir: o.dataDir, Host: o.bindHost, Port: o.grpcPort, Token: os.Getenv("KALLA_CLUSTER_TOKEN"), Logger: logger,
+			DataDir: o.dataDir, Host: o.bindHost, Port: o.grpcPort, Token: os.Getenv("KALLA_CLUSTER_TOKEN"), StoreKey: key, Logger: logger,
 		})
 		if err != nil {
 			return err
@@ -303,7 +308,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		return err
 	}
 	api.MarkReady()
-	logger.Info("scheduler ready", "http", api.Addr(), "max_jobs", o.maxJobs, "data_dir", o.dataDir, "nats_url", o.natsURL, "staging", staging.String())
+	logger.Info("scheduler ready", "http", api.Addr(), "max_jobs", o.maxJobs, "data_dir", o.dataDir, "nats_url", kalla.RedactURI(o.natsURL), "staging", staging.String())
 
 	<-ctx.Done()
 	logger.Info("shutting down: finishing running jobs", "timeout", o.shutdownTimeout, "active", worker.Active())
