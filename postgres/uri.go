@@ -179,7 +179,7 @@ func parseURI(uri string, trusted bool) (*pgx.ConnConfig, tableRef, []string, er
 		return nil, tableRef{}, nil, kalla.Invalid("uri", "table=%q: %v", table, err)
 	}
 	if !trusted && !given.user {
-		return nil, tableRef{}, nil, kalla.Invalid("uri", "the URI names no user: write postgres://USER[:PASSWORD]@%s/%s (a job never connects as the server's own user)",
+		return nil, tableRef{}, nil, kalla.Invalid("uri", "the URI names no user: write postgres://USER@%s/%s (a job never connects as the server's own user)",
 			net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), cfg.Database)
 	}
 	return cfg, ref, secrets, nil
