@@ -387,3 +387,24 @@ func TestJobNeverUsesServerCredentials(t *testing.T) {
 	}
 	leaks.check("the scheduler log", []byte(sched.logs()))
 }
+
+// NATS URL credentials (a token, a user's password, in a list of servers)
+// never show in the scheduler's log or its failure line.
+func TestNATSCredentialsMasked(t *testing.T) {
+	t.Parallel()
+	const token = "nats-token-S3cr3t"
+	owner := startScheduler(t, t.TempDir(), "KALLA_CLUSTER_TOKEN="+token)
+	withToken := strings.Replace(owner.natsURL(t), "nats://", "nats://"+token+"@", 1)
+	client := startScheduler(t, t.TempDir(), "NATS_URL="+withToken)
+	if !strings.Contains(client.logs(), `nats_url=nats://xxxxx@`) {
+		t.Errorf("the ready line does not show the masked NATS URL:\n%s", client.logs())
+	}
+	leaks := secretLeaks{t: t, secrets: []string{token, "nats-pw-S3cr3t", "tok-S3cr3t2"}}
+	leaks.check("the scheduler log", []byte(client.logs()))
+
+	stderr, code := schedulerFails(t, t.TempDir(), "NATS_URL=nats://u:nats-pw-S3cr3t@127.0.0.1:1,nats://tok-S3cr3t2@127.0.0.1:2")
+	if code == 0 || !strings.Contains(stderr, "nats://u:xxxxx@127.0.0.1:1") {
+		t.Errorf("exit %d, stderr %q; want a failure naming the masked URL", code, stderr)
+	}
+	leaks.check("the failure line", []byte(stderr))
+}
