@@ -58,6 +58,20 @@ func (j *Job) Secrets() []string {
 	return s
 }
 
+// Redacted returns a copy of the job with every URI masked (RedactURI), for
+// showing it (GET /api/jobs).
+func (j *Job) Redacted() Job {
+	c := *j
+	c.OutputPath = RedactURI(j.OutputPath)
+	c.CallbackURL = RedactURI(j.CallbackURL)
+	c.Sources = make([]SourceSpec, len(j.Sources))
+	for i, s := range j.Sources {
+		s.URI = RedactURI(s.URI)
+		c.Sources[i] = s
+	}
+	return c
+}
+
 // uriRe finds URIs in free text. It stops at blanks and quotes, so a URI
 // quoted by %q or in JSON ends where its quote does.
 var uriRe = regexp.MustCompile(`[A-Za-z][A-Za-z0-9+.\-]*://[^\s"'<>` + "`" + `]+`)

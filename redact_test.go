@@ -140,3 +140,20 @@ func TestRedactLogs(t *testing.T) {
 		t.Errorf("log lost its content: %s", out)
 	}
 }
+
+func TestJobRedacted(t *testing.T) {
+	t.Parallel()
+	j := &Job{
+		Sources:     []SourceSpec{{Alias: "l", URI: "postgres://u:srcpw1@h/db?table=t"}, {Alias: "r", URI: "/data/r.csv"}},
+		OutputPath:  "s3://out/p?aws_secret_access_key=outkey",
+		CallbackURL: "https://cb/x?token=cbtok",
+	}
+	r := j.Redacted()
+	if r.Sources[0].URI != "postgres://u:xxxxx@h/db?table=t" || r.Sources[1].URI != "/data/r.csv" ||
+		r.OutputPath != "s3://out/p?aws_secret_access_key=xxxxx" || r.CallbackURL != "https://cb/x?token=xxxxx" {
+		t.Errorf("Redacted: %+v", r)
+	}
+	if j.Sources[0].URI != "postgres://u:srcpw1@h/db?table=t" {
+		t.Errorf("Redacted changed the job itself: %+v", j.Sources[0])
+	}
+}

@@ -119,6 +119,12 @@ func TestSecretsNeverShown(t *testing.T) {
 
 	_, body = sched.call(t, "GET", "/api/jobs/"+runID, nil)
 	leaks.check("GET /api/jobs/{run_id}", body)
+	// The job is shown, its URI masked where the passwords were.
+	shown := sched.job(t, runID).Job
+	if shown == nil || !strings.Contains(shown.Sources[0].URI, pg.User+":xxxxx@") ||
+		!strings.Contains(shown.Sources[0].URI, "password=xxxxx&sslpassword=xxxxx") || !strings.Contains(shown.Sources[0].URI, "table="+db.Schema+".invoices") {
+		t.Errorf("GET /api/jobs/{run_id} shows the job as %+v", shown)
+	}
 	_, body = sched.call(t, "GET", "/api/jobs", nil)
 	if !strings.Contains(string(body), runID) {
 		t.Errorf("GET /api/jobs does not list the job: %s", body)
