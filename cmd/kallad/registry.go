@@ -12,8 +12,9 @@ import (
 
 // newRegistries maps every source URI scheme and output_path scheme to its
 // adapter. This is the one place that knows them all, conn:// (the
-// operator's named Postgres connections, see loadConnections) included. S3 outputs are
-// prepared under tempDir (--temp-dir), like the engine's own files.
+// operator's named Postgres connections, see loadConnections) included. S3
+// outputs are prepared under tempDir (--temp-dir), like the engine's own
+// files.
 func newRegistries(tempDir string, logger *slog.Logger) (*kalla.Registry, *kalla.OutputRegistry, error) {
 	objects := s3.New(s3.Config{TempDir: tempDir, Logger: logger})
 	sources := kalla.NewRegistry()
