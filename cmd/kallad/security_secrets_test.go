@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kalla-dev/kalla"
@@ -394,6 +395,18 @@ func TestJobNeverUsesServerCredentials(t *testing.T) {
 	leaks.check("the scheduler log", []byte(sched.logs()))
 }
 
+// lockedBuffer is a bytes.Buffer a process writes to while the test reads.
+type lockedBuffer struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
 // NATS URL credentials (a token, a user's password, in a list of servers)
 // never show in the scheduler's log or its failure line.
 func TestNATSCredentialsMasked(t *testing.T) {
@@ -407,6 +420,23 @@ func TestNATSCredentialsMasked(t *testing.T) {
 	}
 	leaks := secretLeaks{t: t, secrets: []string{token, "nats-pw-S3cr3t", "tok-S3cr3t2"}}
 	leaks.check("the scheduler log", []byte(client.logs()))
+
+	// An executor joining with the token in its --nats-url.
+	var execLog bytes.Buffer
+	var mu sync.Mutex
+	cmd := exec.Command(kalladBin, "executor", "--nats-url", withToken, "--bind-port", "-1",
+		"--staging-path", t.TempDir(), "--partitions", "1", "--log-level", "debug")
+	cmd.Stdout, cmd.Stderr = &lockedBuffer{mu: &mu, b: &execLog}, &lockedBuffer{mu: &mu, b: &execLog}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	logs := func() string { mu.Lock(); defer mu.Unlock(); return execLog.String() }
+	waitUntil(t, "the executor to be ready", func() bool { return strings.Contains(logs(), "executor ready") })
+	if !strings.Contains(logs(), "scheduler=nats://xxxxx@") {
+		t.Errorf("the executor's ready line does not show the masked URL:\n%s", logs())
+	}
+	leaks.check("the executor log", []byte(logs()))
 
 	stderr, code := schedulerFails(t, t.TempDir(), "NATS_URL=nats://u:nats-pw-S3cr3t@127.0.0.1:1,nats://tok-S3cr3t2@127.0.0.1:2")
 	if code == 0 || !strings.Contains(stderr, "nats://u:xxxxx@127.0.0.1:1") {
