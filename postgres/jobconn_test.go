@@ -30,7 +30,7 @@ func serverEnv(t *testing.T, tb *testBundle) {
 	t.Setenv("PGHOST", tb.pg.Host)
 	t.Setenv("PGPORT", strconv.Itoa(tb.pg.Port))
 	t.Setenv("PGDATABASE", tb.db.Database)
-	t.Setenv("PGOPTIONS", "-c statement_timeout=1")
+	t.Setenv("PGOPTIONS", "-c work_mem=1MB")
 }
 
 // A job's URI without a password does not borrow the server's: with the
