@@ -71,9 +71,10 @@ func clip(b []byte, sec string) string {
 }
 
 // A job whose Postgres URI carries a password in three places fails to
-// authenticate; none of the passwords shows in any API answer (the 202,
-// the job, the list, a 400 on a malformed URI), callback, log line (at
-// debug level), metric or file under --data-dir.
+// authenticate on an executor; none of the passwords shows in any API
+// answer (the 202, the job, the list, a 400 on a malformed URI), callback,
+// log line of the scheduler or the executor (at debug level), metric or
+// file under --data-dir (job records, task payloads and results).
 func TestSecretsNeverShown(t *testing.T) {
 	t.Parallel()
 	pg := kallatest.Postgres(t)
@@ -86,7 +87,10 @@ func TestSecretsNeverShown(t *testing.T) {
 	leaks := secretLeaks{t: t, secrets: []string{userinfoPW, queryPW, sslPW, pg.Password}}
 	rv := newCallbackReceiver(t)
 	data := t.TempDir()
-	sched := startScheduler(t, data, "KALLA_LOG_LEVEL=debug")
+	sched := startScheduler(t, data, "KALLA_LOG_LEVEL=debug", "KALLA_TASK_ACK_WAIT=3s")
+	// An executor takes the job's tasks, so task payloads and results go
+	// through the store too.
+	executor := startExecutor(t, sched, filepath.Join(data, "staging"), "KALLA_LOG_LEVEL=debug")
 
 	// A wrong password in the query (it wins over the userinfo's).
 	uri := "postgres://" + url.UserPassword(pg.User, userinfoPW).String() + "@" + pg.Host + ":" + strconv.Itoa(pg.Port) + "/" + db.Database +
@@ -142,6 +146,10 @@ func TestSecretsNeverShown(t *testing.T) {
 		t.Errorf("scheduler exit: %v", err)
 	}
 	leaks.check("the scheduler log", []byte(sched.logs()))
+	if !strings.Contains(executor.logs(), "task failed") {
+		t.Errorf("the job's tasks did not fail on the executor:\n%s", executor.logs())
+	}
+	leaks.check("the executor log", []byte(executor.logs()))
 	leaks.checkDir(data)
 
 	// The store was encrypted with a key generated on first start.
