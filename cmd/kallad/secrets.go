@@ -52,8 +52,8 @@ func loadConnections() (*postgres.Connections, error) {
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
 		name, ok := strings.CutPrefix(k, envConnPrefix)
-		if !ok || name == "" {
-			continue
+		if !ok || name == "" || v == "" {
+			continue // empty is unset, as for every other variable
 		}
 		name = strings.ToLower(name)
 		if _, dup := named[name]; dup {
