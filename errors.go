@@ -15,11 +15,13 @@ type ValidationError struct {
 	Message string
 }
 
+// Error masks any secret in the message (RedactText): it is shown to the
+// client that sent the job and written to logs.
 func (e *ValidationError) Error() string {
 	if e.Field == "" {
-		return e.Message
+		return RedactText(e.Message)
 	}
-	return e.Field + ": " + e.Message
+	return e.Field + ": " + RedactText(e.Message)
 }
 
 // Invalid returns a *ValidationError for field with a formatted message.
@@ -40,7 +42,9 @@ type StageError struct {
 	Err   error
 }
 
-func (e *StageError) Error() string { return e.Err.Error() }
+// Error masks any secret in the cause (RedactText): it becomes the job's
+// error callback and API error.
+func (e *StageError) Error() string { return RedactText(e.Err.Error()) }
 func (e *StageError) Unwrap() error { return e.Err }
 
 // ErrorStage returns the stage recorded in err, or StageValidating when err

@@ -3,8 +3,6 @@ package kalla
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -132,25 +130,6 @@ func Scheme(uri string) string {
 		return "file"
 	}
 	return strings.ToLower(uri[:i])
-}
-
-// userinfoRe finds "user:password@" in a URI that url.Parse rejects.
-var userinfoRe = regexp.MustCompile(`(://[^:/@]*):[^/]*@`)
-
-// RedactURI returns uri with any password replaced, for logs and errors.
-// It is the one place secrets in URIs are hidden.
-func RedactURI(uri string) string {
-	u, err := url.Parse(uri)
-	if err != nil {
-		return userinfoRe.ReplaceAllString(uri, "$1:xxxxx@")
-	}
-	if u.User == nil {
-		return uri
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
 }
 
 // ColumnNames lists the names of cols, for error messages.

@@ -76,7 +76,7 @@ func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
 	case errors.Is(cause, errShutdown):
 		a.requeue(now)
 	default:
-		a.finish(kalla.JobFailed, nil, &kalla.ErrorReport{RunID: a.runID, Stage: kalla.ErrorStage(err), Error: err.Error()}, now)
+		a.finish(kalla.JobFailed, nil, &kalla.ErrorReport{RunID: a.runID, Stage: kalla.ErrorStage(err), Error: kalla.RedactText(err.Error(), job.Secrets()...)}, now)
 	}
 }
 

@@ -217,7 +217,7 @@ func (e *Executor) handle(d *execDelivery) {
 		return
 	}
 	if err != nil {
-		res.Error = fmt.Sprintf("task %s: %v", t.ID, err)
+		res.Error = kalla.RedactText(fmt.Sprintf("task %s: %v", t.ID, err), t.Job.Secrets()...)
 		res.Stage = stageOfTask(t.Kind)
 		var se *kalla.StageError
 		if errors.As(err, &se) {

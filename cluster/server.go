@@ -43,6 +43,11 @@ type ServerConfig struct {
 	// Without Token, NKeys or TLSCAFile the port is in protected mode (see
 	// Protected): job records hold source URIs with their passwords, and
 	// whoever joins may run tasks, so nobody off this host gets in.
+	// StoreKey, if set, encrypts JetStream's files (job records and task
+	// payloads, which may hold a client's database password) at rest. The
+	// same key must be given at every start: without it the streams cannot
+	// be read.
+	StoreKey string
 	// ReadyTimeout bounds the wait for the server to accept connections.
 	ReadyTimeout time.Duration
 	Logger       *slog.Logger
@@ -101,7 +106,8 @@ func (s *Server) Start(ctx context.Context) error {
 		JetStream:  true,
 		StoreDir:   dir,
 		// kallad owns the process's signals.
-		NoSigs: true,
+		NoSigs:       true,
+		JetStreamKey: s.cfg.StoreKey,
 	}
 	if s.own, err = s.applyAuth(opts); err != nil {
 		return err

@@ -376,7 +376,7 @@ func (s *CallbackSender) deliverFinal(runID string) bool {
 		}
 		r.Callback.Tries++
 		if err != nil {
-			r.Callback.LastError = err.Error()
+			r.Callback.LastError = kalla.RedactText(err.Error(), r.Job.Secrets()...)
 			return nil
 		}
 		if refused != nil {

@@ -28,6 +28,8 @@ type Accepted struct {
 type JobView struct {
 	RunID string         `json:"run_id"`
 	State kalla.JobState `json:"state"`
+	// Job is the job as submitted, its URIs masked (kalla.RedactURI).
+	Job *kalla.Job `json:"job,omitempty"`
 	// Status repeats State, so a resubmission's answer reads like the 202
 	// of the first submission ({"run_id", "status"}).
 	Status kalla.JobState `json:"status"`
@@ -54,8 +56,9 @@ type JobView struct {
 
 // ViewOf builds the API view of rec.
 func ViewOf(rec *kalla.JobRecord) JobView {
+	job := rec.Job.Redacted()
 	v := JobView{
-		RunID: rec.RunID, State: rec.State, Status: rec.State,
+		RunID: rec.RunID, State: rec.State, Status: rec.State, Job: &job,
 		Result: rec.Result, Error: rec.Error, CancelRequested: rec.CancelRequested,
 		Attempts:  rec.Attempts,
 		CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt, StartedAt: rec.StartedAt, FinishedAt: rec.FinishedAt,

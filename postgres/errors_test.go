@@ -63,8 +63,6 @@ func TestOpenErrors(t *testing.T) {
 func TestOpenURIForms(t *testing.T) {
 	t.Parallel()
 	for _, uri := range []string{
-		"postgres://kalla@%2Fvar%2Frun%2Fpostgresql/ledger?table=t",
-		"postgres://kalla@/ledger?host=/var/run/postgresql&table=t",
 		"postgresql://kalla:pw@h1:5432,h2:5433/ledger?table=public.t&target_session_attrs=read-write",
 		"POSTGRES://kalla@db.example/ledger?table=t&sslmode=require&connect_timeout=3",
 	} {

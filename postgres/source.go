@@ -65,7 +65,13 @@ var _ kalla.RowSource = (*Source)(nil)
 // Open opens the source at uri (postgres:// or postgresql://). It only
 // checks the URI; Columns and Scan connect.
 func Open(ctx context.Context, uri string) (kalla.Source, error) {
-	cfg, ref, secrets, err := parseURI(uri)
+	return open(uri, false)
+}
+
+// open opens the source at uri; trusted says the URI is the operator's (a
+// named connection), not a job's.
+func open(uri string, trusted bool) (kalla.Source, error) {
+	cfg, ref, secrets, err := parseURI(uri, trusted)
 	if err != nil {
 		return nil, err
 	}
@@ -220,13 +226,13 @@ func (s *Source) scrub(err error) error {
 	if err == nil {
 		return nil
 	}
-	msg := scrubText(err.Error(), s.secrets)
+	msg := kalla.RedactText(err.Error(), s.secrets...)
 	if msg == err.Error() {
 		return err
 	}
 	var v *kalla.ValidationError
 	if errors.As(err, &v) {
-		return &kalla.ValidationError{Field: v.Field, Message: scrubText(v.Message, s.secrets)}
+		return &kalla.ValidationError{Field: v.Field, Message: kalla.RedactText(v.Message, s.secrets...)}
 	}
 	return &scrubbedError{msg: msg, err: err}
 }

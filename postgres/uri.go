@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -110,14 +109,21 @@ func parseTable(s string) (tableRef, error) {
 // parseURI splits a source URI into the connection settings pgx reads and
 // the table. It does no network I/O. Every query parameter but table goes to
 // pgx (sslmode, connect_timeout, application_name, search_path...), and pgx
-// parses the rest, so whatever libpq-style URI pgx accepts (several hosts,
-// a socket folder as host) works here. It also returns the forms in which
-// the URI's passwords could show in a message, for scrubbing.
-func parseURI(uri string) (*pgx.ConnConfig, tableRef, []string, error) {
+// parses the rest, so several hosts work too. It also returns the forms in
+// which the URI's passwords could show in a message, for scrubbing.
+//
+// A job's URI (trusted false) is held to what it says itself: see
+// pinJobSettings. A named connection's URI (trusted true) is the operator's
+// and is parsed as libpq would, environment and files included.
+func parseURI(uri string, trusted bool) (*pgx.ConnConfig, tableRef, []string, error) {
 	if s := kalla.Scheme(uri); s != "postgres" && s != "postgresql" {
 		return nil, tableRef{}, nil, kalla.Invalid("uri", "scheme %q is not postgres:// or postgresql://", s)
 	}
 	base, rawQuery, _ := strings.Cut(uri, "?")
+	// pgx reads only a lower-case scheme as a URL: POSTGRES://... would
+	// be taken for a keyword/value string and connect to the default
+	// socket.
+	base = "postgres" + base[strings.Index(base, "://"):]
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return nil, tableRef{}, nil, kalla.Invalid("uri", "malformed postgres URI query: %v", err)
@@ -132,7 +138,7 @@ func parseURI(uri string) (*pgx.ConnConfig, tableRef, []string, error) {
 			return nil, tableRef{}, nil, kalla.Invalid("uri", "malformed postgres URI: an unescaped '@' in the user or password (write it %%40)")
 		}
 	}
-	secrets := uriSecrets(base, q)
+	secrets := kalla.URISecrets(uri)
 	table := q.Get("table")
 	q.Del("table")
 	// Timestamps and text casts read the same whatever the server's
@@ -143,15 +149,26 @@ func parseURI(uri string) (*pgx.ConnConfig, tableRef, []string, error) {
 	if !hasKeyFold(q, "application_name") {
 		q.Set("application_name", "kalla")
 	}
-	cfg, err := pgx.ParseConfig(base + "?" + q.Encode())
-	if err != nil {
-		return nil, tableRef{}, nil, kalla.Invalid("uri", "malformed postgres URI: %s", scrubText(err.Error(), secrets))
-	}
-	secrets = append(secrets, cfg.Password, url.QueryEscape(cfg.Password), url.PathEscape(cfg.Password))
-	if !hasKeyFold(q, "connect_timeout") && os.Getenv("PGCONNECT_TIMEOUT") == "" {
+	if !hasKeyFold(q, "connect_timeout") {
 		// Without it, a host that drops packets holds the job for the
 		// system's TCP timeout (two minutes and more) before the error.
-		cfg.ConnectTimeout = defaultConnectTimeout
+		q.Set("connect_timeout", strconv.Itoa(int(defaultConnectTimeout/time.Second)))
+	}
+	var given jobSettings
+	if !trusted {
+		if given, err = pinJobSettings(base, q); err != nil {
+			return nil, tableRef{}, nil, err
+		}
+	}
+	cfg, err := pgx.ParseConfig(base + "?" + q.Encode())
+	if err != nil {
+		return nil, tableRef{}, nil, kalla.Invalid("uri", "malformed postgres URI: %s", kalla.RedactText(err.Error(), secrets...))
+	}
+	secrets = append(secrets, cfg.Password, url.QueryEscape(cfg.Password), url.PathEscape(cfg.Password))
+	if !trusted {
+		if err := given.apply(cfg); err != nil {
+			return nil, tableRef{}, nil, err
+		}
 	}
 	if strings.TrimSpace(table) == "" {
 		return nil, tableRef{}, nil, kalla.Invalid("uri", "the URI of database %q at %s names no table: add ?table=schema.name (or ?table=name to search the search_path)",
@@ -160,6 +177,10 @@ func parseURI(uri string) (*pgx.ConnConfig, tableRef, []string, error) {
 	ref, err := parseTable(table)
 	if err != nil {
 		return nil, tableRef{}, nil, kalla.Invalid("uri", "table=%q: %v", table, err)
+	}
+	if !trusted && !given.user {
+		return nil, tableRef{}, nil, kalla.Invalid("uri", "the URI names no user: write postgres://USER@%s/%s (a job never connects as the server's own user)",
+			net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))), cfg.Database)
 	}
 	return cfg, ref, secrets, nil
 }
@@ -173,48 +194,6 @@ func hasKeyFold(q url.Values, key string) bool {
 	return false
 }
 
-// uriSecrets lists the forms in which the passwords of a URI (base is the
-// part before "?", q its query) may appear in a message: as written, and
-// decoded.
-func uriSecrets(base string, q url.Values) []string {
-	var s []string
-	_, rest, _ := strings.Cut(base, "://")
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		rest = rest[:i]
-	}
-	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
-		if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
-			s = append(s, pw)
-			if dec, err := url.PathUnescape(pw); err == nil {
-				s = append(s, dec)
-			}
-		}
-	}
-	for k, vs := range q {
-		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
-			for _, v := range vs {
-				s = append(s, v, url.QueryEscape(v), url.PathEscape(v))
-			}
-		}
-	}
-	return s
-}
-
 // defaultConnectTimeout bounds a connection attempt when the URI sets no
 // connect_timeout.
 const defaultConnectTimeout = 30 * time.Second
-
-// minSecretLen is the shortest secret scrubbed from messages: replacing a
-// two-letter password everywhere would garble every message while hiding
-// nothing worth hiding.
-const minSecretLen = 4
-
-// scrubText replaces every secret in s.
-func scrubText(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if len(sec) >= minSecretLen {
-			s = strings.ReplaceAll(s, sec, "xxxxx")
-		}
-	}
-	return s
-}

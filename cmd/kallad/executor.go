@@ -98,7 +98,7 @@ func (c *ExecutorCommand) Run(ctx context.Context, args []string) error {
 }
 
 func (c *ExecutorCommand) fail(stderr io.Writer, err error) error {
-	fmt.Fprintln(stderr, "kallad executor:", err)
+	fmt.Fprintln(stderr, "kallad executor:", kalla.RedactText(err.Error()))
 	return err
 }
 

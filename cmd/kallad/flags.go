@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/kalla-dev/kalla"
 )
 
 // env returns the value of the first of names that is set, else def. Several
@@ -65,8 +67,21 @@ func commonFlags(fs *flag.FlagSet, eng *engineOptions, logs *logOptions, default
 	return nil
 }
 
-// newLogger builds the process logger from logOptions.
+// newLogger builds the process logger from logOptions. It masks secrets
+// (kalla.RedactLogs) and becomes slog's default, so adapters that log
+// through slog.Default are masked and formatted alike.
 func newLogger(o logOptions, w io.Writer) (*slog.Logger, error) {
+	h, err := newHandler(o, w)
+	if err != nil {
+		return nil, err
+	}
+	l := slog.New(kalla.RedactLogs(h))
+	slog.SetDefault(l)
+	return l, nil
+}
+
+// newHandler is the slog handler of logOptions' level and format.
+func newHandler(o logOptions, w io.Writer) (slog.Handler, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.Level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", o.Level)
@@ -74,9 +89,9 @@ func newLogger(o logOptions, w io.Writer) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch strings.ToLower(o.Format) {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.NewJSONHandler(w, opts), nil
 	case "text", "":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.NewTextHandler(w, opts), nil
 	default:
 		return nil, fmt.Errorf("--log-format %q: use text or json", o.Format)
 	}

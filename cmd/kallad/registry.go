@@ -11,9 +11,10 @@ import (
 )
 
 // newRegistries maps every source URI scheme and output_path scheme to its
-// adapter. This is the one place that knows them all. S3 outputs are
-// prepared under tempDir (--temp-dir), like the engine's own files. Each
-// adapter enforces its allow-list of pol.
+// adapter. This is the one place that knows them all, conn:// (the
+// operator's named Postgres connections, see loadConnections) included. S3
+// outputs are prepared under tempDir (--temp-dir), like the engine's own
+// files. Each adapter enforces its allow-list of pol.
 func newRegistries(tempDir string, pol *policy, logger *slog.Logger) (*kalla.Registry, *kalla.OutputRegistry, error) {
 	objects := s3.New(s3.Config{TempDir: tempDir, Buckets: pol.s3Buckets, Logger: logger})
 	files := &file.Files{Paths: pol.paths}
@@ -21,6 +22,14 @@ func newRegistries(tempDir string, pol *policy, logger *slog.Logger) (*kalla.Reg
 	sources.Register(files.OpenSource, "file")
 	sources.Register(postgres.Opener(pol.dbHosts), "postgres", "postgresql")
 	sources.Register(objects.OpenSource, "s3")
+	conns, err := loadConnections()
+	if err != nil {
+		return nil, nil, err
+	}
+	sources.Register(conns.Open, postgres.ConnScheme)
+	if names := conns.Names(); len(names) > 0 {
+		logger.Info("named connections", "names", strings.Join(names, ","))
+	}
 	outputs := kalla.NewOutputRegistry()
 	outputs.Register(files.OpenOutput, "file")
 	outputs.Register(objects.OpenOutput, "s3")

@@ -83,7 +83,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 
 // fail prints err as one line on stderr and returns it for the exit code.
 func (c *RunCommand) fail(err error) error {
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	msg := strings.ReplaceAll(kalla.RedactText(err.Error()), "\n", " ")
 	var se *kalla.StageError
 	if errors.As(err, &se) && se.Stage != kalla.StageValidating {
 		msg = string(se.Stage) + ": " + msg

@@ -188,7 +188,7 @@ func (d *daemonFlags) parse(args []string, about string) error {
 }
 
 func (c *SchedulerCommand) fail(stderr io.Writer, err error) error {
-	fmt.Fprintln(stderr, "kallad scheduler:", err)
+	fmt.Fprintln(stderr, "kallad scheduler:", kalla.RedactText(err.Error()))
 	return err
 }
 
@@ -215,7 +215,11 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	var nc *nats.Conn
 	clusterProtected := false
 	if o.natsURL == "" {
-		cfg := cluster.ServerConfig{DataDir: o.dataDir, Host: o.bindHost, Port: o.grpcPort, Logger: logger}
+		key, err := storeKey(o.dataDir, logger)
+		if err != nil {
+			return err
+		}
+		cfg := cluster.ServerConfig{DataDir: o.dataDir, Host: o.bindHost, Port: o.grpcPort, StoreKey: key, Logger: logger}
 		if err := o.auth.server(&cfg); err != nil {
 			return err
 		}
