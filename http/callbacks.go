@@ -90,9 +90,10 @@ func (c *CallbackConfig) validate() error {
 }
 
 // CallbackSender delivers callbacks in the background, so a slow or dead
-// receiver never slows a job. Progress reports of a run are coalesced (the
-// latest wins) and dropped after ProgressTries; a run's final callback
-// (complete or error) is sent after its progress, retried until the
+// receiver never slows a job. Progress reports of a run are coalesced within
+// a stage (the latest wins, but every stage gets at least one report) and
+// dropped after ProgressTries; a run's final callback (complete or error)
+// is sent after its progress, retried until the
 // receiver answers, and recorded as delivered in the store, so that it is
 // sent once even across restarts. It is at least once: if the process dies
 // between the receiver's answer and the store's write, the callback is sent
@@ -116,8 +117,12 @@ type CallbackSender struct {
 
 // pendingRun is the callback work waiting for one run.
 type pendingRun struct {
-	url      string
-	progress *kalla.Progress
+	url string
+	// progress holds the reports not sent yet, oldest first. A report
+	// replaces the last pending one only if both are of the same stage, so
+	// the first report of a fast stage is never lost behind the next
+	// stage's (an end-to-end test once missed "matching" that way).
+	progress []kalla.Progress
 	final    bool
 	// scheduled: in the ready queue, being sent, or waiting for a retry.
 	scheduled     bool
@@ -198,8 +203,23 @@ func (s *CallbackSender) Progress(callbackURL string, p kalla.Progress) {
 		return
 	}
 	pr.url = callbackURL
-	pr.progress = &p
+	pr.progress = coalesce(pr.progress, p)
 	s.schedule(p.RunID, pr)
+}
+
+// maxPendingStages bounds the reports pending for one run; there are only a
+// handful of stages, so it is only reached by a runner that goes back and
+// forth between them.
+const maxPendingStages = 8
+
+// coalesce adds p to the pending reports q: it replaces the last one if
+// that is of the same stage (or q is full), else it is appended.
+func coalesce(q []kalla.Progress, p kalla.Progress) []kalla.Progress {
+	if n := len(q); n > 0 && (q[n-1].Stage == p.Stage || n >= maxPendingStages) {
+		q[n-1] = p
+		return q
+	}
+	return append(q, p)
 }
 
 // Finished implements kalla.Notifier.
@@ -263,7 +283,8 @@ func (s *CallbackSender) work() {
 	}
 }
 
-// send delivers the pending progress, then the final callback, of runID.
+// send delivers the oldest pending progress report of runID, then, once
+// no report is pending, its final callback.
 func (s *CallbackSender) send(runID string) {
 	s.mu.Lock()
 	pr := s.runs[runID]
@@ -271,18 +292,23 @@ func (s *CallbackSender) send(runID string) {
 		s.mu.Unlock()
 		return
 	}
-	p, final, url := pr.progress, pr.final, pr.url
-	pr.progress = nil
+	var p *kalla.Progress
+	if len(pr.progress) > 0 {
+		first := pr.progress[0]
+		p, pr.progress = &first, pr.progress[1:]
+	}
+	final, url := pr.final, pr.url
 	s.mu.Unlock()
 
-	retry := false
+	retry, more := false, false
 	if p != nil {
 		_, err := s.post(url, "progress", p)
 		s.mu.Lock()
 		if err != nil {
 			pr.progressTries++
-			if pr.progress == nil && pr.progressTries < s.cfg.ProgressTries {
-				pr.progress = p // not replaced by a newer one: try again
+			superseded := len(pr.progress) > 0 && pr.progress[0].Stage == p.Stage
+			if !superseded && pr.progressTries < s.cfg.ProgressTries {
+				pr.progress = append([]kalla.Progress{*p}, pr.progress...) // try again
 				retry = true
 			}
 			if final {
@@ -291,12 +317,13 @@ func (s *CallbackSender) send(runID string) {
 		} else {
 			pr.progressTries = 0
 		}
+		more = len(pr.progress) > 0
 		s.mu.Unlock()
 		if err != nil {
 			s.log.Debug("progress callback failed", "run_id", runID, "err", err)
 		}
 	}
-	if final && !retry {
+	if final && !retry && !more {
 		delivered := s.deliverFinal(runID)
 		s.mu.Lock()
 		if delivered {
@@ -321,8 +348,8 @@ func (s *CallbackSender) send(runID string) {
 				s.push(runID)
 			}
 		})
-	case pr.progress != nil || pr.final:
-		s.push(runID) // more arrived while sending
+	case len(pr.progress) > 0 || pr.final:
+		s.push(runID) // more to send: the next report, or what arrived meanwhile
 	default:
 		delete(s.runs, runID)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -24,9 +25,15 @@ type receiver struct {
 	answer func(path string, n int) int
 	// gate, if not nil, holds every request until it is closed.
 	gate chan struct{}
+	// entered, if not nil, receives the path of every request on arrival,
+	// before the gate.
+	entered chan string
 }
 
 func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rv.entered != nil {
+		rv.entered <- r.URL.Path
+	}
 	if rv.gate != nil {
 		<-rv.gate
 	}
@@ -231,5 +238,57 @@ func TestCallbacksSlowReceiverCoalesces(t *testing.T) {
 	var last kalla.Progress
 	if err := json.Unmarshal(progress[len(progress)-1], &last); err != nil || last.Progress != 1 {
 		t.Fatalf("last progress %s, want the latest report", progress[len(progress)-1])
+	}
+}
+
+// A stage that ends while the receiver is still busy with the previous
+// stage's report keeps its own report: coalescing happens only within a
+// stage. (TestSchedulerEndToEnd once got no "matching" callback: its report
+// had been replaced by the "writing_results" one.)
+func TestCallbacksFastStageNotLost(t *testing.T) {
+	t.Parallel()
+	rv := &receiver{gate: make(chan struct{}), entered: make(chan string, 16)}
+	ts := httptest.NewServer(rv)
+	defer ts.Close()
+	store := newMemStore()
+	s := startSender(t, store)
+	runID := finalRecord(store, ts.URL, kalla.JobCompleted)
+
+	s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageStaging, Progress: 0})
+	if path := <-rv.entered; path != "/progress" {
+		t.Fatalf("first request to %s, want /progress", path)
+	}
+	// The receiver now holds the staging report; the next two stages
+	// report while it does.
+	for i := 1; i <= 3; i++ {
+		s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageStaging, Progress: float64(i) / 3})
+	}
+	for i := 0; i <= 4; i++ {
+		s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageMatching, Progress: float64(i) / 4})
+	}
+	s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageWriting, Progress: 0})
+	s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageWriting, Progress: 1})
+	s.Finished(runID)
+	close(rv.gate)
+	delivered(t, store, runID)
+
+	type sent struct {
+		Stage    kalla.Stage
+		Progress float64
+	}
+	var got []sent
+	for _, body := range rv.got("/progress") {
+		var p kalla.Progress
+		if err := json.Unmarshal(body, &p); err != nil || p.RunID != runID {
+			t.Fatalf("progress payload %s", body)
+		}
+		got = append(got, sent{p.Stage, p.Progress})
+	}
+	want := []sent{{kalla.StageStaging, 0}, {kalla.StageStaging, 1}, {kalla.StageMatching, 1}, {kalla.StageWriting, 1}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("progress callbacks %v, want %v: the first in flight, then the latest of each stage, in order", got, want)
+	}
+	if n := len(rv.got("/complete")); n != 1 {
+		t.Fatalf("complete sent %d times", n)
 	}
 }
