@@ -250,9 +250,15 @@ func TestCallbacksFastStageNotLost(t *testing.T) {
 	rv := &receiver{gate: make(chan struct{}), entered: make(chan string, 16)}
 	ts := httptest.NewServer(rv)
 	defer ts.Close()
+	var open sync.Once
+	defer open.Do(func() { close(rv.gate) })
 	store := newMemStore()
-	s := startSender(t, store)
+	// Running, so that the sweep at start sends nothing of it.
 	runID := finalRecord(store, ts.URL, kalla.JobCompleted)
+	rec, _ := store.Get(context.Background(), runID)
+	rec.State = kalla.JobRunning
+	store.put(*rec)
+	s := startSender(t, store)
 
 	s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageStaging, Progress: 0})
 	if path := <-rv.entered; path != "/progress" {
@@ -268,8 +274,10 @@ func TestCallbacksFastStageNotLost(t *testing.T) {
 	}
 	s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageWriting, Progress: 0})
 	s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageWriting, Progress: 1})
+	rec.State = kalla.JobCompleted
+	store.put(*rec)
 	s.Finished(runID)
-	close(rv.gate)
+	open.Do(func() { close(rv.gate) })
 	delivered(t, store, runID)
 
 	type sent struct {
