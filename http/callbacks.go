@@ -459,16 +459,13 @@ func (s *CallbackSender) sweepLoop() {
 
 // sweep hands every final callback still undelivered to the senders.
 func (s *CallbackSender) sweep() {
-	recs, err := s.cfg.Store.List(s.ctx, 0)
-	if err != nil {
-		if s.ctx.Err() == nil {
-			s.log.Warn("sweep for undelivered callbacks", "err", err)
-		}
-		return
-	}
-	for _, rec := range recs {
+	err := kalla.EachJob(s.ctx, s.cfg.Store, func(rec *kalla.JobRecord) error {
 		if rec.NeedsCallback() {
 			s.Finished(rec.RunID)
 		}
+		return nil
+	})
+	if err != nil && s.ctx.Err() == nil {
+		s.log.Warn("sweep for undelivered callbacks", "err", err)
 	}
 }
