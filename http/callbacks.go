@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,11 @@ type CallbackConfig struct {
 	// it progress reports are dropped and final callbacks wait for the
 	// next sweep. Default 1024.
 	MaxPending int
+	// MaxPendingPerHost bounds the runs with callbacks waiting for one
+	// callback host (host:port of callback_url), so that a receiver that
+	// never answers holds no more than that many and cannot crowd out the
+	// others. Beyond it, the same as beyond MaxPending. Default 256.
+	MaxPendingPerHost int
 	// InitialBackoff and MaxBackoff bound the exponential wait between
 	// tries of a failed callback. Defaults 250ms and 30s.
 	InitialBackoff time.Duration
@@ -53,8 +59,11 @@ func (c *CallbackConfig) validate() error {
 	if c.Store == nil {
 		return errors.New("callback config: Store is required")
 	}
-	if c.Workers < 0 || c.MaxPending < 0 || c.ProgressTries < 0 {
-		return errors.New("callback config: Workers, MaxPending and ProgressTries must not be negative")
+	if c.Workers < 0 || c.MaxPending < 0 || c.MaxPendingPerHost < 0 || c.ProgressTries < 0 {
+		return errors.New("callback config: Workers, MaxPending, MaxPendingPerHost and ProgressTries must not be negative")
+	}
+	if c.MaxPendingPerHost == 0 {
+		c.MaxPendingPerHost = 256
 	}
 	if c.Client == nil {
 		c.Client = &http.Client{Timeout: 10 * time.Second}
@@ -106,8 +115,10 @@ type CallbackSender struct {
 	log   *slog.Logger
 	ready chan string
 
-	mu      sync.Mutex
-	runs    map[string]*pendingRun
+	mu   sync.Mutex
+	runs map[string]*pendingRun
+	// hosts counts the runs in runs by callback host.
+	hosts   map[string]int
 	stopped bool
 
 	ctx    context.Context
@@ -118,6 +129,9 @@ type CallbackSender struct {
 // pendingRun is the callback work waiting for one run.
 type pendingRun struct {
 	url string
+	// host is the callback host the run counts against; "" when it was
+	// tracked by Finished alone, which knows no URL.
+	host string
 	// progress holds the reports not sent yet, oldest first. A report
 	// replaces the last pending one only if both are of the same stage, so
 	// the first report of a fast stage is never lost behind the next
@@ -143,6 +157,7 @@ func NewCallbackSender(cfg CallbackConfig) (*CallbackSender, error) {
 		log:   cfg.Logger.With("component", "callbacks"),
 		ready: make(chan string, cfg.MaxPending),
 		runs:  map[string]*pendingRun{},
+		hosts: map[string]int{},
 	}, nil
 }
 
@@ -198,7 +213,7 @@ func (s *CallbackSender) Progress(callbackURL string, p kalla.Progress) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pr := s.track(p.RunID)
+	pr := s.track(p.RunID, callbackURL, false)
 	if pr == nil {
 		return
 	}
@@ -223,33 +238,74 @@ func coalesce(q []kalla.Progress, p kalla.Progress) []kalla.Progress {
 }
 
 // Finished implements kalla.Notifier.
-func (s *CallbackSender) Finished(runID string) {
+func (s *CallbackSender) Finished(runID string) { s.finished(runID, "") }
+
+// finished is Finished for a run whose callback URL may be known, so that
+// it counts against its host's bound.
+func (s *CallbackSender) finished(runID, callbackURL string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pr := s.track(runID)
+	pr := s.track(runID, callbackURL, true)
 	if pr == nil {
-		return // the sweep delivers it
+		return // the sweep delivers it: it is in the store
 	}
 	pr.final = true
 	s.schedule(runID, pr)
 }
 
-// track returns the pending work of runID, creating it within MaxPending;
-// s.mu is held.
-func (s *CallbackSender) track(runID string) *pendingRun {
+// track returns the pending work of runID, creating it within MaxPending
+// and MaxPendingPerHost; s.mu is held.
+func (s *CallbackSender) track(runID, callbackURL string, final bool) *pendingRun {
 	if s.stopped || s.ctx == nil {
 		return nil
 	}
 	pr := s.runs[runID]
-	if pr == nil {
-		if len(s.runs) >= s.cfg.MaxPending {
-			s.log.Warn("too many callbacks pending; dropping", "run_id", runID)
-			return nil
+	if pr != nil {
+		return pr
+	}
+	host := callbackHost(callbackURL)
+	full := ""
+	switch {
+	case len(s.runs) >= s.cfg.MaxPending:
+		full = "too many callbacks pending"
+	case host != "" && s.hosts[host] >= s.cfg.MaxPendingPerHost:
+		full = "too many callbacks pending for one callback host"
+	}
+	if full != "" {
+		if final {
+			s.log.Warn(full+"; the final callback waits for the next sweep", "run_id", runID, "host", host)
+		} else {
+			s.log.Debug(full+"; progress report dropped", "run_id", runID, "host", host)
 		}
-		pr = &pendingRun{}
-		s.runs[runID] = pr
+		return nil
+	}
+	pr = &pendingRun{host: host}
+	s.runs[runID] = pr
+	if host != "" {
+		s.hosts[host]++
 	}
 	return pr
+}
+
+// untrack forgets runID, nothing being left to send; s.mu is held.
+func (s *CallbackSender) untrack(runID string, pr *pendingRun) {
+	delete(s.runs, runID)
+	if pr.host == "" {
+		return
+	}
+	if s.hosts[pr.host]--; s.hosts[pr.host] <= 0 {
+		delete(s.hosts, pr.host)
+	}
+}
+
+// callbackHost is the host:port callbacks to base go to, lower-cased; ""
+// when base does not parse.
+func callbackHost(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Host)
 }
 
 // schedule puts runID in the ready queue unless it is there already, or is
@@ -351,7 +407,7 @@ func (s *CallbackSender) send(runID string) {
 	case len(pr.progress) > 0 || pr.final:
 		s.push(runID) // more to send: the next report, or what arrived meanwhile
 	default:
-		delete(s.runs, runID)
+		s.untrack(runID, pr)
 	}
 }
 
@@ -461,7 +517,7 @@ func (s *CallbackSender) sweepLoop() {
 func (s *CallbackSender) sweep() {
 	err := kalla.EachJob(s.ctx, s.cfg.Store, func(rec *kalla.JobRecord) error {
 		if rec.NeedsCallback() {
-			s.Finished(rec.RunID)
+			s.finished(rec.RunID, rec.Job.CallbackURL)
 		}
 		return nil
 	})

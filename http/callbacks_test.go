@@ -300,3 +300,89 @@ func TestCallbacksFastStageNotLost(t *testing.T) {
 		t.Fatalf("complete sent %d times", n)
 	}
 }
+
+// A receiver that never answers holds at most MaxPendingPerHost runs: the
+// progress of more runs to it is dropped, other receivers are served
+// meanwhile, and every final callback is still delivered once, from the
+// store, when it answers again.
+func TestCallbacksBoundPerHost(t *testing.T) {
+	t.Parallel()
+	stuck := &receiver{gate: make(chan struct{}), entered: make(chan string, 64)}
+	tsStuck := httptest.NewServer(stuck)
+	defer tsStuck.Close()
+	var open sync.Once
+	defer open.Do(func() { close(stuck.gate) })
+	other := &receiver{}
+	tsOther := httptest.NewServer(other)
+	defer tsOther.Close()
+
+	store := newMemStore()
+	s, err := NewCallbackSender(CallbackConfig{
+		Store: store, MaxPendingPerHost: 2, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		SweepInterval: 50 * time.Millisecond, FlushTimeout: 100 * time.Millisecond, Logger: kallatest.TestLogger(t, slog.LevelDebug),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+
+	running := func(base string) *kalla.JobRecord {
+		runID := finalRecord(store, base, kalla.JobCompleted)
+		rec, _ := store.Get(context.Background(), runID)
+		rec.State = kalla.JobRunning
+		store.put(*rec)
+		return rec
+	}
+	var stuckRuns []*kalla.JobRecord
+	for range 4 {
+		rec := running(tsStuck.URL)
+		stuckRuns = append(stuckRuns, rec)
+		s.Progress(tsStuck.URL, kalla.Progress{RunID: rec.RunID, Stage: kalla.StageStaging})
+	}
+	<-stuck.entered
+	<-stuck.entered // both runs it may hold are at the stalled receiver
+	s.mu.Lock()
+	held, runs := s.hosts[callbackHost(tsStuck.URL)], len(s.runs)
+	s.mu.Unlock()
+	if held != 2 || runs != 2 {
+		t.Fatalf("pending for the stalled host: %d (runs %d), want 2", held, runs)
+	}
+
+	// Another receiver is served while the first one stalls.
+	otherRun := running(tsOther.URL)
+	s.Progress(tsOther.URL, kalla.Progress{RunID: otherRun.RunID, Stage: kalla.StageStaging})
+	otherRun.State = kalla.JobCompleted
+	store.put(*otherRun)
+	s.Finished(otherRun.RunID)
+	delivered(t, store, otherRun.RunID)
+
+	for _, rec := range stuckRuns {
+		rec.State = kalla.JobCompleted
+		store.put(*rec)
+		s.Finished(rec.RunID)
+	}
+	open.Do(func() { close(stuck.gate) })
+	for _, rec := range stuckRuns {
+		delivered(t, store, rec.RunID)
+	}
+	if n := len(stuck.got("/progress")); n != 2 {
+		t.Fatalf("stalled receiver got %d progress reports, want the 2 it held", n)
+	}
+	waitFor(t, "sender idle", func() bool { return s.pending() == 0 })
+	complete := map[string]int{}
+	for _, body := range stuck.got("/complete") {
+		var res kalla.Result
+		if err := json.Unmarshal(body, &res); err != nil {
+			t.Fatal(err)
+		}
+		complete[res.RunID]++
+	}
+	for _, rec := range stuckRuns {
+		if complete[rec.RunID] != 1 {
+			t.Fatalf("complete callbacks per run %v, want each run once", complete)
+		}
+	}
+}

@@ -43,6 +43,7 @@ type schedulerOptions struct {
 	shutdownTimeout    time.Duration
 	taskAckWait        time.Duration
 	executorTTL        time.Duration
+	limits             limitOptions
 }
 
 // Run parses args and serves until ctx is cancelled (SIGINT or SIGTERM),
@@ -127,7 +128,7 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 	fs.StringVar(&o.stagingPath, "staging-path", env("./staging", "STAGING_PATH"), "where executors exchange staged data: a folder every process shares, where DuckDB spills unless --temp-dir is set, or an s3://bucket/prefix (env STAGING_PATH)")
 	fs.StringVar(&o.dataDir, "data-dir", env("./kalla-data", "KALLA_DATA_DIR"), "folder of the durable job store and queue (env KALLA_DATA_DIR)")
 	fs.StringVar(&o.natsURL, "nats-url", env("", "NATS_URL"), "use this NATS cluster instead of the embedded server (env NATS_URL)")
-	return o, err
+	return o, errors.Join(err, o.limits.register(fs))
 }
 
 func (o *schedulerOptions) validate() error {
@@ -149,7 +150,7 @@ func (o *schedulerOptions) validate() error {
 	case o.shutdownTimeout < 0:
 		return fmt.Errorf("--shutdown-timeout %s: must not be negative", o.shutdownTimeout)
 	}
-	return nil
+	return o.limits.validate()
 }
 
 // daemonFlags is the start of the command line of a long-running mode
@@ -228,10 +229,11 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err != nil {
 		return err
 	}
-	store, err := cluster.OpenStore(ctx, js, cluster.StoreConfig{})
+	store, err := cluster.OpenStore(ctx, js, cluster.StoreConfig{Retention: o.limits.jobRetention, MaxRecords: o.limits.maxStoredJobs})
 	if err != nil {
 		return err
 	}
+	go store.Maintain(ctx, time.Minute, logger)
 	queue, err := cluster.OpenQueue(ctx, js, cluster.QueueConfig{AckWait: o.ackWait, MaxAttempts: o.maxAttempts})
 	if err != nil {
 		return err
@@ -243,7 +245,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err != nil {
 		return err
 	}
-	callbacks, err := kallahttp.NewCallbackSender(kallahttp.CallbackConfig{Store: store, Logger: logger})
+	callbacks, err := kallahttp.NewCallbackSender(kallahttp.CallbackConfig{Store: store, MaxPendingPerHost: o.limits.maxPendingCallbacks, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -273,7 +275,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	go cluster.TrackExecutors(ctx, members, metrics.Executors, logger)
 	worker, err := cluster.NewWorker(cluster.WorkerConfig{
 		Store: store, Queue: queue, Runner: distributor, Notifier: callbacks, Metrics: metrics,
-		MaxJobs: o.maxJobs, ShutdownTimeout: o.shutdownTimeout, Logger: logger,
+		MaxJobs: o.maxJobs, JobTimeout: o.limits.jobTimeout, ShutdownTimeout: o.shutdownTimeout, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -284,7 +286,8 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		Token:     os.Getenv("KALLA_API_TOKEN"),
 		Saturated: worker.Saturated,
 		Cluster:   members,
-		Logger:    logger,
+		MaxQueued: o.limits.maxQueued, QueueDepth: queueDepth(queue), ReadHeaderTimeout: o.limits.httpHeaderTimeout,
+		Logger: logger,
 	})
 	if err != nil {
 		return err
