@@ -238,7 +238,8 @@ func TestStoreListsOldRecords(t *testing.T) {
 	t.Parallel()
 	b := setup(t, QueueConfig{})
 	ctx := context.Background()
-	kv, err := b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "LEGACY", History: 1})
+	// As the store made it before: a 7-day TTL, no list.
+	kv, err := b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "LEGACY", History: 1, TTL: 7 * 24 * time.Hour, Storage: jetstream.FileStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,6 +256,9 @@ func TestStoreListsOldRecords(t *testing.T) {
 	s := b.openStore(t, StoreConfig{Bucket: "LEGACY"})
 	if got := pages(t, s, 2); !slices.Equal(got, want) {
 		t.Fatalf("listed %v, want %v", got, want)
+	}
+	if st, err := kv.Status(ctx); err != nil || st.TTL() != 0 {
+		t.Fatalf("bucket TTL after opening: %v (%v), want none: the sweep removes records", st.TTL(), err)
 	}
 	// Opening again lists nothing twice.
 	s = b.openStore(t, StoreConfig{Bucket: "LEGACY"})
