@@ -134,6 +134,10 @@ type JobStore interface {
 	// It reads the page, not every record. A cursor List did not return is
 	// an error wrapping ErrBadCursor.
 	List(ctx context.Context, limit int, after string) (recs []*JobRecord, next string, err error)
+	// Scan calls fn with every record, in no particular order, one at a
+	// time: a scan of a large store holds one record in memory, not all.
+	// It stops at the first error fn returns and returns it.
+	Scan(ctx context.Context, fn func(*JobRecord) error) error
 	// Update replaces the record if rec.Revision is still its latest
 	// revision and returns the stored record with its new revision; else it
 	// returns an error wrapping ErrJobConflict and changes nothing.
@@ -171,28 +175,6 @@ func UpdateJob(ctx context.Context, store JobStore, runID string, fn func(*JobRe
 			return nil, fmt.Errorf("update job %s: %w", runID, err)
 		}
 		return updated, nil
-	}
-}
-
-// EachJob calls fn with every record of store, a page at a time, newest
-// first, so that a scan never holds more than one page in memory.
-func EachJob(ctx context.Context, store JobStore, fn func(*JobRecord) error) error {
-	const page = 200
-	after := ""
-	for {
-		recs, next, err := store.List(ctx, page, after)
-		if err != nil {
-			return err
-		}
-		for _, rec := range recs {
-			if err := fn(rec); err != nil {
-				return err
-			}
-		}
-		if next == "" {
-			return nil
-		}
-		after = next
 	}
 }
 

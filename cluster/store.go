@@ -151,6 +151,36 @@ func (s *Store) Get(ctx context.Context, runID string) (*kalla.JobRecord, error)
 	return decodeRecord(e)
 }
 
+// Scan implements kalla.JobStore: one watcher streams the bucket's
+// records, which is much faster than a read per record.
+func (s *Store) Scan(ctx context.Context, fn func(*kalla.JobRecord) error) error {
+	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("scan jobs: %w", translate(err))
+	}
+	defer w.Stop()
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("scan jobs: watcher closed")
+			}
+			if e == nil { // every current record has been delivered
+				return nil
+			}
+			rec, err := decodeRecord(e)
+			if err != nil {
+				return err
+			}
+			if err := fn(rec); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // Update implements kalla.JobStore.
 func (s *Store) Update(ctx context.Context, rec *kalla.JobRecord) (*kalla.JobRecord, error) {
 	data, err := json.Marshal(rec)

@@ -116,6 +116,19 @@ func TestStore(t *testing.T) {
 		if len(rest) != 2 || rest[0].RunID != all[2].RunID || rest[1].RunID != all[3].RunID || last != "" {
 			t.Fatalf("second page = %d records, next %q: want the two oldest and no next", len(rest), last)
 		}
+		seen := map[string]int{}
+		if err := b.store.Scan(ctx, func(r *kalla.JobRecord) error { seen[r.RunID]++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range all {
+			if seen[r.RunID] != 1 {
+				t.Fatalf("Scan saw %v, want each of the 4 records once", seen)
+			}
+		}
+		stop := errors.New("stop")
+		if err := b.store.Scan(ctx, func(*kalla.JobRecord) error { return stop }); !errors.Is(err, stop) {
+			t.Fatalf("Scan err = %v, want fn's error", err)
+		}
 		for _, bad := range []string{"x", "0", "-1"} {
 			if _, _, err := b.store.List(ctx, 2, bad); !errors.Is(err, kalla.ErrBadCursor) {
 				t.Errorf("List(after=%q) err = %v, want ErrBadCursor", bad, err)

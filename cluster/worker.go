@@ -165,7 +165,7 @@ func (w *Worker) Saturated() bool { return w.Active() >= w.cfg.MaxJobs }
 // process that died between storing a job and queueing it leaves such a
 // job, and a duplicate task is harmless (claim drops it).
 func (w *Worker) requeueUnqueued(ctx context.Context) error {
-	return kalla.EachJob(ctx, w.cfg.Store, func(rec *kalla.JobRecord) error {
+	return w.cfg.Store.Scan(ctx, func(rec *kalla.JobRecord) error {
 		if rec.State == kalla.JobQueued && len(rec.Attempts) == 0 {
 			return w.cfg.Queue.Enqueue(ctx, rec.RunID)
 		}

@@ -515,7 +515,7 @@ func (s *CallbackSender) sweepLoop() {
 
 // sweep hands every final callback still undelivered to the senders.
 func (s *CallbackSender) sweep() {
-	err := kalla.EachJob(s.ctx, s.cfg.Store, func(rec *kalla.JobRecord) error {
+	err := s.cfg.Store.Scan(s.ctx, func(rec *kalla.JobRecord) error {
 		if rec.NeedsCallback() {
 			s.finished(rec.RunID, rec.Job.CallbackURL)
 		}

@@ -84,6 +84,21 @@ func (m *memStore) List(ctx context.Context, limit int, after string) ([]*kalla.
 	return out, next, nil
 }
 
+func (m *memStore) Scan(ctx context.Context, fn func(*kalla.JobRecord) error) error {
+	m.mu.Lock()
+	var all []*kalla.JobRecord
+	for _, r := range m.recs {
+		all = append(all, clone(r))
+	}
+	m.mu.Unlock()
+	for _, r := range all {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (m *memStore) Update(ctx context.Context, rec *kalla.JobRecord) (*kalla.JobRecord, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -306,7 +306,8 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		return err
 	}
 	api.MarkReady()
-	logger.Info("scheduler ready", "http", api.Addr(), "max_jobs", o.maxJobs, "data_dir", o.dataDir, "nats_url", o.natsURL, "staging", staging.String())
+	logger.Info("scheduler ready", "http", api.Addr(), "max_jobs", o.maxJobs, "data_dir", o.dataDir, "nats_url", o.natsURL, "staging", staging.String(),
+		"job_timeout", o.limits.jobTimeout, "max_queued", o.limits.maxQueued, "job_retention", o.limits.jobRetention, "max_stored_jobs", o.limits.maxStoredJobs)
 
 	<-ctx.Done()
 	logger.Info("shutting down: finishing running jobs", "timeout", o.shutdownTimeout, "active", worker.Active())
