@@ -287,7 +287,8 @@ type JobList struct {
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit := defaultList
-	if v := q.Get("limit"); v != "" || q.Has("limit") {
+	if q.Has("limit") {
+		v := q.Get("limit")
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxList {
 			writeError(w, codeInvalidQuery, "limit", "limit must be an integer from 1 to "+strconv.Itoa(maxList)+", got "+strconv.Quote(v))
