@@ -129,8 +129,8 @@ type CallbackSender struct {
 // pendingRun is the callback work waiting for one run.
 type pendingRun struct {
 	url string
-	// host is the callback host the run counts against; "" when it was
-	// tracked by Finished alone, which knows no URL.
+	// host is the callback host the run counts against; "" when its URL
+	// is unknown (its record could not be read).
 	host string
 	// progress holds the reports not sent yet, oldest first. A report
 	// replaces the last pending one only if both are of the same stage, so
@@ -237,8 +237,22 @@ func coalesce(q []kalla.Progress, p kalla.Progress) []kalla.Progress {
 	return append(q, p)
 }
 
-// Finished implements kalla.Notifier.
-func (s *CallbackSender) Finished(runID string) { s.finished(runID, "") }
+// Finished implements kalla.Notifier. A run with nothing pending is looked
+// up in the store, so that its final callback counts against its callback
+// host's bound.
+func (s *CallbackSender) Finished(runID string) {
+	s.mu.Lock()
+	_, tracked := s.runs[runID]
+	ctx := s.ctx
+	s.mu.Unlock()
+	callbackURL := ""
+	if !tracked && ctx != nil {
+		if rec, err := s.cfg.Store.Get(ctx, runID); err == nil {
+			callbackURL = rec.Job.CallbackURL
+		}
+	}
+	s.finished(runID, callbackURL)
+}
 
 // finished is Finished for a run whose callback URL may be known, so that
 // it counts against its host's bound.

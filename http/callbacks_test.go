@@ -89,6 +89,21 @@ func finalRecord(store *memStore, base string, state kalla.JobState) string {
 	return runID
 }
 
+// runningRecord stores a running job with the given callback base: the
+// sweep at start leaves it alone. finish makes it final as state.
+func runningRecord(store *memStore, base string) *kalla.JobRecord {
+	runID := finalRecord(store, base, kalla.JobCompleted)
+	rec, _ := store.Get(context.Background(), runID)
+	rec.State = kalla.JobRunning
+	store.put(*rec)
+	return rec
+}
+
+func finish(store *memStore, rec *kalla.JobRecord) {
+	rec.State = kalla.JobCompleted
+	store.put(*rec)
+}
+
 func delivered(t *testing.T, store *memStore, runID string) kalla.CallbackDelivery {
 	t.Helper()
 	var cb kalla.CallbackDelivery
@@ -106,11 +121,13 @@ func TestCallbacksProgressThenCompleteOnce(t *testing.T) {
 	ts := httptest.NewServer(rv)
 	defer ts.Close()
 	store := newMemStore()
-	s := startSender(t, store)
 	base := ts.URL + "/hooks/"
-	runID := finalRecord(store, base, kalla.JobCompleted)
+	rec := runningRecord(store, base)
+	runID := rec.RunID
+	s := startSender(t, store)
 
 	s.Progress(base, kalla.Progress{RunID: runID, Stage: kalla.StageStaging, Progress: 0.5})
+	finish(store, rec)
 	s.Finished(runID)
 	cb := delivered(t, store, runID)
 	if cb.Status != 200 || cb.Tries != 1 || cb.DeliveredAt == nil {
@@ -253,11 +270,8 @@ func TestCallbacksFastStageNotLost(t *testing.T) {
 	var open sync.Once
 	defer open.Do(func() { close(rv.gate) })
 	store := newMemStore()
-	// Running, so that the sweep at start sends nothing of it.
-	runID := finalRecord(store, ts.URL, kalla.JobCompleted)
-	rec, _ := store.Get(context.Background(), runID)
-	rec.State = kalla.JobRunning
-	store.put(*rec)
+	rec := runningRecord(store, ts.URL)
+	runID := rec.RunID
 	s := startSender(t, store)
 
 	s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageStaging, Progress: 0})
@@ -274,8 +288,7 @@ func TestCallbacksFastStageNotLost(t *testing.T) {
 	}
 	s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageWriting, Progress: 0})
 	s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageWriting, Progress: 1})
-	rec.State = kalla.JobCompleted
-	store.put(*rec)
+	finish(store, rec)
 	s.Finished(runID)
 	open.Do(func() { close(rv.gate) })
 	delivered(t, store, runID)
@@ -329,16 +342,9 @@ func TestCallbacksBoundPerHost(t *testing.T) {
 	}
 	t.Cleanup(s.Stop)
 
-	running := func(base string) *kalla.JobRecord {
-		runID := finalRecord(store, base, kalla.JobCompleted)
-		rec, _ := store.Get(context.Background(), runID)
-		rec.State = kalla.JobRunning
-		store.put(*rec)
-		return rec
-	}
 	var stuckRuns []*kalla.JobRecord
 	for range 4 {
-		rec := running(tsStuck.URL)
+		rec := runningRecord(store, tsStuck.URL)
 		stuckRuns = append(stuckRuns, rec)
 		s.Progress(tsStuck.URL, kalla.Progress{RunID: rec.RunID, Stage: kalla.StageStaging})
 	}
@@ -352,17 +358,21 @@ func TestCallbacksBoundPerHost(t *testing.T) {
 	}
 
 	// Another receiver is served while the first one stalls.
-	otherRun := running(tsOther.URL)
+	otherRun := runningRecord(store, tsOther.URL)
 	s.Progress(tsOther.URL, kalla.Progress{RunID: otherRun.RunID, Stage: kalla.StageStaging})
-	otherRun.State = kalla.JobCompleted
-	store.put(*otherRun)
+	finish(store, otherRun)
 	s.Finished(otherRun.RunID)
 	delivered(t, store, otherRun.RunID)
 
 	for _, rec := range stuckRuns {
-		rec.State = kalla.JobCompleted
-		store.put(*rec)
+		finish(store, rec)
 		s.Finished(rec.RunID)
+	}
+	s.mu.Lock()
+	held = s.hosts[callbackHost(tsStuck.URL)]
+	s.mu.Unlock()
+	if held != 2 {
+		t.Fatalf("pending for the stalled host after the final callbacks: %d, want still 2", held)
 	}
 	open.Do(func() { close(stuck.gate) })
 	for _, rec := range stuckRuns {
