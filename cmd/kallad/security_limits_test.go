@@ -103,6 +103,9 @@ func TestLimitsMaxQueued(t *testing.T) {
 		return j
 	}
 	running, queued, refused := slow(), slow(), slow()
+	// The refused job carries a database password: it must not come back.
+	const secret = "s3cr3t-limits-pw"
+	refused["sources"].([]any)[1].(map[string]any)["uri"] = "postgres://kalla:" + secret + "@127.0.0.1:1/db?table=public.payments"
 	if code, body := sched.submit(t, running); code != 202 {
 		t.Fatalf("submit: %d %s", code, body)
 	}
@@ -117,9 +120,16 @@ func TestLimitsMaxQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var e kallahttp.ErrorBody
-	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
 		t.Fatal(err)
+	}
+	var e kallahttp.ErrorBody
+	if err := json.Unmarshal(answer, &e); err != nil {
+		t.Fatalf("429 answer %s: %v", answer, err)
+	}
+	if strings.Contains(string(answer), secret) || strings.Contains(sched.logs(), secret) {
+		t.Fatalf("the refused job's password is in the answer or the log:\n%s\n%s", answer, sched.logs())
 	}
 	if resp.StatusCode != 429 || e.Code != "queue_full" || resp.Header.Get("Retry-After") == "" || !strings.Contains(e.Error, "--max-queued 1") {
 		t.Fatalf("submit beyond --max-queued: %d %+v Retry-After %q", resp.StatusCode, e, resp.Header.Get("Retry-After"))
