@@ -80,6 +80,9 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 		}
 	}
 	fail := func(stage Stage, err error) error {
+		if te := JobTimeout(ctx); te != nil {
+			return &StageError{Stage: stage, Err: te}
+		}
 		if ctx.Err() != nil {
 			// DuckDB reports an interrupt, not context.Canceled: trust ctx.
 			err, stage = fmt.Errorf("%w during %s", ErrCancelled, stage), StageCancelled

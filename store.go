@@ -69,6 +69,9 @@ type JobRecord struct {
 	// Revision is the store's version of the record, set by the store; an
 	// update succeeds only if it is still the latest.
 	Revision uint64 `json:"-"`
+	// ListSeq is the record's place in the store's creation order, set by
+	// the store; List pages through records by it.
+	ListSeq uint64 `json:"list_seq,omitempty"`
 }
 
 // Attempt is one run of a job by a runner.
@@ -109,6 +112,11 @@ var (
 	ErrJobExists = errors.New("job already exists")
 	// ErrJobConflict: Update lost a race; read the record again and retry.
 	ErrJobConflict = errors.New("job record changed concurrently")
+	// ErrStoreFull: Create found the store at its size limit with no
+	// finished record it may remove to make room.
+	ErrStoreFull = errors.New("job store full")
+	// ErrBadCursor: List was given a cursor it did not hand out.
+	ErrBadCursor = errors.New("malformed page cursor")
 )
 
 // JobStore keeps JobRecords durably. Implementations are safe for concurrent
@@ -116,12 +124,21 @@ var (
 type JobStore interface {
 	// Create stores rec, which must be new. If a record with the same run
 	// id exists, it returns that record and an error wrapping ErrJobExists,
-	// so a resubmission sees the run's current state.
+	// so a resubmission sees the run's current state. A store at its size
+	// limit returns an error wrapping ErrStoreFull.
 	Create(ctx context.Context, rec *JobRecord) (*JobRecord, error)
 	// Get returns the record of runID, or an error wrapping ErrJobNotFound.
 	Get(ctx context.Context, runID string) (*JobRecord, error)
-	// List returns up to limit records, most recently created first.
-	List(ctx context.Context, limit int) ([]*JobRecord, error)
+	// List returns up to limit records (limit >= 1), most recently created
+	// first, starting after the record the cursor after points at ("" for
+	// the newest), and the cursor of the next page, "" after the last one.
+	// It reads the page, not every record. A cursor List did not return is
+	// an error wrapping ErrBadCursor.
+	List(ctx context.Context, limit int, after string) (recs []*JobRecord, next string, err error)
+	// Scan calls fn with every record, in no particular order, one at a
+	// time: a scan of a large store holds one record in memory, not all.
+	// It stops at the first error fn returns and returns it.
+	Scan(ctx context.Context, fn func(*JobRecord) error) error
 	// Update replaces the record if rec.Revision is still its latest
 	// revision and returns the stored record with its new revision; else it
 	// returns an error wrapping ErrJobConflict and changes nothing.

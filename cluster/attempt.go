@@ -41,8 +41,10 @@ func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
 	w.active.Add(1)
 	defer w.active.Add(-1)
 
-	jobCtx, cancel := context.WithCancelCause(w.jobsCtx)
+	cancelCtx, cancel := context.WithCancelCause(w.jobsCtx)
 	defer cancel(nil)
+	jobCtx, stopTimer := kalla.WithJobTimeout(cancelCtx, w.cfg.JobTimeout)
+	defer stopTimer()
 	helpersCtx, stopHelpers := context.WithCancel(context.Background())
 	var helpers sync.WaitGroup
 	helpers.Add(3)
@@ -75,6 +77,12 @@ func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
 		a.finish(kalla.JobCancelled, nil, &kalla.ErrorReport{RunID: a.runID, Stage: kalla.StageCancelled, Error: kalla.ErrCancelled.Error()}, now)
 	case errors.Is(cause, errShutdown):
 		a.requeue(now)
+	case kalla.JobTimeout(jobCtx) != nil:
+		stage := kalla.ErrorStage(err)
+		if stage == kalla.StageCancelled {
+			stage = a.lastStage()
+		}
+		a.finish(kalla.JobFailed, nil, &kalla.ErrorReport{RunID: a.runID, Stage: stage, Error: kalla.JobTimeout(jobCtx).Error()}, now)
 	default:
 		a.finish(kalla.JobFailed, nil, &kalla.ErrorReport{RunID: a.runID, Stage: kalla.ErrorStage(err), Error: kalla.RedactText(err.Error(), job.Secrets()...)}, now)
 	}
@@ -97,6 +105,16 @@ func (a *attempt) progress(p kalla.Progress) {
 	if a.url != "" {
 		a.w.cfg.Notifier.Progress(a.url, p)
 	}
+}
+
+// lastStage is the stage of the latest progress report.
+func (a *attempt) lastStage() kalla.Stage {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.latest != nil && a.latest.Stage != "" {
+		return a.latest.Stage
+	}
+	return kalla.StageValidating
 }
 
 // observeStage records the end of the current stage and starts next.

@@ -122,6 +122,11 @@ func (d *Distributor) Run(ctx context.Context, job *kalla.Job, progress func(kal
 	}
 	c.log.Info("distributing job", "executors", len(execs), "partitions", d.cfg.Partitions)
 	res, err := c.run(ctx)
+	if te := kalla.JobTimeout(ctx); err != nil && te != nil {
+		// The executors' tasks stop when the deferred removal of the
+		// staging folder reaches them.
+		return nil, &kalla.StageError{Stage: kalla.ErrorStage(err), Err: te}
+	}
 	if err != nil && ctx.Err() != nil {
 		err = &kalla.StageError{Stage: kalla.StageCancelled, Err: fmt.Errorf("%w during %s", kalla.ErrCancelled, kalla.ErrorStage(err))}
 	}

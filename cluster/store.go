@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,11 +14,17 @@ import (
 
 // StoreConfig configures the job store bucket.
 type StoreConfig struct {
-	// Bucket is the key-value bucket's name.
+	// Bucket is the key-value bucket's name; the list of its records is the
+	// stream Bucket+"_LIST".
 	Bucket string
-	// TTL is how long a record is kept after its last update; 0 keeps
-	// records for 7 days.
-	TTL time.Duration
+	// Retention is how long a finished job's record is kept after the job
+	// ended; queued and running jobs' records are never removed. Default 7
+	// days.
+	Retention time.Duration
+	// MaxRecords bounds the records kept. At the bound, Create removes the
+	// oldest finished records whose callback is delivered, or, when there
+	// are none, fails with kalla.ErrStoreFull. Default 100000.
+	MaxRecords int
 	// Replicas is the bucket's replication factor on a NATS cluster.
 	Replicas int
 }
@@ -28,11 +33,17 @@ func (c *StoreConfig) validate() error {
 	if c.Bucket == "" {
 		c.Bucket = "KALLA_JOBS"
 	}
-	if c.TTL == 0 {
-		c.TTL = 7 * 24 * time.Hour
+	if c.Retention == 0 {
+		c.Retention = 7 * 24 * time.Hour
 	}
-	if c.TTL < 0 {
-		return fmt.Errorf("store config: negative TTL %s", c.TTL)
+	if c.MaxRecords == 0 {
+		c.MaxRecords = 100_000
+	}
+	switch {
+	case c.Retention < 0:
+		return fmt.Errorf("store config: negative Retention %s", c.Retention)
+	case c.MaxRecords < 0:
+		return fmt.Errorf("store config: negative MaxRecords %d", c.MaxRecords)
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1
@@ -41,14 +52,23 @@ func (c *StoreConfig) validate() error {
 }
 
 // Store is a kalla.JobStore on a JetStream key-value bucket: one key per run
-// id, whose revision makes updates conditional.
+// id, whose revision makes updates conditional. A second stream lists the
+// run ids in creation order, one message each, so that List reads one page
+// (newest first, from the stream's end) and the sweep removes the oldest
+// records first without reading them all.
 type Store struct {
-	kv jetstream.KeyValue
+	cfg     StoreConfig
+	js      jetstream.JetStream
+	kv      jetstream.KeyValue
+	records jetstream.Stream // the bucket's own stream, to purge a key
+	list    jetstream.Stream
+	subject string
 }
 
 var _ kalla.JobStore = (*Store)(nil)
 
-// OpenStore creates or updates the bucket and returns the store.
+// OpenStore creates or updates the bucket and its list and returns the
+// store. Records of a store made before the list existed are listed once.
 func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -57,19 +77,53 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*S
 		Bucket:      cfg.Bucket,
 		Description: "Kalla job records, keyed by run id",
 		History:     1,
-		TTL:         cfg.TTL,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
+		// No TTL: records are removed by the sweep, which never removes a
+		// queued or running job's record (a TTL counts from the last update
+		// and would).
+		Storage:  jetstream.FileStorage,
+		Replicas: cfg.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open job store bucket %s: %w", cfg.Bucket, err)
 	}
-	return &Store{kv: kv}, nil
+	records, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open job store bucket %s: %w", cfg.Bucket, err)
+	}
+	s := &Store{cfg: cfg, js: js, kv: kv, records: records, subject: "kalla.joblist." + cfg.Bucket}
+	s.list, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.Bucket + "_LIST",
+		Description: "Kalla job list: the run ids of " + cfg.Bucket + " in creation order",
+		Subjects:    []string{s.subject},
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Duplicates:  2 * time.Minute,
+		AllowDirect: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open job list stream: %w", err)
+	}
+	if err := s.listUnlisted(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// Create implements kalla.JobStore.
+// Create implements kalla.JobStore. The run id is appended to the list
+// first, and the record keeps its place (ListSeq): a list entry whose
+// record is missing or holds another place (the create failed, or a run id
+// was submitted again) is skipped by List and removed by the sweep.
 func (s *Store) Create(ctx context.Context, rec *kalla.JobRecord) (*kalla.JobRecord, error) {
-	data, err := json.Marshal(rec)
+	if err := s.makeRoom(ctx); err != nil {
+		return nil, fmt.Errorf("create job %s: %w", rec.RunID, err)
+	}
+	ack, err := s.js.Publish(ctx, s.subject, []byte(rec.RunID), jetstream.WithMsgID(rec.RunID))
+	if err != nil {
+		return nil, fmt.Errorf("create job %s: list it: %w", rec.RunID, err)
+	}
+	out := *rec
+	out.ListSeq = ack.Sequence
+	data, err := json.Marshal(&out)
 	if err != nil {
 		return nil, fmt.Errorf("encode job %s: %w", rec.RunID, err)
 	}
@@ -84,7 +138,6 @@ func (s *Store) Create(ctx context.Context, rec *kalla.JobRecord) (*kalla.JobRec
 	if err != nil {
 		return nil, fmt.Errorf("create job %s: %w", rec.RunID, translate(err))
 	}
-	out := *rec
 	out.Revision = rev
 	return &out, nil
 }
@@ -98,34 +151,32 @@ func (s *Store) Get(ctx context.Context, runID string) (*kalla.JobRecord, error)
 	return decodeRecord(e)
 }
 
-// List implements kalla.JobStore; limit <= 0 returns every record.
-func (s *Store) List(ctx context.Context, limit int) ([]*kalla.JobRecord, error) {
+// Scan implements kalla.JobStore: one watcher streams the bucket's
+// records, which is much faster than a read per record.
+func (s *Store) Scan(ctx context.Context, fn func(*kalla.JobRecord) error) error {
 	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, fmt.Errorf("list jobs: %w", translate(err))
+		return fmt.Errorf("scan jobs: %w", translate(err))
 	}
 	defer w.Stop()
-	var recs []*kalla.JobRecord
 	for {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, fmt.Errorf("list jobs: watcher closed")
+				return errors.New("scan jobs: watcher closed")
 			}
-			if e == nil { // all current values have been delivered
-				sort.Slice(recs, func(i, j int) bool { return recs[i].CreatedAt.After(recs[j].CreatedAt) })
-				if limit > 0 && len(recs) > limit {
-					recs = recs[:limit]
-				}
-				return recs, nil
+			if e == nil { // every current record has been delivered
+				return nil
 			}
 			rec, err := decodeRecord(e)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			recs = append(recs, rec)
+			if err := fn(rec); err != nil {
+				return err
+			}
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }

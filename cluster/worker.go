@@ -24,6 +24,10 @@ type WorkerConfig struct {
 	// MaxJobs is how many jobs run at once in this process; the rest wait
 	// in the queue.
 	MaxJobs int
+	// JobTimeout bounds each attempt of a job; one that runs longer is
+	// stopped and fails for good, with an error naming the limit. 0 sets no
+	// bound.
+	JobTimeout time.Duration
 	// HeartbeatInterval is how often a running task's ack deadline is
 	// pushed back; it defaults to a third of the queue's AckWait.
 	HeartbeatInterval time.Duration
@@ -49,6 +53,8 @@ func (c *WorkerConfig) validate() error {
 		return errors.New("worker config: Runner is required")
 	case c.MaxJobs < 0:
 		return fmt.Errorf("worker config: MaxJobs must be positive, got %d", c.MaxJobs)
+	case c.JobTimeout < 0:
+		return fmt.Errorf("worker config: negative JobTimeout %s", c.JobTimeout)
 	}
 	if c.MaxJobs == 0 {
 		c.MaxJobs = 1
@@ -159,18 +165,12 @@ func (w *Worker) Saturated() bool { return w.Active() >= w.cfg.MaxJobs }
 // process that died between storing a job and queueing it leaves such a
 // job, and a duplicate task is harmless (claim drops it).
 func (w *Worker) requeueUnqueued(ctx context.Context) error {
-	recs, err := w.cfg.Store.List(ctx, 0)
-	if err != nil {
-		return err
-	}
-	for _, rec := range recs {
+	return w.cfg.Store.Scan(ctx, func(rec *kalla.JobRecord) error {
 		if rec.State == kalla.JobQueued && len(rec.Attempts) == 0 {
-			if err := w.cfg.Queue.Enqueue(ctx, rec.RunID); err != nil {
-				return err
-			}
+			return w.cfg.Queue.Enqueue(ctx, rec.RunID)
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (w *Worker) loop(ctx context.Context) {

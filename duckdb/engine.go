@@ -10,7 +10,6 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/tempdir"
 )
 
 // Config bounds the engine's resources.
@@ -31,7 +31,11 @@ type Config struct {
 	TempDir string
 	// Threads is DuckDB's worker thread count; 0 means one per CPU.
 	Threads int
-	Logger  *slog.Logger
+	// MaxTempSize is DuckDB's max_temp_directory_size ("20GB"): a job
+	// that would spill more fails. Empty keeps DuckDB's default (90% of
+	// the free disk space).
+	MaxTempSize string
+	Logger      *slog.Logger
 }
 
 // Engine is a kalla.Engine on an embedded, in-memory DuckDB database.
@@ -39,7 +43,7 @@ type Engine struct {
 	db        *sql.DB
 	connector *duckdb.Connector
 	tempDir   string
-	ownTemp   bool
+	temp      *tempdir.Dir
 	sessions  atomic.Int64
 	logger    *slog.Logger
 }
@@ -52,22 +56,13 @@ func Open(cfg Config) (*Engine, error) {
 	if e.logger == nil {
 		e.logger = slog.Default()
 	}
-	if cfg.TempDir == "" {
-		dir, err := os.MkdirTemp("", "kalla-")
-		if err != nil {
-			return nil, fmt.Errorf("create temp dir: %w", err)
-		}
-		e.tempDir, e.ownTemp = dir, true
-	} else {
-		if err := os.MkdirAll(cfg.TempDir, 0o755); err != nil {
-			return nil, fmt.Errorf("create temp dir %s: %w", cfg.TempDir, err)
-		}
-		dir, err := os.MkdirTemp(cfg.TempDir, "kalla-")
-		if err != nil {
-			return nil, fmt.Errorf("create temp dir under %s: %w", cfg.TempDir, err)
-		}
-		e.tempDir, e.ownTemp = dir, true
+	// A folder of our own, locked while we live; the folders of processes
+	// killed before removing theirs go first.
+	temp, err := tempdir.Create(cfg.TempDir, e.logger)
+	if err != nil {
+		return nil, err
 	}
+	e.tempDir, e.temp = temp.Path, temp
 	threads := cfg.Threads
 	if threads <= 0 {
 		threads = runtime.NumCPU()
@@ -81,6 +76,9 @@ func Open(cfg Config) (*Engine, error) {
 	}
 	if cfg.MemoryLimit != "" {
 		settings = append(settings, fmt.Sprintf("SET memory_limit = %s", quoteLiteral(cfg.MemoryLimit)))
+	}
+	if cfg.MaxTempSize != "" {
+		settings = append(settings, fmt.Sprintf("SET max_temp_directory_size = %s", quoteLiteral(cfg.MaxTempSize)))
 	}
 	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
 		for _, s := range settings {
@@ -115,8 +113,8 @@ func (e *Engine) Close() error {
 	if e.connector != nil {
 		e.connector.Close()
 	}
-	if e.ownTemp {
-		os.RemoveAll(e.tempDir)
+	if e.temp != nil {
+		e.temp.Remove()
 	}
 	return err
 }

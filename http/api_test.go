@@ -2,8 +2,10 @@ package kallahttp
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -293,5 +295,78 @@ func TestHealthAndReady(t *testing.T) {
 	rec := httptestRecorder(starting, "/ready")
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "starting") {
 		t.Fatalf("starting: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// Paging GET /api/jobs returns every run once, newest first, and says which
+// parameter is malformed.
+func TestListJobsPages(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	var ids []string
+	for range 7 {
+		j := validJob()
+		ids = append(ids, j["run_id"].(string))
+		if resp := do(t, "POST", b.url+"/api/jobs", "application/json", "", mustJSON(t, j), nil); resp.StatusCode != 202 {
+			t.Fatalf("submit answer %d", resp.StatusCode)
+		}
+	}
+	slices.Reverse(ids)
+	var got []string
+	url := b.url + "/api/jobs?limit=3"
+	for range 10 {
+		var page JobList
+		if resp := do(t, "GET", url, "", "", nil, &page); resp.StatusCode != 200 {
+			t.Fatalf("GET %s answer %d", url, resp.StatusCode)
+		}
+		for _, v := range page.Jobs {
+			got = append(got, v.RunID)
+		}
+		if page.Next == nil {
+			break
+		}
+		url = b.url + "/api/jobs?limit=3&after=" + *page.Next
+	}
+	if !slices.Equal(got, ids) {
+		t.Fatalf("pages listed %v, want %v", got, ids)
+	}
+	for _, tc := range []struct{ query, field string }{
+		{"limit=abc", "limit"}, {"limit=1001", "limit"}, {"limit=", "limit"}, {"limit=-1", "limit"},
+		{"after=", "after"}, {"after=nope", "after"},
+	} {
+		var e ErrorBody
+		if resp := do(t, "GET", b.url+"/api/jobs?"+tc.query, "", "", nil, &e); resp.StatusCode != 400 || e.Field != tc.field || e.Code != "invalid_query" {
+			t.Errorf("GET /api/jobs?%s: %d %+v, want 400 naming %s", tc.query, resp.StatusCode, e, tc.field)
+		}
+	}
+}
+
+// With MaxQueued jobs waiting a new job gets 429 with Retry-After, while a
+// known run_id still gets its usual answer.
+func TestSubmitQueueFull(t *testing.T) {
+	t.Parallel()
+	var depth atomic.Int64
+	b := setup(t, Config{MaxQueued: 2, QueueDepth: func(context.Context) (int, error) { return int(depth.Load()), nil }})
+	first := validJob()
+	if resp := do(t, "POST", b.url+"/api/jobs", "application/json", "", mustJSON(t, first), nil); resp.StatusCode != 202 {
+		t.Fatalf("first submit answer %d", resp.StatusCode)
+	}
+	depth.Store(2)
+	var e ErrorBody
+	resp := do(t, "POST", b.url+"/api/jobs", "application/json", "", mustJSON(t, validJob()), &e)
+	if resp.StatusCode != 429 || e.Code != "queue_full" || resp.Header.Get("Retry-After") == "" || !strings.Contains(e.Error, "--max-queued 2") {
+		t.Fatalf("submit to a full queue: %d %+v Retry-After=%q", resp.StatusCode, e, resp.Header.Get("Retry-After"))
+	}
+	var view JobView
+	if resp := do(t, "POST", b.url+"/api/jobs", "application/json", "", mustJSON(t, first), &view); resp.StatusCode != 200 || view.RunID != first["run_id"] {
+		t.Fatalf("resubmission to a full queue: %d %+v, want 200 and the run", resp.StatusCode, view)
+	}
+	first["output_path"] = "/tmp/other"
+	if resp := do(t, "POST", b.url+"/api/jobs", "application/json", "", mustJSON(t, first), &e); resp.StatusCode != 409 {
+		t.Fatalf("changed resubmission to a full queue: %d, want 409", resp.StatusCode)
+	}
+	depth.Store(1)
+	if resp := do(t, "POST", b.url+"/api/jobs", "application/json", "", mustJSON(t, validJob()), nil); resp.StatusCode != 202 {
+		t.Fatalf("submit below the bound answer %d", resp.StatusCode)
 	}
 }

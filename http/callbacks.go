@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -34,6 +35,11 @@ type CallbackConfig struct {
 	// it progress reports are dropped and final callbacks wait for the
 	// next sweep. Default 1024.
 	MaxPending int
+	// MaxPendingPerHost bounds the runs with callbacks waiting for one
+	// callback host (host:port of callback_url), so that a receiver that
+	// never answers holds no more than that many and cannot crowd out the
+	// others. Beyond it, the same as beyond MaxPending. Default 256.
+	MaxPendingPerHost int
 	// InitialBackoff and MaxBackoff bound the exponential wait between
 	// tries of a failed callback. Defaults 250ms and 30s.
 	InitialBackoff time.Duration
@@ -57,8 +63,11 @@ func (c *CallbackConfig) validate() error {
 	if c.Store == nil {
 		return errors.New("callback config: Store is required")
 	}
-	if c.Workers < 0 || c.MaxPending < 0 || c.ProgressTries < 0 {
-		return errors.New("callback config: Workers, MaxPending and ProgressTries must not be negative")
+	if c.Workers < 0 || c.MaxPending < 0 || c.MaxPendingPerHost < 0 || c.ProgressTries < 0 {
+		return errors.New("callback config: Workers, MaxPending, MaxPendingPerHost and ProgressTries must not be negative")
+	}
+	if c.MaxPendingPerHost == 0 {
+		c.MaxPendingPerHost = 256
 	}
 	if c.Client == nil {
 		c.Client = NewCallbackClient(c.Hosts, 10*time.Second)
@@ -94,9 +103,10 @@ func (c *CallbackConfig) validate() error {
 }
 
 // CallbackSender delivers callbacks in the background, so a slow or dead
-// receiver never slows a job. Progress reports of a run are coalesced (the
-// latest wins) and dropped after ProgressTries; a run's final callback
-// (complete or error) is sent after its progress, retried until the
+// receiver never slows a job. Progress reports of a run are coalesced within
+// a stage (the latest wins, but every stage gets at least one report) and
+// dropped after ProgressTries; a run's final callback (complete or error)
+// is sent after its progress, retried until the
 // receiver answers, and recorded as delivered in the store, so that it is
 // sent once even across restarts. It is at least once: if the process dies
 // between the receiver's answer and the store's write, the callback is sent
@@ -109,8 +119,10 @@ type CallbackSender struct {
 	log   *slog.Logger
 	ready chan string
 
-	mu      sync.Mutex
-	runs    map[string]*pendingRun
+	mu   sync.Mutex
+	runs map[string]*pendingRun
+	// hosts counts the runs in runs by callback host.
+	hosts   map[string]int
 	stopped bool
 
 	ctx    context.Context
@@ -120,8 +132,15 @@ type CallbackSender struct {
 
 // pendingRun is the callback work waiting for one run.
 type pendingRun struct {
-	url      string
-	progress *kalla.Progress
+	url string
+	// host is the callback host the run counts against; "" when its URL
+	// is unknown (its record could not be read).
+	host string
+	// progress holds the reports not sent yet, oldest first. A report
+	// replaces the last pending one only if both are of the same stage, so
+	// the first report of a fast stage is never lost behind the next
+	// stage's (an end-to-end test once missed "matching" that way).
+	progress []kalla.Progress
 	final    bool
 	// scheduled: in the ready queue, being sent, or waiting for a retry.
 	scheduled     bool
@@ -142,6 +161,7 @@ func NewCallbackSender(cfg CallbackConfig) (*CallbackSender, error) {
 		log:   cfg.Logger.With("component", "callbacks"),
 		ready: make(chan string, cfg.MaxPending),
 		runs:  map[string]*pendingRun{},
+		hosts: map[string]int{},
 	}, nil
 }
 
@@ -197,43 +217,113 @@ func (s *CallbackSender) Progress(callbackURL string, p kalla.Progress) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pr := s.track(p.RunID)
+	pr := s.track(p.RunID, callbackURL, false)
 	if pr == nil {
 		return
 	}
 	pr.url = callbackURL
-	pr.progress = &p
+	pr.progress = coalesce(pr.progress, p)
 	s.schedule(p.RunID, pr)
 }
 
-// Finished implements kalla.Notifier.
+// maxPendingStages bounds the reports pending for one run; there are only a
+// handful of stages, so it is only reached by a runner that goes back and
+// forth between them.
+const maxPendingStages = 8
+
+// coalesce adds p to the pending reports q: it replaces the last one if
+// that is of the same stage (or q is full), else it is appended.
+func coalesce(q []kalla.Progress, p kalla.Progress) []kalla.Progress {
+	if n := len(q); n > 0 && (q[n-1].Stage == p.Stage || n >= maxPendingStages) {
+		q[n-1] = p
+		return q
+	}
+	return append(q, p)
+}
+
+// Finished implements kalla.Notifier. A run with nothing pending is looked
+// up in the store, so that its final callback counts against its callback
+// host's bound.
 func (s *CallbackSender) Finished(runID string) {
 	s.mu.Lock()
+	_, tracked := s.runs[runID]
+	ctx := s.ctx
+	s.mu.Unlock()
+	callbackURL := ""
+	if !tracked && ctx != nil {
+		if rec, err := s.cfg.Store.Get(ctx, runID); err == nil {
+			callbackURL = rec.Job.CallbackURL
+		}
+	}
+	s.finished(runID, callbackURL)
+}
+
+// finished is Finished for a run whose callback URL may be known, so that
+// it counts against its host's bound.
+func (s *CallbackSender) finished(runID, callbackURL string) {
+	s.mu.Lock()
 	defer s.mu.Unlock()
-	pr := s.track(runID)
+	pr := s.track(runID, callbackURL, true)
 	if pr == nil {
-		return // the sweep delivers it
+		return // the sweep delivers it: it is in the store
 	}
 	pr.final = true
 	s.schedule(runID, pr)
 }
 
-// track returns the pending work of runID, creating it within MaxPending;
-// s.mu is held.
-func (s *CallbackSender) track(runID string) *pendingRun {
+// track returns the pending work of runID, creating it within MaxPending
+// and MaxPendingPerHost; s.mu is held.
+func (s *CallbackSender) track(runID, callbackURL string, final bool) *pendingRun {
 	if s.stopped || s.ctx == nil {
 		return nil
 	}
 	pr := s.runs[runID]
-	if pr == nil {
-		if len(s.runs) >= s.cfg.MaxPending {
-			s.log.Warn("too many callbacks pending; dropping", "run_id", runID)
-			return nil
+	if pr != nil {
+		return pr
+	}
+	host := callbackHost(callbackURL)
+	full := ""
+	switch {
+	case len(s.runs) >= s.cfg.MaxPending:
+		full = "too many callbacks pending"
+	case host != "" && s.hosts[host] >= s.cfg.MaxPendingPerHost:
+		full = "too many callbacks pending for one callback host"
+	}
+	if full != "" {
+		if final {
+			s.log.Warn(full+"; the final callback waits for the next sweep", "run_id", runID, "host", host)
+		} else {
+			s.log.Debug(full+"; progress report dropped", "run_id", runID, "host", host)
 		}
-		pr = &pendingRun{}
-		s.runs[runID] = pr
+		return nil
+	}
+	pr = &pendingRun{host: host}
+	s.runs[runID] = pr
+	if host != "" {
+		s.hosts[host]++
 	}
 	return pr
+}
+
+// untrack forgets runID, nothing being left to send; s.mu is held.
+func (s *CallbackSender) untrack(runID string, pr *pendingRun) {
+	delete(s.runs, runID)
+	if pr.host == "" {
+		return
+	}
+	if s.hosts[pr.host]--; s.hosts[pr.host] <= 0 {
+		delete(s.hosts, pr.host)
+	}
+}
+
+// callbackHost is the host:port callbacks to base go to, lower-cased; ""
+// when base does not parse.
+func callbackHost(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Host)
 }
 
 // schedule puts runID in the ready queue unless it is there already, or is
@@ -267,7 +357,8 @@ func (s *CallbackSender) work() {
 	}
 }
 
-// send delivers the pending progress, then the final callback, of runID.
+// send delivers the oldest pending progress report of runID, then, once
+// no report is pending, its final callback.
 func (s *CallbackSender) send(runID string) {
 	s.mu.Lock()
 	pr := s.runs[runID]
@@ -275,18 +366,23 @@ func (s *CallbackSender) send(runID string) {
 		s.mu.Unlock()
 		return
 	}
-	p, final, url := pr.progress, pr.final, pr.url
-	pr.progress = nil
+	var p *kalla.Progress
+	if len(pr.progress) > 0 {
+		first := pr.progress[0]
+		p, pr.progress = &first, pr.progress[1:]
+	}
+	final, url := pr.final, pr.url
 	s.mu.Unlock()
 
-	retry := false
+	retry, more := false, false
 	if p != nil {
 		_, err := s.post(url, "progress", p)
 		s.mu.Lock()
 		if err != nil {
 			pr.progressTries++
-			if pr.progress == nil && pr.progressTries < s.cfg.ProgressTries {
-				pr.progress = p // not replaced by a newer one: try again
+			superseded := len(pr.progress) > 0 && pr.progress[0].Stage == p.Stage
+			if !superseded && pr.progressTries < s.cfg.ProgressTries {
+				pr.progress = append([]kalla.Progress{*p}, pr.progress...) // try again
 				retry = true
 			}
 			if final {
@@ -295,12 +391,13 @@ func (s *CallbackSender) send(runID string) {
 		} else {
 			pr.progressTries = 0
 		}
+		more = len(pr.progress) > 0
 		s.mu.Unlock()
 		if err != nil {
 			s.log.Debug("progress callback failed", "run_id", runID, "err", err)
 		}
 	}
-	if final && !retry {
+	if final && !retry && !more {
 		delivered := s.deliverFinal(runID)
 		s.mu.Lock()
 		if delivered {
@@ -325,10 +422,10 @@ func (s *CallbackSender) send(runID string) {
 				s.push(runID)
 			}
 		})
-	case pr.progress != nil || pr.final:
-		s.push(runID) // more arrived while sending
+	case len(pr.progress) > 0 || pr.final:
+		s.push(runID) // more to send: the next report, or what arrived meanwhile
 	default:
-		delete(s.runs, runID)
+		s.untrack(runID, pr)
 	}
 }
 
@@ -451,16 +548,13 @@ func (s *CallbackSender) sweepLoop() {
 
 // sweep hands every final callback still undelivered to the senders.
 func (s *CallbackSender) sweep() {
-	recs, err := s.cfg.Store.List(s.ctx, 0)
-	if err != nil {
-		if s.ctx.Err() == nil {
-			s.log.Warn("sweep for undelivered callbacks", "err", err)
-		}
-		return
-	}
-	for _, rec := range recs {
+	err := s.cfg.Store.Scan(s.ctx, func(rec *kalla.JobRecord) error {
 		if rec.NeedsCallback() {
-			s.Finished(rec.RunID)
+			s.finished(rec.RunID, rec.Job.CallbackURL)
 		}
+		return nil
+	})
+	if err != nil && s.ctx.Err() == nil {
+		s.log.Warn("sweep for undelivered callbacks", "err", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -24,9 +25,15 @@ type receiver struct {
 	answer func(path string, n int) int
 	// gate, if not nil, holds every request until it is closed.
 	gate chan struct{}
+	// entered, if not nil, receives the path of every request on arrival,
+	// before the gate.
+	entered chan string
 }
 
 func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rv.entered != nil {
+		rv.entered <- r.URL.Path
+	}
 	if rv.gate != nil {
 		<-rv.gate
 	}
@@ -82,6 +89,21 @@ func finalRecord(store *memStore, base string, state kalla.JobState) string {
 	return runID
 }
 
+// runningRecord stores a running job with the given callback base: the
+// sweep at start leaves it alone. finish makes it final as state.
+func runningRecord(store *memStore, base string) *kalla.JobRecord {
+	runID := finalRecord(store, base, kalla.JobCompleted)
+	rec, _ := store.Get(context.Background(), runID)
+	rec.State = kalla.JobRunning
+	store.put(*rec)
+	return rec
+}
+
+func finish(store *memStore, rec *kalla.JobRecord) {
+	rec.State = kalla.JobCompleted
+	store.put(*rec)
+}
+
 func delivered(t *testing.T, store *memStore, runID string) kalla.CallbackDelivery {
 	t.Helper()
 	var cb kalla.CallbackDelivery
@@ -99,11 +121,13 @@ func TestCallbacksProgressThenCompleteOnce(t *testing.T) {
 	ts := httptest.NewServer(rv)
 	defer ts.Close()
 	store := newMemStore()
-	s := startSender(t, store)
 	base := ts.URL + "/hooks/"
-	runID := finalRecord(store, base, kalla.JobCompleted)
+	rec := runningRecord(store, base)
+	runID := rec.RunID
+	s := startSender(t, store)
 
 	s.Progress(base, kalla.Progress{RunID: runID, Stage: kalla.StageStaging, Progress: 0.5})
+	finish(store, rec)
 	s.Finished(runID)
 	cb := delivered(t, store, runID)
 	if cb.Status != 200 || cb.Tries != 1 || cb.DeliveredAt == nil {
@@ -231,5 +255,144 @@ func TestCallbacksSlowReceiverCoalesces(t *testing.T) {
 	var last kalla.Progress
 	if err := json.Unmarshal(progress[len(progress)-1], &last); err != nil || last.Progress != 1 {
 		t.Fatalf("last progress %s, want the latest report", progress[len(progress)-1])
+	}
+}
+
+// A stage that ends while the receiver is still busy with the previous
+// stage's report keeps its own report: coalescing happens only within a
+// stage. (TestSchedulerEndToEnd once got no "matching" callback: its report
+// had been replaced by the "writing_results" one.)
+func TestCallbacksFastStageNotLost(t *testing.T) {
+	t.Parallel()
+	rv := &receiver{gate: make(chan struct{}), entered: make(chan string, 16)}
+	ts := httptest.NewServer(rv)
+	defer ts.Close()
+	var open sync.Once
+	defer open.Do(func() { close(rv.gate) })
+	store := newMemStore()
+	rec := runningRecord(store, ts.URL)
+	runID := rec.RunID
+	s := startSender(t, store)
+
+	s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageStaging, Progress: 0})
+	if path := <-rv.entered; path != "/progress" {
+		t.Fatalf("first request to %s, want /progress", path)
+	}
+	// The receiver now holds the staging report; the next two stages
+	// report while it does.
+	for i := 1; i <= 3; i++ {
+		s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageStaging, Progress: float64(i) / 3})
+	}
+	for i := 0; i <= 4; i++ {
+		s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageMatching, Progress: float64(i) / 4})
+	}
+	s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageWriting, Progress: 0})
+	s.Progress(ts.URL, kalla.Progress{RunID: runID, Stage: kalla.StageWriting, Progress: 1})
+	finish(store, rec)
+	s.Finished(runID)
+	open.Do(func() { close(rv.gate) })
+	delivered(t, store, runID)
+
+	type sent struct {
+		Stage    kalla.Stage
+		Progress float64
+	}
+	var got []sent
+	for _, body := range rv.got("/progress") {
+		var p kalla.Progress
+		if err := json.Unmarshal(body, &p); err != nil || p.RunID != runID {
+			t.Fatalf("progress payload %s", body)
+		}
+		got = append(got, sent{p.Stage, p.Progress})
+	}
+	want := []sent{{kalla.StageStaging, 0}, {kalla.StageStaging, 1}, {kalla.StageMatching, 1}, {kalla.StageWriting, 1}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("progress callbacks %v, want %v: the first in flight, then the latest of each stage, in order", got, want)
+	}
+	if n := len(rv.got("/complete")); n != 1 {
+		t.Fatalf("complete sent %d times", n)
+	}
+}
+
+// A receiver that never answers holds at most MaxPendingPerHost runs: the
+// progress of more runs to it is dropped, other receivers are served
+// meanwhile, and every final callback is still delivered once, from the
+// store, when it answers again.
+func TestCallbacksBoundPerHost(t *testing.T) {
+	t.Parallel()
+	stuck := &receiver{gate: make(chan struct{}), entered: make(chan string, 64)}
+	tsStuck := httptest.NewServer(stuck)
+	defer tsStuck.Close()
+	var open sync.Once
+	defer open.Do(func() { close(stuck.gate) })
+	other := &receiver{}
+	tsOther := httptest.NewServer(other)
+	defer tsOther.Close()
+
+	store := newMemStore()
+	s, err := NewCallbackSender(CallbackConfig{
+		Store: store, MaxPendingPerHost: 2, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		SweepInterval: 50 * time.Millisecond, FlushTimeout: 100 * time.Millisecond, Logger: kallatest.TestLogger(t, slog.LevelDebug),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+
+	var stuckRuns []*kalla.JobRecord
+	for range 4 {
+		rec := runningRecord(store, tsStuck.URL)
+		stuckRuns = append(stuckRuns, rec)
+		s.Progress(tsStuck.URL, kalla.Progress{RunID: rec.RunID, Stage: kalla.StageStaging})
+	}
+	<-stuck.entered
+	<-stuck.entered // both runs it may hold are at the stalled receiver
+	s.mu.Lock()
+	held, runs := s.hosts[callbackHost(tsStuck.URL)], len(s.runs)
+	s.mu.Unlock()
+	if held != 2 || runs != 2 {
+		t.Fatalf("pending for the stalled host: %d (runs %d), want 2", held, runs)
+	}
+
+	// Another receiver is served while the first one stalls.
+	otherRun := runningRecord(store, tsOther.URL)
+	s.Progress(tsOther.URL, kalla.Progress{RunID: otherRun.RunID, Stage: kalla.StageStaging})
+	finish(store, otherRun)
+	s.Finished(otherRun.RunID)
+	delivered(t, store, otherRun.RunID)
+
+	for _, rec := range stuckRuns {
+		finish(store, rec)
+		s.Finished(rec.RunID)
+	}
+	s.mu.Lock()
+	held = s.hosts[callbackHost(tsStuck.URL)]
+	s.mu.Unlock()
+	if held != 2 {
+		t.Fatalf("pending for the stalled host after the final callbacks: %d, want still 2", held)
+	}
+	open.Do(func() { close(stuck.gate) })
+	for _, rec := range stuckRuns {
+		delivered(t, store, rec.RunID)
+	}
+	if n := len(stuck.got("/progress")); n != 2 {
+		t.Fatalf("stalled receiver got %d progress reports, want the 2 it held", n)
+	}
+	waitFor(t, "sender idle", func() bool { return s.pending() == 0 })
+	complete := map[string]int{}
+	for _, body := range stuck.got("/complete") {
+		var res kalla.Result
+		if err := json.Unmarshal(body, &res); err != nil {
+			t.Fatal(err)
+		}
+		complete[res.RunID]++
+	}
+	for _, rec := range stuckRuns {
+		if complete[rec.RunID] != 1 {
+			t.Fatalf("complete callbacks per run %v, want each run once", complete)
+		}
 	}
 }

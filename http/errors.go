@@ -24,6 +24,8 @@ const (
 	codeUnsupportedMedia apiCode = "unsupported_media_type"
 	codeInternal         apiCode = "internal"
 	codeUnavailable      apiCode = "unavailable"
+	codeQueueFull        apiCode = "queue_full"
+	codeStoreFull        apiCode = "store_full"
 	codeMethodNotAllowed apiCode = "method_not_allowed"
 	codeNoSuchRoute      apiCode = "no_such_route"
 )
@@ -44,6 +46,8 @@ var apiStatus = map[apiCode]int{
 	codeUnsupportedMedia: http.StatusUnsupportedMediaType,
 	codeInternal:         http.StatusInternalServerError,
 	codeUnavailable:      http.StatusServiceUnavailable,
+	codeQueueFull:        http.StatusTooManyRequests,
+	codeStoreFull:        http.StatusServiceUnavailable,
 }
 
 // ErrorBody is the JSON body of every error answer.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -123,12 +124,21 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	}
 	normalize(job)
 
+	if s.refuseQueueFull(w, r.Context(), job) {
+		return
+	}
+
 	now := time.Now().UTC()
 	rec := &kalla.JobRecord{RunID: job.RunID, Job: *job, State: kalla.JobQueued, CreatedAt: now, UpdatedAt: now}
 	existing, err := s.cfg.Store.Create(r.Context(), rec)
 	switch {
 	case errors.Is(err, kalla.ErrJobExists):
 		s.resubmitted(w, r.Context(), job, existing)
+		return
+	case errors.Is(err, kalla.ErrStoreFull):
+		s.log.Warn("job refused: job store full", "run_id", job.RunID, "err", err)
+		w.Header().Set("Retry-After", "60")
+		writeError(w, codeStoreFull, "", "the job store is full of jobs still queued, running or awaiting their callback; retry later")
 		return
 	case err != nil:
 		s.log.Error("store job", "run_id", job.RunID, "err", err)
@@ -145,6 +155,35 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("job accepted", "run_id", job.RunID)
 	writeJSON(w, http.StatusAccepted, Accepted{RunID: job.RunID, Status: "accepted"})
 }
+
+// refuseQueueFull answers 429 when MaxQueued jobs already wait, unless job
+// is a resubmission of a known run, which gets its usual answer. It reports
+// whether it answered.
+func (s *Server) refuseQueueFull(w http.ResponseWriter, ctx context.Context, job *kalla.Job) bool {
+	if s.cfg.MaxQueued <= 0 || s.cfg.QueueDepth == nil {
+		return false
+	}
+	depth, err := s.cfg.QueueDepth(ctx)
+	if err != nil {
+		// Enqueue will most likely fail too and say so.
+		s.log.Warn("read queue depth", "err", err)
+		return false
+	}
+	if depth < s.cfg.MaxQueued {
+		return false
+	}
+	if existing, err := s.cfg.Store.Get(ctx, job.RunID); err == nil {
+		s.resubmitted(w, ctx, job, existing)
+		return true
+	}
+	s.log.Warn("job refused: queue full", "run_id", job.RunID, "queued", depth, "max_queued", s.cfg.MaxQueued)
+	w.Header().Set("Retry-After", strconv.Itoa(queueFullRetry))
+	writeError(w, codeQueueFull, "", fmt.Sprintf("%d jobs are already queued, the most this scheduler accepts (--max-queued %d); retry later", depth, s.cfg.MaxQueued))
+	return true
+}
+
+// queueFullRetry is the Retry-After, in seconds, of a 429 for a full queue.
+const queueFullRetry = 30
 
 // resubmitted answers a submission of a known run id with the run's current
 // state (200), unless the job differs from the one first submitted (409).
@@ -233,29 +272,55 @@ func pathRunID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return runID, true
 }
 
-// maxList bounds GET /api/jobs?limit=.
-const maxList = 1000
+// Paging of GET /api/jobs: limit defaults to defaultList and may not exceed
+// maxList, so that one request reads a bounded number of records.
+const (
+	defaultList = 100
+	maxList     = 1000
+)
+
+// JobList is the answer to GET /api/jobs: a page of runs, newest first.
+type JobList struct {
+	Jobs []JobView `json:"jobs"`
+	// Next is the cursor to pass as ?after= for the next (older) page;
+	// null on the last page.
+	Next *string `json:"next"`
+}
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
-	limit := 50
-	if q := r.URL.Query().Get("limit"); q != "" {
-		n, err := strconv.Atoi(q)
+	q := r.URL.Query()
+	limit := defaultList
+	if q.Has("limit") {
+		v := q.Get("limit")
+		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxList {
-			writeError(w, codeInvalidQuery, "limit", "limit must be an integer from 1 to "+strconv.Itoa(maxList))
+			writeError(w, codeInvalidQuery, "limit", "limit must be an integer from 1 to "+strconv.Itoa(maxList)+", got "+strconv.Quote(v))
 			return
 		}
 		limit = n
 	}
-	recs, err := s.cfg.Store.List(r.Context(), limit)
-	if err != nil {
+	after := q.Get("after")
+	if q.Has("after") && after == "" {
+		writeError(w, codeInvalidQuery, "after", "after must be the next cursor of a previous page, got an empty value")
+		return
+	}
+	recs, next, err := s.cfg.Store.List(r.Context(), limit, after)
+	switch {
+	case errors.Is(err, kalla.ErrBadCursor):
+		writeError(w, codeInvalidQuery, "after", "after "+strconv.Quote(after)+" is not a cursor this API returned as next")
+		return
+	case err != nil:
 		internalError(w, s.log, "list jobs", err)
 		return
 	}
-	views := make([]JobView, len(recs))
+	list := JobList{Jobs: make([]JobView, len(recs))}
 	for i, rec := range recs {
-		views[i] = ViewOf(rec)
+		list.Jobs[i] = ViewOf(rec)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"jobs": views})
+	if next != "" {
+		list.Next = &next
+	}
+	writeJSON(w, http.StatusOK, list)
 }
 
 // errFinished ends a cancel of a job that already ended.

@@ -56,6 +56,20 @@ type Config struct {
 	// Cluster, if set, lists the live executors on GET /api/cluster; nil
 	// lists none.
 	Cluster ClusterLister
+	// MaxQueued, if positive, is how many jobs may wait in the queue (not
+	// counting running ones); a new job beyond it gets 429. QueueDepth
+	// counts them.
+	MaxQueued  int
+	QueueDepth func(context.Context) (int, error)
+	// Timeouts of the HTTP server, so that a client that sends slowly (a
+	// slowloris) or never reads cannot hold a connection: the request
+	// header must arrive within ReadHeaderTimeout (default 10s), the whole
+	// request within ReadTimeout (default 1m), the answer be written within
+	// WriteTimeout (default 2m), and an idle keep-alive connection is
+	// closed after IdleTimeout (default 2m). MaxHeaderBytes defaults to
+	// 64 KiB.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxHeaderBytes                                            int
 	// ShutdownTimeout bounds Stop's wait for requests in flight.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
@@ -80,6 +94,23 @@ func (c *Config) validate() error {
 	}
 	if c.Gatherer == nil {
 		c.Gatherer = prometheus.NewRegistry()
+	}
+	for _, d := range []struct {
+		p   *time.Duration
+		def time.Duration
+	}{
+		{&c.ReadHeaderTimeout, 10 * time.Second}, {&c.ReadTimeout, time.Minute},
+		{&c.WriteTimeout, 2 * time.Minute}, {&c.IdleTimeout, 2 * time.Minute},
+	} {
+		if *d.p < 0 {
+			return fmt.Errorf("http config: negative timeout %s", *d.p)
+		}
+		if *d.p == 0 {
+			*d.p = d.def
+		}
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
@@ -176,7 +207,11 @@ func (s *Server) Start(ctx context.Context) error {
 	s.ln = ln
 	s.srv = &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	s.done = make(chan struct{})

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -41,6 +43,7 @@ func (m *memStore) Create(ctx context.Context, rec *kalla.JobRecord) (*kalla.Job
 	m.rev++
 	c := *clone(*rec)
 	c.Revision = m.rev
+	c.ListSeq = m.rev
 	m.recs[rec.RunID] = c
 	return clone(c), nil
 }
@@ -55,18 +58,45 @@ func (m *memStore) Get(ctx context.Context, runID string) (*kalla.JobRecord, err
 	return clone(rec), nil
 }
 
-func (m *memStore) List(ctx context.Context, limit int) ([]*kalla.JobRecord, error) {
+func (m *memStore) List(ctx context.Context, limit int, after string) ([]*kalla.JobRecord, string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	below := uint64(math.MaxUint64)
+	if after != "" {
+		n, err := strconv.ParseUint(after, 10, 64)
+		if err != nil {
+			return nil, "", fmt.Errorf("list: %w", kalla.ErrBadCursor)
+		}
+		below = n
+	}
 	var out []*kalla.JobRecord
 	for _, r := range m.recs {
-		out = append(out, clone(r))
+		if r.ListSeq < below {
+			out = append(out, clone(r))
+		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
-	if limit > 0 && len(out) > limit {
+	sort.Slice(out, func(i, j int) bool { return out[i].ListSeq > out[j].ListSeq })
+	next := ""
+	if len(out) > limit {
 		out = out[:limit]
+		next = strconv.FormatUint(out[limit-1].ListSeq, 10)
 	}
-	return out, nil
+	return out, next, nil
+}
+
+func (m *memStore) Scan(ctx context.Context, fn func(*kalla.JobRecord) error) error {
+	m.mu.Lock()
+	var all []*kalla.JobRecord
+	for _, r := range m.recs {
+		all = append(all, clone(r))
+	}
+	m.mu.Unlock()
+	for _, r := range all {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (m *memStore) Update(ctx context.Context, rec *kalla.JobRecord) (*kalla.JobRecord, error) {
@@ -92,6 +122,11 @@ func (m *memStore) put(rec kalla.JobRecord) {
 	defer m.mu.Unlock()
 	m.rev++
 	rec.Revision = m.rev
+	if old, ok := m.recs[rec.RunID]; ok {
+		rec.ListSeq = old.ListSeq
+	} else {
+		rec.ListSeq = m.rev
+	}
 	m.recs[rec.RunID] = *clone(rec)
 }
 

@@ -43,7 +43,8 @@ type engineOptions struct {
 	TempDir     string
 	Partitions  int
 	// Policy holds the allow-lists (policy.go).
-	Policy policyOptions
+	Policy      policyOptions
+	MaxTempSize string
 }
 
 // logOptions configure log/slog.
@@ -60,6 +61,7 @@ func commonFlags(fs *flag.FlagSet, eng *engineOptions, logs *logOptions, default
 	}
 	fs.StringVar(&eng.MemoryLimit, "memory-limit", env("", "KALLA_MEMORY_LIMIT"), "DuckDB memory limit, e.g. 4GB or 75% (env KALLA_MEMORY_LIMIT; default DuckDB's 80% of RAM)")
 	fs.StringVar(&eng.TempDir, "temp-dir", env("", "KALLA_TEMP_DIR"), "folder DuckDB spills to beyond the memory limit (env KALLA_TEMP_DIR; default the system temp dir)")
+	fs.StringVar(&eng.MaxTempSize, "max-temp-size", env("", "KALLA_MAX_TEMP_SIZE"), "most DuckDB may spill to --temp-dir, e.g. 20GB; a job needing more fails (env KALLA_MAX_TEMP_SIZE; default DuckDB's 90% of the free disk space)")
 	fs.IntVar(&eng.Partitions, "partitions", parts, "parallel streams and DuckDB threads (env KALLA_PARTITIONS; default the number of CPUs)")
 	fs.StringVar(&logs.Level, "log-level", env(defaultLevel, "KALLA_LOG_LEVEL"), "log level: debug, info, warn, error (env KALLA_LOG_LEVEL)")
 	fs.StringVar(&logs.Format, "log-format", env("text", "KALLA_LOG_FORMAT"), "log format: text or json (env KALLA_LOG_FORMAT)")

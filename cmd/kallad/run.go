@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/term"
 
@@ -34,6 +35,10 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		return c.fail(err)
 	}
 	progressFlag := fs.String("progress", "auto", "progress display on stderr: auto (when a terminal), always, never")
+	var jobTimeout time.Duration
+	if err := durationFlag(fs, &jobTimeout, "job-timeout", 0, "KALLA_JOB_TIMEOUT", "stop and fail the job when it runs longer; 0 for no limit (env KALLA_JOB_TIMEOUT)"); err != nil {
+		return c.fail(err)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(c.Stderr, "Usage: kallad run [flags] JOB.json   (JOB.json may be - for stdin)\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -44,6 +49,9 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return errUsage
+	}
+	if jobTimeout < 0 {
+		return c.fail(fmt.Errorf("--job-timeout %s: must not be negative (0 for no limit)", jobTimeout))
 	}
 	logger, err := newLogger(logs, c.Stderr)
 	if err != nil {
@@ -66,7 +74,9 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		display = newProgressDisplay(c.Stderr)
 		report = display.update
 	}
-	res, err := runner.Run(ctx, job, report)
+	jobCtx, cancel := kalla.WithJobTimeout(ctx, jobTimeout)
+	defer cancel()
+	res, err := runner.Run(jobCtx, job, report)
 	if display != nil {
 		display.finish()
 	}
@@ -127,6 +137,7 @@ func newRunner(opts engineOptions, logger *slog.Logger) (*kalla.Runner, func(), 
 	engine, err := duckdb.Open(duckdb.Config{
 		MemoryLimit: opts.MemoryLimit,
 		TempDir:     opts.TempDir,
+		MaxTempSize: opts.MaxTempSize,
 		Threads:     parts,
 		Logger:      logger,
 	})

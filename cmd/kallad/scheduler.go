@@ -45,6 +45,7 @@ type schedulerOptions struct {
 	taskAckWait        time.Duration
 	executorTTL        time.Duration
 	auth               *clusterAuthOptions
+	limits             limitOptions
 }
 
 // Run parses args and serves until ctx is cancelled (SIGINT or SIGTERM),
@@ -130,7 +131,7 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 	fs.StringVar(&o.dataDir, "data-dir", env("./kalla-data", "KALLA_DATA_DIR"), "folder of the durable job store and queue (env KALLA_DATA_DIR)")
 	fs.StringVar(&o.natsURL, "nats-url", env("", "NATS_URL"), "use this NATS cluster instead of the embedded server (env NATS_URL)")
 	o.auth = clusterAuthFlags(fs, true)
-	return o, err
+	return o, errors.Join(err, o.limits.register(fs))
 }
 
 func (o *schedulerOptions) validate() error {
@@ -152,7 +153,7 @@ func (o *schedulerOptions) validate() error {
 	case o.shutdownTimeout < 0:
 		return fmt.Errorf("--shutdown-timeout %s: must not be negative", o.shutdownTimeout)
 	}
-	return nil
+	return o.limits.validate()
 }
 
 // daemonFlags is the start of the command line of a long-running mode
@@ -248,10 +249,11 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err != nil {
 		return err
 	}
-	store, err := cluster.OpenStore(ctx, js, cluster.StoreConfig{})
+	store, err := cluster.OpenStore(ctx, js, cluster.StoreConfig{Retention: o.limits.jobRetention, MaxRecords: o.limits.maxStoredJobs})
 	if err != nil {
 		return err
 	}
+	go store.Maintain(ctx, time.Minute, logger)
 	queue, err := cluster.OpenQueue(ctx, js, cluster.QueueConfig{AckWait: o.ackWait, MaxAttempts: o.maxAttempts})
 	if err != nil {
 		return err
@@ -263,7 +265,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err != nil {
 		return err
 	}
-	callbacks, err := kallahttp.NewCallbackSender(kallahttp.CallbackConfig{Store: store, Hosts: runner.CallbackHosts, Logger: logger})
+	callbacks, err := kallahttp.NewCallbackSender(kallahttp.CallbackConfig{Store: store, Hosts: runner.CallbackHosts, MaxPendingPerHost: o.limits.maxPendingCallbacks, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -293,7 +295,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	go cluster.TrackExecutors(ctx, members, metrics.Executors, logger)
 	worker, err := cluster.NewWorker(cluster.WorkerConfig{
 		Store: store, Queue: queue, Runner: distributor, Notifier: callbacks, Metrics: metrics,
-		MaxJobs: o.maxJobs, ShutdownTimeout: o.shutdownTimeout, Logger: logger,
+		MaxJobs: o.maxJobs, JobTimeout: o.limits.jobTimeout, ShutdownTimeout: o.shutdownTimeout, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -304,7 +306,8 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		Token:     apiToken,
 		Saturated: worker.Saturated,
 		Cluster:   members,
-		Logger:    logger,
+		MaxQueued: o.limits.maxQueued, QueueDepth: queueDepth(queue), ReadHeaderTimeout: o.limits.httpHeaderTimeout,
+		Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -324,7 +327,8 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		return err
 	}
 	api.MarkReady()
-	logger.Info("scheduler ready", "http", api.Addr(), "max_jobs", o.maxJobs, "data_dir", o.dataDir, "nats_url", kalla.RedactURI(o.natsURL), "staging", staging.String())
+	logger.Info("scheduler ready", "http", api.Addr(), "max_jobs", o.maxJobs, "data_dir", o.dataDir, "nats_url", kalla.RedactURI(o.natsURL), "staging", staging.String(),
+		"job_timeout", o.limits.jobTimeout, "max_queued", o.limits.maxQueued, "job_retention", o.limits.jobRetention, "max_stored_jobs", o.limits.maxStoredJobs)
 
 	<-ctx.Done()
 	logger.Info("shutting down: finishing running jobs", "timeout", o.shutdownTimeout, "active", worker.Active())
