@@ -245,8 +245,23 @@ func memoryLimit(limit string) (string, error) {
 	return fmt.Sprintf("%dKiB", int64(float64(total)*p/100)/1024), nil
 }
 
-// totalMemory is MemTotal of /proc/meminfo, in bytes.
+// totalMemory is the RAM this process may use: MemTotal of /proc/meminfo,
+// or the cgroup's memory.max when a container sets a smaller one.
 func totalMemory() (int64, error) {
+	total, err := memTotal()
+	if err != nil {
+		return 0, err
+	}
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 && n < total {
+			total = n
+		}
+	}
+	return total, nil
+}
+
+// memTotal is MemTotal of /proc/meminfo, in bytes.
+func memTotal() (int64, error) {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0, err

@@ -281,7 +281,9 @@ func (w *walker) function(x map[string]any) error {
 	name, _ := x["function_name"].(string)
 	schema, _ := x["schema"].(string)
 	catalog, _ := x["catalog"].(string)
-	if schema != "" || catalog != "" {
+	// The parser itself qualifies some built-ins (trim, list literals) as
+	// system.main; the name is then checked like any other.
+	if (schema != "" && schema != "main") || (catalog != "" && catalog != "system") {
 		return fmt.Errorf("function %q is qualified: call built-in functions by their name alone", strings.Join(nonEmpty(catalog, schema, name), "."))
 	}
 	if !w.sb.functions[strings.ToLower(name)] {
