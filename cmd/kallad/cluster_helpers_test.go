@@ -40,13 +40,20 @@ func (p *schedProc) natsURL(t *testing.T) string {
 // scheduler lists it.
 func startExecutor(t *testing.T, sched *schedProc, staging string, env ...string) *execProc {
 	t.Helper()
+	return startExecutorURL(t, sched, sched.natsURL(t), staging, env...)
+}
+
+// startExecutorURL is startExecutor joining the cluster at url (which may
+// carry credentials).
+func startExecutorURL(t *testing.T, sched *schedProc, url, staging string, env ...string) *execProc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "executor.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := len(sched.executors(t))
-	cmd := exec.Command(kalladBin, "executor", "--nats-url", sched.natsURL(t), "--bind-port", "-1",
+	cmd := exec.Command(kalladBin, "executor", "--nats-url", url, "--bind-port", "-1",
 		"--staging-path", staging, "--partitions", "1", "--external-host", "127.0.0.1")
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
