@@ -29,6 +29,7 @@ var hostileSQL = []struct{ sql, names string }{
 	{"SELECT * FROM query('SELECT 1')", "query"},
 	{"SELECT * FROM query_table('left_src')", "query_table"},
 	{"SELECT * FROM range(3)", "range"},
+	{"SELECT * FROM unnest([1, 2])", "unnest"},
 	{"SELECT * FROM duckdb_tables()", "duckdb_tables"},
 	{"SELECT * FROM duckdb_settings()", "duckdb_settings"},
 	{"SELECT * FROM '/etc/passwd'", "/etc/passwd"},
@@ -129,6 +130,7 @@ var ordinarySQL = []string{
 	 GROUP BY i.invoice_id HAVING sum(p.amount) > 0`,
 	`SELECT i.* EXCLUDE (amount), p.payment_id FROM left_src AS i JOIN right_src AS p ON p.invoice_ref = i.invoice_id USING SAMPLE 100%`,
 	`SELECT COLUMNS('invoice_.*'), lag(amount) OVER w AS prev FROM left_src WINDOW w AS (ORDER BY invoice_id)`,
+	`SELECT i.invoice_id, unnest(generate_series(1, 3)) AS k FROM left_src i`,
 }
 
 // Ordinary match SQL passes, including the four benchmark patterns.
