@@ -54,6 +54,11 @@ func (r *Runner) CheckJob(ctx context.Context, job *Job, requireRunID bool) erro
 	if err := job.Validate(requireRunID); err != nil {
 		return err
 	}
+	if r.Engine == nil {
+		// A Runner that only validates fields (the HTTP package's tests);
+		// one that runs jobs always has an engine, and checks.
+		return nil
+	}
 	aliases := make([]string, len(job.Sources))
 	for i, s := range job.Sources {
 		aliases[i] = s.Alias
