@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -102,7 +103,7 @@ func Open(cfg Config) (*Engine, error) {
 	// The parser database takes the same settings, which checks them once
 	// here rather than at each job's start, and is locked down like a
 	// session with no folder allowed.
-	connector, err := openDatabase(append(settings, lockdown(nil)...))
+	connector, err := openDatabase(slices.Concat(settings, lockdown(nil)))
 	if err != nil {
 		e.Close()
 		if strings.Contains(err.Error(), "memory_limit") {
