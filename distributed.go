@@ -261,7 +261,7 @@ func (r *Runner) StageSource(ctx context.Context, job *Job, st StageSpec) (Stage
 		return fail(err)
 	}
 	defer src.Close()
-	ss, err := r.splitSession(ctx, sessionPaths([]Source{src})...)
+	ss, err := r.splitSession(ctx, sessionPaths([]Source{src}, asFolder(dir))...)
 	if err != nil {
 		return fail(err)
 	}
@@ -304,7 +304,7 @@ func (r *Runner) StageSource(ctx context.Context, job *Job, st StageSpec) (Stage
 // partial results into dir.
 func (r *Runner) MatchPartition(ctx context.Context, job *Job, spec MatchSpec, in [2]StagedSet, dir string) (Counts, error) {
 	fail := func(err error) (Counts, error) { return Counts{}, &StageError{Stage: StageMatching, Err: err} }
-	allowed := r.jobPaths(ctx, job)
+	allowed := append(r.jobPaths(ctx, job), asFolder(dir))
 	for _, set := range in {
 		allowed = append(allowed, set.Files...)
 	}
@@ -350,7 +350,19 @@ func (r *Runner) MergeResults(ctx context.Context, job *Job, m MergeSpec, counts
 	if err != nil {
 		return fail(err)
 	}
-	allowed := r.jobPaths(ctx, job)
+	// The output's folder exists before the session starts, so the
+	// session's database may write into it directly.
+	dir, err := out.Prepare(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("prepare output %s: %w", RedactURI(job.OutputPath), err))
+	}
+	published := false
+	defer func() {
+		if !published {
+			out.Discard(dir)
+		}
+	}()
+	allowed := append(r.jobPaths(ctx, job), asFolder(dir))
 	for _, files := range [][]string{m.Matched, m.Unmatched[0], m.Unmatched[1], m.BroadcastFiles.Files} {
 		allowed = append(allowed, files...)
 	}
@@ -366,16 +378,6 @@ func (r *Runner) MergeResults(ctx context.Context, job *Job, m MergeSpec, counts
 		}
 		defer done()
 	}
-	dir, err := out.Prepare(ctx)
-	if err != nil {
-		return fail(fmt.Errorf("prepare output %s: %w", RedactURI(job.OutputPath), err))
-	}
-	published := false
-	defer func() {
-		if !published {
-			out.Discard(dir)
-		}
-	}()
 	c, err := ss.MergeResults(ctx, m, dir)
 	if err != nil {
 		return fail(fmt.Errorf("merge partial results: %w", err))

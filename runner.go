@@ -88,6 +88,12 @@ func sessionPaths(srcs []Source, more ...string) []string {
 	return append(out, more...)
 }
 
+// asFolder marks dir as a folder for Engine.NewSession: a task's own
+// output folder, known before its session starts.
+func asFolder(dir string) string {
+	return strings.TrimSuffix(dir, string(filepath.Separator)) + string(filepath.Separator)
+}
+
 func closeAll(srcs []Source) {
 	for _, s := range srcs {
 		if s != nil {

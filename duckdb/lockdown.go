@@ -75,6 +75,9 @@ func (e *Engine) NewSession(ctx context.Context, allowed ...string) (kalla.Sessi
 			return nil, fmt.Errorf("session path %s: %w", p, err)
 		}
 		if strings.HasSuffix(p, "/") || strings.HasSuffix(p, string(filepath.Separator)) {
+			// The folder itself, which a partitioned COPY names, and
+			// everything below it.
+			paths = append(paths, abs)
 			abs += string(filepath.Separator)
 			s.folders = append(s.folders, abs)
 		}

@@ -194,3 +194,32 @@ func TestMemoryLimitPercentOfRAM(t *testing.T) {
 		}
 	}
 }
+
+// The session writes results into its own folder and moves them into the
+// output folder, which it may not write to: across file systems (a
+// --temp-dir on tmpfs) the move is a copy, and the results are the same.
+func TestResultsMoveAcrossFileSystems(t *testing.T) {
+	t.Parallel()
+	shm, err := os.MkdirTemp("/dev/shm", "kalla-test-")
+	if err != nil {
+		t.Skipf("no tmpfs at /dev/shm: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	b := setup(t, duckdb.Config{TempDir: shm, Threads: 2})
+	inv := b.write(t, "inv.csv", "invoice_id,amount\n1,1.00\n2,2.00\n")
+	pay := b.write(t, "pay.csv", "payment_id,invoice_ref,amount\n1,1,1.00\n2,9,2.00\n")
+	res := b.run(t, b.job(toleranceSQL, inv, pay, []string{"invoice_id"}, []string{"payment_id"}))
+	if res.MatchedCount != 1 || res.UnmatchedLeftCount != 1 || res.UnmatchedRightCount != 1 {
+		t.Fatalf("counts %+v, want 1 matched and 1 unmatched on each side", res)
+	}
+	if got := parquet(t, res.OutputPaths.UnmatchedRight, "payment_id"); len(got) != 1 || got[0] != "2" {
+		t.Errorf("unmatched_right %v, want payment 2", got)
+	}
+	entries, _ := os.ReadDir(shm)
+	for _, e := range entries {
+		left, _ := filepath.Glob(filepath.Join(shm, e.Name(), "job-*"))
+		if len(left) > 0 {
+			t.Errorf("session folders left behind: %v", left)
+		}
+	}
+}

@@ -131,6 +131,9 @@ var ordinarySQL = []string{
 	`SELECT i.* EXCLUDE (amount), p.payment_id FROM left_src AS i JOIN right_src AS p ON p.invoice_ref = i.invoice_id USING SAMPLE 100%`,
 	`SELECT COLUMNS('invoice_.*'), lag(amount) OVER w AS prev FROM left_src WINDOW w AS (ORDER BY invoice_id)`,
 	`SELECT i.invoice_id, unnest(generate_series(1, 3)) AS k FROM left_src i`,
+	`SELECT i.invoice_id, p.payment_id FROM left_src i ASOF JOIN right_src p ON p.invoice_ref = i.invoice_id AND p.paid_on >= i.issued_on
+	 WHERE i.customer LIKE 'A%' AND p.payer ILIKE '%x%' AND i.issued_on + INTERVAL 30 DAY > now() AND extract(year FROM i.issued_on) > 2000
+	   AND i.amount IS DISTINCT FROM p.amount AND p.payer SIMILAR TO 'a.*' AND i.customer NOT IN ('x', 'y') AND count_if(true) OVER () > 0`,
 }
 
 // Ordinary match SQL passes, including the four benchmark patterns.
