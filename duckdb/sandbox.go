@@ -19,19 +19,24 @@ import (
 // The rules, each closing a way out of the job that issue 10 found open:
 //   - one SELECT statement (the driver runs every statement of a string);
 //   - tables: only the job's source aliases and the names the query defines
-//     itself (WITH names); no catalog or schema qualification (another job's
-//     schema, system.main, information_schema), no system view names
-//     (duckdb_*, pg_*, sqlite_*, pragma_*), and so no file path or glob used
-//     as a table (FROM '/etc/passwd' parses as a table named by the path);
+//     itself (WITH names; subquery and join aliases name no table); so no
+//     catalog or schema qualification (another job's schema, system.main,
+//     information_schema.tables), no catalog view (duckdb_tables,
+//     sqlite_master), and no file path or glob used as a table (FROM
+//     '/etc/passwd' parses as a table named by the path); no WITH name may
+//     take a system prefix (duckdb_*, pg_*, sqlite_*, pragma_*);
 //   - no table function of any kind (read_text, read_csv, glob, query,
 //     range, duckdb_tables(), ...): they are the way to files and catalogs;
-//   - functions: only DuckDB's built-in scalar, aggregate and window
-//     functions and macros of schema main, listed from duckdb_functions()
-//     when the engine opens, minus deniedFunctions, plus tolerance_match.
-//     This is an allow-list computed from the engine itself: a function
-//     added later by an extension, a macro of pg_catalog or a name DuckDB
-//     does not know is refused, while the ~800 pure functions (string,
-//     date, math, list, JSON text) need no hand-kept list;
+//   - functions: DuckDB's built-in scalar and aggregate functions and
+//     macros of schema main, listed from duckdb_functions() when the engine
+//     opens, minus deniedFunctions, plus tolerance_match and unnest (in an
+//     expression); window functions other than aggregates are DuckDB's
+//     fixed, pure set (row_number, rank, lag, ...). This allow-list comes
+//     from the engine itself: a function added later by an extension, a
+//     macro of pg_catalog or a name DuckDB does not know is refused, while
+//     the ~800 pure functions (string, date, math, list, JSON text) need no
+//     hand-kept list. A deny-list alone would let through whatever a later
+//     DuckDB adds;
 //   - every other node must be of a type listed below: a node type DuckDB
 //     adds in a later version is refused until someone looks at it.
 //
