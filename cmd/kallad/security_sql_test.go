@@ -167,6 +167,9 @@ func TestForgedTaskRefusedByExecutor(t *testing.T) {
 		if !res.Validation || !strings.Contains(res.Error, "refused") || !strings.Contains(res.Error, tc.field) {
 			t.Errorf("%s: result %+v; want a validation error naming %s", tc.name, res, tc.field)
 		}
+		if res.Delivery != 1 {
+			t.Errorf("%s: refused on delivery %d; a refusal is final, not retried", tc.name, res.Delivery)
+		}
 	}
 	for _, suffix := range []string{"", ".csv", ".parquet", ".txt"} {
 		if _, err := os.Stat(written + suffix); !errors.Is(err, os.ErrNotExist) {
