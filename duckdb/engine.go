@@ -2,7 +2,8 @@
 // the sources of each job, run its match query and write the results as
 // Parquet. Each job session gets a database of its own, locked down (see
 // lockdown.go), so no job can see another's tables or files; --memory-limit
-// bounds each session, and DuckDB spills to --temp-dir beyond it.
+// is divided among the sessions that run at once, and DuckDB spills to
+// --temp-dir beyond a session's share.
 package duckdb
 
 import (
@@ -24,10 +25,13 @@ import (
 
 // Config bounds the engine's resources.
 type Config struct {
-	// MemoryLimit is DuckDB's memory_limit of each session ("4GB", or
-	// "75%" of the machine's RAM); empty keeps DuckDB's default (80% of
-	// RAM).
+	// MemoryLimit bounds the memory of the engine's sessions together
+	// ("4GB", or "75%" of the machine's RAM); empty means DuckDB's default,
+	// 80% of RAM. Each session gets MemoryLimit / MaxSessions.
 	MemoryLimit string
+	// MaxSessions is how many sessions the caller runs at once (a
+	// scheduler's --max-jobs, an executor's --max-tasks); 0 means 1.
+	MaxSessions int
 	// TempDir is where DuckDB spills and sources are fetched to; empty means
 	// a fresh folder under the system temp dir, removed on Close.
 	TempDir string
@@ -91,12 +95,12 @@ func Open(cfg Config) (*Engine, error) {
 		// large COPY and CREATE TABLE AS without buffering.
 		"SET preserve_insertion_order = false",
 	}
-	if cfg.MemoryLimit != "" {
-		limit, err := memoryLimit(cfg.MemoryLimit)
-		if err != nil {
-			e.Close()
-			return nil, err
-		}
+	limit, err := sessionMemory(cfg.MemoryLimit, cfg.MaxSessions)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	if limit != "" {
 		settings = append(settings, fmt.Sprintf("SET memory_limit = %s", quoteLiteral(limit)))
 	}
 	e.settings = settings

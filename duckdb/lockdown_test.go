@@ -164,8 +164,8 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 var _ kalla.Session = (*duckdb.Session)(nil)
 
 // KALLA_MEMORY_LIMIT=75% is a share of the machine's RAM, turned into the
-// size DuckDB needs, and each session gets it; a malformed share is an
-// error naming the flag.
+// size DuckDB needs; the limit is divided among the sessions that run at
+// once; a malformed limit is an error naming the flag.
 func TestMemoryLimitPercentOfRAM(t *testing.T) {
 	t.Parallel()
 	b := setup(t, duckdb.Config{MemoryLimit: "50%", Threads: 2})
@@ -186,11 +186,41 @@ func TestMemoryLimitPercentOfRAM(t *testing.T) {
 	if !strings.HasSuffix(limit, "GiB") && !strings.HasSuffix(limit, "MiB") {
 		t.Errorf("memory_limit is %q, want a size", limit)
 	}
-	for _, bad := range []string{"abc%", "150%", "0%"} {
-		_, err := duckdb.Open(duckdb.Config{MemoryLimit: bad})
+	// The limit is shared by the sessions that run at once.
+	for _, tc := range []struct {
+		limit    string
+		sessions int
+		want     string
+	}{
+		{"1GB", 4, "238.4 MiB"},
+		{"1 GiB", 2, "512.0 MiB"},
+		{"512MB", 1, "488.2 MiB"},
+	} {
+		eng, err := duckdb.Open(duckdb.Config{MemoryLimit: tc.limit, MaxSessions: tc.sessions, Threads: 1})
+		if err != nil {
+			t.Fatalf("%s over %d sessions: %v", tc.limit, tc.sessions, err)
+		}
+		s, err := eng.NewSession(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.(*duckdb.Session).QueryRow(context.Background(), "SELECT current_setting('memory_limit')", &limit); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		eng.Close()
+		if limit != tc.want {
+			t.Errorf("%s over %d sessions: each has %s, want %s", tc.limit, tc.sessions, limit, tc.want)
+		}
+	}
+	for _, bad := range []struct {
+		limit    string
+		sessions int
+	}{{"abc%", 1}, {"150%", 1}, {"0%", 1}, {"4 parsecs", 2}, {"lots", 1}} {
+		_, err := duckdb.Open(duckdb.Config{MemoryLimit: bad.limit, MaxSessions: bad.sessions})
 		var v *kalla.ValidationError
-		if !errors.As(err, &v) || v.Field != "memory-limit" || !strings.Contains(v.Message, bad) {
-			t.Errorf("memory limit %q: got %v, want an error on memory-limit naming it", bad, err)
+		if !errors.As(err, &v) || v.Field != "memory-limit" || !strings.Contains(v.Message, bad.limit) {
+			t.Errorf("memory limit %q: got %v, want an error on memory-limit naming it", bad.limit, err)
 		}
 	}
 }

@@ -40,6 +40,15 @@ type engineOptions struct {
 	MemoryLimit string
 	TempDir     string
 	Partitions  int
+	// Sessions is how many jobs or tasks the process runs at once, among
+	// which the memory limit is divided; 0 means 1.
+	Sessions int
+}
+
+// withSessions returns o for a process that runs n jobs or tasks at once.
+func (o engineOptions) withSessions(n int) engineOptions {
+	o.Sessions = n
+	return o
 }
 
 // logOptions configure log/slog.
