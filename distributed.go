@@ -159,7 +159,7 @@ func (r *Runner) PlanSplit(ctx context.Context, job *Job, splits int) (SplitPlan
 			checked[i] = schemaOnlySource{sf}
 		}
 	}
-	sess, err := r.Engine.NewSession(ctx)
+	sess, err := r.Engine.NewSession(ctx, sessionPaths(srcs[:])...)
 	if err != nil {
 		return fail(fmt.Errorf("start engine: %w", err))
 	}
@@ -261,7 +261,7 @@ func (r *Runner) StageSource(ctx context.Context, job *Job, st StageSpec) (Stage
 		return fail(err)
 	}
 	defer src.Close()
-	ss, err := r.splitSession(ctx)
+	ss, err := r.splitSession(ctx, sessionPaths([]Source{src}, asFolder(dir))...)
 	if err != nil {
 		return fail(err)
 	}
@@ -304,7 +304,11 @@ func (r *Runner) StageSource(ctx context.Context, job *Job, st StageSpec) (Stage
 // partial results into dir.
 func (r *Runner) MatchPartition(ctx context.Context, job *Job, spec MatchSpec, in [2]StagedSet, dir string) (Counts, error) {
 	fail := func(err error) (Counts, error) { return Counts{}, &StageError{Stage: StageMatching, Err: err} }
-	ss, err := r.splitSession(ctx)
+	allowed := append(r.jobPaths(ctx, job), asFolder(dir))
+	for _, set := range in {
+		allowed = append(allowed, set.Files...)
+	}
+	ss, err := r.splitSession(ctx, allowed...)
 	if err != nil {
 		return fail(err)
 	}
@@ -346,7 +350,23 @@ func (r *Runner) MergeResults(ctx context.Context, job *Job, m MergeSpec, counts
 	if err != nil {
 		return fail(err)
 	}
-	ss, err := r.splitSession(ctx)
+	// The output's folder exists before the session starts, so the
+	// session's database may write into it directly.
+	dir, err := out.Prepare(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("prepare output %s: %w", RedactURI(job.OutputPath), err))
+	}
+	published := false
+	defer func() {
+		if !published {
+			out.Discard(dir)
+		}
+	}()
+	allowed := append(r.jobPaths(ctx, job), asFolder(dir))
+	for _, files := range [][]string{m.Matched, m.Unmatched[0], m.Unmatched[1], m.BroadcastFiles.Files} {
+		allowed = append(allowed, files...)
+	}
+	ss, err := r.splitSession(ctx, allowed...)
 	if err != nil {
 		return fail(err)
 	}
@@ -358,16 +378,6 @@ func (r *Runner) MergeResults(ctx context.Context, job *Job, m MergeSpec, counts
 		}
 		defer done()
 	}
-	dir, err := out.Prepare(ctx)
-	if err != nil {
-		return fail(fmt.Errorf("prepare output %s: %w", RedactURI(job.OutputPath), err))
-	}
-	published := false
-	defer func() {
-		if !published {
-			out.Discard(dir)
-		}
-	}()
 	c, err := ss.MergeResults(ctx, m, dir)
 	if err != nil {
 		return fail(fmt.Errorf("merge partial results: %w", err))
@@ -380,8 +390,23 @@ func (r *Runner) MergeResults(ctx context.Context, job *Job, m MergeSpec, counts
 	return res, nil
 }
 
-func (r *Runner) splitSession(ctx context.Context) (SplitSession, error) {
-	sess, err := r.Engine.NewSession(ctx)
+// jobPaths lists the files of job's file sources, for a session that
+// reads them in place.
+func (r *Runner) jobPaths(ctx context.Context, job *Job) []string {
+	var srcs []Source
+	for _, spec := range job.Sources {
+		if src, err := r.Sources.Open(ctx, spec.URI); err == nil {
+			srcs = append(srcs, src)
+		}
+	}
+	defer closeAll(srcs)
+	return sessionPaths(srcs)
+}
+
+// splitSession starts a session that may read allowed (see
+// Engine.NewSession).
+func (r *Runner) splitSession(ctx context.Context, allowed ...string) (SplitSession, error) {
+	sess, err := r.Engine.NewSession(ctx, allowed...)
 	if err != nil {
 		return nil, fmt.Errorf("start engine: %w", err)
 	}

@@ -3,18 +3,27 @@ package kalla
 import "context"
 
 // Engine runs reconciliations. Each job gets its own Session, so concurrent
-// jobs never see each other's tables.
+// jobs never see each other's tables or files.
 type Engine interface {
-	NewSession(ctx context.Context) (Session, error)
+	// CheckSQL parses query without binding or running it and refuses
+	// anything but one SELECT that reads only the tables aliases and the
+	// names it defines itself (no table function, file path, qualified
+	// name, catalog view, or function reaching outside the job), so a
+	// syntax error or an escape is reported before any source is read. The
+	// error names the offending part; callers report it on match_sql.
+	CheckSQL(ctx context.Context, query string, aliases []string) error
+	// NewSession starts a job's workspace. The session may read only its
+	// own temp folder and allowed: files, and folders (ending in a slash)
+	// with everything below them; it writes only there and into the
+	// folders its writing methods are given.
+	NewSession(ctx context.Context, allowed ...string) (Session, error)
 }
 
 // Session is one job's workspace in the engine. Its methods are called in
-// order: CheckSQL, Attach (both sources), QueryColumns, Load (both sources),
-// Reconcile; Close always.
+// order: Attach (both sources), QueryColumns, Load (both sources),
+// Reconcile; Close always. The job's match_sql has passed
+// Engine.CheckSQL first.
 type Session interface {
-	// CheckSQL parses sql without binding it, so a syntax error is reported
-	// before any source is read. The error carries the parser's message.
-	CheckSQL(ctx context.Context, sql string) error
 	// Attach declares alias as a table with src's columns (after filters)
 	// and returns them; no rows are read yet. A filter naming a missing
 	// column is a *ValidationError.

@@ -31,7 +31,7 @@ func NewRunID() string { return uuid.NewString() }
 // them, so that a malformed job is rejected before it is accepted. The caller
 // must close the returned sources.
 func (r *Runner) Prepare(ctx context.Context, job *Job, requireRunID bool) (srcs [2]Source, out Output, err error) {
-	if err := job.Validate(requireRunID); err != nil {
+	if err := r.CheckJob(ctx, job, requireRunID); err != nil {
 		return srcs, nil, err
 	}
 	if job.CallbackURL != "" {
@@ -53,6 +53,53 @@ func (r *Runner) Prepare(ctx context.Context, job *Job, requireRunID bool) (srcs
 		return srcs, nil, err
 	}
 	return srcs, out, nil
+}
+
+// CheckJob validates job without opening anything: its fields, and its
+// match_sql against the engine's SQL sandbox. Executors run it on every
+// task they receive, as the scheduler and `kallad run` do through Prepare.
+func (r *Runner) CheckJob(ctx context.Context, job *Job, requireRunID bool) error {
+	if err := job.Validate(requireRunID); err != nil {
+		return err
+	}
+	if r.Engine == nil {
+		// A Runner that only validates fields (the HTTP package's tests);
+		// one that runs jobs always has an engine, and checks.
+		return nil
+	}
+	aliases := make([]string, len(job.Sources))
+	for i, s := range job.Sources {
+		aliases[i] = s.Alias
+	}
+	if err := r.Engine.CheckSQL(ctx, job.MatchSQL, aliases); err != nil {
+		return Invalid("match_sql", "%v", err)
+	}
+	return nil
+}
+
+// sessionPaths lists what a job's engine session may read: the files of
+// its file sources (a file, or the folder a glob lists), then more.
+// Folders end in a slash (see Engine.NewSession).
+func sessionPaths(srcs []Source, more ...string) []string {
+	var out []string
+	for _, src := range srcs {
+		fs, ok := src.(*FileSource)
+		if !ok {
+			continue
+		}
+		p := fs.Pattern
+		if i := strings.IndexAny(p, "*?["); i >= 0 {
+			p = filepath.Dir(p[:i]+"x") + string(filepath.Separator)
+		}
+		out = append(out, p)
+	}
+	return append(out, more...)
+}
+
+// asFolder marks dir as a folder for Engine.NewSession: a task's own
+// output folder, known before its session starts.
+func asFolder(dir string) string {
+	return strings.TrimSuffix(dir, string(filepath.Separator)) + string(filepath.Separator)
 }
 
 func closeAll(srcs []Source) {
@@ -96,7 +143,7 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	}
 	defer closeAll(srcs[:])
 
-	sess, err := r.Engine.NewSession(ctx)
+	sess, err := r.Engine.NewSession(ctx, sessionPaths(srcs[:])...)
 	if err != nil {
 		return nil, fail(StageValidating, fmt.Errorf("start engine: %w", err))
 	}
@@ -158,12 +205,10 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	return res, nil
 }
 
-// check attaches the sources and binds match_sql, so that every error that
-// depends only on schemas is reported before any row is read.
+// check attaches the sources and binds match_sql (which Prepare checked),
+// so that every error that depends only on schemas is reported before any
+// row is read.
 func (r *Runner) check(ctx context.Context, sess Session, job *Job, srcs [2]Source) (MatchSpec, error) {
-	if err := sess.CheckSQL(ctx, job.MatchSQL); err != nil {
-		return MatchSpec{}, Invalid("match_sql", "%v", err)
-	}
 	for i, s := range job.Sources {
 		cols, err := sess.Attach(ctx, s.Alias, srcs[i], s.Filters)
 		if err != nil {

@@ -18,6 +18,9 @@ import (
 // TaskRunner carries out executor tasks; *kalla.Runner is one.
 type TaskRunner interface {
 	kalla.JobRunner
+	// CheckJob validates a job without opening anything, match_sql
+	// included (the SQL sandbox).
+	CheckJob(ctx context.Context, job *kalla.Job, requireRunID bool) error
 	PlanSplit(ctx context.Context, job *kalla.Job, splits int) (kalla.SplitPlan, error)
 	StageSource(ctx context.Context, job *kalla.Job, st kalla.StageSpec) (kalla.StagedSource, error)
 	MatchPartition(ctx context.Context, job *kalla.Job, spec kalla.MatchSpec, in [2]kalla.StagedSet, dir string) (kalla.Counts, error)
@@ -170,12 +173,20 @@ func (e *Executor) loop(ctx context.Context) {
 func (e *Executor) handle(d *execDelivery) {
 	t := &d.task
 	log := e.log.With("run_id", t.Job.RunID, "task", t.ID, "gen", t.Gen, "delivery", d.delivery)
+	res := &TaskResult{ID: t.ID, Executor: e.cfg.Info.ID, Delivery: d.delivery}
+	if err := e.validate(t); err != nil {
+		// Refused for good: the same task would be refused again.
+		log.Warn("task refused", "kind", t.Kind, "err", err)
+		res.Error = fmt.Sprintf("task %s refused: %v", t.ID, err)
+		res.Stage, res.Validation = kalla.StageValidating, true
+		e.finish(d, res, log)
+		return
+	}
 	if e.attemptOver(t, log) {
 		log.Info("task of a finished attempt dropped: its staging folder is gone", "staging", e.cfg.Staging.String(), "key", t.Root)
 		_ = d.msg.TermWithReason("attempt over")
 		return
 	}
-	res := &TaskResult{ID: t.ID, Executor: e.cfg.Info.ID, Delivery: d.delivery}
 	if d.delivery > e.maxAttempts {
 		res.Error = fmt.Sprintf("task %s: gave up after %d attempts; the executors running it died or lost their connection", t.ID, e.maxAttempts)
 		res.Stage = stageOfTask(t.Kind)
@@ -235,6 +246,18 @@ func (e *Executor) handle(d *execDelivery) {
 		log.Info("task done", "elapsed", res.Elapsed.Round(time.Millisecond))
 	}
 	e.finish(d, res, log)
+}
+
+// validate checks a task before anything of it runs: its job as the
+// scheduler checked it (fields and the SQL sandbox), and the rest of it
+// against what a coordinator makes of that job (see ExecTask.check).
+func (e *Executor) validate(t *ExecTask) error {
+	ctx, cancel := opCtx()
+	defer cancel()
+	if err := e.cfg.Runner.CheckJob(ctx, &t.Job, true); err != nil {
+		return err
+	}
+	return t.check()
 }
 
 // finish reports res and acknowledges the task; if the report fails the

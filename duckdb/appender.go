@@ -13,7 +13,7 @@ import (
 
 // NewWriter gives a stream a DuckDB Appender on its own connection.
 func (s *appendSink) NewWriter(ctx context.Context) (kalla.RowWriter, error) {
-	conn, err := s.engine.db.Conn(ctx)
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}

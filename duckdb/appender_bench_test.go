@@ -34,7 +34,7 @@ func BenchmarkAppend(b *testing.B) {
 	if _, err := s.conn.ExecContext(ctx, "CREATE TABLE "+s.qualified("t")+" (id BIGINT, ref BIGINT, day DATE, amount DECIMAL(12,2), cur VARCHAR, note VARCHAR)"); err != nil {
 		b.Fatal(err)
 	}
-	sink := &appendSink{engine: eng, schema: s.schema, table: "t", cols: cols}
+	sink := &appendSink{db: s.db, schema: s.schema, table: "t", cols: cols}
 	day := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
 	b.ResetTimer()
 	w, err := sink.NewWriter(ctx)

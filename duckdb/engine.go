@@ -1,17 +1,19 @@
-// Package duckdb is Kalla's engine: an embedded DuckDB database that stages
-// the sources of each job, runs its match query and writes the results as
-// Parquet. One database serves every job of the process, so --memory-limit
-// bounds them all together and DuckDB spills to --temp-dir beyond it.
+// Package duckdb is Kalla's engine: embedded DuckDB databases that stage
+// the sources of each job, run its match query and write the results as
+// Parquet. Each job session gets a database of its own, locked down (see
+// lockdown.go), so no job can see another's tables or files; --memory-limit
+// is divided among the sessions that run at once, and DuckDB spills to
+// --temp-dir beyond a session's share.
 package duckdb
 
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -23,29 +25,43 @@ import (
 
 // Config bounds the engine's resources.
 type Config struct {
-	// MemoryLimit is DuckDB's memory_limit ("4GB", "75%"); empty keeps
-	// DuckDB's default (80% of RAM).
+	// MemoryLimit bounds the memory of the engine's sessions together
+	// ("4GB", or "75%" of the machine's RAM); empty means DuckDB's default,
+	// 80% of RAM. Each session gets MemoryLimit / MaxSessions.
 	MemoryLimit string
+	// MaxSessions is how many sessions the caller runs at once (a
+	// scheduler's --max-jobs, an executor's --max-tasks); 0 means 1.
+	MaxSessions int
 	// TempDir is where DuckDB spills and sources are fetched to; empty means
 	// a fresh folder under the system temp dir, removed on Close.
 	TempDir string
 	// Threads is DuckDB's worker thread count; 0 means one per CPU.
 	Threads int
-	// MaxTempSize is DuckDB's max_temp_directory_size ("20GB"): a job
-	// that would spill more fails. Empty keeps DuckDB's default (90% of
-	// the free disk space).
+	// MaxTempSize is DuckDB's max_temp_directory_size ("20GB") for each
+	// session: a job that would spill more fails. Empty keeps DuckDB's
+	// default (90% of the free disk space).
 	MaxTempSize string
 	Logger      *slog.Logger
 }
 
-// Engine is a kalla.Engine on an embedded, in-memory DuckDB database.
+// Engine is a kalla.Engine on embedded, in-memory DuckDB databases: one
+// per session, and one that only parses match_sql.
 type Engine struct {
-	db        *sql.DB
+	// settings are applied to every session's database before it is
+	// locked down.
+	settings []string
+	// parser parses match_sql for the sandbox; it holds no data and runs
+	// no query of a job.
+	parser    *sql.DB
 	connector *duckdb.Connector
+	sandbox   *sandbox
 	tempDir   string
 	temp      *tempdir.Dir
 	sessions  atomic.Int64
 	logger    *slog.Logger
+	// unchecked turns the sandbox off, for tests that prove the lockdown
+	// holds on its own.
+	unchecked bool
 }
 
 var _ kalla.Engine = (*Engine)(nil)
@@ -74,20 +90,22 @@ func Open(cfg Config) (*Engine, error) {
 		// large COPY and CREATE TABLE AS without buffering.
 		"SET preserve_insertion_order = false",
 	}
-	if cfg.MemoryLimit != "" {
-		settings = append(settings, fmt.Sprintf("SET memory_limit = %s", quoteLiteral(cfg.MemoryLimit)))
+	limit, err := sessionMemory(cfg.MemoryLimit, cfg.MaxSessions)
+	if err != nil {
+		e.Close()
+		return nil, err
+	}
+	if limit != "" {
+		settings = append(settings, fmt.Sprintf("SET memory_limit = %s", quoteLiteral(limit)))
 	}
 	if cfg.MaxTempSize != "" {
 		settings = append(settings, fmt.Sprintf("SET max_temp_directory_size = %s", quoteLiteral(cfg.MaxTempSize)))
 	}
-	connector, err := duckdb.NewConnector("", func(execer driver.ExecerContext) error {
-		for _, s := range settings {
-			if _, err := execer.ExecContext(context.Background(), s, nil); err != nil {
-				return fmt.Errorf("%s: %w", s, err)
-			}
-		}
-		return nil
-	})
+	e.settings = settings
+	// The parser database takes the same settings, which checks them once
+	// here rather than at each job's start, and is locked down like a
+	// session with no folder allowed.
+	connector, err := openDatabase(slices.Concat(settings, lockdown(nil)))
 	if err != nil {
 		e.Close()
 		if strings.Contains(err.Error(), "memory_limit") {
@@ -96,19 +114,37 @@ func Open(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("open duckdb: %w", err)
 	}
 	e.connector = connector
-	e.db = sql.OpenDB(connector)
-	if err := e.db.Ping(); err != nil {
+	e.parser = sql.OpenDB(connector)
+	if err := e.parser.Ping(); err != nil {
+		e.Close()
+		if strings.Contains(err.Error(), "memory_limit") {
+			return nil, kalla.Invalid("memory-limit", "%q is not a memory size DuckDB accepts (e.g. 4GB, 512MB, 75%%): %v", cfg.MemoryLimit, err)
+		}
+		return nil, fmt.Errorf("open duckdb: %w", err)
+	}
+	if e.sandbox, err = newSandbox(context.Background(), e.parser); err != nil {
 		e.Close()
 		return nil, fmt.Errorf("open duckdb: %w", err)
 	}
 	return e, nil
 }
 
+// CheckSQL implements kalla.Engine: it parses query with DuckDB's parser
+// only (nothing is bound or run) and applies the sandbox, so a syntax error
+// is reported with its position and a query reaching outside the job is
+// refused naming the table or function, before any source is read.
+func (e *Engine) CheckSQL(ctx context.Context, query string, aliases []string) error {
+	if e.unchecked {
+		return nil
+	}
+	return e.sandbox.check(ctx, e.parser, query, aliases)
+}
+
 // Close shuts the database down and removes the engine's temp folder.
 func (e *Engine) Close() error {
 	var err error
-	if e.db != nil {
-		err = e.db.Close()
+	if e.parser != nil {
+		err = e.parser.Close()
 	}
 	if e.connector != nil {
 		e.connector.Close()
@@ -117,35 +153,6 @@ func (e *Engine) Close() error {
 		e.temp.Remove()
 	}
 	return err
-}
-
-// NewSession gives a job its own schema and connection.
-func (e *Engine) NewSession(ctx context.Context) (kalla.Session, error) {
-	n := e.sessions.Add(1)
-	s := &Session{
-		engine: e,
-		schema: fmt.Sprintf("kalla_job_%d", n),
-		tables: map[string]*table{},
-		dir:    filepath.Join(e.tempDir, fmt.Sprintf("job-%d", n)),
-	}
-	conn, err := e.db.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
-	}
-	s.conn = conn
-	for _, stmt := range []string{
-		"CREATE SCHEMA " + quoteIdent(s.schema),
-		// tolerance_match(a, b, t) is abs(a - b) <= t: inclusive, and exact
-		// for DECIMAL operands (money is never read as a binary float).
-		fmt.Sprintf("CREATE MACRO %s.tolerance_match(a, b, t) AS abs(a - b) <= t", quoteIdent(s.schema)),
-		fmt.Sprintf("SET search_path = %s", quoteLiteral(s.schema+",main")),
-	} {
-		if _, err := conn.ExecContext(ctx, stmt); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("create session: %w", err)
-		}
-	}
-	return s, nil
 }
 
 // quoteIdent quotes a SQL identifier.

@@ -50,8 +50,12 @@ func (s *Session) WritePartitions(ctx context.Context, alias, hashExpr string, p
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return out, err
 	}
+	target, err := s.outDir(dir)
+	if err != nil {
+		return out, err
+	}
 	q := fmt.Sprintf("COPY (SELECT %s, (%s) %% %d AS %s FROM %s) TO %s (FORMAT parquet, COMPRESSION %s, PARTITION_BY (%s), OVERWRITE_OR_IGNORE)",
-		strings.Join(list, ", "), hashExpr, parts, partColumn, s.qualified(alias), quoteLiteral(dir), quoteLiteral(stagingCompression), partColumn)
+		strings.Join(list, ", "), hashExpr, parts, partColumn, s.qualified(alias), quoteLiteral(target), quoteLiteral(stagingCompression), partColumn)
 	res, err := s.conn.ExecContext(ctx, q)
 	if err != nil {
 		return out, cleanError(err)
@@ -62,20 +66,24 @@ func (s *Session) WritePartitions(ctx context.Context, alias, hashExpr string, p
 	// Hive-style folder names would make readers add the partition column
 	// back; p<k> keeps the files' columns those of the source.
 	for k := range parts {
-		hive := filepath.Join(dir, fmt.Sprintf("%s=%d", partColumn, k))
-		plain := filepath.Join(dir, fmt.Sprintf("p%d", k))
+		name := fmt.Sprintf("p%d", k)
+		hive := filepath.Join(target, fmt.Sprintf("%s=%d", partColumn, k))
+		plain := filepath.Join(target, name)
 		if _, err := os.Stat(hive); err == nil {
 			if err := os.Rename(hive, plain); err != nil {
 				return out, err
 			}
-			continue
+		} else {
+			if err := os.Mkdir(plain, 0o755); err != nil {
+				return out, err
+			}
+			empty := fmt.Sprintf("COPY (SELECT %s FROM %s LIMIT 0) TO %s (FORMAT parquet)", strings.Join(list, ", "), s.qualified(alias), quoteLiteral(filepath.Join(plain, "empty.parquet")))
+			if _, err := s.conn.ExecContext(ctx, empty); err != nil {
+				return out, cleanError(err)
+			}
 		}
-		if err := os.Mkdir(plain, 0o755); err != nil {
+		if err := move(target, dir, name); err != nil {
 			return out, err
-		}
-		empty := fmt.Sprintf("COPY (SELECT %s FROM %s LIMIT 0) TO %s (FORMAT parquet)", strings.Join(list, ", "), s.qualified(alias), quoteLiteral(filepath.Join(plain, "empty.parquet")))
-		if _, err := s.conn.ExecContext(ctx, empty); err != nil {
-			return out, cleanError(err)
 		}
 	}
 	err = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
@@ -207,16 +215,15 @@ func (s *Session) MergeResults(ctx context.Context, m kalla.MergeSpec, dir strin
 		return c, fmt.Errorf("no partial results")
 	}
 	var err error
-	if c.Matched, err = s.writeUnion(ctx, m.Matched, filepath.Join(dir, kalla.MatchedFile)); err != nil {
+	if c.Matched, err = s.writeUnion(ctx, m.Matched, dir, kalla.MatchedFile); err != nil {
 		return c, fmt.Errorf("write %s: %w", kalla.MatchedFile, err)
 	}
 	names := [2]string{kalla.UnmatchedLeftFile, kalla.UnmatchedRightFile}
 	keys := [2]kalla.KeyMapping{m.Spec.Left, m.Spec.Right}
 	var counts [2]int64
 	for side := range 2 {
-		path := filepath.Join(dir, names[side])
 		if side != m.Broadcast {
-			if counts[side], err = s.writeUnion(ctx, m.Unmatched[side], path); err != nil {
+			if counts[side], err = s.writeUnion(ctx, m.Unmatched[side], dir, names[side]); err != nil {
 				return c, fmt.Errorf("write %s: %w", names[side], err)
 			}
 			continue
@@ -242,7 +249,7 @@ func (s *Session) MergeResults(ctx context.Context, m kalla.MergeSpec, dir strin
 		if _, err := s.conn.ExecContext(ctx, keysQ); err != nil {
 			return c, fmt.Errorf("collect matched keys: %w", cleanError(err))
 		}
-		if counts[side], err = s.copyTo(ctx, s.unmatchedSQL(k), path); err != nil {
+		if counts[side], err = s.copyTo(ctx, s.unmatchedSQL(k), dir, names[side]); err != nil {
 			return c, fmt.Errorf("write %s: %w", names[side], err)
 		}
 	}
@@ -250,12 +257,13 @@ func (s *Session) MergeResults(ctx context.Context, m kalla.MergeSpec, dir strin
 	return c, nil
 }
 
-// writeUnion writes the rows of partial result files to one file at path.
+// writeUnion writes the rows of partial result files to the file name in
+// dir.
 // The parts come from the same query over the same column types, so their
 // row groups are copied as they are, without decoding; parts whose schemas
 // differ after all are rewritten through DuckDB.
-func (s *Session) writeUnion(ctx context.Context, files []string, path string) (int64, error) {
-	n, err := parquet.Concat(ctx, path, files)
+func (s *Session) writeUnion(ctx context.Context, files []string, dir, name string) (int64, error) {
+	n, err := parquet.Concat(ctx, filepath.Join(dir, name), files)
 	if !errors.Is(err, parquet.ErrSchemaMismatch) {
 		return n, err
 	}
@@ -263,5 +271,5 @@ func (s *Session) writeUnion(ctx context.Context, files []string, path string) (
 	if err != nil {
 		return 0, err
 	}
-	return s.copyTo(ctx, "SELECT * FROM "+from, path)
+	return s.copyTo(ctx, "SELECT * FROM "+from, dir, name)
 }

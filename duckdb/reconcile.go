@@ -30,15 +30,15 @@ func (s *Session) Reconcile(ctx context.Context, spec kalla.MatchSpec, dir strin
 	report(kalla.StageMatching, 1, nil)
 
 	var err error
-	if c.Matched, err = s.copyTo(ctx, "SELECT * FROM "+matched, filepath.Join(dir, kalla.MatchedFile)); err != nil {
+	if c.Matched, err = s.copyTo(ctx, "SELECT * FROM "+matched, dir, kalla.MatchedFile); err != nil {
 		return c, fmt.Errorf("write %s: %w", kalla.MatchedFile, err)
 	}
 	report(kalla.StageWriting, 1.0/3, &c.Matched)
-	if c.UnmatchedLeft, err = s.copyTo(ctx, s.unmatchedSQL(spec.Left), filepath.Join(dir, kalla.UnmatchedLeftFile)); err != nil {
+	if c.UnmatchedLeft, err = s.copyTo(ctx, s.unmatchedSQL(spec.Left), dir, kalla.UnmatchedLeftFile); err != nil {
 		return c, fmt.Errorf("write %s: %w", kalla.UnmatchedLeftFile, err)
 	}
 	report(kalla.StageWriting, 2.0/3, &c.Matched)
-	if c.UnmatchedRight, err = s.copyTo(ctx, s.unmatchedSQL(spec.Right), filepath.Join(dir, kalla.UnmatchedRightFile)); err != nil {
+	if c.UnmatchedRight, err = s.copyTo(ctx, s.unmatchedSQL(spec.Right), dir, kalla.UnmatchedRightFile); err != nil {
 		return c, fmt.Errorf("write %s: %w", kalla.UnmatchedRightFile, err)
 	}
 	if _, err := s.conn.ExecContext(ctx, "DROP TABLE "+matched); err != nil {
@@ -64,11 +64,20 @@ func (s *Session) unmatchedSQL(k kalla.KeyMapping) string {
 		s.qualified(k.Alias), s.qualified(matchedTable), strings.Join(conds, " AND "))
 }
 
-// copyTo writes the rows of query to a Parquet file and returns their count.
-func (s *Session) copyTo(ctx context.Context, query, path string) (int64, error) {
-	res, err := s.conn.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet)", query, quoteLiteral(path)))
+// copyTo writes the rows of query to the Parquet file name in dir and
+// returns their count.
+func (s *Session) copyTo(ctx context.Context, query, dir, name string) (int64, error) {
+	out, err := s.outDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	res, err := s.conn.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet)", query, quoteLiteral(filepath.Join(out, name))))
 	if err != nil {
 		return 0, cleanError(err)
 	}
-	return res.RowsAffected()
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, err
+	}
+	return n, move(out, dir, name)
 }

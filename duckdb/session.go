@@ -3,24 +3,33 @@ package duckdb
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
 	"github.com/kalla-dev/kalla"
 )
 
-// Session is one job's workspace: a schema holding a table per source alias,
-// and a connection whose search_path resolves the aliases in match_sql.
+// Session is one job's workspace: a database of its own (see NewSession)
+// with a schema holding a table per source alias, and a connection whose
+// search_path resolves the aliases in match_sql.
 type Session struct {
-	engine *Engine
-	conn   *sql.Conn
-	schema string
-	dir    string
-	tables map[string]*table
+	engine    *Engine
+	connector *duckdb.Connector
+	db        *sql.DB
+	conn      *sql.Conn
+	schema    string
+	dir       string
+	tables    map[string]*table
+	// folders are the folders the session's database may write to
+	// (absolute, ending in a separator); outs counts the folders outDir
+	// made.
+	folders []string
+	outs    int
 }
 
 var _ kalla.Session = (*Session)(nil)
@@ -46,39 +55,6 @@ type table struct {
 
 func (s *Session) qualified(alias string) string {
 	return quoteIdent(s.schema) + "." + quoteIdent(alias)
-}
-
-// CheckSQL parses sql with DuckDB's parser only (json_serialize_sql), so a
-// syntax error is reported with its position before any source is read. It
-// also rejects anything but a single SELECT.
-func (s *Session) CheckSQL(ctx context.Context, query string) error {
-	var out string
-	if err := s.conn.QueryRowContext(ctx, "SELECT json_serialize_sql($1::VARCHAR)::VARCHAR", query).Scan(&out); err != nil {
-		return fmt.Errorf("parse: %w", err)
-	}
-	var parsed struct {
-		Error      bool              `json:"error"`
-		Message    string            `json:"error_message"`
-		Position   string            `json:"position"`
-		Statements []json.RawMessage `json:"statements"`
-	}
-	if err := json.Unmarshal([]byte(out), &parsed); err != nil {
-		return fmt.Errorf("parse: %w", err)
-	}
-	if parsed.Error {
-		msg := parsed.Message
-		if strings.Contains(msg, "Only SELECT statements") {
-			return errors.New("must be a single SELECT query")
-		}
-		if parsed.Position != "" {
-			msg += positionOf(query, parsed.Position)
-		}
-		return errors.New(msg)
-	}
-	if len(parsed.Statements) != 1 {
-		return fmt.Errorf("must be a single SELECT query, got %d statements", len(parsed.Statements))
-	}
-	return nil
 }
 
 // positionOf turns the parser's 0-based byte offset into the 1-based
@@ -206,7 +182,7 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 		return res.RowsAffected()
 	}
 	src := t.src.(kalla.RowSource)
-	sink := &appendSink{engine: s.engine, schema: s.schema, table: alias, cols: t.cols}
+	sink := &appendSink{db: s.db, schema: s.schema, table: alias, cols: t.cols}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -256,14 +232,24 @@ func (s *Session) parallelism() int {
 	return threads
 }
 
-// Close drops the job's tables and releases its connection.
+// Close closes the job's database, which drops its tables, and removes its
+// folder.
 func (s *Session) Close() error {
-	if s.conn == nil {
-		return nil
+	var err error
+	if s.conn != nil {
+		err = s.conn.Close()
+		s.conn = nil
 	}
-	_, err := s.conn.ExecContext(context.Background(), "DROP SCHEMA IF EXISTS "+quoteIdent(s.schema)+" CASCADE")
-	s.conn.Close()
-	s.conn = nil
+	if s.db != nil {
+		if cerr := s.db.Close(); err == nil {
+			err = cerr
+		}
+		s.db = nil
+	}
+	if s.connector != nil {
+		s.connector.Close()
+		s.connector = nil
+	}
 	os.RemoveAll(s.dir)
 	return err
 }

@@ -1,6 +1,7 @@
 package duckdb
 
 import (
+	"database/sql"
 	"sync/atomic"
 
 	"github.com/kalla-dev/kalla"
@@ -13,7 +14,7 @@ import (
 // Postgres at 1M rows: the Appender's 1.2 µs a row is not the bottleneck
 // while the Postgres server shares the CPUs.)
 type appendSink struct {
-	engine *Engine
+	db     *sql.DB
 	schema string
 	table  string
 	cols   []kalla.Column

@@ -41,8 +41,15 @@ func (p *schedProc) natsURL(t *testing.T) string {
 // scheduler lists it.
 func startExecutor(t *testing.T, sched *schedProc, staging string, env ...string) *execProc {
 	t.Helper()
+	return startExecutorURL(t, sched, sched.natsURL(t), staging, env...)
+}
+
+// startExecutorURL is startExecutor joining the cluster at url (which may
+// carry credentials).
+func startExecutorURL(t *testing.T, sched *schedProc, url, staging string, env ...string) *execProc {
+	t.Helper()
 	before := len(sched.executors(t))
-	p := launchExecutor(t, nil, []string{"--nats-url", sched.natsURL(t), "--staging-path", staging}, env...)
+	p := launchExecutor(t, nil, []string{"--nats-url", url, "--staging-path", staging}, env...)
 	waitUntil(t, "the scheduler to list the new executor", func() bool { return len(sched.executors(t)) > before })
 	return p
 }

@@ -140,7 +140,7 @@ func checkSplit(t *testing.T, logs, runID string, want map[string]int) {
 // and takes seconds, so a match task is still running when the test acts.
 const slowPatternSQL = `SELECT i.invoice_id, p.payment_id, i.amount AS invoice_amount, p.amount AS paid_amount
 	FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id AND tolerance_match(i.amount, p.amount, 0.01)
-	WHERE (SELECT count(*) FROM range(20000) a, range(20000) b WHERE a.range + b.range < 0) = 0`
+	WHERE (SELECT count(*) FROM (SELECT unnest(generate_series(1, 20000)) AS range) a, (SELECT unnest(generate_series(1, 20000)) AS range) b WHERE a.range + b.range < 0) = 0`
 
 // An executor killed with SIGKILL in the middle of a match task loses
 // nothing: an executor that joined while the job ran gets the task again

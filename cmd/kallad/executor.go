@@ -117,7 +117,7 @@ func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, log
 	id := nuid.Next()
 	logger = logger.With("executor", id)
 	defer logger.Info("executor stopped")
-	runner, closeRunner, err := newRunner(eng, logger)
+	runner, closeRunner, err := newRunner(eng.withSessions(o.maxTasks), logger)
 	if err != nil {
 		return err
 	}

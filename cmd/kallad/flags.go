@@ -45,6 +45,15 @@ type engineOptions struct {
 	// Policy holds the allow-lists (policy.go).
 	Policy      policyOptions
 	MaxTempSize string
+	// Sessions is how many jobs or tasks the process runs at once, among
+	// which the memory limit is divided; 0 means 1.
+	Sessions int
+}
+
+// withSessions returns o for a process that runs n jobs or tasks at once.
+func (o engineOptions) withSessions(n int) engineOptions {
+	o.Sessions = n
+	return o
 }
 
 // logOptions configure log/slog.

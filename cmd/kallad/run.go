@@ -136,6 +136,7 @@ func newRunner(opts engineOptions, logger *slog.Logger) (*kalla.Runner, func(), 
 	}
 	engine, err := duckdb.Open(duckdb.Config{
 		MemoryLimit: opts.MemoryLimit,
+		MaxSessions: opts.Sessions,
 		TempDir:     opts.TempDir,
 		MaxTempSize: opts.MaxTempSize,
 		Threads:     parts,

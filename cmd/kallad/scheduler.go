@@ -203,7 +203,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		return err
 	}
 	defer logger.Info("scheduler stopped")
-	runner, closeRunner, err := newRunner(eng, logger)
+	runner, closeRunner, err := newRunner(eng.withSessions(o.maxJobs), logger)
 	if err != nil {
 		return err
 	}

@@ -304,4 +304,4 @@ func exampleJob(t *testing.T, callbackURL, outputPath string) map[string]any {
 // slowMatchSQL matches the example's sources with a query DuckDB needs
 // hours for, so the job is still matching when the test acts on it.
 const slowMatchSQL = `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id
-WHERE (SELECT count(*) FROM range(200000) a, range(1000000) b WHERE a.range + b.range < 0) = 0`
+WHERE (SELECT count(*) FROM (SELECT unnest(generate_series(1, 200000)) AS range) a, (SELECT unnest(generate_series(1, 1000000)) AS range) b WHERE a.range + b.range < 0) = 0`

@@ -1,0 +1,19 @@
+package duckdb
+
+import "context"
+
+// DisableSandbox turns the engine's SQL sandbox off, so tests can prove
+// that the lockdown refuses escapes on its own.
+func DisableSandbox(e *Engine) { e.unchecked = true }
+
+// Exec runs a statement on the session's connection, as a hostile
+// statement that got past the sandbox would run.
+func (s *Session) Exec(ctx context.Context, query string) error {
+	_, err := s.conn.ExecContext(ctx, query)
+	return err
+}
+
+// QueryRow scans the one value query returns.
+func (s *Session) QueryRow(ctx context.Context, query string, dest any) error {
+	return s.conn.QueryRowContext(ctx, query).Scan(dest)
+}
