@@ -13,7 +13,7 @@ import (
 // limitOptions are the scheduler's resource limits: how long a job may run,
 // how many may wait, how long and how many records are kept, how long the
 // HTTP server waits for a client, and how many callbacks may wait for one
-// receiver. docs/security/limits.md describes them for operators.
+// receiver. docs/security.md ("Resource limits") describes them for operators.
 type limitOptions struct {
 	jobTimeout          time.Duration
 	maxQueued           int

@@ -12,7 +12,7 @@ import (
 )
 
 // policyOptions are the allow-lists of what a job may reach, as written in
-// flags or environment variables; see docs/security/outbound.md.
+// flags or environment variables; see docs/security.md ("Outbound requests").
 type policyOptions struct {
 	CallbackHosts string
 	DBHosts       string
