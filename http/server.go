@@ -251,7 +251,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyProbeKey is the run id /ready reads from the store: no job has it
-// (run ids are ULIDs), so a reachable store answers "not found".
+// (run ids are UUIDs), so a reachable store answers "not found".
 const readyProbeKey = "kalla-ready-probe"
 
 // ready answers 200 while the server can serve requests: started, not

@@ -32,13 +32,18 @@ func checkProbes(objs []object) error {
 		if o.Kind != "Deployment" {
 			continue
 		}
+		where := o.Kind + " " + o.Metadata.Name
 		for _, c := range o.Spec.Template.Spec.Containers {
-			for kind, p := range map[string]*probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
+			for _, pr := range []struct {
+				kind string
+				p    *probe
+			}{{"readiness", c.ReadinessProbe}, {"liveness", c.LivenessProbe}} {
+				want := wantProbes[pr.kind]
 				switch {
-				case p == nil || p.HTTPGet == nil:
-					errs = append(errs, fmt.Errorf("Deployment %s: container %s has no HTTP %s probe (want GET %s)", o.Metadata.Name, c.Name, kind, wantProbes[kind]))
-				case p.HTTPGet.Path != wantProbes[kind]:
-					errs = append(errs, fmt.Errorf("Deployment %s: container %s's %s probe asks %q, want %s", o.Metadata.Name, c.Name, kind, p.HTTPGet.Path, wantProbes[kind]))
+				case pr.p == nil || pr.p.HTTPGet == nil:
+					errs = append(errs, fmt.Errorf("%s: container %s has no HTTP %s probe (want GET %s)", where, c.Name, pr.kind, want))
+				case pr.p.HTTPGet.Path != want:
+					errs = append(errs, fmt.Errorf("%s: container %s's %s probe asks %q, want %s", where, c.Name, pr.kind, pr.p.HTTPGet.Path, want))
 				}
 			}
 		}
