@@ -297,3 +297,43 @@ func TestScaleFlagsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A scheduler whose job store stops answering (its external NATS server
+// died) is not ready, while /health still answers: the balancer stops
+// sending it requests it could not serve.
+func TestReadyFailsWithoutStore(t *testing.T) {
+	t.Parallel()
+	nats := startScheduler(t, t.TempDir())
+	sched := startSchedulerArgs(t, t.TempDir(), []string{"--nats-url", nats.natsURL(t)})
+	readyStatus := func() (int, string) {
+		resp, err := http.Get(sched.url + "/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct{ Status string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body.Status
+	}
+	if code, status := readyStatus(); code != 200 {
+		t.Fatalf("/ready with the store up: %d %s", code, status)
+	}
+	nats.kill()
+	killed := time.Now()
+	waitUntil(t, "/ready to say the store is unreachable", func() bool {
+		code, status := readyStatus()
+		return code == 503 && status == "store unreachable"
+	})
+	t.Logf("/ready 503 %s after the NATS server was killed", time.Since(killed).Round(time.Millisecond))
+	resp, err := http.Get(sched.url + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/health with the store down: %d, want 200", resp.StatusCode)
+	}
+	if !strings.Contains(sched.logs(), "readiness: the job store does not answer") {
+		t.Errorf("the scheduler did not log why it is not ready")
+	}
+}
