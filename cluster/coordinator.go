@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nuid"
@@ -17,9 +18,14 @@ import (
 // DistributorConfig configures a Distributor.
 type DistributorConfig struct {
 	// Local runs jobs when no executor is alive.
-	Local   kalla.JobRunner
-	Tasks   *TaskQueue
-	Members *Members
+	Local kalla.JobRunner
+	// LocalJobs, if positive, is how many jobs Local may run at once while
+	// no executor is alive; a job beyond them is distributed anyway and
+	// waits for an executor (up to OrphanTimeout), so that its tasks show
+	// as demand to an autoscaler. 0: no limit; negative: no job runs here.
+	LocalJobs int
+	Tasks     *TaskQueue
+	Members   *Members
 	// Splitter, if set, splits a staged source that can be read in parts
 	// (Postgres) into up to Partitions stage tasks, and no more than the
 	// live executors run at once; otherwise, and for other sources, one
@@ -52,6 +58,8 @@ var _ SourceSplitter = (*kalla.Runner)(nil)
 type Distributor struct {
 	cfg DistributorConfig
 	log *slog.Logger
+	// local counts the jobs Local runs now.
+	local atomic.Int64
 }
 
 var _ kalla.JobRunner = (*Distributor)(nil)
@@ -83,7 +91,12 @@ func (d *Distributor) Run(ctx context.Context, job *kalla.Job, progress func(kal
 		d.log.Warn("list executors failed; running the job here", "err", err)
 	}
 	if len(execs) == 0 {
-		return d.cfg.Local.Run(ctx, job, progress)
+		if d.takeLocal() {
+			defer d.local.Add(-1)
+			return d.cfg.Local.Run(ctx, job, progress)
+		}
+		d.log.Info("no executor alive and no local job slot free; the job waits for an executor",
+			"run_id", job.RunID, "local_jobs", d.cfg.LocalJobs, "wait", d.cfg.OrphanTimeout)
 	}
 	if job.RunID == "" {
 		job.RunID = kalla.NewRunID()
@@ -132,6 +145,23 @@ func (d *Distributor) Run(ctx context.Context, job *kalla.Job, progress func(kal
 	}
 	return res, err
 }
+
+// takeLocal takes a local job slot if one is free.
+func (d *Distributor) takeLocal() bool {
+	for {
+		n := d.local.Load()
+		if d.cfg.LocalJobs < 0 || (d.cfg.LocalJobs > 0 && n >= int64(d.cfg.LocalJobs)) {
+			return false
+		}
+		if d.local.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// LocalRunning is how many jobs run in this process because no executor was
+// alive when they started: work executors would have taken.
+func (d *Distributor) LocalRunning() int { return int(d.local.Load()) }
 
 // coordination is one attempt of a distributed job.
 type coordination struct {
@@ -389,7 +419,12 @@ func (c *coordination) phase(ctx context.Context, tasks []*ExecTask, step func(d
 	done := 0
 	check := time.NewTicker(2 * time.Second)
 	defer check.Stop()
+	// A job that waits for a first executor (beyond --local-jobs) waits
+	// from now, not from the first check.
 	var orphanSince time.Time
+	if execs, err := c.d.cfg.Members.Executors(ctx); err == nil && len(execs) == 0 {
+		orphanSince = time.Now()
+	}
 	for done < len(tasks) {
 		select {
 		case r, ok := <-c.results:

@@ -263,25 +263,42 @@ func TestBearerToken(t *testing.T) {
 	}
 }
 
+// /ready says whether the scheduler can serve requests: a scheduler whose
+// job slots are all taken is ready (200, "saturated": true), one that is
+// starting, draining or cannot read its job store is not.
 func TestHealthAndReady(t *testing.T) {
 	t.Parallel()
 	var saturated atomic.Bool
 	b := setup(t, Config{Saturated: saturated.Load})
-	ready := func() (int, string) {
-		var st struct{ Status string }
+	ready := func() (int, string, bool) {
+		var st struct {
+			Status    string
+			Saturated *bool
+		}
 		resp := do(t, "GET", b.url+"/ready", "", "", nil, &st)
-		return resp.StatusCode, st.Status
+		if st.Saturated == nil {
+			t.Fatalf("/ready %d %s: no saturated field", resp.StatusCode, st.Status)
+		}
+		return resp.StatusCode, st.Status, *st.Saturated
 	}
-	if code, st := ready(); code != 200 || st != "ready" {
-		t.Fatalf("ready: %d %s", code, st)
+	if code, st, sat := ready(); code != 200 || st != "ready" || sat {
+		t.Fatalf("ready: %d %s saturated=%v", code, st, sat)
 	}
 	saturated.Store(true)
-	if code, st := ready(); code != 503 || st != "saturated" {
-		t.Fatalf("saturated: %d %s", code, st)
+	if code, st, sat := ready(); code != 200 || st != "ready" || !sat {
+		t.Fatalf("saturated: %d %s saturated=%v, want 200 ready saturated=true", code, st, sat)
+	}
+	b.store.failGets.Store(true)
+	if code, st, _ := ready(); code != 503 || st != "store unreachable" {
+		t.Fatalf("store failing: %d %s, want 503 store unreachable", code, st)
+	}
+	b.store.failGets.Store(false)
+	if code, st, _ := ready(); code != 200 || st != "ready" {
+		t.Fatalf("store back: %d %s", code, st)
 	}
 	saturated.Store(false)
 	b.server.Drain()
-	if code, st := ready(); code != 503 || st != "draining" {
+	if code, st, _ := ready(); code != 503 || st != "draining" {
 		t.Fatalf("draining: %d %s", code, st)
 	}
 	if resp := do(t, "GET", b.url+"/health", "", "", nil, nil); resp.StatusCode != 200 {

@@ -51,7 +51,9 @@ type Config struct {
 	// MaxBodyBytes bounds a submitted job; default 1 MiB.
 	MaxBodyBytes int64
 	// Saturated, if set, reports that this process runs all the jobs it
-	// may; /ready then answers 503 so a balancer sends work elsewhere.
+	// may. /ready shows it in its body and still answers 200: a busy
+	// scheduler serves the API (status, cancel, the executors' cluster
+	// port behind the same Service) and queues new jobs.
 	Saturated func() bool
 	// Cluster, if set, lists the live executors on GET /api/cluster; nil
 	// lists none.
@@ -248,17 +250,34 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyProbeKey is the run id /ready reads from the store: no job has it
+// (run ids are UUIDs), so a reachable store answers "not found".
+const readyProbeKey = "kalla-ready-probe"
+
+// ready answers 200 while the server can serve requests: started, not
+// draining, and its job store answering. A scheduler whose job slots are all
+// taken is ready: it still answers and queues; "saturated" in the body (and
+// the kallad_job_slots metric beside kallad_active_jobs) says it is busy.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	status, reason := http.StatusOK, "ready"
-	switch {
-	case s.state.Load() == stateStarting:
-		status, reason = http.StatusServiceUnavailable, "starting"
-	case s.state.Load() == stateDraining:
-		status, reason = http.StatusServiceUnavailable, "draining"
-	case s.cfg.Saturated != nil && s.cfg.Saturated():
-		status, reason = http.StatusServiceUnavailable, "saturated"
+	body := map[string]any{"status": "ready"}
+	status := http.StatusOK
+	switch s.state.Load() {
+	case stateStarting:
+		status, body["status"] = http.StatusServiceUnavailable, "starting"
+	case stateDraining:
+		status, body["status"] = http.StatusServiceUnavailable, "draining"
+	default:
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if _, err := s.cfg.Store.Get(ctx, readyProbeKey); err != nil && !errors.Is(err, kalla.ErrJobNotFound) {
+			s.log.Warn("readiness: the job store does not answer", "err", err)
+			status, body["status"] = http.StatusServiceUnavailable, "store unreachable"
+		}
 	}
-	writeJSON(w, status, map[string]string{"status": reason})
+	if s.cfg.Saturated != nil {
+		body["saturated"] = s.cfg.Saturated()
+	}
+	writeJSON(w, status, body)
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +29,8 @@ type memStore struct {
 	mu   sync.Mutex
 	recs map[string]kalla.JobRecord
 	rev  uint64
+	// failGets makes Get fail as a store that does not answer would.
+	failGets atomic.Bool
 }
 
 var _ kalla.JobStore = (*memStore)(nil)
@@ -49,6 +52,9 @@ func (m *memStore) Create(ctx context.Context, rec *kalla.JobRecord) (*kalla.Job
 }
 
 func (m *memStore) Get(ctx context.Context, runID string) (*kalla.JobRecord, error) {
+	if m.failGets.Load() {
+		return nil, fmt.Errorf("get job %s: %w", runID, context.DeadlineExceeded)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rec, ok := m.recs[runID]

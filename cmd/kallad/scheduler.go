@@ -46,6 +46,7 @@ type schedulerOptions struct {
 	executorTTL        time.Duration
 	auth               *clusterAuthOptions
 	limits             limitOptions
+	scale              scaleOptions
 }
 
 // Run parses args and serves until ctx is cancelled (SIGINT or SIGTERM),
@@ -131,7 +132,7 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 	fs.StringVar(&o.dataDir, "data-dir", env("./kalla-data", "KALLA_DATA_DIR"), "folder of the durable job store and queue (env KALLA_DATA_DIR)")
 	fs.StringVar(&o.natsURL, "nats-url", env("", "NATS_URL"), "use this NATS cluster instead of the embedded server (env NATS_URL)")
 	o.auth = clusterAuthFlags(fs, true)
-	return o, errors.Join(err, o.limits.register(fs))
+	return o, errors.Join(err, o.limits.register(fs), o.scale.register(fs))
 }
 
 func (o *schedulerOptions) validate() error {
@@ -153,7 +154,7 @@ func (o *schedulerOptions) validate() error {
 	case o.shutdownTimeout < 0:
 		return fmt.Errorf("--shutdown-timeout %s: must not be negative", o.shutdownTimeout)
 	}
-	return o.limits.validate()
+	return errors.Join(o.limits.validate(), o.scale.validate())
 }
 
 // daemonFlags is the start of the command line of a long-running mode
@@ -285,11 +286,16 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if parts <= 0 {
 		parts = runtime.NumCPU()
 	}
-	distributor, err := cluster.NewDistributor(cluster.DistributorConfig{
+	dcfg := cluster.DistributorConfig{
 		Local: runner, Splitter: runner, Tasks: tasks, Members: members, Partitions: parts, Staging: staging,
 		Metrics: clusterMetrics, Logger: logger,
-	})
+	}
+	o.scale.apply(&dcfg, o.maxJobs)
+	distributor, err := cluster.NewDistributor(dcfg)
 	if err != nil {
+		return err
+	}
+	if err := cluster.RegisterScaleMetrics(reg, queue, tasks, distributor, o.maxJobs); err != nil {
 		return err
 	}
 	go cluster.TrackExecutors(ctx, members, metrics.Executors, logger)

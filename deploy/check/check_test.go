@@ -49,6 +49,7 @@ func TestRepositoryFiles(t *testing.T) {
 		"scheduler.yaml: PersistentVolumeClaim, Deployment, Service",
 		"staging-pvc.yaml: PersistentVolumeClaim",
 		"ok references between the 6 objects",
+		"ok probes and KEDA triggers of deploy/k8s",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)

@@ -93,6 +93,10 @@ func run(ctx context.Context, root, schemaDir string, out io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(out, "ok references between the %d objects of deploy/k8s\n", len(all))
+		if err := checkScaling(all, root); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, "ok probes and KEDA triggers of deploy/k8s")
 	}
 	return errors.Join(errs...)
 }

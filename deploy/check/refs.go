@@ -22,6 +22,10 @@ type object struct {
 			Name       string `json:"name"`
 			TargetPort any    `json:"targetPort"`
 		} `json:"ports"`
+		Triggers []struct {
+			Type     string            `json:"type"`
+			Metadata map[string]string `json:"metadata"`
+		} `json:"triggers"`
 		Template struct {
 			Metadata struct {
 				Labels map[string]string `json:"labels"`
@@ -33,7 +37,8 @@ type object struct {
 
 type probe struct {
 	HTTPGet *struct {
-		Port any `json:"port"`
+		Path string `json:"path"`
+		Port any    `json:"port"`
 	} `json:"httpGet"`
 }
 
