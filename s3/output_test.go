@@ -44,8 +44,10 @@ func openOutput(t *testing.T, c *s3.Client, path string) kalla.Output {
 
 func TestPublishMultipartSummaryLast(t *testing.T) {
 	t.Parallel()
-	const partSize = 5000
-	c, b := setup(t, s3.Config{PartSize: partSize, Concurrency: 3})
+	// A PartSize below S3's minimum is raised to it: a real store refuses
+	// the smaller parts (EntityTooSmall) when the upload completes.
+	const partSize = s3.MinPartSize
+	c, b := setup(t, s3.Config{PartSize: 1000, Concurrency: 3})
 	b.srv.CreateBucket(t, "results")
 	out := openOutput(t, c, "s3://results/runs/r1/")
 	if got := out.Location(kalla.MatchedFile); got != "s3://results/runs/r1/matched.parquet" {
@@ -57,7 +59,7 @@ func TestPublishMultipartSummaryLast(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := writeResult(t, dir, map[string]int{
-		kalla.MatchedFile:        23_456, // 5 parts
+		kalla.MatchedFile:        4*partSize + 3456, // 5 parts, the last one small
 		kalla.UnmatchedLeftFile:  partSize,
 		kalla.UnmatchedRightFile: 0,
 	}, `{"run_id":"r1"}`)
@@ -165,7 +167,7 @@ func TestPublishErrors(t *testing.T) {
 
 func TestPublishAbortsFailedMultipart(t *testing.T) {
 	t.Parallel()
-	c, b := setup(t, s3.Config{PartSize: 1000, Concurrency: 2})
+	c, b := setup(t, s3.Config{PartSize: s3.MinPartSize, Concurrency: 2})
 	b.srv.Put(t, "data", "out/summary.json", []byte("previous"))
 	b.srv.DenyRequests(func(r kallatest.S3Request) bool {
 		return r.Op() == "UploadPart" && r.Query.Get("partNumber") == "3"
@@ -176,7 +178,7 @@ func TestPublishAbortsFailedMultipart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer out.Discard(dir)
-	writeResult(t, dir, map[string]int{kalla.MatchedFile: 5500}, "{}")
+	writeResult(t, dir, map[string]int{kalla.MatchedFile: 2*s3.MinPartSize + 500}, "{}") // 3 parts
 	err = out.Publish(context.Background(), dir)
 	if !strings.Contains(err.Error(), "access denied to s3://data/out/matched.parquet") {
 		t.Fatalf("got %v, want access denied naming the file", err)
