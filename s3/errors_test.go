@@ -71,7 +71,7 @@ func TestFetchErrors(t *testing.T) {
 	srv.CreateBucket(t, "data")
 	srv.CreateBucket(t, "locked")
 	srv.Put(t, "locked", "k.csv", []byte("a\n1\n"))
-	srv.Deny("locked")
+	srv.Deny(t, "locked")
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 

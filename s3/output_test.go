@@ -145,7 +145,7 @@ func TestPublishErrors(t *testing.T) {
 	t.Parallel()
 	c, b := setup(t, s3.Config{})
 	b.srv.CreateBucket(t, "locked")
-	b.srv.Deny("locked")
+	b.srv.Deny(t, "locked")
 	for _, tc := range []struct{ path, want string }{
 		{"s3://missing-bucket/out", `bucket "missing-bucket" does not exist`},
 		{"s3://locked/out", "access denied to s3://locked/out/summary.json"},

@@ -34,11 +34,12 @@ const S3Env = "KALLA_TEST_S3"
 // with a posix backend), chosen by KALLA_TEST_S3. gofakes3 checks no
 // signature, so S3Server refuses there any request not signed for
 // AccessKeyID (403 InvalidAccessKeyId); versitygw checks the whole SigV4
-// signature itself. In front of either, a small HTTP layer records each
-// request for assertions, runs the OnRequest hook and answers 403
-// AccessDenied for what Deny and DenyRequests name (failures injected on
-// purpose, which a server would need policies for); versitygw still
-// verifies the signature of every request forwarded to it.
+// signature itself, and its test account is an ordinary one (not the
+// root), so that Deny is a bucket policy it enforces. In front of either,
+// a small HTTP layer records each request for assertions, runs the
+// OnRequest hook and answers 403 AccessDenied for what DenyRequests names
+// (one step of an operation failed on purpose); versitygw verifies the
+// signature of every request forwarded to it.
 type S3Server struct {
 	// Endpoint is the server's base URL, http://127.0.0.1:port.
 	Endpoint string
@@ -53,7 +54,6 @@ type S3Server struct {
 
 	store  s3Store
 	mu     sync.Mutex
-	denied map[string]bool
 	denyFn func(S3Request) bool
 	log    []S3Request
 	hook   func(*http.Request)
@@ -68,6 +68,7 @@ type s3Store interface {
 	put(ctx context.Context, bucket, key string, data []byte) error
 	get(ctx context.Context, bucket, key string) ([]byte, error)
 	keys(ctx context.Context, bucket, prefix string) ([]string, error)
+	deny(ctx context.Context, bucket string) error
 }
 
 // S3Request is one request the server received, for assertions on how a
@@ -115,7 +116,6 @@ func S3(tb testing.TB) *S3Server {
 		AccessKeyID:     "AKIAKALLA" + strings.ToUpper(s3Random(6)),
 		SecretAccessKey: "kalla-secret-" + s3Random(14),
 		Kind:            os.Getenv(S3Env),
-		denied:          map[string]bool{},
 	}
 	switch s.Kind {
 	case "", "gofakes3":
@@ -146,14 +146,14 @@ func s3Random(n int) string {
 }
 
 // front records each request, runs the hook, and answers AccessDenied for
-// the requests Deny and DenyRequests name.
+// the requests DenyRequests names.
 func (s *S3Server) front(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 		req := S3Request{Host: r.Host, Method: r.Method, Bucket: bucket, Key: key, Query: r.URL.Query(), Range: r.Header.Get("Range")}
 		s.mu.Lock()
 		s.log = append(s.log, req)
-		hook, denied := s.hook, s.denied[bucket] || (s.denyFn != nil && s.denyFn(req))
+		hook, denied := s.hook, s.denyFn != nil && s.denyFn(req)
 		s.mu.Unlock()
 		if hook != nil {
 			hook(r)
@@ -267,11 +267,14 @@ func (s *S3Server) Keys(tb testing.TB, bucket, prefix string) []string {
 	return keys
 }
 
-// Deny makes every request on bucket answer 403 AccessDenied.
-func (s *S3Server) Deny(bucket string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.denied[bucket] = true
+// Deny makes every request of the test's credentials on bucket answer 403
+// AccessDenied. On versitygw it is the server's own answer: a bucket policy
+// denies the test's account everything on the bucket.
+func (s *S3Server) Deny(tb testing.TB, bucket string) {
+	tb.Helper()
+	if err := s.store.deny(context.Background(), bucket); err != nil {
+		tb.Fatalf("deny s3://%s: %v", bucket, err)
+	}
 }
 
 // DenyRequests makes the requests for which fn returns true answer 403

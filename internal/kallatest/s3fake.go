@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
+	"strings"
+	"sync"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -19,15 +21,25 @@ import (
 type fakeStore struct {
 	backend *s3mem.Backend
 	h       http.Handler
+	mu      sync.Mutex
+	denied  map[string]bool
 }
 
 func newFakeStore(access string) *fakeStore {
-	st := &fakeStore{backend: s3mem.New()}
+	st := &fakeStore{backend: s3mem.New(), denied: map[string]bool{}}
 	fake := gofakes3.New(st.backend, gofakes3.WithLogger(gofakes3.DiscardLog()))
 	next := fake.Server()
 	st.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if m := s3Credential.FindStringSubmatch(r.Header.Get("Authorization")); m == nil || m[1] != access {
 			s3Error(w, r, http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
+			return
+		}
+		bucket, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		st.mu.Lock()
+		denied := st.denied[bucket]
+		st.mu.Unlock()
+		if denied {
+			s3Error(w, r, http.StatusForbidden, "AccessDenied", "Access Denied")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -70,4 +82,11 @@ func (st *fakeStore) keys(_ context.Context, bucket, prefix string) ([]string, e
 	}
 	sort.Strings(keys)
 	return keys, nil
+}
+
+func (st *fakeStore) deny(_ context.Context, bucket string) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.denied[bucket] = true
+	return nil
 }

@@ -3,6 +3,7 @@ package kallatest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -43,13 +44,16 @@ const VersitygwEnv = "KALLA_TEST_VERSITYGW"
 // SigV4 like S3 itself: a wrong secret gets SignatureDoesNotMatch.
 type versitygwStore struct {
 	sock   string
-	api    *s3.Client // signed with the root keys, straight to the socket
+	access string
+	api    *s3.Client // the test's account, straight to the socket
+	root   *s3.Client // the root account, which bucket policies do not bind
 	proxy  *httputil.ReverseProxy
 	logBuf *lockedBuffer
 }
 
-// startVersitygw starts a versitygw for tb, signing for region with the
-// given root keys; the process is stopped when tb ends.
+// startVersitygw starts a versitygw for tb whose one account (besides a
+// root with random keys of its own) has the given keys and may create
+// buckets; the process is stopped when tb ends.
 func startVersitygw(tb testing.TB, region, access, secret string) (*versitygwStore, error) {
 	bin, err := versitygwBinary()
 	if err != nil {
@@ -62,14 +66,27 @@ func startVersitygw(tb testing.TB, region, access, secret string) (*versitygwSto
 		return nil, fmt.Errorf("versitygw: socket folder: %w", err)
 	}
 	tb.Cleanup(func() { os.RemoveAll(sockDir) })
-	st := &versitygwStore{sock: filepath.Join(sockDir, "s3.sock"), logBuf: &lockedBuffer{}}
+	st := &versitygwStore{sock: filepath.Join(sockDir, "s3.sock"), access: access, logBuf: &lockedBuffer{}}
 
-	// The keys go through the environment, not argv, which ps shows. With
-	// an IAM folder (even an empty one) an unknown access key gets S3's
-	// 403 InvalidAccessKeyId; the single-account mode answers 404
+	// The test's account: "userplus" may create buckets, and owns those it
+	// creates, but bucket policies apply to it (unlike the root).
+	users, err := json.Marshal(map[string]any{"accessAccounts": map[string]any{
+		access: map[string]any{"access": access, "secret": secret, "role": "userplus"},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(iamDir, "users.json"), users, 0o600); err != nil {
+		return nil, fmt.Errorf("versitygw: write users: %w", err)
+	}
+	rootAccess, rootSecret := "AKIAROOT"+strings.ToUpper(s3Random(6)), "root-secret-"+s3Random(14)
+
+	// The root keys go through the environment, not argv, which ps shows.
+	// With an IAM folder an unknown access key also gets S3's 403
+	// InvalidAccessKeyId; the single-account mode answers 404
 	// XAdminUserNotFound, which no real S3 does.
 	cmd := exec.Command(bin, "--port", st.sock, "--quiet", "--iam-dir", iamDir, "posix", root)
-	cmd.Env = []string{"ROOT_ACCESS_KEY=" + access, "ROOT_SECRET_KEY=" + secret, "VGW_REGION=" + region, "HOME=" + root}
+	cmd.Env = []string{"ROOT_ACCESS_KEY=" + rootAccess, "ROOT_SECRET_KEY=" + rootSecret, "VGW_REGION=" + region, "HOME=" + root}
 	cmd.Stdout, cmd.Stderr = st.logBuf, st.logBuf
 	var waitErr error
 	exited, err := childproc.Start(cmd, syscall.SIGKILL, &waitErr)
@@ -98,13 +115,16 @@ func startVersitygw(tb testing.TB, region, access, secret string) (*versitygwSto
 		// A client that hung up (a cancelled fetch) is no error to log.
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) },
 	}
-	st.api = s3.New(s3.Options{
-		Region:       region,
-		BaseEndpoint: aws.String("http://versitygw.local"),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(access, secret, ""),
-		HTTPClient:   &http.Client{Transport: transport},
-	})
+	client := func(access, secret string) *s3.Client {
+		return s3.New(s3.Options{
+			Region:       region,
+			BaseEndpoint: aws.String("http://versitygw.local"),
+			UsePathStyle: true,
+			Credentials:  credentials.NewStaticCredentialsProvider(access, secret, ""),
+			HTTPClient:   &http.Client{Transport: transport},
+		})
+	}
+	st.api, st.root = client(access, secret), client(rootAccess, rootSecret)
 
 	// Ready when it answers HTTP on the socket (403 to an unsigned GET).
 	probe := &http.Client{Transport: transport, Timeout: time.Second}
@@ -163,6 +183,25 @@ func (st *versitygwStore) keys(ctx context.Context, bucket, prefix string) ([]st
 	}
 	sort.Strings(keys)
 	return keys, nil
+}
+
+// deny puts a bucket policy that denies the test's account everything on
+// bucket: an explicit deny, which beats the ownership that allows it.
+func (st *versitygwStore) deny(ctx context.Context, bucket string) error {
+	policy, err := json.Marshal(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []map[string]any{{
+			"Effect":    "Deny",
+			"Principal": map[string]any{"AWS": []string{st.access}},
+			"Action":    []string{"s3:*"},
+			"Resource":  []string{"arn:aws:s3:::" + bucket, "arn:aws:s3:::" + bucket + "/*"},
+		}},
+	})
+	if err != nil {
+		return err
+	}
+	_, err = st.root.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &bucket, Policy: aws.String(string(policy))})
+	return err
 }
 
 var (
