@@ -33,11 +33,12 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go test -count=1 -timeout 45m "$@" ./...
 
 # The S3 tests once more against versitygw, an S3 gateway that verifies
-# SigV4 signatures (gofakes3, above, checks none): the s3 package and
-# kallad's S3 process tests (S3 in their names). kallatest builds
+# SigV4 signatures (gofakes3, above, checks none): the s3 package, the
+# harness's own tests and kallad's S3 process tests (S3 in their names).
+# kallatest builds
 # versitygw once into the user cache folder (go install from the Go module
 # proxy). See docs/operations/s3real.md.
-KALLA_TEST_S3=versitygw go test -count=1 -timeout 20m ./s3/
+KALLA_TEST_S3=versitygw go test -count=1 -timeout 20m ./s3/ ./internal/kallatest/
 KALLA_TEST_S3=versitygw go test -count=1 -timeout 20m -run S3 ./cmd/kallad/
 
 # The deployment files (compose files, Kubernetes manifests, KEDA's

@@ -69,6 +69,7 @@ type s3Store interface {
 	get(ctx context.Context, bucket, key string) ([]byte, error)
 	keys(ctx context.Context, bucket, prefix string) ([]string, error)
 	deny(ctx context.Context, bucket string) error
+	pid() int
 }
 
 // S3Request is one request the server received, for assertions on how a
@@ -138,6 +139,9 @@ func S3(tb testing.TB) *S3Server {
 // VerifiesSignatures reports whether the server checks the SigV4 signature
 // (so that a wrong secret key is refused), not only the access key.
 func (s *S3Server) VerifiesSignatures() bool { return s.store.verifiesSignatures() }
+
+// PID is the server's process id, or 0 when it runs in the test's process.
+func (s *S3Server) PID() int { return s.store.pid() }
 
 func s3Random(n int) string {
 	b := make([]byte, n)

@@ -53,6 +53,8 @@ func (st *fakeStore) handler() http.Handler { return st.h }
 
 func (st *fakeStore) verifiesSignatures() bool { return false }
 
+func (st *fakeStore) pid() int { return 0 }
+
 func (st *fakeStore) createBucket(_ context.Context, bucket string) error {
 	return st.backend.CreateBucket(bucket)
 }

@@ -43,6 +43,7 @@ const VersitygwEnv = "KALLA_TEST_VERSITYGW"
 // can race for a port; the S3Server's front forwards to it. It verifies
 // SigV4 like S3 itself: a wrong secret gets SignatureDoesNotMatch.
 type versitygwStore struct {
+	cmd    *exec.Cmd
 	sock   string
 	access string
 	api    *s3.Client // the test's account, straight to the socket
@@ -93,6 +94,7 @@ func startVersitygw(tb testing.TB, region, access, secret string) (*versitygwSto
 	if err != nil {
 		return nil, fmt.Errorf("versitygw: start %s: %w", bin, err)
 	}
+	st.cmd = cmd
 	tb.Cleanup(func() { childproc.Stop(cmd, exited, syscall.SIGTERM, 10*time.Second) })
 
 	transport := &http.Transport{
@@ -149,6 +151,8 @@ func startVersitygw(tb testing.TB, region, access, secret string) (*versitygwSto
 func (st *versitygwStore) handler() http.Handler { return st.proxy }
 
 func (st *versitygwStore) verifiesSignatures() bool { return true }
+
+func (st *versitygwStore) pid() int { return st.cmd.Process.Pid }
 
 func (st *versitygwStore) createBucket(ctx context.Context, bucket string) error {
 	_, err := st.api.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket})
