@@ -114,8 +114,14 @@ func startVersitygw(tb testing.TB, region, access, secret string) (*versitygwSto
 			r.Out.Host = r.In.Host
 		},
 		Transport: transport,
-		// A client that hung up (a cancelled fetch) is no error to log.
-		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) },
+		// A client that hung up (a cancelled fetch) is no error to log; any
+		// other failure to reach versitygw goes back in the 502's body.
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.WriteHeader(http.StatusBadGateway)
+			if r.Context().Err() == nil {
+				fmt.Fprintf(w, "kallatest: versitygw: %v\n%s", err, st.logBuf.String())
+			}
+		},
 	}
 	client := func(access, secret string) *s3.Client {
 		return s3.New(s3.Options{
