@@ -71,31 +71,48 @@ func TestFetchErrors(t *testing.T) {
 	srv.CreateBucket(t, "data")
 	srv.CreateBucket(t, "locked")
 	srv.Put(t, "locked", "k.csv", []byte("a\n1\n"))
-	srv.Deny("locked")
+	srv.Deny(t, "locked")
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	const token = "session-token-very-secret"
 	good := srv.Config()
-	good.Credentials = credentials.NewStaticCredentialsProvider(srv.AccessKeyID, srv.SecretAccessKey, token)
-	wrong := srv.Config()
-	wrong.Credentials = credentials.NewStaticCredentialsProvider("AKIAWRONGWRONGWRONG", "wrong-secret-key-material", token)
+	withCreds := func(access, secret, token string) aws.Config {
+		cfg := srv.Config()
+		cfg.Credentials = credentials.NewStaticCredentialsProvider(access, secret, token)
+		return cfg
+	}
 	secrets := []string{srv.AccessKeyID, srv.SecretAccessKey, "AKIAWRONGWRONGWRONG", "wrong-secret-key-material", token}
 
-	for _, tc := range []struct {
+	type fetchCase struct {
 		name       string
 		cfg        aws.Config
 		uri        string
 		validation bool
 		want       string
-	}{
+	}
+	cases := []fetchCase{
 		{"missing bucket", good, "s3://nosuchbucket/k.csv", true, `bucket "nosuchbucket" does not exist (read s3://nosuchbucket/k.csv)`},
 		{"missing bucket listing", good, "s3://nosuchbucket/dir/", true, `bucket "nosuchbucket" does not exist (list s3://nosuchbucket/dir/)`},
 		{"missing key", good, "s3://data/nosuchkey.csv", true, "s3://data/nosuchkey.csv does not exist"},
 		{"access denied", good, "s3://locked/k.csv", true, "access denied to s3://locked/k.csv"},
 		{"access denied listing", good, "s3://locked/", true, "access denied to s3://locked/: the credentials in use may not list it"},
-		{"wrong credentials", wrong, "s3://data/k.csv", false, "AWS credentials rejected (InvalidAccessKeyId) when trying to read s3://data/k.csv"},
-	} {
+		{"unknown access key", withCreds("AKIAWRONGWRONGWRONG", "wrong-secret-key-material", ""), "s3://data/k.csv", false,
+			"AWS credentials rejected (InvalidAccessKeyId) when trying to read s3://data/k.csv"},
+	}
+	if srv.VerifiesSignatures() {
+		cases = append(cases,
+			fetchCase{"wrong secret", withCreds(srv.AccessKeyID, "wrong-secret-key-material", ""), "s3://data/k.csv", false,
+				"AWS credentials rejected (SignatureDoesNotMatch) when trying to read s3://data/k.csv"},
+			fetchCase{"wrong secret listing", withCreds(srv.AccessKeyID, "wrong-secret-key-material", ""), "s3://data/dir/", false,
+				"AWS credentials rejected (SignatureDoesNotMatch) when trying to list s3://data/dir/"},
+			fetchCase{"bogus session token", withCreds(srv.AccessKeyID, srv.SecretAccessKey, token), "s3://data/k.csv", false,
+				"AWS credentials rejected (InvalidToken) when trying to read s3://data/k.csv"},
+		)
+	} else {
+		t.Logf("the %s server checks no signature: wrong secrets and session tokens are tested with %s=versitygw", srv.Kind, kallatest.S3Env)
+	}
+	for _, tc := range cases {
 		c := s3.New(s3.Config{AWS: &tc.cfg, Logger: logger})
 		_, err := fetch(context.Background(), t, c, tc.uri)
 		if err == nil || kalla.IsValidation(err) != tc.validation || !strings.Contains(err.Error(), tc.want) {

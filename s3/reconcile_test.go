@@ -96,9 +96,10 @@ func newRunner(t testing.TB, c *s3.Client) *kalla.Runner {
 
 func TestReconcileOnS3EqualsLocal(t *testing.T) {
 	t.Parallel()
-	// Small ranges, pages and parts, so that rows straddle range
-	// boundaries, prefixes take several pages and results go multipart.
-	c, b := setup(t, s3.Config{RangeSize: 4096, PageSize: 2, PartSize: 8 << 10, Concurrency: 4})
+	// Small ranges and pages, so that rows straddle range boundaries and
+	// prefixes take several pages. (The results are smaller than S3's
+	// smallest part: output_test.go covers multipart uploads.)
+	c, b := setup(t, s3.Config{RangeSize: 4096, PageSize: 2, Concurrency: 4})
 	b.srv.CreateBucket(t, "results")
 	runner := newRunner(t, c)
 	ctx := context.Background()
@@ -186,8 +187,8 @@ func TestReconcileOnS3EqualsLocal(t *testing.T) {
 					t.Errorf("%s: S3 result has %d rows, local %d; they differ", name, len(gotRows), len(wantRows))
 				}
 			}
-			if ops := countOps(b.srv); ops["CompleteMultipartUpload"] == 0 || ops["ListObjectsV2"] < 2 {
-				t.Errorf("want multipart uploads and paged listings, got %v", ops)
+			if ops := countOps(b.srv); ops["ListObjectsV2"] < 2 {
+				t.Errorf("want paged listings, got %v", ops)
 			}
 			t.Logf("%s: %d matched, %d+%d unmatched, row for row equal", tc.name, got.MatchedCount, got.UnmatchedLeftCount, got.UnmatchedRightCount)
 		})

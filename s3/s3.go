@@ -90,6 +90,11 @@ const (
 // maxParts is S3's limit on the parts of one multipart upload.
 const maxParts = 10000
 
+// MinPartSize is S3's smallest part (but the last) of a multipart upload:
+// CompleteMultipartUpload fails with EntityTooSmall below it. A smaller
+// Config.PartSize is raised to it.
+const MinPartSize = 5 << 20
+
 // ErrCredentials reports that no AWS credentials were found, or that the
 // store rejected them.
 var ErrCredentials = errors.New("AWS credentials")
@@ -108,7 +113,8 @@ type Config struct {
 	// flight at once.
 	Concurrency int
 	// PartSize is the size of multipart upload parts; smaller files go in one
-	// PUT. S3 needs at least 5 MiB (except for the last part).
+	// PUT. S3 needs at least MinPartSize (except for the last part), so a
+	// smaller value is raised to it.
 	PartSize int64
 	// PageSize is the number of keys asked for per listing page (max 1000).
 	PageSize int32
@@ -143,6 +149,7 @@ func New(cfg Config) *Client {
 	if cfg.PartSize <= 0 {
 		cfg.PartSize = DefaultPartSize
 	}
+	cfg.PartSize = max(cfg.PartSize, MinPartSize)
 	if cfg.PageSize <= 0 || cfg.PageSize > 1000 {
 		cfg.PageSize = DefaultPageSize
 	}

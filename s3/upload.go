@@ -78,9 +78,15 @@ func (u *uploader) multipart(ctx context.Context, f *os.File, size int64, bucket
 		// Abort even when ctx is cancelled: the parts cost money.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 		defer cancel()
-		u.api.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		// The SDK retries an abort that fails while a cancelled part is
+		// still being written; one that fails for good leaves parts that
+		// cost money until a lifecycle rule removes them, so say which.
+		if _, err := u.api.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
 			Bucket: aws.String(bucket), Key: aws.String(key), UploadId: created.UploadId,
-		})
+		}); err != nil {
+			u.c.cfg.Logger.Warn("s3 multipart upload not aborted; its parts remain until aborted or expired by a lifecycle rule",
+				"uri", "s3://"+bucket+"/"+key, "upload_id", aws.ToString(created.UploadId), "error", u.c.translate(err, o).Error())
+		}
 		return u.c.translate(cause, o)
 	}
 

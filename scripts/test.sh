@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs Kalla's checks and tests. Tests start their own throwaway Postgres
-# (and S3-compatible server) unless KALLA_TEST_POSTGRES_URL is set; this
-# script installs the Postgres server binaries and iproute2 when they are
-# missing.
+# (and S3-compatible servers: gofakes3, then versitygw) unless
+# KALLA_TEST_POSTGRES_URL is set; this script installs the Postgres server
+# binaries and iproute2 when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,14 @@ fi
 go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 go test -count=1 -timeout 45m "$@" ./...
+
+# The S3 tests once more against versitygw, an S3 gateway that verifies
+# SigV4 signatures (gofakes3, above, checks none): the s3 package, the
+# harness's own tests and kallad's S3 process tests (S3 in their names).
+# kallatest builds versitygw once into the user cache folder (go install
+# from the Go module proxy). See docs/operations/s3real.md.
+KALLA_TEST_S3=versitygw go test -count=1 -timeout 20m ./s3/ ./internal/kallatest/
+KALLA_TEST_S3=versitygw go test -count=1 -timeout 20m -run S3 ./cmd/kallad/
 
 # The deployment files (compose files, Kubernetes manifests, KEDA's
 # ScaledObject), validated offline by deploy/check: a module of its own, so

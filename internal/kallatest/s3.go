@@ -1,17 +1,15 @@
 package kallatest
 
 import (
-	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -19,19 +17,29 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
 
-// S3Server is an S3-compatible server for one test: gofakes3 with an
-// in-memory backend, served by net/http on a 127.0.0.1 socket, so the code
-// under test speaks the real S3 HTTP protocol (SigV4-signed requests, ranged
-// GETs, ListObjectsV2 pages, multipart uploads) through the real SDK.
+// S3Env selects the server S3 starts: "gofakes3" (the default, in
+// process) or "versitygw" (a real S3 gateway process that verifies SigV4
+// signatures, built on first use; see VersitygwEnv). scripts/test.sh runs
+// the S3 tests against both.
+const S3Env = "KALLA_TEST_S3"
+
+// S3Server is an S3-compatible server for one test, reached on a 127.0.0.1
+// socket, so the code under test speaks the real S3 HTTP protocol
+// (SigV4-signed requests, ranged GETs, ListObjectsV2 pages, multipart
+// uploads) through the real SDK.
 //
-// gofakes3 does not check signatures; S3Server adds the access checks the
-// tests need: a request must carry a SigV4 Authorization header for
-// AccessKeyID (else 403 InvalidAccessKeyId, as S3 answers), and buckets
-// passed to Deny answer 403 AccessDenied.
+// The server is gofakes3 (in memory, in process) or versitygw (a process
+// with a posix backend), chosen by KALLA_TEST_S3. gofakes3 checks no
+// signature, so S3Server refuses there any request not signed for
+// AccessKeyID (403 InvalidAccessKeyId); versitygw checks the whole SigV4
+// signature itself, and its test account is an ordinary one (not the
+// root), so that Deny is a bucket policy it enforces. In front of either,
+// a small HTTP layer records each request for assertions, runs the
+// OnRequest hook and answers 403 AccessDenied for what DenyRequests names
+// (one step of an operation failed on purpose); versitygw verifies the
+// signature of every request forwarded to it.
 type S3Server struct {
 	// Endpoint is the server's base URL, http://127.0.0.1:port.
 	Endpoint string
@@ -41,13 +49,27 @@ type S3Server struct {
 	// They are random, so tests can search errors and logs for them.
 	AccessKeyID     string
 	SecretAccessKey string
+	// Kind is the server: "gofakes3" or "versitygw".
+	Kind string
 
-	backend *s3mem.Backend
-	mu      sync.Mutex
-	denied  map[string]bool
-	denyFn  func(S3Request) bool
-	log     []S3Request
-	hook    func(*http.Request)
+	store  s3Store
+	mu     sync.Mutex
+	denyFn func(S3Request) bool
+	log    []S3Request
+	hook   func(*http.Request)
+}
+
+// s3Store is the server behind the front: its handler, and direct access
+// for the test's own setup and checks (which the request log does not see).
+type s3Store interface {
+	handler() http.Handler
+	verifiesSignatures() bool
+	createBucket(ctx context.Context, bucket string) error
+	put(ctx context.Context, bucket, key string, data []byte) error
+	get(ctx context.Context, bucket, key string) ([]byte, error)
+	keys(ctx context.Context, bucket, prefix string) ([]string, error)
+	deny(ctx context.Context, bucket string) error
+	pid() int
 }
 
 // S3Request is one request the server received, for assertions on how a
@@ -86,22 +108,40 @@ func (r S3Request) Op() string {
 	return r.Method + " " + r.Bucket
 }
 
-// S3 starts an S3 server for tb; it stops when tb ends.
+// S3 starts an S3 server for tb, of the kind KALLA_TEST_S3 names; it stops
+// when tb ends.
 func S3(tb testing.TB) *S3Server {
 	tb.Helper()
 	s := &S3Server{
 		Region:          "us-east-1",
 		AccessKeyID:     "AKIAKALLA" + strings.ToUpper(s3Random(6)),
 		SecretAccessKey: "kalla-secret-" + s3Random(14),
-		backend:         s3mem.New(),
-		denied:          map[string]bool{},
+		Kind:            os.Getenv(S3Env),
 	}
-	fake := gofakes3.New(s.backend, gofakes3.WithLogger(gofakes3.DiscardLog()))
-	srv := httptest.NewServer(s.guard(fake.Server()))
+	switch s.Kind {
+	case "", "gofakes3":
+		s.Kind, s.store = "gofakes3", newFakeStore(s.AccessKeyID)
+	case "versitygw":
+		st, err := startVersitygw(tb, s.Region, s.AccessKeyID, s.SecretAccessKey)
+		if err != nil {
+			tb.Fatalf("kallatest: %v", err)
+		}
+		s.store = st
+	default:
+		tb.Fatalf("kallatest: %s=%q: want gofakes3 or versitygw", S3Env, s.Kind)
+	}
+	srv := httptest.NewServer(s.front(s.store.handler()))
 	tb.Cleanup(srv.Close)
 	s.Endpoint = srv.URL
 	return s
 }
+
+// VerifiesSignatures reports whether the server checks the SigV4 signature
+// (so that a wrong secret key is refused), not only the access key.
+func (s *S3Server) VerifiesSignatures() bool { return s.store.verifiesSignatures() }
+
+// PID is the server's process id, or 0 when it runs in the test's process.
+func (s *S3Server) PID() int { return s.store.pid() }
 
 func s3Random(n int) string {
 	b := make([]byte, n)
@@ -109,29 +149,24 @@ func s3Random(n int) string {
 	return hex.EncodeToString(b)
 }
 
-var s3Credential = regexp.MustCompile(`Credential=([^/,\s]+)/`)
-
-// guard records each request, runs the hook, and enforces the access rules.
-func (s *S3Server) guard(next http.Handler) http.Handler {
+// front records each request, runs the hook, and answers AccessDenied for
+// the requests DenyRequests names.
+func (s *S3Server) front(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 		req := S3Request{Host: r.Host, Method: r.Method, Bucket: bucket, Key: key, Query: r.URL.Query(), Range: r.Header.Get("Range")}
 		s.mu.Lock()
 		s.log = append(s.log, req)
-		hook, denied := s.hook, s.denied[bucket] || (s.denyFn != nil && s.denyFn(req))
+		hook, denied := s.hook, s.denyFn != nil && s.denyFn(req)
 		s.mu.Unlock()
 		if hook != nil {
 			hook(r)
 		}
-		m := s3Credential.FindStringSubmatch(r.Header.Get("Authorization"))
-		switch {
-		case m == nil || m[1] != s.AccessKeyID:
-			s3Error(w, r, http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
-		case denied:
+		if denied {
 			s3Error(w, r, http.StatusForbidden, "AccessDenied", "Access Denied")
-		default:
-			next.ServeHTTP(w, r)
+			return
 		}
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -203,7 +238,7 @@ func (s *S3Server) Env(tb testing.TB) []string {
 // CreateBucket creates bucket.
 func (s *S3Server) CreateBucket(tb testing.TB, bucket string) {
 	tb.Helper()
-	if err := s.backend.CreateBucket(bucket); err != nil {
+	if err := s.store.createBucket(context.Background(), bucket); err != nil {
 		tb.Fatalf("create bucket %s: %v", bucket, err)
 	}
 }
@@ -211,7 +246,7 @@ func (s *S3Server) CreateBucket(tb testing.TB, bucket string) {
 // Put stores data as bucket/key.
 func (s *S3Server) Put(tb testing.TB, bucket, key string, data []byte) {
 	tb.Helper()
-	if _, err := s.backend.PutObject(bucket, key, map[string]string{}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
+	if err := s.store.put(context.Background(), bucket, key, data); err != nil {
 		tb.Fatalf("put s3://%s/%s: %v", bucket, key, err)
 	}
 }
@@ -219,14 +254,9 @@ func (s *S3Server) Put(tb testing.TB, bucket, key string, data []byte) {
 // Get returns the content of bucket/key, failing tb if it does not exist.
 func (s *S3Server) Get(tb testing.TB, bucket, key string) []byte {
 	tb.Helper()
-	obj, err := s.backend.GetObject(bucket, key, nil)
+	data, err := s.store.get(context.Background(), bucket, key)
 	if err != nil {
 		tb.Fatalf("get s3://%s/%s: %v", bucket, key, err)
-	}
-	defer obj.Contents.Close()
-	data, err := io.ReadAll(obj.Contents)
-	if err != nil {
-		tb.Fatalf("read s3://%s/%s: %v", bucket, key, err)
 	}
 	return data
 }
@@ -234,23 +264,21 @@ func (s *S3Server) Get(tb testing.TB, bucket, key string) []byte {
 // Keys lists the keys of bucket below prefix, sorted.
 func (s *S3Server) Keys(tb testing.TB, bucket, prefix string) []string {
 	tb.Helper()
-	list, err := s.backend.ListBucket(bucket, &gofakes3.Prefix{Prefix: prefix, HasPrefix: true}, gofakes3.ListBucketPage{})
+	keys, err := s.store.keys(context.Background(), bucket, prefix)
 	if err != nil {
 		tb.Fatalf("list s3://%s/%s: %v", bucket, prefix, err)
 	}
-	var keys []string
-	for _, c := range list.Contents {
-		keys = append(keys, c.Key)
-	}
-	sort.Strings(keys)
 	return keys
 }
 
-// Deny makes every request on bucket answer 403 AccessDenied.
-func (s *S3Server) Deny(bucket string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.denied[bucket] = true
+// Deny makes every request of the test's credentials on bucket answer 403
+// AccessDenied. On versitygw it is the server's own answer: a bucket policy
+// denies the test's account everything on the bucket.
+func (s *S3Server) Deny(tb testing.TB, bucket string) {
+	tb.Helper()
+	if err := s.store.deny(context.Background(), bucket); err != nil {
+		tb.Fatalf("deny s3://%s: %v", bucket, err)
+	}
 }
 
 // DenyRequests makes the requests for which fn returns true answer 403
