@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -121,7 +122,11 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 			n = 2
 		}
 		if err := fs.Parse(args[:n]); err != nil {
-			return nil, err
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			// fs has printed it with the usage; exit 2 as for bad usage.
+			return nil, fmt.Errorf("%w: %w", errUsage, err)
 		}
 		args = args[n:]
 	}

@@ -41,10 +41,11 @@ func closedPort(t *testing.T) int {
 	return port
 }
 
-// kalladWithEnv is kallad with env added to the environment.
-func kalladWithEnv(t *testing.T, env []string, args ...string) (string, string, int) {
+// kalladIn is kallad with env added to the environment.
+func kalladIn(t *testing.T, dir string, env []string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(kalladBin, args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -124,7 +125,7 @@ func TestHealthCommandDefaults(t *testing.T) {
 		{"bad HTTP_PORT", []string{"HTTP_PORT=web"}, 2},
 	}
 	for _, tc := range cases {
-		_, stderr, code := kalladWithEnv(t, tc.env, "health")
+		_, stderr, code := kalladIn(t, t.TempDir(), tc.env, "health")
 		if code != tc.code {
 			t.Errorf("%s: exit %d, want %d (stderr %q)", tc.name, code, tc.code, stderr)
 		}
