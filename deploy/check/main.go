@@ -50,13 +50,16 @@ func run(ctx context.Context, root, schemaDir string, out io.Writer) error {
 		return fmt.Errorf("schemas: %w", err)
 	}
 	var errs []error
-	if err := checkDockerfile(filepath.Join(root, "Dockerfile"), root); err != nil {
+	if err := errors.Join(checkDockerfile(filepath.Join(root, "Dockerfile"), root), checkImage(filepath.Join(root, "Dockerfile"))); err != nil {
 		errs = append(errs, err)
 	} else {
 		fmt.Fprintf(out, "ok %s\n", filepath.Join(root, "Dockerfile"))
 	}
 	for _, f := range composeFiles {
 		project, required, err := checkComposeFile(ctx, f)
+		if err == nil {
+			err = checkComposeHealth(f, project)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
