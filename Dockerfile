@@ -25,8 +25,14 @@ COPY --from=build /out/kallad /usr/local/bin/kallad
 # Numeric, so that Kubernetes can check runAsNonRoot.
 USER 10001:10001
 WORKDIR /var/lib/kalla
-ENV KALLA_DATA_DIR=/var/lib/kalla/data STAGING_PATH=/staging
-# 8080: HTTP job API; 50050: cluster port (NATS) executors join; 50051: executor probes and metrics.
+# BIND_PORT: the executor's probe port. kallad's own default (0, a free port)
+# lets several executors share a host; in a container it must be known.
+ENV KALLA_DATA_DIR=/var/lib/kalla/data STAGING_PATH=/staging BIND_PORT=50051
+# 8080: HTTP job API (HTTP_PORT); 50050: cluster port (NATS) executors join
+# (GRPC_PORT); 50051: executor /health, /ready and /metrics (BIND_PORT).
 EXPOSE 8080 50050 50051
+# The image has no curl: kallad checks itself. Without a URL it GETs /health
+# on HTTP_PORT (a scheduler) and on BIND_PORT (an executor) on loopback.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["kallad", "health"]
 ENTRYPOINT ["kallad"]
 CMD ["scheduler"]

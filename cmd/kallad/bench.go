@@ -112,10 +112,11 @@ func (c *BenchCommand) parse(args []string) (*benchOptions, error) {
 		fmt.Fprintf(c.Stderr, "Usage: kallad bench [flags]\n\nTimes Kalla from Parquet and from Postgres against raw DuckDB SQL and Postgres doing the same job.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	operands, err := parseArgs(fs, args)
+	if err != nil {
 		return nil, err
 	}
-	if fs.NArg() != 0 {
+	if len(operands) != 0 {
 		fs.Usage()
 		return nil, errUsage
 	}

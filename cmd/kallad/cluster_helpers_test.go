@@ -59,13 +59,21 @@ func startExecutorURL(t *testing.T, sched *schedProc, url, staging string, env .
 // command prefix if any (ip netns exec NS), and returns at once.
 func launchExecutor(t *testing.T, prefix, args []string, env ...string) *execProc {
 	t.Helper()
+	argv := slices.Concat(prefix, []string{kalladBin, "executor", "--bind-port", "-1", "--partitions", "1", "--external-host", "127.0.0.1"}, args)
+	return launchExecutorIn(t, "", argv, env...)
+}
+
+// launchExecutorIn runs the command line argv (kallad executor ...) in the
+// working folder dir ("" for the test's) and returns at once.
+func launchExecutorIn(t *testing.T, dir string, argv []string, env ...string) *execProc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "executor.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	argv := slices.Concat(prefix, []string{kalladBin, "executor", "--bind-port", "-1", "--partitions", "1", "--external-host", "127.0.0.1"}, args)
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {

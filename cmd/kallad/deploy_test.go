@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,6 +60,9 @@ func TestComposeFiles(t *testing.T) {
 				Image       string            `yaml:"image"`
 				Command     []string          `yaml:"command"`
 				Environment map[string]string `yaml:"environment"`
+				Healthcheck struct {
+					Test []string `yaml:"test"`
+				} `yaml:"healthcheck"`
 			} `yaml:"services"`
 		}
 		if err := yaml.Unmarshal(raw, &doc); err != nil {
@@ -78,6 +83,8 @@ func TestComposeFiles(t *testing.T) {
 				names = append(names, k)
 			}
 			checkEnv(t, name+" "+svc, s.Command[0], known[s.Command[0]], names)
+			portVar := map[string]string{"scheduler": "HTTP_PORT", "executor": "BIND_PORT"}[s.Command[0]]
+			checkHealthcheck(t, name+" "+svc, s.Healthcheck.Test, s.Environment[portVar])
 		}
 		if !seen["scheduler"] || (strings.Contains(name, "cluster") && !seen["executor"]) {
 			t.Errorf("%s: kallad services %v", name, seen)
@@ -163,5 +170,53 @@ func checkDeployment(t *testing.T, f string, doc map[string]any, known map[strin
 			names = append(names, e.Name)
 		}
 		checkEnv(t, f, c.Args[0], known[c.Args[0]], names)
+	}
+}
+
+// checkHealthcheck checks a kallad service's healthcheck: `kallad health
+// URL` on the port the service serves /health on (port, from its
+// environment), with arguments kallad accepts.
+func checkHealthcheck(t *testing.T, where string, test []string, port string) {
+	t.Helper()
+	if len(test) != 4 || test[0] != "CMD" || test[1] != "kallad" || test[2] != "health" {
+		t.Errorf("%s: healthcheck %q, want [CMD kallad health URL]", where, test)
+		return
+	}
+	u, err := url.Parse(test[3])
+	if err != nil || u.Port() != port || port == "" {
+		t.Errorf("%s: healthcheck URL %s is not on the service's port %q", where, test[3], port)
+	}
+	// Healthy or not (whatever listens on that port here), the command
+	// line is valid: a bad one exits 2.
+	if _, stderr, code := kallad(t, t.TempDir(), test[2:]...); code == 2 {
+		t.Errorf("%s: kallad %q: usage error: %s", where, test[2:], stderr)
+	}
+}
+
+// The image sets the executor's probe port, exposes it with the API and
+// cluster ports, and checks its health with kallad itself.
+func TestDockerfile(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	env := regexp.MustCompile(`(?m)^ENV .*\bBIND_PORT=(\d+)`).FindStringSubmatch(text)
+	expose := regexp.MustCompile(`(?m)^EXPOSE (.*)$`).FindStringSubmatch(text)
+	if env == nil || expose == nil {
+		t.Fatalf("Dockerfile lacks ENV BIND_PORT or EXPOSE")
+	}
+	ports := strings.Fields(expose[1])
+	for _, p := range []string{"8080", "50050", env[1]} {
+		if !slices.Contains(ports, p) {
+			t.Errorf("EXPOSE %s lacks %s", expose[1], p)
+		}
+	}
+	if !kalladEnv(t, "executor")["BIND_PORT"] {
+		t.Errorf("kallad executor does not read BIND_PORT")
+	}
+	if !regexp.MustCompile(`(?m)^HEALTHCHECK .*CMD \["kallad", "health"\]$`).MatchString(text) {
+		t.Errorf("no HEALTHCHECK running kallad health")
 	}
 }

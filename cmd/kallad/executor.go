@@ -58,7 +58,10 @@ func (c *ExecutorCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return c.fail(stderr, err)
 	}
-	if o.bindPort, err = envInt(50051, "BIND_PORT"); err != nil {
+	// 0 by default, so that several executors on one host (the seed's
+	// run_cluster_benchmark.sh starts two) do not fight over one port;
+	// containers and Kubernetes set BIND_PORT=50051 for their probes.
+	if o.bindPort, err = envInt(0, "BIND_PORT"); err != nil {
 		return c.fail(stderr, err)
 	}
 	if o.maxTasks, err = envInt(1, "KALLA_MAX_TASKS"); err != nil {
@@ -69,11 +72,12 @@ func (c *ExecutorCommand) Run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.schedulerPort, "scheduler-port", o.schedulerPort, "the scheduler's cluster port, its --grpc-port (env SCHEDULER_PORT)")
 	fs.StringVar(&o.natsURL, "nats-url", env("", "NATS_URL"), "join through this NATS cluster instead of the scheduler's embedded server (env NATS_URL)")
 	fs.StringVar(&o.bindHost, "bind-host", env("0.0.0.0", "BIND_HOST"), "address of the executor's /health, /ready and /metrics (env BIND_HOST)")
-	fs.IntVar(&o.bindPort, "bind-port", o.bindPort, "port of /health, /ready and /metrics; 0 picks a free one, -1 serves none (env BIND_PORT)")
+	fs.IntVar(&o.bindPort, "bind-port", o.bindPort, "port of /health, /ready and /metrics; 0 picks a free one (logged: executor probes listening), -1 serves none (env BIND_PORT)")
 	fs.StringVar(&o.externalHost, "external-host", env(hostname, "EXTERNAL_HOST"), "the host this executor announces in GET /api/cluster (env EXTERNAL_HOST)")
 	fs.StringVar(&o.stagingPath, "staging-path", env("./staging", "STAGING_PATH"), "where executors exchange staged data, the scheduler's --staging-path: a folder every process shares, or an s3://bucket/prefix (env STAGING_PATH)")
 	fs.IntVar(&o.maxTasks, "max-tasks", o.maxTasks, "tasks run at once; DuckDB already uses every core for one (env KALLA_MAX_TASKS)")
 	o.auth = clusterAuthFlags(fs, false)
+	seed := seedExecutorFlags(fs)
 	if err := d.parse(args, "Joins a scheduler's cluster and runs parts of its jobs.\nKALLA_CLUSTER_TOKEN, if set, is sent to the scheduler's cluster port."); err != nil {
 		return err
 	}
@@ -91,6 +95,7 @@ func (c *ExecutorCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return c.fail(stderr, err)
 	}
+	seed.logIgnored(fs, logger)
 	if err := runExecutor(ctx, o, eng, logger); err != nil {
 		return c.fail(stderr, err)
 	}
@@ -106,9 +111,6 @@ func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, log
 	opts, err := o.auth.client()
 	if err != nil {
 		return err
-	}
-	if eng.TempDir == "" {
-		eng.TempDir = defaultTempDir(o.stagingPath)
 	}
 	staging, err := newStaging(o.stagingPath, logger)
 	if err != nil {

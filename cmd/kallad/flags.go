@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -69,7 +70,7 @@ func commonFlags(fs *flag.FlagSet, eng *engineOptions, logs *logOptions, default
 		return err
 	}
 	fs.StringVar(&eng.MemoryLimit, "memory-limit", env("", "KALLA_MEMORY_LIMIT"), "DuckDB memory limit, e.g. 4GB or 75% (env KALLA_MEMORY_LIMIT; default DuckDB's 80% of RAM)")
-	fs.StringVar(&eng.TempDir, "temp-dir", env("", "KALLA_TEMP_DIR"), "folder DuckDB spills to beyond the memory limit (env KALLA_TEMP_DIR; default the system temp dir)")
+	fs.StringVar(&eng.TempDir, "temp-dir", env("", "KALLA_TEMP_DIR"), "local folder DuckDB spills to beyond the memory limit, and where S3 objects and staged files are copied to (env KALLA_TEMP_DIR; default the system temp dir, $TMPDIR or /tmp; never the staging folder)")
 	fs.StringVar(&eng.MaxTempSize, "max-temp-size", env("", "KALLA_MAX_TEMP_SIZE"), "most DuckDB may spill to --temp-dir, e.g. 20GB; a job needing more fails (env KALLA_MAX_TEMP_SIZE; default DuckDB's 90% of the free disk space)")
 	fs.IntVar(&eng.Partitions, "partitions", parts, "parallel streams and DuckDB threads (env KALLA_PARTITIONS; default the number of CPUs)")
 	fs.StringVar(&logs.Level, "log-level", env(defaultLevel, "KALLA_LOG_LEVEL"), "log level: debug, info, warn, error (env KALLA_LOG_LEVEL)")
@@ -106,4 +107,51 @@ func newHandler(o logOptions, w io.Writer) (slog.Handler, error) {
 	default:
 		return nil, fmt.Errorf("--log-format %q: use text or json", o.Format)
 	}
+}
+
+// parseArgs parses args with fs and returns the operands. Flags may come
+// after operands as well as before (`kallad run job.json --memory-limit 1GB`),
+// as `go test` and kubectl accept: flag.FlagSet.Parse alone stops at the
+// first operand, and users then got the usage for a flag they had typed.
+// "--" ends the flags; everything after it is an operand.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var operands []string
+	for len(args) > 0 {
+		a := args[0]
+		if a == "--" {
+			return append(operands, args[1:]...), nil
+		}
+		if a == "-" || !strings.HasPrefix(a, "-") {
+			operands = append(operands, a)
+			args = args[1:]
+			continue
+		}
+		// One flag, with its value when it takes the next argument; fs
+		// parses it and reports unknown flags and missing values.
+		n := 1
+		if !strings.Contains(a, "=") && takesValue(fs, strings.TrimLeft(a, "-")) && len(args) > 1 {
+			n = 2
+		}
+		if err := fs.Parse(args[:n]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			// fs has printed it with the usage; exit 2 as for bad usage.
+			return nil, fmt.Errorf("%w: %w", errUsage, err)
+		}
+		args = args[n:]
+	}
+	return operands, nil
+}
+
+// takesValue reports whether the flag name reads the next argument as its
+// value: every defined flag except booleans. An undefined name is left to
+// flag.FlagSet.Parse to report.
+func takesValue(fs *flag.FlagSet, name string) bool {
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
 }

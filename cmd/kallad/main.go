@@ -22,9 +22,11 @@ Usage:
   kallad scheduler [flags]        serve the HTTP job API
   kallad executor [flags]         join a scheduler's cluster and run parts of its jobs
   kallad bench [flags]            benchmark against raw DuckDB and Postgres
+  kallad health [flags] [URL]     exit 0 if a scheduler or executor answers /health (for healthchecks)
   kallad version                  print the version
 
-Run "kallad COMMAND -h" for a command's flags.
+Run "kallad COMMAND -h" for a command's flags. Flags may follow operands;
+"--" ends them.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -50,6 +52,8 @@ func run(ctx context.Context, args []string) error {
 		return (&SchedulerCommand{Stderr: os.Stderr}).Run(ctx, rest)
 	case "executor":
 		return (&ExecutorCommand{Stderr: os.Stderr}).Run(ctx, rest)
+	case "health":
+		return (&HealthCommand{Stderr: os.Stderr}).Run(ctx, rest)
 	case "bench":
 		return (&BenchCommand{Stdout: os.Stdout, Stderr: os.Stderr}).Run(ctx, rest)
 	case "version", "--version", "-version":

@@ -48,13 +48,3 @@ func newStaging(stagingPath string, logger *slog.Logger) (kalla.Staging, error) 
 func stagingOnS3(stagingPath string) bool {
 	return len(stagingPath) >= 5 && strings.EqualFold(stagingPath[:5], "s3://")
 }
-
-// defaultTempDir is where a scheduler or executor spills without
-// --temp-dir: the staging folder, or the system's temporary folder ("")
-// when staging is on S3.
-func defaultTempDir(stagingPath string) string {
-	if stagingOnS3(stagingPath) {
-		return ""
-	}
-	return stagingPath
-}

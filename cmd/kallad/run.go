@@ -43,10 +43,11 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.Stderr, "Usage: kallad run [flags] JOB.json   (JOB.json may be - for stdin)\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	operands, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(operands) != 1 {
 		fs.Usage()
 		return errUsage
 	}
@@ -57,7 +58,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return c.fail(err)
 	}
-	job, err := readJob(fs.Arg(0))
+	job, err := readJob(operands[0])
 	if err != nil {
 		return c.fail(err)
 	}

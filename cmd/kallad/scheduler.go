@@ -128,7 +128,7 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 		fs.DurationVar(f.p, f.name, v, f.help)
 	}
 	fs.StringVar(&o.bindHost, "bind-host", env("0.0.0.0", "BIND_HOST"), "address the HTTP API and the cluster port listen on (env BIND_HOST)")
-	fs.StringVar(&o.stagingPath, "staging-path", env("./staging", "STAGING_PATH"), "where executors exchange staged data: a folder every process shares, where DuckDB spills unless --temp-dir is set, or an s3://bucket/prefix (env STAGING_PATH)")
+	fs.StringVar(&o.stagingPath, "staging-path", env("./staging", "STAGING_PATH"), "where executors exchange staged data: a folder every process shares, or an s3://bucket/prefix (env STAGING_PATH)")
 	fs.StringVar(&o.dataDir, "data-dir", env("./kalla-data", "KALLA_DATA_DIR"), "folder of the durable job store and queue (env KALLA_DATA_DIR)")
 	fs.StringVar(&o.natsURL, "nats-url", env("", "NATS_URL"), "use this NATS cluster instead of the embedded server (env NATS_URL)")
 	o.auth = clusterAuthFlags(fs, true)
@@ -179,10 +179,11 @@ func (d *daemonFlags) parse(args []string, about string) error {
 		fmt.Fprintf(d.stderr, "Usage: kallad %s [flags]\n\n%s\n\nFlags:\n", d.name, about)
 		d.fs.PrintDefaults()
 	}
-	if err := d.fs.Parse(args); err != nil {
+	operands, err := parseArgs(d.fs, args)
+	if err != nil {
 		return err
 	}
-	if d.fs.NArg() != 0 {
+	if len(operands) != 0 {
 		d.fs.Usage()
 		return errUsage
 	}
@@ -196,9 +197,6 @@ func (c *SchedulerCommand) fail(stderr io.Writer, err error) error {
 
 // serve wires the services and runs them until ctx is done.
 func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *slog.Logger) error {
-	if eng.TempDir == "" {
-		eng.TempDir = defaultTempDir(o.stagingPath)
-	}
 	staging, err := newStaging(o.stagingPath, logger)
 	if err != nil {
 		return err
@@ -299,8 +297,9 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		return err
 	}
 	go cluster.TrackExecutors(ctx, members, metrics.Executors, logger)
+	notifier := seedLogNotifier{next: callbacks, store: store, log: logger}
 	worker, err := cluster.NewWorker(cluster.WorkerConfig{
-		Store: store, Queue: queue, Runner: distributor, Notifier: callbacks, Metrics: metrics,
+		Store: store, Queue: queue, Runner: distributor, Notifier: notifier, Metrics: metrics,
 		MaxJobs: o.maxJobs, JobTimeout: o.limits.jobTimeout, ShutdownTimeout: o.shutdownTimeout, Logger: logger,
 	})
 	if err != nil {
@@ -308,7 +307,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	}
 	api, err := kallahttp.NewServer(kallahttp.Config{
 		Addr:      net.JoinHostPort(o.bindHost, strconv.Itoa(o.httpPort)),
-		Validator: runner, Store: store, Queue: queue, Notifier: callbacks, Gatherer: reg,
+		Validator: runner, Store: store, Queue: queue, Notifier: notifier, Gatherer: reg,
 		Token:     apiToken,
 		Saturated: worker.Saturated,
 		Cluster:   members,

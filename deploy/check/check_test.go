@@ -42,6 +42,7 @@ func TestRepositoryFiles(t *testing.T) {
 	t.Log("\n" + out.String())
 	for _, want := range []string{
 		"ok ../../Dockerfile\n",
+		"ok ../../.github/workflows/ci.yml\n",
 		"docker-compose.single.yml: services postgres, scheduler",
 		"docker-compose.cluster.yml: services executor, minio, minio-init, postgres, scheduler",
 		"executor.yaml: Deployment",

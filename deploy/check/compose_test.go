@@ -16,7 +16,7 @@ func TestComposeRejects(t *testing.T) {
 			"services.executor.enviroment"},
 		{"wrong type", single, []string{"retries: 30", "retries: thirty"}, "retries"},
 		{"port out of range", single, []string{`ports: ["8080:8080"]`, `ports: ["80800:8080"]`}, "80800"},
-		{"depends_on an undefined service", cluster, []string{"minio: {condition: service_started}", "s3: {condition: service_started}"},
+		{"depends_on an undefined service", cluster, []string{"minio: {condition: service_healthy}", "s3: {condition: service_healthy}"},
 			"depends on undefined service"},
 		{"undefined named volume", cluster, []string{"  kalla-data:\n  minio:", "  minio:"},
 			"undefined volume kalla-data"},

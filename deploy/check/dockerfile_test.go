@@ -8,7 +8,7 @@ import (
 func TestDockerfileRejects(t *testing.T) {
 	for _, m := range []mutation{
 		{"unknown instruction", "Dockerfile", []string{"WORKDIR /src", "WORKDI /src"}, "unknown instruction"},
-		{"ENV without a value", "Dockerfile", []string{"ENV KALLA_DATA_DIR=/var/lib/kalla/data STAGING_PATH=/staging", "ENV KALLA_DATA_DIR"}, "ENV"},
+		{"ENV without a value", "Dockerfile", []string{"ENV KALLA_DATA_DIR=/var/lib/kalla/data STAGING_PATH=/staging BIND_PORT=50051", "ENV KALLA_DATA_DIR"}, "ENV"},
 		{"linter warning", "Dockerfile", []string{"AS build", "as build"}, "FromAsCasing"},
 		{"COPY source not in the context", "Dockerfile", []string{"COPY go.mod go.sum ./", "COPY go.mod go.work ./"}, "COPY source go.work"},
 		{"COPY --from no stage", "Dockerfile", []string{"--from=build", "--from=builder"}, "COPY --from=builder names no earlier stage"},

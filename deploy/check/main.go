@@ -1,5 +1,5 @@
 // Command check validates Kalla's deployment files without a Docker engine
-// or a cluster: the Dockerfile with BuildKit's parser and linter, the
+// or a cluster: the CI workflow, the Dockerfile with BuildKit's parser and linter, the
 // compose files with compose-go (the loader of `docker compose config`),
 // and the Kubernetes manifests, KEDA's ScaledObject included, with
 // kubeconform in strict mode against schemas made from the Kubernetes
@@ -50,18 +50,27 @@ func run(ctx context.Context, root, schemaDir string, out io.Writer) error {
 		return fmt.Errorf("schemas: %w", err)
 	}
 	var errs []error
-	if err := checkDockerfile(filepath.Join(root, "Dockerfile"), root); err != nil {
+	if err := errors.Join(checkDockerfile(filepath.Join(root, "Dockerfile"), root), checkImage(filepath.Join(root, "Dockerfile"))); err != nil {
 		errs = append(errs, err)
 	} else {
 		fmt.Fprintf(out, "ok %s\n", filepath.Join(root, "Dockerfile"))
 	}
 	for _, f := range composeFiles {
 		project, required, err := checkComposeFile(ctx, f)
+		if err == nil {
+			err = checkComposeHealth(f, project)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		fmt.Fprintf(out, "ok %s: services %s; requires %s\n", f, strings.Join(project.ServiceNames(), ", "), strings.Join(required, ", "))
+	}
+	ci := filepath.Join(root, ".github", "workflows", "ci.yml")
+	if err := checkWorkflow(ci, filepath.Join(root, "README.md")); err != nil {
+		errs = append(errs, err)
+	} else {
+		fmt.Fprintf(out, "ok %s\n", ci)
 	}
 	if err := writeSchemas(ctx, schemaDir); err != nil {
 		return errors.Join(append(errs, err)...)
