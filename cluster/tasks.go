@@ -3,7 +3,10 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -126,6 +129,11 @@ type TaskQueue struct {
 	stream  jetstream.Stream
 	cons    jetstream.Consumer
 	results jetstream.KeyValue
+
+	// published holds, per attempt (gen), the stream sequences of the tasks
+	// this process queued, for Purge.
+	mu        sync.Mutex
+	published map[string][]uint64
 }
 
 // OpenTaskQueue creates or updates the stream, its consumer and the results
@@ -162,15 +170,55 @@ func (q *TaskQueue) Publish(ctx context.Context, t *ExecTask) error {
 	if err != nil {
 		return err
 	}
-	if _, err := q.js.Publish(ctx, taskSubject(t.Gen), data, jetstream.WithMsgID(t.Gen+"/"+t.ID)); err != nil {
+	ack, err := q.js.Publish(ctx, taskSubject(t.Gen), data, jetstream.WithMsgID(t.Gen+"/"+t.ID))
+	if err != nil {
 		return fmt.Errorf("queue task %s: %w", t.ID, err)
 	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.published == nil {
+		q.published = map[string][]uint64{}
+	}
+	q.published[t.Gen] = append(q.published[t.Gen], ack.Sequence)
 	return nil
 }
 
-// Purge removes the queued tasks of gen.
+// Purge removes what is left of the tasks this process queued for gen.
+//
+// It deletes them one by one, by sequence, rather than purging gen's
+// subject: with nats-server v2.15.2, purging a subject of a work-queue
+// stream while a task of that subject is still unacknowledged corrupts the
+// consumer's pending state ("bad pending entry, sequence out of range") so
+// that a later purge drops ANOTHER attempt's task waiting for redelivery,
+// which then never comes back and its job hangs (nats-server issue 5727;
+// TestPurgeKeepsOtherAttemptsRedelivery).
 func (q *TaskQueue) Purge(ctx context.Context, gen string) error {
-	return q.stream.Purge(ctx, jetstream.WithPurgeSubject(taskSubject(gen)))
+	q.mu.Lock()
+	seqs := q.published[gen]
+	delete(q.published, gen)
+	q.mu.Unlock()
+	var errs []error
+	for _, seq := range seqs {
+		// A task already acknowledged is gone from the work queue.
+		if err := q.stream.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && !isNoMessage(err) {
+			errs = append(errs, fmt.Errorf("delete task %d of %s: %w", seq, gen, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// isNoMessage reports the server's answer for a task already removed
+// (acknowledged): nats.go wraps it in ErrMsgDeleteUnsuccessful as text, so
+// the codes are matched there ("sequence N not found", err_code=10043, for a
+// sequence past the stream's first; "no message found", err_code=10057,
+// for one before it).
+func isNoMessage(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode == jetstream.JSErrCodeMessageNotFound || apiErr.ErrorCode == 10043 || apiErr.ErrorCode == 10057
+	}
+	msg := err.Error()
+	return errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) && (strings.Contains(msg, "err_code=10043") || strings.Contains(msg, "err_code=10057"))
 }
 
 // Report stores the result of a task.

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/kalla-dev/kalla"
 )
@@ -92,11 +94,27 @@ func (s *Staging) List(_ context.Context, key string) ([]string, error) {
 }
 
 // RemoveAll removes the folder key.
-func (s *Staging) RemoveAll(_ context.Context, key string) error {
-	if err := os.RemoveAll(s.path(key)); err != nil {
-		return fmt.Errorf("remove staging folder: %w", err)
+//
+// A task of the job may still be writing in the folder (it stops at its
+// next heartbeat, when it sees the folder gone), so a file it creates while
+// the folder is being emptied makes one pass fail with "directory not
+// empty": RemoveAll then tries again until the folder is gone or ctx ends.
+// A task cannot recreate the folder itself (see Output).
+func (s *Staging) RemoveAll(ctx context.Context, key string) error {
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		err := os.RemoveAll(s.path(key))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, syscall.ENOTEMPTY) {
+			return fmt.Errorf("remove staging folder: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("remove staging folder: %w (still written to when %w)", err, ctx.Err())
+		case <-time.After(wait):
+		}
 	}
-	return nil
 }
 
 // Fetch returns the files' own paths: every process reads them in place.

@@ -2,6 +2,7 @@ package file_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,5 +75,48 @@ func TestStagingFolder(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Join(base, "cluster")); len(entries) != 0 {
 		t.Errorf("left in the staging folder: %v", entries)
+	}
+}
+
+// A job's folder is removed while one of its tasks still writes files in
+// it, as a task does until its next heartbeat sees the folder gone: the
+// removal must not give up with "directory not empty".
+func TestStagingRemoveAllWhileWritten(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := file.NewStaging(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 5 {
+		root := fmt.Sprintf("cluster/run%d", round)
+		if err := st.Create(ctx, root, root+"/match"); err != nil {
+			t.Fatal(err)
+		}
+		dir, err := st.Output(ctx, root+"/match", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan int)
+		go func() {
+			n := 0
+			// Like a task: it writes into its folder and never recreates it.
+			for os.WriteFile(filepath.Join(dir, fmt.Sprintf("part-%d.parquet", n)), []byte("x"), 0o644) == nil {
+				n++
+			}
+			done <- n
+		}()
+		for {
+			if entries, _ := os.ReadDir(dir); len(entries) >= 50 {
+				break
+			}
+		}
+		if err := st.RemoveAll(ctx, root); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		<-done
+		if ok, err := st.Exists(ctx, root); ok || err != nil {
+			t.Fatalf("round %d: the folder is still there (%v)", round, err)
+		}
 	}
 }
