@@ -19,7 +19,8 @@ type MembersConfig struct {
 	Bucket string
 	// TTL is how long an executor stays listed after its last heartbeat;
 	// executors heartbeat every TTL/3.
-	TTL      time.Duration
+	TTL time.Duration
+	// Replicas is the bucket's replication factor. Default 1.
 	Replicas int
 }
 
@@ -33,10 +34,7 @@ func (c *MembersConfig) validate() error {
 	if c.TTL < 300*time.Millisecond {
 		return fmt.Errorf("members config: TTL %s is too short", c.TTL)
 	}
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	return nil
+	return checkReplicas("members", &c.Replicas)
 }
 
 // Members is the set of live executors: a key-value bucket whose entries
@@ -61,6 +59,29 @@ func OpenMembers(ctx context.Context, js jetstream.JetStream, cfg MembersConfig)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open executors bucket %s: %w", cfg.Bucket, err)
+	}
+	return &Members{cfg: cfg, kv: kv}, nil
+}
+
+// BindMembers binds the membership bucket the scheduler created, taking
+// its TTL from the bucket. Executors bind rather than create it, so that
+// they never change the scheduler's settings (an update to one replica
+// would undo --nats-replicas).
+func BindMembers(ctx context.Context, js jetstream.JetStream, bucket string) (*Members, error) {
+	cfg := MembersConfig{Bucket: bucket}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("find executors bucket %s: %w", cfg.Bucket, err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read executors bucket %s: %w", cfg.Bucket, err)
+	}
+	if st.TTL() > 0 {
+		cfg.TTL = st.TTL()
 	}
 	return &Members{cfg: cfg, kv: kv}, nil
 }

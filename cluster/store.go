@@ -25,7 +25,8 @@ type StoreConfig struct {
 	// oldest finished records whose callback is delivered, or, when there
 	// are none, fails with kalla.ErrStoreFull. Default 100000.
 	MaxRecords int
-	// Replicas is the bucket's replication factor on a NATS cluster.
+	// Replicas is the replication factor of the bucket and its list on a
+	// NATS cluster: 3 survives the loss of one server. Default 1.
 	Replicas int
 }
 
@@ -45,10 +46,7 @@ func (c *StoreConfig) validate() error {
 	case c.MaxRecords < 0:
 		return fmt.Errorf("store config: negative MaxRecords %d", c.MaxRecords)
 	}
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	return nil
+	return checkReplicas("store", &c.Replicas)
 }
 
 // Store is a kalla.JobStore on a JetStream key-value bucket: one key per run
