@@ -3,16 +3,31 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kalla-dev/kalla"
 )
 
+// errLostJob is the cause of an attempt's cancellation when another runner
+// took its job over: this process stalled (or lost NATS) past the ack wait,
+// the task was redelivered, and the record names the new attempt.
+var errLostJob = errors.New("another runner took the job over")
+
 // attempt is one run of a job by this process: it keeps the task alive with
-// heartbeats, watches the record for a cancel request, relays and saves
-// progress, and records the outcome.
+// heartbeats, watches the record for a cancel request and for the loss of
+// the job to another runner, relays and saves progress, and records the
+// outcome.
+//
+// Fencing: the record's attempt count and task sequence name the one
+// attempt that owns the job (see owns). An attempt that no longer owns it
+// stops, publishes nothing (the publish check runs right before the output
+// is replaced) and sends no final callback (its outcome is a
+// compare-and-set on the record, which fails once another attempt claimed
+// it).
 type attempt struct {
 	w      *Worker
 	task   *Task
@@ -27,6 +42,8 @@ type attempt struct {
 	stage      kalla.Stage
 	stageStart time.Time
 	nudge      chan struct{}
+	// lost is set once the record shows another attempt owns the job.
+	lost atomic.Bool
 }
 
 func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
@@ -53,7 +70,11 @@ func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
 	go func() {
 		defer helpers.Done()
 		err := w.cfg.Store.Watch(helpersCtx, a.runID, func(r *kalla.JobRecord) {
-			if r.CancelRequested {
+			switch {
+			case !a.owns(r):
+				a.lose()
+				cancel(errLostJob)
+			case r.CancelRequested:
 				cancel(kalla.ErrCancelled)
 			}
 		})
@@ -64,13 +85,16 @@ func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
 
 	a.log.Info("job started")
 	job := rec.Job
-	res, err := w.cfg.Runner.Run(jobCtx, &job, a.progress)
+	res, err := w.cfg.Runner.Run(kalla.WithPublishCheck(jobCtx, a.checkOwner), &job, a.progress)
 	stopHelpers()
 	helpers.Wait()
 	a.observeStage("")
 
 	now := time.Now().UTC()
 	switch cause := context.Cause(jobCtx); {
+	case a.lost.Load() || errors.Is(cause, errLostJob):
+		a.log.Warn("lost the job: another runner took it over; this attempt stops without publishing or calling back",
+			"reason", "heartbeats to the queue lapsed past the ack wait (a stalled process or a lost NATS connection)")
 	case err == nil:
 		a.finish(kalla.JobCompleted, res, nil, now)
 	case errors.Is(cause, kalla.ErrCancelled):
@@ -88,8 +112,36 @@ func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
 	}
 }
 
+// lose marks the job lost to another runner; the attempt reports nothing
+// from then on.
+func (a *attempt) lose() { a.lost.Store(true) }
+
+// checkOwner is the publish check: it reads the record afresh and refuses
+// when another attempt owns the job. A store that does not answer (a NATS
+// leader election) is asked again until the context ends: publishing
+// without the answer could overwrite the owner's result.
+func (a *attempt) checkOwner(ctx context.Context) error {
+	for {
+		rec, err := a.w.cfg.Store.Get(ctx, a.runID)
+		switch {
+		case err == nil && a.owns(rec):
+			return nil
+		case err == nil, errors.Is(err, kalla.ErrJobNotFound):
+			a.lose()
+			return errLostJob
+		}
+		a.log.Warn("check the job is still ours before publishing failed; retrying", "err", err)
+		if !sleepCtx(ctx, 250*time.Millisecond) {
+			return fmt.Errorf("check the job is still ours before publishing: %w", err)
+		}
+	}
+}
+
 // progress receives the runner's reports; it must not block.
 func (a *attempt) progress(p kalla.Progress) {
+	if a.lost.Load() {
+		return
+	}
 	p.RunID = a.runID
 	a.mu.Lock()
 	changed := p.Stage != a.stage
@@ -155,7 +207,7 @@ func (a *attempt) tick(ctx context.Context) {
 			a.mu.Lock()
 			p := a.latest
 			a.mu.Unlock()
-			if p != nil && a.url != "" {
+			if p != nil && a.url != "" && !a.lost.Load() {
 				a.w.cfg.Notifier.Progress(a.url, *p)
 			}
 			a.save(ctx)
@@ -222,7 +274,8 @@ func (a *attempt) finish(state kalla.JobState, res *kalla.Result, report *kalla.
 		a.log.Error("record job outcome failed", "state", state, "err", err)
 		return
 	case lost:
-		a.log.Warn("job was taken over by another runner; this attempt's outcome is discarded", "state", state)
+		a.lose()
+		a.log.Warn("lost the job: another runner took it over; this attempt's outcome is discarded", "state", state)
 		return
 	}
 	a.w.ack(a.task, a.log)
