@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -88,6 +89,11 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*S
 	if err != nil {
 		return nil, fmt.Errorf("open job store bucket %s: %w", cfg.Bucket, err)
 	}
+	if cfg.Replicas > 1 {
+		if kv, records, err = leaderReads(ctx, js, records); err != nil {
+			return nil, fmt.Errorf("open job store bucket %s: %w", cfg.Bucket, err)
+		}
+	}
 	s := &Store{cfg: cfg, js: js, kv: kv, records: records, subject: "kalla.joblist." + cfg.Bucket}
 	s.list, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        cfg.Bucket + "_LIST",
@@ -105,6 +111,28 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*S
 		return nil, err
 	}
 	return s, nil
+}
+
+// leaderReads turns off direct gets on a replicated bucket and binds it
+// again, so that every Get is answered by the stream's leader. A direct get
+// may be answered by a follower that lags behind the last write, and the
+// worker decides from what it reads (drop a task, or whether an attempt
+// still owns its job); compare-and-set writes stay safe either way, those
+// decisions would not.
+func leaderReads(ctx context.Context, js jetstream.JetStream, records jetstream.Stream) (jetstream.KeyValue, jetstream.Stream, error) {
+	cfg := records.CachedInfo().Config
+	if cfg.AllowDirect {
+		cfg.AllowDirect = false
+		var err error
+		if records, err = js.UpdateStream(ctx, cfg); err != nil {
+			return nil, nil, fmt.Errorf("turn off direct gets: %w", err)
+		}
+	}
+	kv, err := js.KeyValue(ctx, strings.TrimPrefix(cfg.Name, "KV_"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return kv, records, nil
 }
 
 // Create implements kalla.JobStore. The run id is appended to the list
