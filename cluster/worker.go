@@ -233,6 +233,10 @@ func (w *Worker) handle(task *Task) {
 	case planFinish:
 		w.ack(task, log)
 		w.cfg.Metrics.finished(rec.State, rec.Result)
+		if rec.State == kalla.JobFailed && w.cfg.Metrics != nil {
+			// Only running out of attempts fails a job here.
+			w.cfg.Metrics.Exhausted.Inc()
+		}
 		w.cfg.Notifier.Finished(rec.RunID)
 		log.Info("job ended without running", "state", rec.State)
 	case planRun:
