@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kalla-dev/kalla"
 )
@@ -42,6 +43,7 @@ func TestNATSReplicasRefused(t *testing.T) {
 // the scheduler creates has three copies, and the job running when the
 // leader of the job store dies completes exactly once.
 func TestSchedulerReplicatedSurvivesNodeLoss(t *testing.T) {
+	t.Parallel()
 	db := seedPostgres(t)
 	tx := lockTable(t, db, "payments")
 	nc := startNATSCluster(t, 3)
@@ -50,7 +52,8 @@ func TestSchedulerReplicatedSurvivesNodeLoss(t *testing.T) {
 	sched := startSchedulerArgs(t, t.TempDir(), []string{"--nats-url", nc.urls(), "--nats-replicas", "3"})
 
 	var storeLeader string
-	for _, stream := range []string{"KV_KALLA_JOBS", "KALLA_JOBS_LIST", "KALLA_TASKS", "KALLA_EXEC", "KV_KALLA_TASK_RESULTS", "KV_KALLA_EXECUTORS"} {
+	streams := []string{"KV_KALLA_JOBS", "KALLA_JOBS_LIST", "KALLA_TASKS", "KALLA_EXEC", "KV_KALLA_TASK_RESULTS", "KV_KALLA_EXECUTORS"}
+	for _, stream := range streams {
 		info := streamInfo(t, js, stream)
 		if info.Config.Replicas != 3 || len(info.Cluster.Replicas) != 2 {
 			t.Errorf("stream %s: %d replicas, leader %s and %d followers; want 3", stream, info.Config.Replicas, info.Cluster.Leader, len(info.Cluster.Replicas))
@@ -70,9 +73,24 @@ func TestSchedulerReplicatedSurvivesNodeLoss(t *testing.T) {
 	// The job waits for the locked table: kill the server leading the job
 	// store, then let the job go on.
 	nc.byName(storeLeader).Shutdown()
-	waitUntil(t, "a new job store leader", func() bool {
-		info := streamInfo(t, js, "KV_KALLA_JOBS")
-		return info.Cluster.Leader != "" && info.Cluster.Leader != storeLeader
+	// Every stream and the job queue's consumer have a leader among the
+	// live servers again (an election takes seconds), so that the job's
+	// last writes need no retry.
+	for _, stream := range streams {
+		waitUntil(t, "a live leader of "+stream, func() bool {
+			info := streamInfo(t, js, stream)
+			return info.Cluster.Leader != storeLeader
+		})
+	}
+	waitUntil(t, "a live leader of the job queue's consumer", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		cons, err := js.Consumer(ctx, "KALLA_TASKS", "kalla-runners")
+		if err != nil {
+			return false
+		}
+		info, err := cons.Info(ctx)
+		return err == nil && info.Cluster != nil && info.Cluster.Leader != "" && info.Cluster.Leader != storeLeader
 	})
 	if err := tx.Commit(context.Background()); err != nil {
 		t.Fatal(err)
@@ -131,7 +149,9 @@ func TestSchedulerFencesStalledRunner(t *testing.T) {
 	tx := lockTable(t, db, "payments")
 	nc := startNATSCluster(t, 1)
 	rv := newCallbackReceiver(t)
-	args := []string{"--nats-url", nc.urls(), "--ack-wait", "2s"}
+	// Five attempts: the stopped A may take one redelivery into its
+	// pending fetch before B gets the task.
+	args := []string{"--nats-url", nc.urls(), "--ack-wait", "2s", "--max-attempts", "5"}
 	a := startSchedulerArgs(t, t.TempDir(), args)
 	out := t.TempDir()
 	job := postgresJob(db, rv.base(), out)
