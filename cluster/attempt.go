@@ -53,6 +53,10 @@ type attempt struct {
 	rev atomic.Uint64
 }
 
+// outcomeRequeued is the outcome of an attempt stopped by a shutdown and
+// put back in the queue; it does not count against --max-attempts.
+const outcomeRequeued = "requeued"
+
 // errStale asks update to read the record again.
 var errStale = errors.New("stale record")
 
@@ -347,7 +351,7 @@ func (a *attempt) requeue(now time.Time) {
 	defer cancel()
 	lost, err := a.update(ctx, func(r *kalla.JobRecord) {
 		at := &r.Attempts[a.number-1]
-		at.EndedAt, at.Outcome, at.Error = &now, "requeued", errShutdown.Error()
+		at.EndedAt, at.Outcome, at.Error = &now, outcomeRequeued, errShutdown.Error()
 		r.State = kalla.JobQueued
 		r.Progress = nil
 	})

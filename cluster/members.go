@@ -37,6 +37,9 @@ func (c *MembersConfig) validate() error {
 	return checkReplicas("members", &c.Replicas)
 }
 
+// listTimeout bounds a listing of the executors.
+const listTimeout = 5 * time.Second
+
 // Members is the set of live executors: a key-value bucket whose entries
 // expire TTL after their last update, so an executor that dies (SIGKILL, a
 // lost node) drops out on its own, and one that leaves deletes its entry.
@@ -108,7 +111,13 @@ func (m *Members) Leave(ctx context.Context, id string) error {
 }
 
 // Executors lists the live executors, by id.
+//
+// The listing is bounded by listTimeout: its watcher is an ephemeral
+// consumer, which may sit on a NATS server that just died and would then
+// never answer.
 func (m *Members) Executors(ctx context.Context) ([]kalla.ExecutorInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
 	keys, err := m.kv.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list executors: %w", err)
@@ -127,6 +136,10 @@ func (m *Members) Executors(ctx context.Context) ([]kalla.ExecutorInfo, error) {
 			continue
 		}
 		out = append(out, info)
+	}
+	if err := ctx.Err(); err != nil {
+		// The lister stops early, without an error, when ctx ends.
+		return nil, fmt.Errorf("list executors: %w", err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil

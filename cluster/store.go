@@ -178,15 +178,22 @@ func (s *Store) Get(ctx context.Context, runID string) (*kalla.JobRecord, error)
 }
 
 // Scan implements kalla.JobStore: one watcher streams the bucket's
-// records, which is much faster than a read per record.
+// records, which is much faster than a read per record. The watcher is an
+// ephemeral consumer, which may sit on a NATS server that just died: a scan
+// that hears nothing for scanIdle fails rather than wait for ever.
 func (s *Store) Scan(ctx context.Context, fn func(*kalla.JobRecord) error) error {
 	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return fmt.Errorf("scan jobs: %w", translate(err))
 	}
 	defer w.Stop()
+	idle := time.NewTimer(scanIdle)
+	defer idle.Stop()
 	for {
+		idle.Reset(scanIdle)
 		select {
+		case <-idle.C:
+			return fmt.Errorf("scan jobs: no answer from the job store for %s", scanIdle)
 		case e, ok := <-w.Updates():
 			if !ok {
 				return errors.New("scan jobs: watcher closed")
@@ -206,6 +213,9 @@ func (s *Store) Scan(ctx context.Context, fn func(*kalla.JobRecord) error) error
 		}
 	}
 }
+
+// scanIdle bounds the wait for the next record of a Scan.
+const scanIdle = 10 * time.Second
 
 // Update implements kalla.JobStore.
 func (s *Store) Update(ctx context.Context, rec *kalla.JobRecord) (*kalla.JobRecord, error) {
