@@ -40,8 +40,9 @@ func TestNATSReplicasRefused(t *testing.T) {
 }
 
 // With --nats-replicas 3 on a 3-server NATS cluster, every JetStream asset
-// the scheduler creates has three copies, and the job running when the
-// leader of the job store dies completes exactly once.
+// the scheduler creates has three copies (an executor joining leaves them
+// so), and the job running when the leader of the job store dies completes
+// exactly once, its tasks run by the executor.
 func TestSchedulerReplicatedSurvivesNodeLoss(t *testing.T) {
 	t.Parallel()
 	db := seedPostgres(t)
@@ -49,7 +50,10 @@ func TestSchedulerReplicatedSurvivesNodeLoss(t *testing.T) {
 	nc := startNATSCluster(t, 3)
 	js := nc.jetStream()
 	rv := newCallbackReceiver(t)
-	sched := startSchedulerArgs(t, t.TempDir(), []string{"--nats-url", nc.urls(), "--nats-replicas", "3"})
+	dataDir := t.TempDir()
+	sched := startSchedulerArgs(t, dataDir, []string{"--nats-url", nc.urls(), "--nats-replicas", "3"})
+	ex := launchExecutor(t, nil, []string{"--nats-url", nc.urls(), "--staging-path", filepath.Join(dataDir, "staging")})
+	waitUntil(t, "the executor to join", func() bool { return len(sched.executors(t)) == 1 })
 
 	var storeLeader string
 	streams := []string{"KV_KALLA_JOBS", "KALLA_JOBS_LIST", "KALLA_TASKS", "KALLA_EXEC", "KV_KALLA_TASK_RESULTS", "KV_KALLA_EXECUTORS"}
@@ -103,6 +107,9 @@ func TestSchedulerReplicatedSurvivesNodeLoss(t *testing.T) {
 	waitUntil(t, "complete callback recorded", func() bool { return sched.job(t, runID).Callback.Delivered })
 	if len(v.Attempts) != 1 || v.Attempts[0].Outcome != "completed" {
 		t.Errorf("attempts %+v, want one, completed", v.Attempts)
+	}
+	if !strings.Contains(ex.logs(), `msg="task started"`) {
+		t.Errorf("the executor ran no task:\n%s", ex.logs())
 	}
 	var summary kalla.Result
 	raw, err := os.ReadFile(filepath.Join(out, kalla.SummaryFile))
