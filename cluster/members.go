@@ -38,7 +38,7 @@ func (c *MembersConfig) validate() error {
 }
 
 // listTimeout bounds a listing of the executors.
-const listTimeout = 5 * time.Second
+const listTimeout = 10 * time.Second
 
 // Members is the set of live executors: a key-value bucket whose entries
 // expire TTL after their last update, so an executor that dies (SIGKILL, a
