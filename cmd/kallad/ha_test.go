@@ -188,7 +188,10 @@ func TestSchedulerFencesStalledRunner(t *testing.T) {
 	if err := tx.Commit(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	rv.wait(t, "complete", runID)
+	var completed kalla.Result
+	if err := json.Unmarshal(rv.wait(t, "complete", runID), &completed); err != nil {
+		t.Fatal(err)
+	}
 	b.waitState(t, runID, kalla.JobCompleted)
 	waitUntil(t, "complete callback recorded", func() bool { return b.job(t, runID).Callback.Delivered })
 	published := fileIDs(t, out)
@@ -205,6 +208,12 @@ func TestSchedulerFencesStalledRunner(t *testing.T) {
 	})
 	if now := fileIDs(t, out); !equalIDs(now, published) {
 		t.Errorf("output files changed after A woke up: %v, B published %v", now, published)
+	}
+	// summary.json is B's: its elapsed_ms is that of B's complete callback.
+	var summary kalla.Result
+	raw, err := os.ReadFile(filepath.Join(out, kalla.SummaryFile))
+	if err != nil || json.Unmarshal(raw, &summary) != nil || summary != completed {
+		t.Errorf("summary.json %s (%v), want B's result %+v", raw, err, completed)
 	}
 	v := b.job(t, runID)
 	if v.State != kalla.JobCompleted || len(v.Attempts) != 2 || v.Attempts[0].Outcome != "lost" || v.Attempts[1].Outcome != "completed" {
