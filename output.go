@@ -66,7 +66,8 @@ var publishing = struct {
 }{held: map[string]chan struct{}{}}
 
 // publishOutput publishes dir through out, after any other publish of this
-// process to the same location, waiting for it until ctx is done.
+// process to the same location, waiting for it until ctx is done, and once
+// the publish check ctx carries (WithPublishCheck) has passed.
 func publishOutput(ctx context.Context, out Output, dir string) error {
 	key := out.Location(SummaryFile)
 	for {
@@ -90,5 +91,8 @@ func publishOutput(ctx context.Context, out Output, dir string) error {
 		delete(publishing.held, key)
 		publishing.Unlock()
 	}()
+	if err := checkPublish(ctx); err != nil {
+		return err
+	}
 	return out.Publish(ctx, dir)
 }

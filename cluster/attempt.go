@@ -3,16 +3,31 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kalla-dev/kalla"
 )
 
+// errLostJob is the cause of an attempt's cancellation when another runner
+// took its job over: this process stalled (or lost NATS) past the ack wait,
+// the task was redelivered, and the record names the new attempt.
+var errLostJob = errors.New("another runner took the job over")
+
 // attempt is one run of a job by this process: it keeps the task alive with
-// heartbeats, watches the record for a cancel request, relays and saves
-// progress, and records the outcome.
+// heartbeats, watches the record for a cancel request and for the loss of
+// the job to another runner, relays and saves progress, and records the
+// outcome.
+//
+// Fencing: the record's attempt count and task sequence name the one
+// attempt that owns the job (see owns). An attempt that no longer owns it
+// stops, publishes nothing (the publish check runs right before the output
+// is replaced) and sends no final callback (its outcome is a
+// compare-and-set on the record, which fails once another attempt claimed
+// it).
 type attempt struct {
 	w      *Worker
 	task   *Task
@@ -27,13 +42,30 @@ type attempt struct {
 	stage      kalla.Stage
 	stageStart time.Time
 	nudge      chan struct{}
+	// lost is set once the record shows another attempt owns the job;
+	// stop then cancels the run.
+	lost atomic.Bool
+	stop context.CancelCauseFunc
+	// rev is the latest record revision this attempt wrote (its claim,
+	// then its saves). A record read with an older revision is stale (a
+	// follower of a replicated store answered, or a watcher whose consumer
+	// sits on one), not news of another owner.
+	rev atomic.Uint64
 }
+
+// outcomeRequeued is the outcome of an attempt stopped by a shutdown and
+// put back in the queue; it does not count against --max-attempts.
+const outcomeRequeued = "requeued"
+
+// errStale asks update to read the record again.
+var errStale = errors.New("stale record")
 
 func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
 	a := &attempt{
 		w: w, task: task, number: len(rec.Attempts), runID: rec.RunID, url: rec.Job.CallbackURL,
 		log: log.With("attempt", len(rec.Attempts)), nudge: make(chan struct{}, 1),
 	}
+	a.rev.Store(rec.Revision)
 	if w.cfg.Metrics != nil {
 		w.cfg.Metrics.ActiveJobs.Inc()
 		defer w.cfg.Metrics.ActiveJobs.Dec()
@@ -43,6 +75,7 @@ func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
 
 	cancelCtx, cancel := context.WithCancelCause(w.jobsCtx)
 	defer cancel(nil)
+	a.stop = cancel
 	jobCtx, stopTimer := kalla.WithJobTimeout(cancelCtx, w.cfg.JobTimeout)
 	defer stopTimer()
 	helpersCtx, stopHelpers := context.WithCancel(context.Background())
@@ -53,7 +86,11 @@ func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
 	go func() {
 		defer helpers.Done()
 		err := w.cfg.Store.Watch(helpersCtx, a.runID, func(r *kalla.JobRecord) {
-			if r.CancelRequested {
+			switch {
+			case r.Revision < a.rev.Load():
+			case !a.owns(r):
+				a.lose()
+			case r.CancelRequested:
 				cancel(kalla.ErrCancelled)
 			}
 		})
@@ -64,13 +101,16 @@ func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
 
 	a.log.Info("job started")
 	job := rec.Job
-	res, err := w.cfg.Runner.Run(jobCtx, &job, a.progress)
+	res, err := w.cfg.Runner.Run(kalla.WithPublishCheck(jobCtx, a.checkOwner), &job, a.progress)
 	stopHelpers()
 	helpers.Wait()
 	a.observeStage("")
 
 	now := time.Now().UTC()
 	switch cause := context.Cause(jobCtx); {
+	case a.lost.Load() || errors.Is(cause, errLostJob):
+		a.log.Warn("lost the job: another runner took it over; this attempt stops without publishing or calling back",
+			"reason", "heartbeats to the queue lapsed past the ack wait (a stalled process or a lost NATS connection)")
 	case err == nil:
 		a.finish(kalla.JobCompleted, res, nil, now)
 	case errors.Is(cause, kalla.ErrCancelled):
@@ -88,8 +128,88 @@ func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
 	}
 }
 
+// lose marks the job lost to another runner and stops the run; the
+// attempt reports nothing from then on.
+func (a *attempt) lose() {
+	a.lost.Store(true)
+	if a.stop != nil {
+		a.stop(errLostJob)
+	}
+}
+
+// update applies fn to the job's record while this attempt owns it, and
+// reports lost when another attempt does. Writes are compare-and-set on
+// the record's revision, so once another runner's claim is stored no write
+// of this attempt can land; a stale read is read again.
+func (a *attempt) update(ctx context.Context, fn func(*kalla.JobRecord)) (lost bool, err error) {
+	for {
+		lost = false
+		rec, err := kalla.UpdateJob(ctx, a.w.cfg.Store, a.runID, func(r *kalla.JobRecord) error {
+			if r.Revision < a.rev.Load() {
+				return errStale
+			}
+			if !a.owns(r) {
+				lost = true
+				return kalla.ErrSkipUpdate
+			}
+			fn(r)
+			return nil
+		})
+		switch {
+		case errors.Is(err, errStale):
+			if !sleepCtx(ctx, 50*time.Millisecond) {
+				return false, fmt.Errorf("update job %s: %w", a.runID, ctx.Err())
+			}
+			continue
+		case err != nil:
+			return false, err
+		case lost:
+			a.lose()
+		default:
+			a.advance(rec.Revision)
+		}
+		return lost, nil
+	}
+}
+
+// advance raises rev to r.
+func (a *attempt) advance(r uint64) {
+	for {
+		cur := a.rev.Load()
+		if r <= cur || a.rev.CompareAndSwap(cur, r) {
+			return
+		}
+	}
+}
+
+// checkOwner is the publish check: it reads the record afresh and refuses
+// when another attempt owns the job. A store that does not answer (a NATS
+// leader election) is asked again until the context ends: publishing
+// without the answer could overwrite the owner's result.
+func (a *attempt) checkOwner(ctx context.Context) error {
+	for {
+		rec, err := a.w.cfg.Store.Get(ctx, a.runID)
+		switch {
+		case err == nil && rec.Revision < a.rev.Load():
+			err = errStale
+		case err == nil && a.owns(rec):
+			return nil
+		case err == nil, errors.Is(err, kalla.ErrJobNotFound):
+			a.lose()
+			return errLostJob
+		}
+		a.log.Warn("check the job is still ours before publishing failed; retrying", "err", err)
+		if !sleepCtx(ctx, 250*time.Millisecond) {
+			return fmt.Errorf("check the job is still ours before publishing: %w", err)
+		}
+	}
+}
+
 // progress receives the runner's reports; it must not block.
 func (a *attempt) progress(p kalla.Progress) {
+	if a.lost.Load() {
+		return
+	}
 	p.RunID = a.runID
 	a.mu.Lock()
 	changed := p.Stage != a.stage
@@ -152,13 +272,15 @@ func (a *attempt) tick(ctx context.Context) {
 	for {
 		select {
 		case <-t.C:
+			// Saved first: a save that finds the job lost stops the
+			// re-send too.
+			a.save(ctx)
 			a.mu.Lock()
 			p := a.latest
 			a.mu.Unlock()
-			if p != nil && a.url != "" {
+			if p != nil && a.url != "" && !a.lost.Load() {
 				a.w.cfg.Notifier.Progress(a.url, *p)
 			}
-			a.save(ctx)
 		case <-a.nudge:
 			a.save(ctx)
 		case <-ctx.Done():
@@ -176,13 +298,7 @@ func (a *attempt) save(ctx context.Context) {
 	}
 	a.saved = p
 	a.mu.Unlock()
-	_, err := kalla.UpdateJob(ctx, a.w.cfg.Store, a.runID, func(r *kalla.JobRecord) error {
-		if !a.owns(r) {
-			return kalla.ErrSkipUpdate
-		}
-		r.Progress = p
-		return nil
-	})
+	_, err := a.update(ctx, func(r *kalla.JobRecord) { r.Progress = p })
 	if err != nil && ctx.Err() == nil {
 		a.log.Warn("save progress failed", "err", err)
 	}
@@ -197,12 +313,7 @@ func (a *attempt) owns(r *kalla.JobRecord) bool {
 func (a *attempt) finish(state kalla.JobState, res *kalla.Result, report *kalla.ErrorReport, now time.Time) {
 	ctx, cancel := opCtx()
 	defer cancel()
-	lost := false
-	_, err := kalla.UpdateJob(ctx, a.w.cfg.Store, a.runID, func(r *kalla.JobRecord) error {
-		lost = !a.owns(r)
-		if lost {
-			return kalla.ErrSkipUpdate
-		}
+	lost, err := a.update(ctx, func(r *kalla.JobRecord) {
 		at := &r.Attempts[a.number-1]
 		at.EndedAt, at.Outcome = &now, string(state)
 		if report != nil {
@@ -214,7 +325,6 @@ func (a *attempt) finish(state kalla.JobState, res *kalla.Result, report *kalla.
 		}
 		a.mu.Unlock()
 		finalize(r, state, res, report, now)
-		return nil
 	})
 	switch {
 	case err != nil:
@@ -222,7 +332,7 @@ func (a *attempt) finish(state kalla.JobState, res *kalla.Result, report *kalla.
 		a.log.Error("record job outcome failed", "state", state, "err", err)
 		return
 	case lost:
-		a.log.Warn("job was taken over by another runner; this attempt's outcome is discarded", "state", state)
+		a.log.Warn("lost the job: another runner took it over; this attempt's outcome is discarded", "state", state)
 		return
 	}
 	a.w.ack(a.task, a.log)
@@ -239,18 +349,19 @@ func (a *attempt) finish(state kalla.JobState, res *kalla.Result, report *kalla.
 func (a *attempt) requeue(now time.Time) {
 	ctx, cancel := opCtx()
 	defer cancel()
-	_, err := kalla.UpdateJob(ctx, a.w.cfg.Store, a.runID, func(r *kalla.JobRecord) error {
-		if !a.owns(r) {
-			return kalla.ErrSkipUpdate
-		}
+	lost, err := a.update(ctx, func(r *kalla.JobRecord) {
 		at := &r.Attempts[a.number-1]
-		at.EndedAt, at.Outcome, at.Error = &now, "requeued", errShutdown.Error()
+		at.EndedAt, at.Outcome, at.Error = &now, outcomeRequeued, errShutdown.Error()
 		r.State = kalla.JobQueued
 		r.Progress = nil
-		return nil
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		a.log.Error("requeue job failed; it will be redelivered after the ack wait", "err", err)
+		return
+	case lost:
+		// The task is another runner's now: leave it alone.
+		a.log.Warn("lost the job: another runner took it over; not requeueing it")
 		return
 	}
 	if err := a.w.cfg.Queue.Requeue(ctx, a.task); err != nil {

@@ -295,6 +295,14 @@ func stageOfTask(k TaskKind) kalla.Stage {
 // fills res. Staged input files are fetched below scratch.
 func (e *Executor) run(ctx context.Context, t *ExecTask, scratch string, res *TaskResult) error {
 	job := t.Job
+	// A merge or a whole job publishes the result: not once its attempt is
+	// over (another scheduler took the job over and removed its folder).
+	ctx = kalla.WithPublishCheck(ctx, func(context.Context) error {
+		if e.attemptOver(t, e.log) {
+			return errAttemptOver
+		}
+		return nil
+	})
 	switch t.Kind {
 	case TaskPlan:
 		plan, err := e.cfg.Runner.PlanSplit(ctx, &job, t.Parts)

@@ -43,7 +43,7 @@ func Join(ctx context.Context, url, name string, logger *slog.Logger, opts ...na
 	for {
 		j.Tasks, err = BindTaskQueue(ctx, js, TaskQueueConfig{})
 		if err == nil {
-			j.Members, err = OpenMembers(ctx, js, MembersConfig{})
+			j.Members, err = BindMembers(ctx, js, "")
 		}
 		if err == nil {
 			return &j, nil

@@ -19,7 +19,8 @@ type MembersConfig struct {
 	Bucket string
 	// TTL is how long an executor stays listed after its last heartbeat;
 	// executors heartbeat every TTL/3.
-	TTL      time.Duration
+	TTL time.Duration
+	// Replicas is the bucket's replication factor. Default 1.
 	Replicas int
 }
 
@@ -33,11 +34,11 @@ func (c *MembersConfig) validate() error {
 	if c.TTL < 300*time.Millisecond {
 		return fmt.Errorf("members config: TTL %s is too short", c.TTL)
 	}
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	return nil
+	return checkReplicas("members", &c.Replicas)
 }
+
+// listTimeout bounds a listing of the executors.
+const listTimeout = 10 * time.Second
 
 // Members is the set of live executors: a key-value bucket whose entries
 // expire TTL after their last update, so an executor that dies (SIGKILL, a
@@ -65,6 +66,29 @@ func OpenMembers(ctx context.Context, js jetstream.JetStream, cfg MembersConfig)
 	return &Members{cfg: cfg, kv: kv}, nil
 }
 
+// BindMembers binds the membership bucket the scheduler created, taking
+// its TTL from the bucket. Executors bind rather than create it, so that
+// they never change the scheduler's settings (an update to one replica
+// would undo --nats-replicas).
+func BindMembers(ctx context.Context, js jetstream.JetStream, bucket string) (*Members, error) {
+	cfg := MembersConfig{Bucket: bucket}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("find executors bucket %s: %w", cfg.Bucket, err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read executors bucket %s: %w", cfg.Bucket, err)
+	}
+	if st.TTL() > 0 {
+		cfg.TTL = st.TTL()
+	}
+	return &Members{cfg: cfg, kv: kv}, nil
+}
+
 // Interval is how often an executor heartbeats.
 func (m *Members) Interval() time.Duration { return m.cfg.TTL / 3 }
 
@@ -87,7 +111,13 @@ func (m *Members) Leave(ctx context.Context, id string) error {
 }
 
 // Executors lists the live executors, by id.
+//
+// The listing is bounded by listTimeout: its watcher is an ephemeral
+// consumer, which may sit on a NATS server that just died and would then
+// never answer.
 func (m *Members) Executors(ctx context.Context) ([]kalla.ExecutorInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, listTimeout)
+	defer cancel()
 	keys, err := m.kv.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list executors: %w", err)
@@ -106,6 +136,10 @@ func (m *Members) Executors(ctx context.Context) ([]kalla.ExecutorInfo, error) {
 			continue
 		}
 		out = append(out, info)
+	}
+	if err := ctx.Err(); err != nil {
+		// The lister stops early, without an error, when ctx ends.
+		return nil, fmt.Errorf("list executors: %w", err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil

@@ -13,11 +13,14 @@ import (
 // caller owns. Names follow the unified plan (kallad_active_jobs,
 // kallad_jobs_*_total) and, for the queue, the older plan's kalla_* set.
 type Metrics struct {
-	ActiveJobs    prometheus.Gauge
-	Completed     prometheus.Counter
-	Failed        prometheus.Counter
-	Cancelled     prometheus.Counter
-	Reclaimed     prometheus.Counter
+	ActiveJobs prometheus.Gauge
+	Completed  prometheus.Counter
+	Failed     prometheus.Counter
+	Cancelled  prometheus.Counter
+	Reclaimed  prometheus.Counter
+	// Exhausted counts the jobs failed for good because their runner died
+	// on every attempt; the seeds' reaper counted them under this name.
+	Exhausted     prometheus.Counter
 	RowsProcessed prometheus.Counter
 	StageDuration *prometheus.HistogramVec
 	Executors     prometheus.Gauge
@@ -33,6 +36,7 @@ func NewMetrics(reg prometheus.Registerer, queue *Queue) (*Metrics, error) {
 		Failed:        counter("kallad_jobs_failed_total", "Jobs failed (cancelled jobs are counted apart)."),
 		Cancelled:     counter("kallad_jobs_cancelled_total", "Jobs cancelled on request."),
 		Reclaimed:     counter("kallad_jobs_reclaimed_total", "Jobs retried after their runner died."),
+		Exhausted:     counter("kalla_reaper_jobs_failed_total", "Jobs failed for good because their runner died on every attempt (--max-attempts); also counted in kallad_jobs_failed_total."),
 		RowsProcessed: counter("kallad_rows_processed_total", "Source rows read by completed jobs."),
 		StageDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kallad_stage_duration_seconds",
@@ -41,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer, queue *Queue) (*Metrics, error) {
 		}, []string{"stage"}),
 		Executors: gauge("kallad_executors_connected", "Executors connected to this scheduler."),
 	}
-	cs := []prometheus.Collector{m.ActiveJobs, m.Completed, m.Failed, m.Cancelled, m.Reclaimed, m.RowsProcessed, m.StageDuration, m.Executors}
+	cs := []prometheus.Collector{m.ActiveJobs, m.Completed, m.Failed, m.Cancelled, m.Reclaimed, m.Exhausted, m.RowsProcessed, m.StageDuration, m.Executors}
 	if queue != nil {
 		cs = append(cs, &queueCollector{queue: queue})
 	}

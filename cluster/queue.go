@@ -30,7 +30,9 @@ type QueueConfig struct {
 	MaxAttempts int
 	// DuplicateWindow is how long a second Enqueue of a run id is ignored.
 	DuplicateWindow time.Duration
-	Replicas        int
+	// Replicas is the stream's replication factor (its consumer follows
+	// it). Default 1.
+	Replicas int
 }
 
 func (c *QueueConfig) validate() error {

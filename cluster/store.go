@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,7 +26,8 @@ type StoreConfig struct {
 	// oldest finished records whose callback is delivered, or, when there
 	// are none, fails with kalla.ErrStoreFull. Default 100000.
 	MaxRecords int
-	// Replicas is the bucket's replication factor on a NATS cluster.
+	// Replicas is the replication factor of the bucket and its list on a
+	// NATS cluster: 3 survives the loss of one server. Default 1.
 	Replicas int
 }
 
@@ -45,10 +47,7 @@ func (c *StoreConfig) validate() error {
 	case c.MaxRecords < 0:
 		return fmt.Errorf("store config: negative MaxRecords %d", c.MaxRecords)
 	}
-	if c.Replicas == 0 {
-		c.Replicas = 1
-	}
-	return nil
+	return checkReplicas("store", &c.Replicas)
 }
 
 // Store is a kalla.JobStore on a JetStream key-value bucket: one key per run
@@ -90,6 +89,11 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*S
 	if err != nil {
 		return nil, fmt.Errorf("open job store bucket %s: %w", cfg.Bucket, err)
 	}
+	if cfg.Replicas > 1 {
+		if kv, records, err = leaderReads(ctx, js, records); err != nil {
+			return nil, fmt.Errorf("open job store bucket %s: %w", cfg.Bucket, err)
+		}
+	}
 	s := &Store{cfg: cfg, js: js, kv: kv, records: records, subject: "kalla.joblist." + cfg.Bucket}
 	s.list, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        cfg.Bucket + "_LIST",
@@ -107,6 +111,28 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig) (*S
 		return nil, err
 	}
 	return s, nil
+}
+
+// leaderReads turns off direct gets on a replicated bucket and binds it
+// again, so that every Get is answered by the stream's leader. A direct get
+// may be answered by a follower that lags behind the last write, and the
+// worker decides from what it reads (drop a task, or whether an attempt
+// still owns its job); compare-and-set writes stay safe either way, those
+// decisions would not.
+func leaderReads(ctx context.Context, js jetstream.JetStream, records jetstream.Stream) (jetstream.KeyValue, jetstream.Stream, error) {
+	cfg := records.CachedInfo().Config
+	if cfg.AllowDirect {
+		cfg.AllowDirect = false
+		var err error
+		if records, err = js.UpdateStream(ctx, cfg); err != nil {
+			return nil, nil, fmt.Errorf("turn off direct gets: %w", err)
+		}
+	}
+	kv, err := js.KeyValue(ctx, strings.TrimPrefix(cfg.Name, "KV_"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return kv, records, nil
 }
 
 // Create implements kalla.JobStore. The run id is appended to the list
@@ -152,15 +178,22 @@ func (s *Store) Get(ctx context.Context, runID string) (*kalla.JobRecord, error)
 }
 
 // Scan implements kalla.JobStore: one watcher streams the bucket's
-// records, which is much faster than a read per record.
+// records, which is much faster than a read per record. The watcher is an
+// ephemeral consumer, which may sit on a NATS server that just died: a scan
+// that hears nothing for scanIdle fails rather than wait for ever.
 func (s *Store) Scan(ctx context.Context, fn func(*kalla.JobRecord) error) error {
 	w, err := s.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return fmt.Errorf("scan jobs: %w", translate(err))
 	}
 	defer w.Stop()
+	idle := time.NewTimer(scanIdle)
+	defer idle.Stop()
 	for {
+		idle.Reset(scanIdle)
 		select {
+		case <-idle.C:
+			return fmt.Errorf("scan jobs: no answer from the job store for %s", scanIdle)
 		case e, ok := <-w.Updates():
 			if !ok {
 				return errors.New("scan jobs: watcher closed")
@@ -180,6 +213,9 @@ func (s *Store) Scan(ctx context.Context, fn func(*kalla.JobRecord) error) error
 		}
 	}
 }
+
+// scanIdle bounds the wait for the next record of a Scan.
+const scanIdle = 10 * time.Second
 
 // Update implements kalla.JobStore.
 func (s *Store) Update(ctx context.Context, rec *kalla.JobRecord) (*kalla.JobRecord, error) {

@@ -233,6 +233,10 @@ func (w *Worker) handle(task *Task) {
 	case planFinish:
 		w.ack(task, log)
 		w.cfg.Metrics.finished(rec.State, rec.Result)
+		if rec.State == kalla.JobFailed && w.cfg.Metrics != nil {
+			// Only running out of attempts fails a job here.
+			w.cfg.Metrics.Exhausted.Inc()
+		}
 		w.cfg.Notifier.Finished(rec.RunID)
 		log.Info("job ended without running", "state", rec.State)
 	case planRun:
@@ -285,7 +289,9 @@ func (w *Worker) claim(task *Task) (p plan, rec *kalla.JobRecord, reclaimed bool
 		case r.CancelRequested:
 			p = planFinish
 			finalize(r, kalla.JobCancelled, nil, &kalla.ErrorReport{RunID: r.RunID, Stage: kalla.StageCancelled, Error: kalla.ErrCancelled.Error()}, now)
-		case task.Delivery > maxAttempts:
+		case task.Delivery > maxAttempts || runs(r) >= maxAttempts:
+			// The record counts too: a crash of the embedded server may
+			// lose the queue's count of deliveries made just before it.
 			p = planFinish
 			finalize(r, kalla.JobFailed, nil, &kalla.ErrorReport{RunID: r.RunID, Stage: lastStage(r), Error: giveUpMessage(r, maxAttempts)}, now)
 		default:
@@ -301,6 +307,18 @@ func (w *Worker) claim(task *Task) (p plan, rec *kalla.JobRecord, reclaimed bool
 		return nil
 	})
 	return p, rec, reclaimed, err
+}
+
+// runs counts the attempts of r that ran to their end or died, leaving out
+// those put back in the queue at a shutdown.
+func runs(r *kalla.JobRecord) int {
+	n := 0
+	for _, at := range r.Attempts {
+		if at.Outcome != outcomeRequeued {
+			n++
+		}
+	}
+	return n
 }
 
 func finalize(r *kalla.JobRecord, state kalla.JobState, res *kalla.Result, report *kalla.ErrorReport, now time.Time) {

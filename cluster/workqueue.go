@@ -37,10 +37,7 @@ func (d delivery) defaults() error {
 	if *d.maxAttempts < 1 {
 		return fmt.Errorf("%s config: MaxAttempts must be at least 1, got %d", d.what, *d.maxAttempts)
 	}
-	if *d.replicas == 0 {
-		*d.replicas = 1
-	}
-	return nil
+	return checkReplicas(d.what, d.replicas)
 }
 
 // workQueue describes a work-queue stream and its one durable consumer

@@ -39,6 +39,7 @@ type schedulerOptions struct {
 	maxJobs            int
 	dataDir            string
 	natsURL            string
+	natsReplicas       int
 	maxAttempts        int
 	ackWait            time.Duration
 	shutdownTimeout    time.Duration
@@ -132,7 +133,7 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 	fs.StringVar(&o.dataDir, "data-dir", env("./kalla-data", "KALLA_DATA_DIR"), "folder of the durable job store and queue (env KALLA_DATA_DIR)")
 	fs.StringVar(&o.natsURL, "nats-url", env("", "NATS_URL"), "use this NATS cluster instead of the embedded server (env NATS_URL)")
 	o.auth = clusterAuthFlags(fs, true)
-	return o, errors.Join(err, o.limits.register(fs), o.scale.register(fs))
+	return o, errors.Join(err, o.limits.register(fs), o.scale.register(fs), replicasFlag(fs, &o.natsReplicas))
 }
 
 func (o *schedulerOptions) validate() error {
@@ -154,7 +155,7 @@ func (o *schedulerOptions) validate() error {
 	case o.shutdownTimeout < 0:
 		return fmt.Errorf("--shutdown-timeout %s: must not be negative", o.shutdownTimeout)
 	}
-	return errors.Join(o.limits.validate(), o.scale.validate())
+	return errors.Join(checkReplicas(o.natsReplicas, o.natsURL), o.limits.validate(), o.scale.validate())
 }
 
 // daemonFlags is the start of the command line of a long-running mode
@@ -248,12 +249,12 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err != nil {
 		return err
 	}
-	store, err := cluster.OpenStore(ctx, js, cluster.StoreConfig{Retention: o.limits.jobRetention, MaxRecords: o.limits.maxStoredJobs})
+	store, err := cluster.OpenStore(ctx, js, cluster.StoreConfig{Retention: o.limits.jobRetention, MaxRecords: o.limits.maxStoredJobs, Replicas: o.natsReplicas})
 	if err != nil {
 		return err
 	}
 	go store.Maintain(ctx, time.Minute, logger)
-	queue, err := cluster.OpenQueue(ctx, js, cluster.QueueConfig{AckWait: o.ackWait, MaxAttempts: o.maxAttempts})
+	queue, err := cluster.OpenQueue(ctx, js, cluster.QueueConfig{AckWait: o.ackWait, MaxAttempts: o.maxAttempts, Replicas: o.natsReplicas})
 	if err != nil {
 		return err
 	}
@@ -268,11 +269,11 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err != nil {
 		return err
 	}
-	members, err := cluster.OpenMembers(ctx, js, cluster.MembersConfig{TTL: o.executorTTL})
+	members, err := cluster.OpenMembers(ctx, js, cluster.MembersConfig{TTL: o.executorTTL, Replicas: o.natsReplicas})
 	if err != nil {
 		return err
 	}
-	tasks, err := cluster.OpenTaskQueue(ctx, js, cluster.TaskQueueConfig{AckWait: o.taskAckWait, MaxAttempts: o.maxAttempts})
+	tasks, err := cluster.OpenTaskQueue(ctx, js, cluster.TaskQueueConfig{AckWait: o.taskAckWait, MaxAttempts: o.maxAttempts, Replicas: o.natsReplicas})
 	if err != nil {
 		return err
 	}
@@ -332,7 +333,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		return err
 	}
 	api.MarkReady()
-	logger.Info("scheduler ready", "http", api.Addr(), "max_jobs", o.maxJobs, "data_dir", o.dataDir, "nats_url", kalla.RedactURI(o.natsURL), "staging", staging.String(),
+	logger.Info("scheduler ready", "http", api.Addr(), "max_jobs", o.maxJobs, "data_dir", o.dataDir, "nats_url", kalla.RedactURI(o.natsURL), "nats_replicas", o.natsReplicas, "staging", staging.String(),
 		"job_timeout", o.limits.jobTimeout, "max_queued", o.limits.maxQueued, "job_retention", o.limits.jobRetention, "max_stored_jobs", o.limits.maxStoredJobs)
 
 	<-ctx.Done()

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -232,6 +233,7 @@ func TestSchedulerSurvivesSIGKILL(t *testing.T) {
 	blocked := postgresJob(db, rv.base(), t.TempDir())
 	waiting := exampleJob(t, rv.base(), t.TempDir())
 	blockedID, waitingID := blocked["run_id"].(string), waiting["run_id"].(string)
+	submitted := time.Now()
 	for _, j := range []map[string]any{blocked, waiting} {
 		if code, body := first.submit(t, j); code != 202 {
 			t.Fatalf("submit: %d %s", code, body)
@@ -240,6 +242,16 @@ func TestSchedulerSurvivesSIGKILL(t *testing.T) {
 	first.waitState(t, blockedID, kalla.JobRunning)
 	if v := first.job(t, waitingID); v.State != kalla.JobQueued {
 		t.Fatalf("second job: %s, want queued", v.State)
+	}
+	// One job runs, one waits since it was submitted.
+	if m := first.metric(t, "kallad_active_jobs"); m != "1" {
+		t.Errorf("kallad_active_jobs = %s, want 1", m)
+	}
+	if m := first.metric(t, "kallad_queue_depth"); m != "1" {
+		t.Errorf("kallad_queue_depth = %s, want 1", m)
+	}
+	if w, err := strconv.ParseFloat(first.metric(t, "kallad_queue_oldest_wait_seconds"), 64); err != nil || w <= 0 || w > time.Since(submitted).Seconds() {
+		t.Errorf("kallad_queue_oldest_wait_seconds = %v %v, want the time since the submission (at most %s)", w, err, time.Since(submitted))
 	}
 	first.kill()
 
@@ -262,6 +274,9 @@ func TestSchedulerSurvivesSIGKILL(t *testing.T) {
 	}
 	if m := second.metric(t, "kallad_jobs_reclaimed_total"); m != "1" {
 		t.Errorf("kallad_jobs_reclaimed_total = %s, want 1", m)
+	}
+	if m := second.metric(t, "kallad_queue_oldest_wait_seconds"); m != "0" {
+		t.Errorf("kallad_queue_oldest_wait_seconds = %s with nothing waiting, want 0", m)
 	}
 	for _, id := range []string{blockedID, waitingID} {
 		waitUntil(t, "complete callback recorded", func() bool { return second.job(t, id).Callback.Delivered })
@@ -441,6 +456,11 @@ func TestSchedulerGivesUpAfterLastAttempt(t *testing.T) {
 		t.Errorf("job view: %+v", v)
 	}
 	waitUntil(t, "error callback recorded", func() bool { return second.job(t, runID).Callback.Delivered })
+	for name, want := range map[string]string{"kallad_jobs_failed_total": "1", "kalla_reaper_jobs_failed_total": "1", "kallad_active_jobs": "0"} {
+		if m := second.metric(t, name); m != want {
+			t.Errorf("%s = %s, want %s", name, m, want)
+		}
+	}
 	if err := second.terminate(); err != nil {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
