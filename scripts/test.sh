@@ -36,7 +36,7 @@ go test -count=1 -timeout 45m "$@" ./...
 # SigV4 signatures (gofakes3, above, checks none): the s3 package, the
 # harness's own tests and kallad's S3 process tests (S3 in their names).
 # kallatest builds versitygw once into the user cache folder (go install
-# from the Go module proxy). See docs/operations/s3real.md.
+# from the Go module proxy). See docs/operations.md ("S3 in the tests").
 KALLA_TEST_S3=versitygw go test -count=1 -timeout 20m ./s3/ ./internal/kallatest/
 KALLA_TEST_S3=versitygw go test -count=1 -timeout 20m -run S3 ./cmd/kallad/
 

@@ -9,7 +9,7 @@ import (
 
 // replicasFlag registers --nats-replicas: the replication factor of every
 // JetStream asset the scheduler creates (job store and its list, job queue,
-// executor task queue and results, membership). docs/operations/ha.md
+// executor task queue and results, membership). docs/operations.md ("High availability")
 // describes it for operators.
 func replicasFlag(fs *flag.FlagSet, p *int) error {
 	v, err := envInt(1, "KALLA_NATS_REPLICAS")

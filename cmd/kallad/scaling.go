@@ -13,7 +13,7 @@ import (
 // connected: run it itself (today's default: up to --max-jobs of them), or,
 // beyond --local-jobs, hand its tasks to executors that an autoscaler is
 // expected to start, waiting up to --executor-wait for one.
-// docs/operations/scaling.md describes them for operators.
+// docs/operations.md ("Readiness and executor autoscaling") describes them for operators.
 type scaleOptions struct {
 	localJobs    int
 	executorWait time.Duration

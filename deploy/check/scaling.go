@@ -17,7 +17,7 @@ import (
 // trigger: a readiness probe that asks the wrong endpoint takes a busy
 // scheduler out of its Service, and a query naming a metric kallad does not
 // serve returns nothing, which KEDA reads as 0 and so never scales.
-// docs/operations/scaling.md explains the choices these checks hold.
+// docs/operations.md ("Readiness and executor autoscaling") explains the choices these checks hold.
 
 // wantProbes are the paths each probe of a kallad container must ask:
 // /ready fails only while the process cannot serve (starting, draining, job
