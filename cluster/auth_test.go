@@ -157,7 +157,7 @@ func TestServerTLS(t *testing.T) {
 // on every address. With a token, that client gets in with it.
 func TestServerProtectedMode(t *testing.T) {
 	t.Parallel()
-	ip := nonLoopbackIP(t)
+	ip := kallatest.NonLoopbackIP(t)
 	for _, token := range []string{"", "s3cret"} {
 		srv := startServer(t, ServerConfig{Host: "0.0.0.0", Token: token})
 		_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.ClientURL(), "nats://"))
@@ -180,23 +180,6 @@ func TestServerProtectedMode(t *testing.T) {
 			t.Errorf("token %q: Protected() = %v", token, srv.cfg.Protected())
 		}
 	}
-}
-
-// nonLoopbackIP returns an IPv4 address of this host that is not a
-// loopback address: a connection to it comes from it.
-func nonLoopbackIP(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			return n.IP.String()
-		}
-	}
-	t.Skip("this host has no non-loopback IPv4 address to connect from")
-	return ""
 }
 
 func TestServerAuthConfigValidation(t *testing.T) {

@@ -16,7 +16,7 @@ import (
 // document stay open to it. With a token, that client gets in with it.
 func TestProtectedMode(t *testing.T) {
 	t.Parallel()
-	ip := nonLoopbackIP(t)
+	ip := kallatest.NonLoopbackIP(t)
 	for _, token := range []string{"", "s3cret"} {
 		srv, err := NewServer(Config{Addr: "0.0.0.0:0", Validator: testRunner(), Store: newMemStore(), Queue: &memQueue{},
 			Token: token, Logger: kallatest.TestLogger(t, slog.LevelDebug)})
@@ -55,23 +55,6 @@ func TestProtectedMode(t *testing.T) {
 			}
 		}
 	}
-}
-
-// nonLoopbackIP returns an IPv4 address of this host that is not a
-// loopback address: a connection to it comes from it.
-func nonLoopbackIP(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
-			return n.IP.String()
-		}
-	}
-	t.Skip("this host has no non-loopback IPv4 address to connect from")
-	return ""
 }
 
 func TestLoopbackClient(t *testing.T) {

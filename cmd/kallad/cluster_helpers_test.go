@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -156,6 +157,12 @@ func sameOutputs(t *testing.T, got, want kalla.Result) {
 // payload.
 func runLocal(t *testing.T, job map[string]any) kalla.Result {
 	t.Helper()
+	return runLocalEnv(t, job)
+}
+
+// runLocalEnv is runLocal with env added to `kallad run`'s environment.
+func runLocalEnv(t *testing.T, job map[string]any, env ...string) kalla.Result {
+	t.Helper()
 	local := map[string]any{}
 	for k, v := range job {
 		local[k] = v
@@ -167,12 +174,15 @@ func runLocal(t *testing.T, job map[string]any) kalla.Result {
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, exit := kallad(t, t.TempDir(), "run", "--partitions", "2", path)
-	if exit != 0 {
-		t.Fatalf("kallad run: exit %d: %s", exit, stderr)
+	cmd := exec.Command(kalladBin, "run", "--partitions", "2", path)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kallad run: %v: %s", err, stderr.String())
 	}
 	var res kalla.Result
-	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		t.Fatal(err)
 	}
 	return res

@@ -301,34 +301,6 @@ func TestNamedConnectionEqualsInline(t *testing.T) {
 	}
 }
 
-// runLocalEnv is runLocal with env added to `kallad run`'s environment.
-func runLocalEnv(t *testing.T, job map[string]any, env ...string) kalla.Result {
-	t.Helper()
-	local := map[string]any{}
-	for k, v := range job {
-		local[k] = v
-	}
-	delete(local, "callback_url")
-	local["output_path"] = t.TempDir()
-	path := filepath.Join(t.TempDir(), "job.json")
-	raw, _ := json.Marshal(local)
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(kalladBin, "run", "--partitions", "2", path)
-	cmd.Env = append(os.Environ(), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kallad run: %v: %s", err, stderr.String())
-	}
-	var res kalla.Result
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
 // The scheduler's own Postgres credentials (PGPASSWORD, PGPASSFILE and
 // ~/.pgpass, PGUSER, PGHOST) are never used for a job: a job URI without a
 // password fails to authenticate, and nothing shows the password. The
