@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 )
 
 // MembersConfig configures the executors' membership bucket.
@@ -69,7 +69,7 @@ func OpenMembers(ctx context.Context, js jetstream.JetStream, cfg MembersConfig)
 func (m *Members) Interval() time.Duration { return m.cfg.TTL / 3 }
 
 // Put records info as live now.
-func (m *Members) Put(ctx context.Context, info kalla.ExecutorInfo) error {
+func (m *Members) Put(ctx context.Context, info distributed.ExecutorInfo) error {
 	info.LastSeen = time.Now().UTC()
 	data, err := json.Marshal(info)
 	if err != nil {
@@ -87,12 +87,12 @@ func (m *Members) Leave(ctx context.Context, id string) error {
 }
 
 // Executors lists the live executors, by id.
-func (m *Members) Executors(ctx context.Context) ([]kalla.ExecutorInfo, error) {
+func (m *Members) Executors(ctx context.Context) ([]distributed.ExecutorInfo, error) {
 	keys, err := m.kv.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list executors: %w", err)
 	}
-	var out []kalla.ExecutorInfo
+	var out []distributed.ExecutorInfo
 	for k := range keys.Keys() {
 		e, err := m.kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
@@ -101,7 +101,7 @@ func (m *Members) Executors(ctx context.Context) ([]kalla.ExecutorInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read executor %s: %w", k, err)
 		}
-		var info kalla.ExecutorInfo
+		var info distributed.ExecutorInfo
 		if json.Unmarshal(e.Value(), &info) != nil {
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 )
 
 // TaskKind is what an executor task does.
@@ -27,11 +28,13 @@ const (
 	TaskJob   TaskKind = "job"
 )
 
-// ExecTask is one unit of a distributed job. Gen identifies the
-// coordinator's attempt; its staging folder is Root, and an executor drops a
-// task whose Root is gone (the job finished, failed or was retried). Root,
-// Dir, StageDirs and the files of Merge are keys of the cluster's
-// kalla.Staging, not local paths.
+// ExecTask is one unit of a distributed job, a tagged value: Kind says
+// which one payload is set (Plan, Stage, Match or Merge; none for TaskJob,
+// which runs the whole job). Gen identifies the coordinator's attempt; its
+// staging folder is Root, and an executor drops a task whose Root is gone
+// (the job finished, failed or was retried). Root, the payloads' Dir and
+// StageDirs and the files of Merge are keys of the cluster's
+// distributed.Staging, not local paths (distributed/layout.go).
 type ExecTask struct {
 	Gen  string    `json:"gen"`
 	ID   string    `json:"id"`
@@ -39,32 +42,36 @@ type ExecTask struct {
 	Job  kalla.Job `json:"job"`
 	Root string    `json:"root"`
 
-	// Stage: which source, how to hash it, into how many partitions, where,
-	// and, for a source split into several stage tasks, this task's split.
-	Side  int                `json:"side,omitempty"`
-	Hash  string             `json:"hash,omitempty"`
-	Parts int                `json:"parts,omitempty"`
-	Dir   string             `json:"dir,omitempty"`
-	Split *kalla.SourceSplit `json:"split,omitempty"`
+	Plan  *distributed.PlanSpec      `json:"plan,omitempty"`
+	Stage *distributed.StageSpec     `json:"stage,omitempty"`
+	Match *distributed.PartitionSpec `json:"match,omitempty"`
+	Merge *distributed.MergeSpec     `json:"merge,omitempty"`
+}
 
-	// Match: the partition, the staged sources (StageDirs: the folders of
-	// each source's stage tasks) with their columns, and the side sent
-	// whole (-1 for none). A source marked Direct
-	// was not staged: the task reads its partition from the source itself,
-	// by Hashes[side] modulo Parts.
-	Partition int                     `json:"partition,omitempty"`
-	Direct    [2]bool                 `json:"direct,omitempty"`
-	Hashes    [2]string               `json:"hashes,omitempty"`
-	Spec      kalla.MatchSpec         `json:"spec"`
-	StageDirs [2][]string             `json:"stage_dirs"`
-	Columns   [2][]kalla.StagedColumn `json:"columns"`
-	Broadcast int                     `json:"broadcast"`
+// dir is the staging folder t writes into, "" when it writes none there
+// (the plan and the merge, whose output is the job's).
+func (t *ExecTask) dir() string {
+	switch {
+	case t.Kind == TaskStage && t.Stage != nil:
+		return t.Stage.Dir
+	case t.Kind == TaskMatch && t.Match != nil:
+		return t.Match.Dir
+	}
+	return ""
+}
 
-	// Merge: the partial results, the source row counts and the job's
-	// start, for elapsed_ms.
-	Merge  kalla.MergeSpec `json:"merge"`
-	Counts [2]int64        `json:"counts"`
-	Start  time.Time       `json:"start"`
+// withDir returns a copy of t writing into the folder dir instead.
+func (t *ExecTask) withDir(dir string) *ExecTask {
+	c := *t
+	switch {
+	case t.Kind == TaskStage && t.Stage != nil:
+		st := *t.Stage
+		st.Dir, c.Stage = dir, &st
+	case t.Kind == TaskMatch && t.Match != nil:
+		m := *t.Match
+		m.Dir, c.Match = dir, &m
+	}
+	return &c
 }
 
 // TaskResult is what an executor reports for a task, in the results bucket
@@ -79,9 +86,9 @@ type TaskResult struct {
 	Stage      kalla.Stage `json:"stage,omitempty"`
 	Validation bool        `json:"validation,omitempty"`
 
-	Plan   *kalla.SplitPlan    `json:"plan,omitempty"`
-	Staged *kalla.StagedSource `json:"staged,omitempty"`
-	Counts *kalla.Counts       `json:"counts,omitempty"`
+	Plan   *distributed.SplitPlan    `json:"plan,omitempty"`
+	Staged *distributed.StagedSource `json:"staged,omitempty"`
+	Counts *kalla.Counts             `json:"counts,omitempty"`
 	// Bytes is what a match task wrote: its partial results.
 	Bytes   int64         `json:"bytes,omitempty"`
 	Result  *kalla.Result `json:"result,omitempty"`
