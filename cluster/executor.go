@@ -267,18 +267,6 @@ func (e *Executor) finish(d *execDelivery, res *TaskResult, log *slog.Logger) {
 	e.tasksDone.WithLabelValues(string(d.task.Kind), outcome).Inc()
 }
 
-func stageOfTask(k TaskKind) kalla.Stage {
-	switch k {
-	case TaskStage:
-		return kalla.StageStaging
-	case TaskMatch:
-		return kalla.StageMatching
-	case TaskMerge:
-		return kalla.StageWriting
-	}
-	return kalla.StageValidating
-}
-
 // run does the work of t, whose folder is a local path, and fills res.
 // Staged input files are fetched below scratch.
 func (e *Executor) run(ctx context.Context, t *ExecTask, scratch string, res *TaskResult) error {
