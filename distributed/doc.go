@@ -23,4 +23,19 @@
 //     executor loop that takes a task, heartbeats it, runs it here and
 //     reports its result, and the coordinator that issues a job's tasks in
 //     order and waits for their results.
+//
+// # Staging layout
+//
+// Tasks exchange files through a Staging, under keys that layout.go alone
+// names. Keys are slash-separated, relative to the Staging's root:
+//
+//	cluster/<run id>/                   RunDir: every attempt of a run
+//	    <attempt>/                      AttemptDir: one coordinator attempt
+//	        stage/<side>-<k>/           StageDir: stage task k of source side
+//	            p<p>/*.parquet          PartitionFolder: its rows of partition p
+//	        match/p<p>/                 MatchDir: match task of partition p
+//	            matched.parquet, unmatched_left.parquet, unmatched_right.parquet
+//
+// Each task writes only its own folder, which a retry of the task replaces;
+// removing an attempt's folder stops its tasks still running.
 package distributed

@@ -10,18 +10,8 @@ import (
 	"github.com/kalla-dev/kalla"
 )
 
-// The staging layout of a distributed job, the one place that names its
-// folders. Keys are slash-separated, relative to the Staging's root:
-//
-//	cluster/<run id>/                       RunDir: every attempt of a run
-//	    <attempt>/                          AttemptDir: one coordinator attempt
-//	        stage/<side>-<k>/               StageDir: stage task k of source side
-//	            p<p>/*.parquet              PartitionFolder: its rows of partition p
-//	        match/p<p>/                     MatchDir: match task of partition p
-//	            matched.parquet, unmatched_left.parquet, unmatched_right.parquet
-//
-// Each task writes only its own folder, which a retry of the task replaces;
-// removing an attempt's folder stops its tasks still running.
+// The functions below name every folder of the staging layout (see the
+// package doc); nothing else builds those names.
 
 // RunDir is the folder of every attempt of runID.
 func RunDir(runID string) string { return path.Join("cluster", runID) }
