@@ -55,14 +55,14 @@ type Session interface {
 // and more (see kalla.Runner.NewSession).
 func (r *Runner) session(ctx context.Context, job *kalla.Job, more ...string) (Session, error) {
 	var srcs []kalla.Source
-	if job != nil {
-		for _, spec := range job.Sources {
-			if src, err := r.Sources.Open(ctx, spec.URI); err == nil {
-				srcs = append(srcs, src)
-			}
+	for _, spec := range job.Sources {
+		// A source that does not open adds no path: a task reads it
+		// only when it reads it in place, and then reports the error.
+		if src, err := r.Sources.Open(ctx, spec.URI); err == nil {
+			srcs = append(srcs, src)
 		}
-		defer kalla.CloseSources(srcs)
 	}
+	defer kalla.CloseSources(srcs)
 	return r.splitSession(ctx, srcs, more...)
 }
 
