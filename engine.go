@@ -43,16 +43,17 @@ type Session interface {
 // MatchSpec is what Reconcile needs: the query, and how its result columns
 // identify the source rows it matched.
 type MatchSpec struct {
-	SQL         string
-	Left, Right KeyMapping
+	SQL   string     `json:"sql"`
+	Left  KeyMapping `json:"left"`
+	Right KeyMapping `json:"right"`
 }
 
 // KeyMapping ties a source's primary-key columns to the match result columns
 // that carry them.
 type KeyMapping struct {
-	Alias         string
-	SourceColumns []string
-	ResultColumns []string
+	Alias         string   `json:"alias"`
+	SourceColumns []string `json:"source_columns"`
+	ResultColumns []string `json:"result_columns"`
 }
 
 // Counts are the sizes of the three results.

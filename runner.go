@@ -42,14 +42,14 @@ func (r *Runner) Prepare(ctx context.Context, job *Job, requireRunID bool) (srcs
 	for i, spec := range job.Sources {
 		src, err := r.Sources.Open(ctx, spec.URI)
 		if err != nil {
-			closeAll(srcs[:i])
+			CloseSources(srcs[:i])
 			return srcs, nil, prefixField(fmt.Sprintf("sources[%d]", i), err)
 		}
 		srcs[i] = src
 	}
 	out, err = r.Outputs.Open(ctx, job.OutputPath)
 	if err != nil {
-		closeAll(srcs[:])
+		CloseSources(srcs[:])
 		return srcs, nil, err
 	}
 	return srcs, out, nil
@@ -77,9 +77,18 @@ func (r *Runner) CheckJob(ctx context.Context, job *Job, requireRunID bool) erro
 	return nil
 }
 
-// sessionPaths lists what a job's engine session may read: the files of
-// its file sources (a file, or the folder a glob lists), then more.
-// Folders end in a slash (see Engine.NewSession).
+// NewSession starts an engine session that may read the files of the file
+// sources among srcs (a file, or the folder a glob lists) and more: files,
+// and folders ending in a slash (see Engine.NewSession).
+func (r *Runner) NewSession(ctx context.Context, srcs []Source, more ...string) (Session, error) {
+	sess, err := r.Engine.NewSession(ctx, sessionPaths(srcs, more...)...)
+	if err != nil {
+		return nil, fmt.Errorf("start engine: %w", err)
+	}
+	return sess, nil
+}
+
+// sessionPaths lists what a job's engine session may read (see NewSession).
 func sessionPaths(srcs []Source, more ...string) []string {
 	var out []string
 	for _, src := range srcs {
@@ -96,13 +105,9 @@ func sessionPaths(srcs []Source, more ...string) []string {
 	return append(out, more...)
 }
 
-// asFolder marks dir as a folder for Engine.NewSession: a task's own
-// output folder, known before its session starts.
-func asFolder(dir string) string {
-	return strings.TrimSuffix(dir, string(filepath.Separator)) + string(filepath.Separator)
-}
-
-func closeAll(srcs []Source) {
+// CloseSources closes the sources of srcs that are not nil, as the caller of
+// Prepare must.
+func CloseSources(srcs []Source) {
 	for _, s := range srcs {
 		if s != nil {
 			s.Close()
@@ -119,7 +124,7 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	if job.RunID == "" {
 		job.RunID = NewRunID()
 	}
-	log := r.logger().With("run_id", job.RunID)
+	log := r.Log().With("run_id", job.RunID)
 	report := func(p Progress) {
 		p.RunID = job.RunID
 		if progress != nil {
@@ -141,15 +146,15 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	if err != nil {
 		return nil, fail(StageValidating, err)
 	}
-	defer closeAll(srcs[:])
+	defer CloseSources(srcs[:])
 
-	sess, err := r.Engine.NewSession(ctx, sessionPaths(srcs[:])...)
+	sess, err := r.NewSession(ctx, srcs[:])
 	if err != nil {
-		return nil, fail(StageValidating, fmt.Errorf("start engine: %w", err))
+		return nil, fail(StageValidating, err)
 	}
 	defer sess.Close()
 
-	spec, err := r.check(ctx, sess, job, srcs)
+	spec, err := r.Bind(ctx, sess, job, srcs)
 	if err != nil {
 		return nil, fail(StageValidating, err)
 	}
@@ -196,7 +201,7 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	}
 	log.Info("reconciled", "matched", c.Matched, "unmatched_left", c.UnmatchedLeft, "unmatched_right", c.UnmatchedRight, "elapsed", time.Since(matchStart).Round(time.Millisecond))
 
-	res, err := publishResult(ctx, job, out, dir, c, counts, start)
+	res, err := PublishResult(ctx, job, out, dir, c, counts, start)
 	if err != nil {
 		return nil, fail(StageWriting, err)
 	}
@@ -205,10 +210,11 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	return res, nil
 }
 
-// check attaches the sources and binds match_sql (which Prepare checked),
-// so that every error that depends only on schemas is reported before any
-// row is read.
-func (r *Runner) check(ctx context.Context, sess Session, job *Job, srcs [2]Source) (MatchSpec, error) {
+// Bind attaches the sources srcs of job to sess and binds match_sql (which
+// Prepare checked), so that every error that depends only on schemas is
+// reported before any row is read. The MatchSpec says how the result
+// identifies source rows.
+func (r *Runner) Bind(ctx context.Context, sess Session, job *Job, srcs [2]Source) (MatchSpec, error) {
 	for i, s := range job.Sources {
 		cols, err := sess.Attach(ctx, s.Alias, srcs[i], s.Filters)
 		if err != nil {
@@ -306,17 +312,19 @@ func quoteIdentIfNeeded(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
-func (r *Runner) logger() *slog.Logger {
+// Log returns the runner's logger, slog.Default() when it has none.
+func (r *Runner) Log() *slog.Logger {
 	if r.Logger != nil {
 		return r.Logger
 	}
 	return slog.Default()
 }
 
-// publishResult writes summary.json for a job's counts into dir and makes
+// PublishResult writes summary.json for a job's counts into dir and makes
 // the result visible through out. It is the last step of every job, run in
-// process or distributed.
-func publishResult(ctx context.Context, job *Job, out Output, dir string, c Counts, sizes [2]int64, start time.Time) (*Result, error) {
+// process or distributed; sizes are the source row counts, start when the
+// job started (for elapsed_ms).
+func PublishResult(ctx context.Context, job *Job, out Output, dir string, c Counts, sizes [2]int64, start time.Time) (*Result, error) {
 	res := &Result{
 		RunID:               job.RunID,
 		MatchedCount:        c.Matched,

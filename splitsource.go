@@ -3,8 +3,6 @@ package kalla
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"sync"
 )
 
@@ -49,32 +47,6 @@ type SplittableFetch interface {
 	FetchSchema(ctx context.Context, dir string) (*FileSource, error)
 }
 
-// schemaOnlySource is a SplittableFetch whose Fetch brings only its
-// columns when it can: a distributed job's plan validates the job without
-// fetching data that the stage tasks fetch in splits.
-type schemaOnlySource struct{ SplittableFetch }
-
-// Fetch fetches the schema, or the whole source when the columns need it.
-func (s schemaOnlySource) Fetch(ctx context.Context, dir string) (*FileSource, error) {
-	fs, err := s.FetchSchema(ctx, dir)
-	if fs != nil || err != nil {
-		return fs, err
-	}
-	return s.SplittableFetch.Fetch(ctx, dir)
-}
-
-// splitFetchSource is one split of a SplittableFetch seen as a whole
-// FetchSource, so the engine attaches it as any other.
-type splitFetchSource struct {
-	SplittableFetch
-	split SourceSplit
-}
-
-// Fetch fetches the split only.
-func (s splitFetchSource) Fetch(ctx context.Context, dir string) (*FileSource, error) {
-	return s.FetchSplit(ctx, s.split, dir)
-}
-
 // SourceSplit is one split of a SplittableSource, as it travels in an
 // executor task: the columns decided when the source was split (so that
 // every split is read with the same types) and the source's own
@@ -107,68 +79,4 @@ func (s *SourceSplits) Release() error {
 		}
 	})
 	return s.err
-}
-
-// splitRowSource is one split of a source seen as a whole RowSource, so the
-// engine attaches and loads it as any other.
-type splitRowSource struct {
-	SplittableSource
-	split SourceSplit
-}
-
-// Columns returns the columns decided when the source was split.
-func (s splitRowSource) Columns(context.Context) ([]Column, error) { return s.split.Columns, nil }
-
-// Scan reads the split only.
-func (s splitRowSource) Scan(ctx context.Context, filters []Filter, parallelism int, sink RowSink) error {
-	return s.ScanSplit(ctx, filters, s.split, parallelism, sink)
-}
-
-// SplitSource splits source side of job into at most n splits for as many
-// stage tasks. It returns nil when the source cannot be split or is too
-// small to be worth it (fewer than two splits); the caller then stages it
-// whole. Otherwise the caller must Release the result when every split is
-// staged (or the job ended): that also closes the source.
-func (r *Runner) SplitSource(ctx context.Context, job *Job, side, n int) (*SourceSplits, error) {
-	spec := job.Sources[side]
-	fail := func(err error) (*SourceSplits, error) {
-		err = fmt.Errorf("split source %q (%s): %w", spec.Alias, RedactURI(spec.URI), err)
-		if IsValidation(err) {
-			return nil, err
-		}
-		return nil, &StageError{Stage: StageStaging, Err: err}
-	}
-	if n < 2 {
-		return nil, nil
-	}
-	src, err := r.Sources.Open(ctx, spec.URI)
-	if err != nil {
-		return fail(err)
-	}
-	ss, ok := src.(SplittableSource)
-	if !ok {
-		src.Close()
-		return nil, nil
-	}
-	splits, err := ss.Split(ctx, spec.Filters, n)
-	if err != nil {
-		src.Close()
-		return fail(err)
-	}
-	if len(splits.Splits) < 2 {
-		err := errors.Join(splits.Release(), src.Close())
-		if err != nil {
-			r.logger().Warn("release source split failed", "alias", spec.Alias, "err", err)
-		}
-		return nil, nil
-	}
-	release := splits.release
-	splits.release = func() error {
-		var err error
-		if release != nil {
-			err = release()
-		}
-		return errors.Join(err, src.Close())
-	}
-	return splits, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 )
 
 // DistributorConfig configures a Distributor.
@@ -30,27 +30,19 @@ type DistributorConfig struct {
 	// (Postgres) into up to Partitions stage tasks, and no more than the
 	// live executors run at once; otherwise, and for other sources, one
 	// stage task reads the whole source.
-	Splitter SourceSplitter
+	Splitter *distributed.Runner
 	// Partitions is the number of match tasks per split job.
 	Partitions int
 	// Staging is where executors exchange files, the same as theirs; each
 	// attempt of a job stages under the key cluster/<run id>/<attempt>. The
 	// coordinator only creates, lists and removes keys there.
-	Staging kalla.Staging
+	Staging distributed.Staging
 	// OrphanTimeout fails an attempt whose tasks wait this long with no
 	// executor alive. Default 1m.
 	OrphanTimeout time.Duration
 	Metrics       *ClusterMetrics
 	Logger        *slog.Logger
 }
-
-// SourceSplitter splits a source of a job for several stage tasks;
-// *kalla.Runner is one.
-type SourceSplitter interface {
-	SplitSource(ctx context.Context, job *kalla.Job, side, n int) (*kalla.SourceSplits, error)
-}
-
-var _ SourceSplitter = (*kalla.Runner)(nil)
 
 // Distributor is the scheduler's kalla.JobRunner: with no executor alive it
 // runs a job locally at once; otherwise it coordinates the job's tasks on
@@ -104,13 +96,13 @@ func (d *Distributor) Run(ctx context.Context, job *kalla.Job, progress func(kal
 	c := &coordination{d: d, job: job, gen: nuid.Next(), start: time.Now(), progress: progress}
 	c.log = d.log.With("run_id", job.RunID, "gen", c.gen)
 	st := d.cfg.Staging
-	runDir := path.Join("cluster", job.RunID)
+	runDir := distributed.RunDir(job.RunID)
 	// A previous attempt of this run (its scheduler died) left its files.
 	if err := st.RemoveAll(ctx, runDir); err != nil {
 		c.log.Warn("remove the staging files of a previous attempt failed", "staging", st.String(), "key", runDir, "err", err)
 	}
-	c.root = path.Join(runDir, c.gen)
-	if err := st.Create(ctx, c.root, path.Join(c.root, "stage"), path.Join(c.root, "match")); err != nil {
+	c.root = distributed.AttemptDir(job.RunID, c.gen)
+	if err := st.Create(ctx, distributed.AttemptFolders(c.root)...); err != nil {
 		return nil, &kalla.StageError{Stage: kalla.StageValidating, Err: fmt.Errorf("prepare the job's staging: %w", err)}
 	}
 	defer func() {
@@ -187,7 +179,7 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 	m := c.d.cfg.Metrics
 	c.report(kalla.Progress{Stage: kalla.StageStaging, Progress: 0})
 	pt := c.task("plan", TaskPlan)
-	pt.Parts = c.d.cfg.Partitions // the most parts a source of files is cut into
+	pt.Plan = &distributed.PlanSpec{Splits: c.d.cfg.Partitions} // the most parts a source of files is cut into
 	planned, err := c.phase(ctx, []*ExecTask{pt}, nil)
 	if err != nil {
 		return nil, err
@@ -197,9 +189,8 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 		return nil, &kalla.StageError{Stage: kalla.StageValidating, Err: errors.New("plan task returned no plan")}
 	}
 	c.log.Info("job planned", "mode", plan.Mode, "reason", plan.Reason)
-	if plan.Mode == kalla.SplitSingle {
+	if plan.Mode == distributed.SplitSingle {
 		t := c.task("job", TaskJob)
-		t.Start = c.start
 		done, err := c.phase(ctx, []*ExecTask{t}, nil)
 		if err != nil {
 			return nil, err
@@ -208,10 +199,10 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 	}
 
 	parts := c.d.cfg.Partitions
-	var stageDirs [2][]string
 	var stage []*ExecTask
 	var counts [2]int64
-	var columns [2][]kalla.StagedColumn
+	// sides are where match tasks find each source, filled as it is staged.
+	var sides [2]distributed.PartitionSide
 	var held []*kalla.SourceSplits
 	release := func() {
 		for _, h := range held {
@@ -227,6 +218,7 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 			// Parquet files every executor reads: each match task reads
 			// its partition in place, nothing is staged.
 			counts[side] = plan.Rows[side]
+			sides[side] = distributed.PartitionSide{Direct: true, Hash: plan.Hash[side]}
 			continue
 		}
 		splits := plan.Splits[side]
@@ -245,14 +237,13 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 		n := max(len(splits), 1)
 		for k := range n {
 			t := c.task(fmt.Sprintf("stage-%d-%d", side, k), TaskStage)
-			t.Side, t.Hash, t.Parts = side, plan.Hash[side], parts
 			// Each stage task writes into a folder of its own, which a
 			// retry of the task replaces: no row is staged twice.
-			t.Dir = path.Join(c.root, "stage", fmt.Sprintf("%d-%d", side, k))
+			t.Stage = &distributed.StageSpec{Side: side, Hash: plan.Hash[side], Parts: parts, Dir: distributed.StageDir(c.root, side, k)}
 			if len(splits) > 0 {
-				t.Split = &splits[k]
+				t.Stage.Split = &splits[k]
 			}
-			stageDirs[side] = append(stageDirs[side], t.Dir)
+			sides[side].StageDirs = append(sides[side].StageDirs, t.Stage.Dir)
 			stage = append(stage, t)
 		}
 	}
@@ -271,17 +262,17 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 	}
 	seen := [2]bool{}
 	for i, r := range staged {
-		side := stage[i].Side
+		side := stage[i].Stage.Side
 		if r.Staged == nil {
 			return nil, &kalla.StageError{Stage: kalla.StageStaging, Err: fmt.Errorf("stage task %s returned nothing", stage[i].ID)}
 		}
-		if seen[side] && !slices.Equal(columns[side], r.Staged.Columns) {
+		if seen[side] && !slices.Equal(sides[side].Columns, r.Staged.Columns) {
 			return nil, &kalla.StageError{Stage: kalla.StageStaging, Err: fmt.Errorf("stage task %s of source %q staged other column types than the source's other splits",
 				stage[i].ID, c.job.Sources[side].Alias)}
 		}
 		seen[side] = true
 		counts[side] += r.Staged.Rows
-		columns[side] = r.Staged.Columns
+		sides[side].Columns = r.Staged.Columns
 		if m != nil {
 			m.RowsShuffled.Add(float64(r.Staged.Rows))
 			m.BytesShuffled.Add(float64(r.Staged.Bytes))
@@ -289,7 +280,7 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 	}
 	rowsRead := counts[0] + counts[1]
 	broadcast := -1
-	if plan.Mode == kalla.SplitBroadcast {
+	if plan.Mode == distributed.SplitBroadcast {
 		broadcast = 1
 		if counts[0] < counts[1] {
 			broadcast = 0
@@ -300,9 +291,8 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 	var match []*ExecTask
 	for p := range parts {
 		t := c.task(fmt.Sprintf("match-%d", p), TaskMatch)
-		t.Partition, t.Spec, t.StageDirs, t.Columns, t.Broadcast = p, plan.Spec, stageDirs, columns, broadcast
-		t.Direct, t.Hashes, t.Parts = plan.Direct, plan.Hash, parts
-		t.Dir = path.Join(c.root, "match", fmt.Sprintf("p%d", p))
+		t.Match = &distributed.PartitionSpec{Partition: p, Parts: parts, Dir: distributed.MatchDir(c.root, p),
+			Spec: plan.Spec, Broadcast: broadcast, Sides: sides}
 		match = append(match, t)
 	}
 	matched, err := c.phase(ctx, match, func(done, total int) {
@@ -312,8 +302,7 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 		return nil, err
 	}
 	var sofar int64
-	ms := kalla.MergeSpec{Spec: plan.Spec, Broadcast: broadcast}
-	names := [2]string{kalla.UnmatchedLeftFile, kalla.UnmatchedRightFile}
+	ms := &distributed.MergeSpec{Spec: plan.Spec, Broadcast: broadcast, Counts: counts, Start: c.start}
 	for p, r := range matched {
 		if r.Counts != nil {
 			sofar += r.Counts.Matched
@@ -321,28 +310,17 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 		if m != nil {
 			m.PartialBytes.Add(float64(r.Bytes))
 		}
-		dir := match[p].Dir
-		ms.Matched = append(ms.Matched, path.Join(dir, kalla.MatchedFile))
-		for side := range 2 {
-			if side != broadcast {
-				ms.Unmatched[side] = append(ms.Unmatched[side], path.Join(dir, names[side]))
-			}
-		}
+		ms.AddPartition(match[p].Match.Dir)
 	}
-	switch {
-	case broadcast >= 0 && plan.Direct[broadcast]:
-		ms.BroadcastFiles = kalla.StagedSet{Source: &kalla.SourcePartition{Partition: -1}}
-	case broadcast >= 0:
-		files, err := stagedFiles(ctx, c.d.cfg.Staging, stageDirs[broadcast], -1)
-		if err != nil {
+	if broadcast >= 0 {
+		if err := ms.SetBroadcast(ctx, c.d.cfg.Staging, sides[broadcast]); err != nil {
 			return nil, &kalla.StageError{Stage: kalla.StageWriting, Err: err}
 		}
-		ms.BroadcastFiles = kalla.StagedSet{Files: files, Columns: columns[broadcast]}
 	}
 
 	c.report(kalla.Progress{Stage: kalla.StageWriting, Progress: 0, RowsRead: rowsRead, MatchedSoFar: &sofar})
 	t := c.task("merge", TaskMerge)
-	t.Merge, t.Counts, t.Start = ms, counts, c.start
+	t.Merge = ms
 	merged, err := c.phase(ctx, []*ExecTask{t}, nil)
 	if err != nil {
 		return nil, err
@@ -384,7 +362,7 @@ func (c *coordination) split(ctx context.Context, side, n int) (*kalla.SourceSpl
 		return nil, nil
 	}
 	alias := c.job.Sources[side].Alias
-	splits, err := c.d.cfg.Splitter.SplitSource(ctx, c.job, side, n)
+	splits, err := c.d.cfg.Splitter.Split(ctx, c.job, side, n)
 	switch {
 	case err != nil && kalla.IsValidation(err):
 		return nil, &kalla.StageError{Stage: kalla.StageValidating, Err: err}
@@ -401,7 +379,7 @@ func (c *coordination) split(ctx context.Context, side, n int) (*kalla.SourceSpl
 
 func (c *coordination) task(id string, kind TaskKind) *ExecTask {
 	c.ids = append(c.ids, id)
-	return &ExecTask{Gen: c.gen, ID: id, Kind: kind, Job: *c.job, Root: c.root, Broadcast: -1}
+	return &ExecTask{Gen: c.gen, ID: id, Kind: kind, Job: *c.job, Root: c.root}
 }
 
 // phase queues tasks and waits for all their results, in the tasks' order.

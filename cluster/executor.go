@@ -13,34 +13,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 )
-
-// TaskRunner carries out executor tasks; *kalla.Runner is one.
-type TaskRunner interface {
-	kalla.JobRunner
-	// CheckJob validates a job without opening anything, match_sql
-	// included (the SQL sandbox).
-	CheckJob(ctx context.Context, job *kalla.Job, requireRunID bool) error
-	PlanSplit(ctx context.Context, job *kalla.Job, splits int) (kalla.SplitPlan, error)
-	StageSource(ctx context.Context, job *kalla.Job, st kalla.StageSpec) (kalla.StagedSource, error)
-	MatchPartition(ctx context.Context, job *kalla.Job, spec kalla.MatchSpec, in [2]kalla.StagedSet, dir string) (kalla.Counts, error)
-	MergeResults(ctx context.Context, job *kalla.Job, m kalla.MergeSpec, counts [2]int64, start time.Time) (*kalla.Result, error)
-}
-
-var _ TaskRunner = (*kalla.Runner)(nil)
 
 // ExecutorConfig configures an Executor.
 type ExecutorConfig struct {
 	Tasks   *TaskQueue
 	Members *Members
-	Runner  TaskRunner
+	// Runner runs the tasks, and checks each task's job first.
+	Runner *distributed.Runner
 	// Staging is where tasks exchange files, the same as the scheduler's.
-	Staging kalla.Staging
+	Staging distributed.Staging
 	// TempDir holds each task's local copies of staged files (when the
 	// staging is not a shared folder); empty means os.TempDir().
 	TempDir string
 	// Info identifies this executor in the membership bucket.
-	Info kalla.ExecutorInfo
+	Info distributed.ExecutorInfo
 	// MaxTasks is how many tasks run at once here. Default 1: DuckDB
 	// already uses every core for one task.
 	MaxTasks int
@@ -279,22 +267,10 @@ func (e *Executor) finish(d *execDelivery, res *TaskResult, log *slog.Logger) {
 	e.tasksDone.WithLabelValues(string(d.task.Kind), outcome).Inc()
 }
 
-func stageOfTask(k TaskKind) kalla.Stage {
-	switch k {
-	case TaskStage:
-		return kalla.StageStaging
-	case TaskMatch:
-		return kalla.StageMatching
-	case TaskMerge:
-		return kalla.StageWriting
-	}
-	return kalla.StageValidating
-}
-
-// run does the work of t, whose Dir and Merge files are local paths, and
-// fills res. Staged input files are fetched below scratch.
+// run does the work of t, whose folder is a local path, and fills res.
+// Staged input files are fetched below scratch.
 func (e *Executor) run(ctx context.Context, t *ExecTask, scratch string, res *TaskResult) error {
-	job := t.Job
+	r, job := e.cfg.Runner, t.Job
 	// A merge or a whole job publishes the result: not once its attempt is
 	// over (another scheduler took the job over and removed its folder).
 	ctx = kalla.WithPublishCheck(ctx, func(context.Context) error {
@@ -305,47 +281,34 @@ func (e *Executor) run(ctx context.Context, t *ExecTask, scratch string, res *Ta
 	})
 	switch t.Kind {
 	case TaskPlan:
-		plan, err := e.cfg.Runner.PlanSplit(ctx, &job, t.Parts)
+		plan, err := r.Plan(ctx, &job, *t.Plan)
 		res.Plan = &plan
 		return err
 	case TaskStage:
-		staged, err := e.cfg.Runner.StageSource(ctx, &job, kalla.StageSpec{Side: t.Side, Hash: t.Hash, Parts: t.Parts, Dir: t.Dir, Split: t.Split})
+		staged, err := r.Stage(ctx, &job, *t.Stage)
 		res.Staged = &staged
 		return err
 	case TaskMatch:
-		var in [2]kalla.StagedSet
-		for side := range 2 {
-			p := t.Partition
-			if side == t.Broadcast {
-				p = -1
-			}
-			if t.Direct[side] {
-				in[side] = kalla.StagedSet{Source: &kalla.SourcePartition{Hash: t.Hashes[side], Parts: t.Parts, Partition: p}}
-				continue
-			}
-			keys, err := stagedFiles(ctx, e.cfg.Staging, t.StageDirs[side], p)
-			if err != nil {
-				return &kalla.StageError{Stage: kalla.StageMatching, Err: err}
-			}
-			files, err := e.cfg.Staging.Fetch(ctx, keys, scratch)
-			if err != nil {
-				return &kalla.StageError{Stage: kalla.StageMatching, Err: fmt.Errorf("fetch partition %d of source %d: %w", p, side, err)}
-			}
-			in[side] = kalla.StagedSet{Files: files, Columns: t.Columns[side]}
+		in, err := t.Match.Inputs(ctx, e.cfg.Staging, scratch)
+		if err != nil {
+			return &kalla.StageError{Stage: kalla.StageMatching, Err: err}
 		}
-		c, err := e.cfg.Runner.MatchPartition(ctx, &job, t.Spec, in, t.Dir)
+		c, err := r.Match(ctx, &job, t.Match.Spec, in, t.Match.Dir)
 		res.Counts = &c
 		if err == nil {
-			res.Bytes, err = folderBytes(t.Dir)
+			res.Bytes, err = folderBytes(t.Match.Dir)
 		}
 		return err
 	case TaskMerge:
-		r, err := e.cfg.Runner.MergeResults(ctx, &job, t.Merge, t.Counts, t.Start)
-		res.Result = r
+		m, err := t.Merge.Fetch(ctx, e.cfg.Staging, scratch)
+		if err != nil {
+			return &kalla.StageError{Stage: kalla.StageWriting, Err: err}
+		}
+		res.Result, err = r.Merge(ctx, &job, m)
 		return err
 	case TaskJob:
-		r, err := e.cfg.Runner.Run(ctx, &job, nil)
-		res.Result = r
+		var err error
+		res.Result, err = r.Run(ctx, &job, nil)
 		return err
 	}
 	return fmt.Errorf("unknown task kind %q", t.Kind)
@@ -369,10 +332,10 @@ func (e *Executor) attemptOver(t *ExecTask, log *slog.Logger) bool {
 	return !ok
 }
 
-// runStaged runs t on local files: it fetches the merge's inputs, points
-// the task's output at a local folder of Staging.Output, runs it, and
-// publishes what it wrote under t.Dir. Local copies live in a scratch
-// folder of this task, removed at the end.
+// runStaged runs t on local files: it points the task's folder at a local
+// folder of Staging.Output, runs it (fetching its inputs), and publishes
+// what it wrote there under its key. Local copies live in a scratch folder
+// of this task, removed at the end.
 func (e *Executor) runStaged(ctx context.Context, t *ExecTask, res *TaskResult, log *slog.Logger) error {
 	st := e.cfg.Staging
 	scratch, err := os.MkdirTemp(e.cfg.TempDir, "kalla-task-")
@@ -384,29 +347,26 @@ func (e *Executor) runStaged(ctx context.Context, t *ExecTask, res *TaskResult, 
 			log.Warn("remove the task's local folder failed", "err", err)
 		}
 	}()
-	local := *t
-	if t.Dir != "" {
-		if local.Dir, err = st.Output(ctx, t.Dir, scratch); err != nil {
+	key, local := t.dir(), t
+	if key != "" {
+		dir, err := st.Output(ctx, key, scratch)
+		if err != nil {
 			return &kalla.StageError{Stage: stageOfTask(t.Kind), Err: err}
 		}
+		local = t.withDir(dir)
 	}
-	if t.Kind == TaskMerge {
-		if local.Merge, err = e.fetchMerge(ctx, t.Merge, scratch); err != nil {
-			return &kalla.StageError{Stage: kalla.StageWriting, Err: err}
-		}
-	}
-	if err := e.run(ctx, &local, scratch, res); err != nil || t.Dir == "" {
+	if err := e.run(ctx, local, scratch, res); err != nil || key == "" {
 		return err
 	}
-	err = st.Publish(ctx, local.Dir, t.Dir)
+	err = st.Publish(ctx, local.dir(), key)
 	// The attempt may have ended while the files were published (the
 	// heartbeat then cancels ctx): remove what was uploaded after the
 	// coordinator removed the attempt's folder, or nothing would.
 	if e.attemptOver(t, log) {
 		rctx, cancel := opCtx()
 		defer cancel()
-		if err := st.RemoveAll(rctx, t.Dir); err != nil {
-			log.Warn("remove the files of an ended attempt failed", "key", t.Dir, "err", err)
+		if err := st.RemoveAll(rctx, key); err != nil {
+			log.Warn("remove the files of an ended attempt failed", "key", key, "err", err)
 		}
 		return errAttemptOver
 	}
@@ -414,41 +374,6 @@ func (e *Executor) runStaged(ctx context.Context, t *ExecTask, res *TaskResult, 
 		return &kalla.StageError{Stage: stageOfTask(t.Kind), Err: fmt.Errorf("publish the task's files to %s: %w", st, err)}
 	}
 	return nil
-}
-
-// fetchMerge fetches the partial results and broadcast files m names into
-// scratch and returns m naming the local copies.
-func (e *Executor) fetchMerge(ctx context.Context, m kalla.MergeSpec, scratch string) (kalla.MergeSpec, error) {
-	lists := []*[]string{&m.Matched, &m.Unmatched[0], &m.Unmatched[1], &m.BroadcastFiles.Files}
-	var keys []string
-	for _, l := range lists {
-		keys = append(keys, *l...)
-	}
-	paths, err := e.cfg.Staging.Fetch(ctx, keys, scratch)
-	if err != nil {
-		return m, fmt.Errorf("fetch partial results: %w", err)
-	}
-	for _, l := range lists {
-		n := len(*l)
-		if n > 0 {
-			*l, paths = paths[:n:n], paths[n:]
-		}
-	}
-	return m, nil
-}
-
-// stagedFiles lists the staged files of partition p (every partition when
-// p is negative) of a source staged by the stage tasks writing to dirs.
-func stagedFiles(ctx context.Context, st kalla.Staging, dirs []string, p int) ([]string, error) {
-	var files []string
-	for _, dir := range dirs {
-		f, err := kalla.StagedFiles(ctx, st, dir, p)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, f...)
-	}
-	return files, nil
 }
 
 // folderBytes is the size of the files in dir.

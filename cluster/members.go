@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 )
 
 // MembersConfig configures the executors' membership bucket.
@@ -93,7 +93,7 @@ func BindMembers(ctx context.Context, js jetstream.JetStream, bucket string) (*M
 func (m *Members) Interval() time.Duration { return m.cfg.TTL / 3 }
 
 // Put records info as live now.
-func (m *Members) Put(ctx context.Context, info kalla.ExecutorInfo) error {
+func (m *Members) Put(ctx context.Context, info distributed.ExecutorInfo) error {
 	info.LastSeen = time.Now().UTC()
 	data, err := json.Marshal(info)
 	if err != nil {
@@ -115,14 +115,14 @@ func (m *Members) Leave(ctx context.Context, id string) error {
 // The listing is bounded by listTimeout: its watcher is an ephemeral
 // consumer, which may sit on a NATS server that just died and would then
 // never answer.
-func (m *Members) Executors(ctx context.Context) ([]kalla.ExecutorInfo, error) {
+func (m *Members) Executors(ctx context.Context) ([]distributed.ExecutorInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, listTimeout)
 	defer cancel()
 	keys, err := m.kv.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list executors: %w", err)
 	}
-	var out []kalla.ExecutorInfo
+	var out []distributed.ExecutorInfo
 	for k := range keys.Keys() {
 		e, err := m.kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
@@ -131,7 +131,7 @@ func (m *Members) Executors(ctx context.Context) ([]kalla.ExecutorInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read executor %s: %w", k, err)
 		}
-		var info kalla.ExecutorInfo
+		var info distributed.ExecutorInfo
 		if json.Unmarshal(e.Value(), &info) != nil {
 			continue
 		}

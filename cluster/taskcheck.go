@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"fmt"
 	"path"
 	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 )
 
 // An executor trusts nothing in a task but its job, which it validates as
@@ -19,8 +21,8 @@ import (
 //   - the SQL fragments the planner builds (partition hash expressions,
 //     staged column types) match the planner's grammar, so they stay inside
 //     the expression they are spliced into;
-//   - every staging key lies below the job attempt's own folder,
-//     cluster/<run_id>/<gen>, with no ".." or absolute path;
+//   - every staging key lies below the job attempt's own folder
+//     (distributed.AttemptDir), with no ".." or absolute path;
 //   - sides, partitions and part counts are in range.
 //
 // A task failing these checks is refused for good with a validation error
@@ -42,84 +44,102 @@ var (
 )
 
 // check validates t, whose job has been validated; it returns a
-// *kalla.ValidationError naming the field.
+// *kalla.ValidationError naming the field as it is on the wire.
 func (t *ExecTask) check() error {
 	job := &t.Job
 	if !genID.MatchString(t.Gen) {
 		return kalla.Invalid("task.gen", "%q is not an attempt id", t.Gen)
 	}
-	root := path.Join("cluster", job.RunID, t.Gen)
+	root := distributed.AttemptDir(job.RunID, t.Gen)
 	if t.Root != root {
 		return kalla.Invalid("task.root", "%q is not the job attempt's staging folder %s", t.Root, root)
 	}
-	if t.Dir != "" {
-		if err := underRoot("task.dir", t.Dir, root); err != nil {
-			return err
+	// The tag: exactly the payload of Kind is set.
+	set := map[TaskKind]bool{TaskPlan: t.Plan != nil, TaskStage: t.Stage != nil, TaskMatch: t.Match != nil, TaskMerge: t.Merge != nil}
+	if _, known := set[t.Kind]; !known && t.Kind != TaskJob {
+		return kalla.Invalid("task.kind", "%q is not a task kind", t.Kind)
+	}
+	for _, k := range []TaskKind{TaskPlan, TaskStage, TaskMatch, TaskMerge} {
+		switch {
+		case k == t.Kind && !set[k]:
+			return kalla.Invalid("task."+string(k), "is required for a %s task", t.Kind)
+		case k != t.Kind && set[k]:
+			return kalla.Invalid("task."+string(k), "is not allowed in a %s task", t.Kind)
 		}
 	}
 	switch t.Kind {
 	case TaskPlan:
-		return checkParts("task.parts", t.Parts)
-	case TaskJob:
-		return nil
+		return checkParts("task.plan.splits", t.Plan.Splits)
 	case TaskStage:
-		if t.Side != 0 && t.Side != 1 {
-			return kalla.Invalid("task.side", "%d is not a source (0 or 1)", t.Side)
-		}
-		if t.Dir == "" {
-			return kalla.Invalid("task.dir", "is required")
-		}
-		if !hashExpr.MatchString(t.Hash) {
-			return kalla.Invalid("task.hash", "%q is not a partition hash", t.Hash)
-		}
-		return checkParts("task.parts", t.Parts)
+		return checkStage(t.Stage, root)
 	case TaskMatch:
-		if err := checkParts("task.parts", t.Parts); err != nil {
-			return err
-		}
-		if t.Partition < 0 || t.Partition >= t.Parts {
-			return kalla.Invalid("task.partition", "%d is not a partition of %d", t.Partition, t.Parts)
-		}
-		if t.Broadcast < -1 || t.Broadcast > 1 {
-			return kalla.Invalid("task.broadcast", "%d is not a side (-1, 0 or 1)", t.Broadcast)
-		}
-		if t.Dir == "" {
-			return kalla.Invalid("task.dir", "is required")
-		}
-		if err := checkSpec("task.spec", t.Spec, job); err != nil {
-			return err
-		}
-		for side := range 2 {
-			if t.Direct[side] && !hashExpr.MatchString(t.Hashes[side]) {
-				return kalla.Invalid("task.hashes", "%q is not a partition hash", t.Hashes[side])
-			}
-			if err := checkKeys("task.stage_dirs", t.StageDirs[side], root); err != nil {
-				return err
-			}
-			if err := checkColumns("task.columns", t.Columns[side]); err != nil {
-				return err
-			}
-		}
-		return nil
+		return checkMatch(t.Match, job, root)
 	case TaskMerge:
-		m := t.Merge
-		if err := checkSpec("task.merge.spec", m.Spec, job); err != nil {
+		return checkMerge(t.Merge, job, root)
+	}
+	return nil
+}
+
+func checkStage(st *distributed.StageSpec, root string) error {
+	if st.Side != 0 && st.Side != 1 {
+		return kalla.Invalid("task.stage.side", "%d is not a source (0 or 1)", st.Side)
+	}
+	if err := underRoot("task.stage.dir", st.Dir, root); err != nil {
+		return err
+	}
+	if !hashExpr.MatchString(st.Hash) {
+		return kalla.Invalid("task.stage.hash", "%q is not a partition hash", st.Hash)
+	}
+	return checkParts("task.stage.parts", st.Parts)
+}
+
+func checkMatch(m *distributed.PartitionSpec, job *kalla.Job, root string) error {
+	if err := checkParts("task.match.parts", m.Parts); err != nil {
+		return err
+	}
+	if m.Partition < 0 || m.Partition >= m.Parts {
+		return kalla.Invalid("task.match.partition", "%d is not a partition of %d", m.Partition, m.Parts)
+	}
+	if m.Broadcast < -1 || m.Broadcast > 1 {
+		return kalla.Invalid("task.match.broadcast", "%d is not a side (-1, 0 or 1)", m.Broadcast)
+	}
+	if err := underRoot("task.match.dir", m.Dir, root); err != nil {
+		return err
+	}
+	if err := checkSpec("task.match.spec", m.Spec, job); err != nil {
+		return err
+	}
+	for i, s := range m.Sides {
+		field := fmt.Sprintf("task.match.sides[%d]", i)
+		if s.Direct && !hashExpr.MatchString(s.Hash) {
+			return kalla.Invalid(field+".hash", "%q is not a partition hash", s.Hash)
+		}
+		if err := checkKeys(field+".stage_dirs", s.StageDirs, root); err != nil {
 			return err
 		}
-		if m.Broadcast < -1 || m.Broadcast > 1 {
-			return kalla.Invalid("task.merge.broadcast", "%d is not a side (-1, 0 or 1)", m.Broadcast)
+		if err := checkColumns(field+".columns", s.Columns); err != nil {
+			return err
 		}
-		for _, l := range [][]string{m.Matched, m.Unmatched[0], m.Unmatched[1], m.BroadcastFiles.Files} {
-			if err := checkKeys("task.merge", l, root); err != nil {
-				return err
-			}
-		}
-		if src := m.BroadcastFiles.Source; src != nil && src.Partition != -1 {
-			return kalla.Invalid("task.merge.broadcast_files.source", "a broadcast side is read whole (partition -1), not partition %d", src.Partition)
-		}
-		return checkColumns("task.merge.broadcast_files.columns", m.BroadcastFiles.Columns)
 	}
-	return kalla.Invalid("task.kind", "%q is not a task kind", t.Kind)
+	return nil
+}
+
+func checkMerge(m *distributed.MergeSpec, job *kalla.Job, root string) error {
+	if err := checkSpec("task.merge.spec", m.Spec, job); err != nil {
+		return err
+	}
+	if m.Broadcast < -1 || m.Broadcast > 1 {
+		return kalla.Invalid("task.merge.broadcast", "%d is not a side (-1, 0 or 1)", m.Broadcast)
+	}
+	for _, l := range [][]string{m.Matched, m.Unmatched[0], m.Unmatched[1], m.BroadcastFiles.Files} {
+		if err := checkKeys("task.merge", l, root); err != nil {
+			return err
+		}
+	}
+	if src := m.BroadcastFiles.Source; src != nil && src.Partition != -1 {
+		return kalla.Invalid("task.merge.broadcast_files.source", "a broadcast side is read whole (partition -1), not partition %d", src.Partition)
+	}
+	return checkColumns("task.merge.broadcast_files.columns", m.BroadcastFiles.Columns)
 }
 
 func checkParts(field string, n int) error {
@@ -129,7 +149,7 @@ func checkParts(field string, n int) error {
 	return nil
 }
 
-// checkSpec checks that s is what Runner.PlanSplit makes of job: its
+// checkSpec checks that s is what distributed.Runner.Plan makes of job: its
 // match_sql, and its sources' primary keys.
 func checkSpec(field string, s kalla.MatchSpec, job *kalla.Job) error {
 	if s.SQL != job.MatchSQL {
@@ -172,7 +192,7 @@ func underRoot(field, key, root string) error {
 }
 
 // checkColumns checks staged column types, which are spliced into CASTs.
-func checkColumns(field string, cols []kalla.StagedColumn) error {
+func checkColumns(field string, cols []distributed.StagedColumn) error {
 	for _, c := range cols {
 		if !typeName(c.Type) {
 			return kalla.Invalid(field, "%q is not a column type", c.Type)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 )
 
 // A forged task is refused naming the field, whatever part of it lies; the
@@ -24,22 +25,26 @@ func TestTaskCheckRefusesForgedParts(t *testing.T) {
 		Right: kalla.KeyMapping{Alias: "right_src", SourceColumns: []string{"id"}, ResultColumns: []string{"right_src_id"}},
 	}
 	match := func() *ExecTask {
-		return &ExecTask{Gen: "GEN1", ID: "match-0", Kind: TaskMatch, Job: job, Root: root, Broadcast: -1,
-			Parts: 4, Partition: 1, Dir: root + "/match/p1", Spec: spec,
-			Direct: [2]bool{false, true}, Hashes: [2]string{`hash("id")`, `hash(CAST("ref" AS DECIMAL(20,0)))`},
-			StageDirs: [2][]string{{root + "/stage/0-0"}, nil},
-			Columns:   [2][]kalla.StagedColumn{{{Name: "id", Type: "BIGINT"}, {Name: "tags", Type: `STRUCT("a b" VARCHAR[], e ENUM('x', 'y'))`}}, nil},
-		}
+		return &ExecTask{Gen: "GEN1", ID: "match-0", Kind: TaskMatch, Job: job, Root: root,
+			Match: &distributed.PartitionSpec{Parts: 4, Partition: 1, Dir: root + "/match/p1", Spec: spec, Broadcast: -1,
+				Sides: [2]distributed.PartitionSide{
+					{StageDirs: []string{root + "/stage/0-0"}, Columns: []distributed.StagedColumn{{Name: "id", Type: "BIGINT"}, {Name: "tags", Type: `STRUCT("a b" VARCHAR[], e ENUM('x', 'y'))`}}},
+					{Direct: true, Hash: `hash(CAST("ref" AS DECIMAL(20,0)))`},
+				}}}
 	}
 	stage := func() *ExecTask {
-		return &ExecTask{Gen: "GEN1", ID: "stage-0-0", Kind: TaskStage, Job: job, Root: root, Broadcast: -1,
-			Side: 0, Hash: `hash("id", "a ""quoted"" key")`, Parts: 4, Dir: root + "/stage/0-0"}
+		return &ExecTask{Gen: "GEN1", ID: "stage-0-0", Kind: TaskStage, Job: job, Root: root,
+			Stage: &distributed.StageSpec{Side: 0, Hash: `hash("id", "a ""quoted"" key")`, Parts: 4, Dir: root + "/stage/0-0"}}
 	}
 	merge := func() *ExecTask {
-		return &ExecTask{Gen: "GEN1", ID: "merge", Kind: TaskMerge, Job: job, Root: root, Broadcast: -1,
-			Merge: kalla.MergeSpec{Spec: spec, Broadcast: -1, Matched: []string{root + "/match/p0/matched.parquet"}}}
+		return &ExecTask{Gen: "GEN1", ID: "merge", Kind: TaskMerge, Job: job, Root: root,
+			Merge: &distributed.MergeSpec{Spec: spec, Broadcast: -1, Matched: []string{root + "/match/p0/matched.parquet"}}}
 	}
-	for name, task := range map[string]*ExecTask{"match": match(), "stage": stage(), "merge": merge()} {
+	plan := func() *ExecTask {
+		return &ExecTask{Gen: "GEN1", ID: "plan", Kind: TaskPlan, Job: job, Root: root, Plan: &distributed.PlanSpec{Splits: 4}}
+	}
+	whole := func() *ExecTask { return &ExecTask{Gen: "GEN1", ID: "job", Kind: TaskJob, Job: job, Root: root} }
+	for name, task := range map[string]*ExecTask{"match": match(), "stage": stage(), "merge": merge(), "plan": plan(), "job": whole()} {
 		if err := task.check(); err != nil {
 			t.Errorf("%s task refused: %v", name, err)
 		}
@@ -49,38 +54,53 @@ func TestTaskCheckRefusesForgedParts(t *testing.T) {
 		task  *ExecTask
 		field string
 	}{
-		{"dir outside staging", func() *ExecTask { x := stage(); x.Dir = root + "/../../../etc"; return x }(), "task.dir"},
-		{"absolute dir", func() *ExecTask { x := stage(); x.Dir = "/tmp/x"; return x }(), "task.dir"},
-		{"another job's dir", func() *ExecTask { x := stage(); x.Dir = "cluster/other/GEN1/stage/0"; return x }(), "task.dir"},
+		{"dir outside staging", func() *ExecTask { x := stage(); x.Stage.Dir = root + "/../../../etc"; return x }(), "task.stage.dir"},
+		{"absolute dir", func() *ExecTask { x := stage(); x.Stage.Dir = "/tmp/x"; return x }(), "task.stage.dir"},
+		{"another job's dir", func() *ExecTask { x := stage(); x.Stage.Dir = "cluster/other/GEN1/stage/0"; return x }(), "task.stage.dir"},
 		{"root of staging", func() *ExecTask { x := stage(); x.Root = ""; return x }(), "task.root"},
 		{"gen with a path", func() *ExecTask { x := stage(); x.Gen = "../x"; return x }(), "task.gen"},
 		{"hash injection", func() *ExecTask {
 			x := stage()
-			x.Hash = `hash("id")) FROM read_text('/etc/passwd') --`
+			x.Stage.Hash = `hash("id")) FROM read_text('/etc/passwd') --`
 			return x
-		}(), "task.hash"},
-		{"hash statement", func() *ExecTask { x := stage(); x.Hash = `1; COPY left_src TO '/tmp/x'`; return x }(), "task.hash"},
-		{"side", func() *ExecTask { x := stage(); x.Side = 2; return x }(), "task.side"},
-		{"parts", func() *ExecTask { x := stage(); x.Parts = 1 << 30; return x }(), "task.parts"},
+		}(), "task.stage.hash"},
+		{"hash statement", func() *ExecTask { x := stage(); x.Stage.Hash = `1; COPY left_src TO '/tmp/x'`; return x }(), "task.stage.hash"},
+		{"side", func() *ExecTask { x := stage(); x.Stage.Side = 2; return x }(), "task.stage.side"},
+		{"parts", func() *ExecTask { x := stage(); x.Stage.Parts = 1 << 30; return x }(), "task.stage.parts"},
 		{"spec sql", func() *ExecTask {
 			x := match()
-			x.Spec.SQL = "SELECT 1; COPY (SELECT 1) TO '/tmp/x'"
+			x.Match.Spec.SQL = "SELECT 1; COPY (SELECT 1) TO '/tmp/x'"
 			return x
-		}(), "task.spec.sql"},
-		{"spec keys", func() *ExecTask { x := match(); x.Spec.Left.SourceColumns = []string{"amount"}; return x }(), "task.spec.left.source_columns"},
-		{"spec alias", func() *ExecTask { x := match(); x.Spec.Right.Alias = "kalla_job_1.right_src"; return x }(), "task.spec.right.alias"},
-		{"direct hash", func() *ExecTask { x := match(); x.Hashes[1] = "read_text('/etc/passwd')"; return x }(), "task.hashes"},
-		{"partition", func() *ExecTask { x := match(); x.Partition = 4; return x }(), "task.partition"},
-		{"stage dirs", func() *ExecTask { x := match(); x.StageDirs[0] = []string{"cluster/../../etc"}; return x }(), "task.stage_dirs"},
+		}(), "task.match.spec.sql"},
+		{"spec keys", func() *ExecTask { x := match(); x.Match.Spec.Left.SourceColumns = []string{"amount"}; return x }(), "task.match.spec.left.source_columns"},
+		{"spec alias", func() *ExecTask { x := match(); x.Match.Spec.Right.Alias = "kalla_job_1.right_src"; return x }(), "task.match.spec.right.alias"},
+		{"direct hash", func() *ExecTask { x := match(); x.Match.Sides[1].Hash = "read_text('/etc/passwd')"; return x }(), "task.match.sides[1].hash"},
+		{"partition", func() *ExecTask { x := match(); x.Match.Partition = 4; return x }(), "task.match.partition"},
+		{"stage dirs", func() *ExecTask { x := match(); x.Match.Sides[0].StageDirs = []string{"cluster/../../etc"}; return x }(), "task.match.sides[0].stage_dirs"},
 		{"column type", func() *ExecTask {
 			x := match()
-			x.Columns[0][0].Type = "INTEGER) AS id FROM read_text('/etc/passwd') --"
+			x.Match.Sides[0].Columns[0].Type = "INTEGER) AS id FROM read_text('/etc/passwd') --"
 			return x
-		}(), "task.columns"},
-		{"column type comment", func() *ExecTask { x := match(); x.Columns[0][0].Type = "INTEGER -- x"; return x }(), "task.columns"},
+		}(), "task.match.sides[0].columns"},
+		{"column type comment", func() *ExecTask { x := match(); x.Match.Sides[0].Columns[0].Type = "INTEGER -- x"; return x }(), "task.match.sides[0].columns"},
 		{"merge file", func() *ExecTask { x := merge(); x.Merge.Matched = []string{"../../etc/passwd"}; return x }(), "task.merge"},
 		{"merge sql", func() *ExecTask { x := merge(); x.Merge.Spec.SQL = "SELECT 2"; return x }(), "task.merge.spec.sql"},
 		{"kind", func() *ExecTask { x := stage(); x.Kind = "shell"; return x }(), "task.kind"},
+		{"match dir", func() *ExecTask { x := match(); x.Match.Dir = root + "/../GEN2/match/p1"; return x }(), "task.match.dir"},
+		{"match broadcast", func() *ExecTask { x := match(); x.Match.Broadcast = 2; return x }(), "task.match.broadcast"},
+		{"merge broadcast partition", func() *ExecTask {
+			x := merge()
+			x.Merge.Broadcast = 0
+			x.Merge.BroadcastFiles.Source = &distributed.SourcePartition{Partition: 1}
+			return x
+		}(), "task.merge.broadcast_files.source"},
+		{"plan splits", func() *ExecTask { x := plan(); x.Plan.Splits = 0; return x }(), "task.plan.splits"},
+		// The tag and the payload agree: a payload of another kind, or
+		// none, is refused rather than ignored.
+		{"kind without payload", func() *ExecTask { x := stage(); x.Stage = nil; return x }(), "task.stage"},
+		{"payload of another kind", func() *ExecTask { x := stage(); x.Merge = merge().Merge; return x }(), "task.merge"},
+		{"job with a payload", func() *ExecTask { x := whole(); x.Match = match().Match; return x }(), "task.match"},
+		{"kind renamed", func() *ExecTask { x := stage(); x.Kind = TaskMatch; return x }(), "task.stage"},
 	}
 	for _, tc := range cases {
 		err := tc.task.check()

@@ -12,60 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 )
-
-// TaskKind is what an executor task does.
-type TaskKind string
-
-// The task kinds of a distributed job, in the order the coordinator issues
-// them. TaskJob runs a whole job that cannot be split.
-const (
-	TaskPlan  TaskKind = "plan"
-	TaskStage TaskKind = "stage"
-	TaskMatch TaskKind = "match"
-	TaskMerge TaskKind = "merge"
-	TaskJob   TaskKind = "job"
-)
-
-// ExecTask is one unit of a distributed job. Gen identifies the
-// coordinator's attempt; its staging folder is Root, and an executor drops a
-// task whose Root is gone (the job finished, failed or was retried). Root,
-// Dir, StageDirs and the files of Merge are keys of the cluster's
-// kalla.Staging, not local paths.
-type ExecTask struct {
-	Gen  string    `json:"gen"`
-	ID   string    `json:"id"`
-	Kind TaskKind  `json:"kind"`
-	Job  kalla.Job `json:"job"`
-	Root string    `json:"root"`
-
-	// Stage: which source, how to hash it, into how many partitions, where,
-	// and, for a source split into several stage tasks, this task's split.
-	Side  int                `json:"side,omitempty"`
-	Hash  string             `json:"hash,omitempty"`
-	Parts int                `json:"parts,omitempty"`
-	Dir   string             `json:"dir,omitempty"`
-	Split *kalla.SourceSplit `json:"split,omitempty"`
-
-	// Match: the partition, the staged sources (StageDirs: the folders of
-	// each source's stage tasks) with their columns, and the side sent
-	// whole (-1 for none). A source marked Direct
-	// was not staged: the task reads its partition from the source itself,
-	// by Hashes[side] modulo Parts.
-	Partition int                     `json:"partition,omitempty"`
-	Direct    [2]bool                 `json:"direct,omitempty"`
-	Hashes    [2]string               `json:"hashes,omitempty"`
-	Spec      kalla.MatchSpec         `json:"spec"`
-	StageDirs [2][]string             `json:"stage_dirs"`
-	Columns   [2][]kalla.StagedColumn `json:"columns"`
-	Broadcast int                     `json:"broadcast"`
-
-	// Merge: the partial results, the source row counts and the job's
-	// start, for elapsed_ms.
-	Merge  kalla.MergeSpec `json:"merge"`
-	Counts [2]int64        `json:"counts"`
-	Start  time.Time       `json:"start"`
-}
 
 // TaskResult is what an executor reports for a task, in the results bucket
 // under "<gen>.<task id>".
@@ -79,9 +27,9 @@ type TaskResult struct {
 	Stage      kalla.Stage `json:"stage,omitempty"`
 	Validation bool        `json:"validation,omitempty"`
 
-	Plan   *kalla.SplitPlan    `json:"plan,omitempty"`
-	Staged *kalla.StagedSource `json:"staged,omitempty"`
-	Counts *kalla.Counts       `json:"counts,omitempty"`
+	Plan   *distributed.SplitPlan    `json:"plan,omitempty"`
+	Staged *distributed.StagedSource `json:"staged,omitempty"`
+	Counts *kalla.Counts             `json:"counts,omitempty"`
 	// Bytes is what a match task wrote: its partial results.
 	Bytes   int64         `json:"bytes,omitempty"`
 	Result  *kalla.Result `json:"result,omitempty"`

@@ -66,7 +66,7 @@ type csvSplit struct {
 	Ranges  []csvRange `json:"ranges"`
 }
 
-// SplitFiles implements kalla.SplitSession: a local CSV source (a file or a
+// SplitFiles implements distributed.Session: a local CSV source (a file or a
 // glob) attached as alias is cut into up to n splits of at least
 // minSplitBytes, at record boundaries: whole files, and large files in
 // byte ranges. It returns nil when the source is not local CSV files, when
@@ -256,7 +256,7 @@ func recordEnds(ctx context.Context, r io.Reader, quote, escape byte, end func(i
 	}
 }
 
-// AttachSplit implements kalla.SplitSession: it declares alias as one split
+// AttachSplit implements distributed.Session: it declares alias as one split
 // of a CSV source, its ranges copied into one file of the session's folder
 // and read with the whole source's dialect and column types.
 func (s *Session) AttachSplit(ctx context.Context, alias string, filters []kalla.Filter, split kalla.SourceSplit) ([]kalla.Column, error) {

@@ -10,7 +10,9 @@ import (
 	"testing"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 	"github.com/kalla-dev/kalla/duckdb"
+	"github.com/kalla-dev/kalla/file"
 	"github.com/kalla-dev/kalla/internal/kallatest"
 	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
@@ -55,13 +57,22 @@ func TestCSVSplitStagesLikeWhole(t *testing.T) {
 	job.Sources[0].Filters = []kalla.Filter{{Column: "amount", Op: kalla.OpGte, Value: json.RawMessage(`"12.5"`)}}
 	ctx := context.Background()
 
-	stage := func(t *testing.T, dir string, split *kalla.SourceSplit) ([]string, []kalla.StagedColumn, int64) {
+	r := distributed.NewRunner(b.runner)
+	staging, err := file.NewStaging(b.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stage := func(t *testing.T, key string, split *kalla.SourceSplit) ([]string, []distributed.StagedColumn, int64) {
 		t.Helper()
-		st, err := b.runner.StageSource(ctx, job, kalla.StageSpec{Side: 0, Hash: "hash(id)", Parts: 3, Dir: dir, Split: split})
+		st, err := r.Stage(ctx, job, distributed.StageSpec{Side: 0, Hash: "hash(id)", Parts: 3, Dir: filepath.Join(b.dir, key), Split: split})
 		if err != nil {
 			t.Fatal(err)
 		}
-		files, err := kalla.PartitionFiles(dir, -1)
+		keys, err := distributed.StagedFiles(ctx, staging, []string{key}, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := staging.Fetch(ctx, keys, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +81,7 @@ func TestCSVSplitStagesLikeWhole(t *testing.T) {
 	read := func(files []string) []string {
 		return ducktest.Rows(t, fmt.Sprintf("SELECT * FROM read_parquet(['%s'])", strings.Join(files, "', '")))
 	}
-	wholeFiles, wholeCols, wholeRows := stage(t, filepath.Join(b.dir, "whole"), nil)
+	wholeFiles, wholeCols, wholeRows := stage(t, "whole", nil)
 	want := read(wholeFiles)
 	if int64(len(want)) != wholeRows || wholeRows < 1000 {
 		t.Fatalf("whole source staged %d rows, read back %d", wholeRows, len(want))
@@ -82,7 +93,7 @@ func TestCSVSplitStagesLikeWhole(t *testing.T) {
 	}
 	for _, n := range []int{2, 3, 5, 8} {
 		t.Run(fmt.Sprint(n, " splits"), func(t *testing.T) {
-			plan, err := b.runner.PlanSplit(ctx, job, n)
+			plan, err := r.Plan(ctx, job, distributed.PlanSpec{Splits: n})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +103,7 @@ func TestCSVSplitStagesLikeWhole(t *testing.T) {
 			var files []string
 			var rows int64
 			for k, sp := range plan.Splits[0] {
-				dir := filepath.Join(b.dir, fmt.Sprintf("split%d-%d", n, k))
+				dir := fmt.Sprintf("split%d-%d", n, k)
 				if k == 0 {
 					// A first attempt of the task, whose executor died after
 					// it wrote its files: the retry replaces them.
@@ -118,7 +129,7 @@ func TestCSVSmallNotSplit(t *testing.T) {
 	b := setup(t, duckdb.Config{Threads: 2})
 	path := b.write(t, "small.csv", splitCSV(1, 200))
 	job := b.job("SELECT l.id AS left_src_id, r.id AS right_src_id FROM left_src l JOIN right_src r ON l.id = r.id", path, path, []string{"id"}, []string{"id"})
-	plan, err := b.runner.PlanSplit(context.Background(), job, 4)
+	plan, err := distributed.NewRunner(b.runner).Plan(context.Background(), job, distributed.PlanSpec{Splits: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

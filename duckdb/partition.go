@@ -10,10 +10,11 @@ import (
 	"strings"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 	"github.com/kalla-dev/kalla/parquet"
 )
 
-var _ kalla.SplitSession = (*Session)(nil)
+var _ distributed.Session = (*Session)(nil)
 
 // stagingCompression is the codec of staged files: they are written once
 // and read once, and LZ4 writes about a third faster than DuckDB's default
@@ -28,8 +29,8 @@ const partColumn = "__kalla_part"
 // WritePartitions writes the rows of alias into parts folders by hashExpr.
 // Columns whose type Parquet does not carry exactly (HUGEINT is written as
 // DOUBLE, an ENUM as VARCHAR) are written as text and retyped on reading.
-func (s *Session) WritePartitions(ctx context.Context, alias, hashExpr string, parts int, dir string) (kalla.StagedSource, error) {
-	var out kalla.StagedSource
+func (s *Session) WritePartitions(ctx context.Context, alias, hashExpr string, parts int, dir string) (distributed.StagedSource, error) {
+	var out distributed.StagedSource
 	if parts < 1 {
 		return out, fmt.Errorf("partition count %d must be at least 1", parts)
 	}
@@ -39,7 +40,7 @@ func (s *Session) WritePartitions(ctx context.Context, alias, hashExpr string, p
 	}
 	list := make([]string, len(cols))
 	for i, c := range cols {
-		out.Columns = append(out.Columns, kalla.StagedColumn{Name: c.Name, Type: types[i]})
+		out.Columns = append(out.Columns, distributed.StagedColumn{Name: c.Name, Type: types[i]})
 		list[i] = quoteIdent(c.Name)
 		if !parquetExact(types[i]) {
 			list[i] = fmt.Sprintf("CAST(%s AS VARCHAR) AS %s", quoteIdent(c.Name), quoteIdent(c.Name))
@@ -66,7 +67,7 @@ func (s *Session) WritePartitions(ctx context.Context, alias, hashExpr string, p
 	// Hive-style folder names would make readers add the partition column
 	// back; p<k> keeps the files' columns those of the source.
 	for k := range parts {
-		name := fmt.Sprintf("p%d", k)
+		name := distributed.PartitionFolder(k)
 		hive := filepath.Join(target, fmt.Sprintf("%s=%d", partColumn, k))
 		plain := filepath.Join(target, name)
 		if _, err := os.Stat(hive); err == nil {
@@ -135,7 +136,7 @@ func sameType(a, b string) bool {
 // the same columns and types, so each row (NULL keys included: hash(NULL)
 // is a number) is in exactly the partition staging would put it in. Only
 // sources read in place (Parquet files, a view) qualify.
-func (s *Session) AttachPartition(ctx context.Context, alias string, src kalla.Source, filters []kalla.Filter, part kalla.SourcePartition) error {
+func (s *Session) AttachPartition(ctx context.Context, alias string, src kalla.Source, filters []kalla.Filter, part distributed.SourcePartition) error {
 	if _, err := s.Attach(ctx, alias, src, filters); err != nil {
 		return err
 	}
@@ -170,7 +171,7 @@ func (s *Session) AttachPartition(ctx context.Context, alias string, src kalla.S
 // tables, so loading the files into a table would only add a copy. A
 // column is cast back only when the files do not carry its source type
 // (HUGEINT, ENUM, ... staged as text); the others are read as they are.
-func (s *Session) AttachStaged(ctx context.Context, alias string, in kalla.StagedSet) (int64, error) {
+func (s *Session) AttachStaged(ctx context.Context, alias string, in distributed.StagedSet) (int64, error) {
 	from, err := stagedFrom(in.Files)
 	if err != nil {
 		return 0, err
@@ -209,7 +210,7 @@ func (s *Session) AttachStaged(ctx context.Context, alias string, in kalla.Stage
 // broadcast side, every match task saw all of its rows, so its unmatched
 // rows are those in no partition's matches: the same anti-join Reconcile
 // runs, against the union of the matched keys.
-func (s *Session) MergeResults(ctx context.Context, m kalla.MergeSpec, dir string) (kalla.Counts, error) {
+func (s *Session) MergeResults(ctx context.Context, m distributed.MergeSpec, dir string) (kalla.Counts, error) {
 	var c kalla.Counts
 	if len(m.Matched) == 0 {
 		return c, fmt.Errorf("no partial results")

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 )
 
 // PlanSplit decides how a job can be split from DuckDB's own parse tree of
@@ -24,13 +25,13 @@ import (
 //
 // Without an equality key, a query with no source subquery is broadcast.
 // Anything else runs whole on one executor.
-func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (kalla.SplitPlan, error) {
-	single := func(format string, args ...any) (kalla.SplitPlan, error) {
-		return kalla.SplitPlan{Mode: kalla.SplitSingle, Reason: fmt.Sprintf(format, args...)}, nil
+func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (distributed.SplitPlan, error) {
+	single := func(format string, args ...any) (distributed.SplitPlan, error) {
+		return distributed.SplitPlan{Mode: distributed.SplitSingle, Reason: fmt.Sprintf(format, args...)}, nil
 	}
 	var raw string
 	if err := s.conn.QueryRowContext(ctx, "SELECT json_serialize_sql($1::VARCHAR)::VARCHAR", job.MatchSQL).Scan(&raw); err != nil {
-		return kalla.SplitPlan{}, fmt.Errorf("parse match_sql: %w", err)
+		return distributed.SplitPlan{}, fmt.Errorf("parse match_sql: %w", err)
 	}
 	var tree struct {
 		Error      bool             `json:"error"`
@@ -41,7 +42,7 @@ func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (kalla.SplitPla
 	}
 	aggs, err := s.aggregateNames(ctx)
 	if err != nil {
-		return kalla.SplitPlan{}, err
+		return distributed.SplitPlan{}, err
 	}
 	a := &analysis{
 		sides: map[string]int{strings.ToLower(job.Left().Alias): 0, strings.ToLower(job.Right().Alias): 1},
@@ -61,7 +62,7 @@ func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (kalla.SplitPla
 		if why := a.safe(node, nil, true); why != "" {
 			return single("%s", why)
 		}
-		return kalla.SplitPlan{Mode: kalla.SplitPartition, Reason: fmt.Sprintf("equality key %s = %s", p[0], p[1]), Hash: hash}, nil
+		return distributed.SplitPlan{Mode: distributed.SplitPartition, Reason: fmt.Sprintf("equality key %s = %s", p[0], p[1]), Hash: hash}, nil
 	}
 	if why := a.safe(node, nil, true); why != "" {
 		return single("%s", why)
@@ -77,7 +78,7 @@ func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (kalla.SplitPla
 		}
 		hash[i] = "hash(" + strings.Join(cols, ", ") + ")"
 	}
-	return kalla.SplitPlan{Mode: kalla.SplitBroadcast, Reason: "no equality key between the sources: the smaller is broadcast", Hash: hash}, nil
+	return distributed.SplitPlan{Mode: distributed.SplitBroadcast, Reason: "no equality key between the sources: the smaller is broadcast", Hash: hash}, nil
 }
 
 func (s *Session) aggregateNames(ctx context.Context) (map[string]bool, error) {

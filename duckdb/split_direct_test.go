@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 	"github.com/kalla-dev/kalla/duckdb"
+	"github.com/kalla-dev/kalla/file"
 	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
@@ -17,14 +19,15 @@ import (
 // The sides in direct are read in place, as the cluster reads Parquet
 // sources: each match task reads their partition (or the whole broadcast
 // side) from the source files; the other sides are staged.
-func runSplit(t *testing.T, r *kalla.Runner, job *kalla.Job, parts int, direct [2]bool) (kalla.SplitPlan, *kalla.Result) {
+func runSplit(t *testing.T, kr *kalla.Runner, job *kalla.Job, parts int, direct [2]bool) (distributed.SplitPlan, *kalla.Result) {
 	t.Helper()
 	ctx := context.Background()
-	plan, err := r.PlanSplit(ctx, job, 1)
+	r := distributed.NewRunner(kr)
+	plan, err := r.Plan(ctx, job, distributed.PlanSpec{Splits: 1})
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
-	if plan.Mode == kalla.SplitSingle {
+	if plan.Mode == distributed.SplitSingle {
 		res, err := r.Run(ctx, job, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -34,66 +37,67 @@ func runSplit(t *testing.T, r *kalla.Runner, job *kalla.Job, parts int, direct [
 	if plan.Direct != [2]bool{true, true} {
 		t.Fatalf("Parquet sources not read in place: %+v", plan.Direct)
 	}
-	root := t.TempDir()
+	// The tasks exchange files through a shared staging folder, in the
+	// cluster's layout.
+	st, err := file.NewStaging(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempt := distributed.AttemptDir(job.RunID, "gen")
+	if err := st.Create(ctx, distributed.AttemptFolders(attempt)...); err != nil {
+		t.Fatal(err)
+	}
+	local := func(key string) string {
+		dir, err := st.Output(ctx, key, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
 	counts := plan.Rows
-	var cols [2][]kalla.StagedColumn
-	var dirs [2]string
+	ps := distributed.PartitionSpec{Parts: parts, Spec: plan.Spec, Broadcast: -1}
 	for side := range 2 {
 		if direct[side] {
+			ps.Sides[side] = distributed.PartitionSide{Direct: true, Hash: plan.Hash[side]}
 			continue
 		}
-		dirs[side] = filepath.Join(root, fmt.Sprint("stage", side))
-		st, err := r.StageSource(ctx, job, kalla.StageSpec{Side: side, Hash: plan.Hash[side], Parts: parts, Dir: dirs[side]})
+		dir := distributed.StageDir(attempt, side, 0)
+		staged, err := r.Stage(ctx, job, distributed.StageSpec{Side: side, Hash: plan.Hash[side], Parts: parts, Dir: local(dir)})
 		if err != nil {
 			t.Fatalf("stage %d: %v", side, err)
 		}
-		if st.Rows != plan.Rows[side] {
-			t.Errorf("side %d: staged %d rows, the plan counted %d", side, st.Rows, plan.Rows[side])
+		if staged.Rows != plan.Rows[side] {
+			t.Errorf("side %d: staged %d rows, the plan counted %d", side, staged.Rows, plan.Rows[side])
 		}
-		counts[side], cols[side] = st.Rows, st.Columns
+		counts[side] = staged.Rows
+		ps.Sides[side] = distributed.PartitionSide{StageDirs: []string{dir}, Columns: staged.Columns}
 	}
-	broadcast := -1
-	if plan.Mode == kalla.SplitBroadcast {
-		broadcast = 0
+	if plan.Mode == distributed.SplitBroadcast {
+		ps.Broadcast = 0
 	}
-	m := kalla.MergeSpec{Spec: plan.Spec, Broadcast: broadcast}
-	names := [2]string{kalla.UnmatchedLeftFile, kalla.UnmatchedRightFile}
+	m := distributed.MergeSpec{Spec: plan.Spec, Broadcast: ps.Broadcast, Counts: counts, Start: time.Now()}
 	for p := range parts {
-		var in [2]kalla.StagedSet
-		for side := range 2 {
-			q := p
-			if side == broadcast {
-				q = -1
-			}
-			if direct[side] {
-				in[side] = kalla.StagedSet{Source: &kalla.SourcePartition{Hash: plan.Hash[side], Parts: parts, Partition: q}}
-				continue
-			}
-			files, err := kalla.PartitionFiles(dirs[side], q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			in[side] = kalla.StagedSet{Files: files, Columns: cols[side]}
+		ps.Partition = p
+		in, err := ps.Inputs(ctx, st, "")
+		if err != nil {
+			t.Fatal(err)
 		}
-		dir := filepath.Join(root, fmt.Sprint("match", p))
-		if _, err := r.MatchPartition(ctx, job, plan.Spec, in, dir); err != nil {
+		dir := distributed.MatchDir(attempt, p)
+		if _, err := r.Match(ctx, job, plan.Spec, in, local(dir)); err != nil {
 			t.Fatalf("match %d: %v", p, err)
 		}
-		m.Matched = append(m.Matched, filepath.Join(dir, kalla.MatchedFile))
-		for side := range 2 {
-			if side != broadcast {
-				m.Unmatched[side] = append(m.Unmatched[side], filepath.Join(dir, names[side]))
-			}
+		m.AddPartition(dir)
+	}
+	if ps.Broadcast >= 0 {
+		if err := m.SetBroadcast(ctx, st, ps.Sides[ps.Broadcast]); err != nil {
+			t.Fatal(err)
 		}
 	}
-	switch {
-	case broadcast >= 0 && direct[broadcast]:
-		m.BroadcastFiles = kalla.StagedSet{Source: &kalla.SourcePartition{Partition: -1}}
-	case broadcast >= 0:
-		files, _ := kalla.PartitionFiles(dirs[broadcast], -1)
-		m.BroadcastFiles = kalla.StagedSet{Files: files, Columns: cols[broadcast]}
+	m, err = m.Fetch(ctx, st, "")
+	if err != nil {
+		t.Fatal(err)
 	}
-	res, err := r.MergeResults(ctx, job, m, counts, time.Now())
+	res, err := r.Merge(ctx, job, m)
 	if err != nil {
 		t.Fatalf("merge: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 	"github.com/kalla-dev/kalla/duckdb"
 	"github.com/kalla-dev/kalla/internal/kallatest"
 	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
@@ -13,21 +14,21 @@ import (
 // patterns are the reconciliation patterns, with the split each must get.
 var patterns = []struct {
 	name, sql string
-	mode      kalla.SplitMode
+	mode      distributed.SplitMode
 }{
 	{"one_to_one_tolerance", `SELECT i.invoice_id, p.payment_id, i.amount AS invoice_amount, p.amount AS paid_amount
-		FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id AND tolerance_match(i.amount, p.amount, 0.01)`, kalla.SplitPartition},
+		FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id AND tolerance_match(i.amount, p.amount, 0.01)`, distributed.SplitPartition},
 	{"one_to_many_split", `SELECT i.invoice_id, p.payment_id, p.amount FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id
-		WHERE i.amount = (SELECT sum(p2.amount) FROM right_src p2 WHERE p2.invoice_ref = i.invoice_id)`, kalla.SplitPartition},
+		WHERE i.amount = (SELECT sum(p2.amount) FROM right_src p2 WHERE p2.invoice_ref = i.invoice_id)`, distributed.SplitPartition},
 	{"many_to_one_batch", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON i.batch_id = p.batch_ref
-		WHERE p.amount = (SELECT sum(i2.amount) FROM left_src i2 WHERE i2.batch_id = p.batch_ref)`, kalla.SplitPartition},
+		WHERE p.amount = (SELECT sum(i2.amount) FROM left_src i2 WHERE i2.batch_id = p.batch_ref)`, distributed.SplitPartition},
 	{"many_to_many_cross", `SELECT i.invoice_id, p.payment_id, i.customer FROM left_src i JOIN right_src p ON i.customer = p.customer
-		WHERE (SELECT sum(i2.amount) FROM left_src i2 WHERE i2.customer = i.customer) = (SELECT sum(p2.amount) FROM right_src p2 WHERE p2.customer = p.customer)`, kalla.SplitPartition},
-	{"broadcast_no_key", `SELECT i.invoice_id, p.payment_id FROM left_src i, right_src p WHERE i.amount = p.amount AND i.invoice_id < 300`, kalla.SplitPartition},
-	{"broadcast_range", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.amount BETWEEN i.amount - 0.001 AND i.amount AND i.invoice_id % 7 = 0`, kalla.SplitBroadcast},
-	{"single_aggregate", `SELECT i.invoice_id, max(p.payment_id) AS payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id GROUP BY i.invoice_id`, kalla.SplitSingle},
+		WHERE (SELECT sum(i2.amount) FROM left_src i2 WHERE i2.customer = i.customer) = (SELECT sum(p2.amount) FROM right_src p2 WHERE p2.customer = p.customer)`, distributed.SplitPartition},
+	{"broadcast_no_key", `SELECT i.invoice_id, p.payment_id FROM left_src i, right_src p WHERE i.amount = p.amount AND i.invoice_id < 300`, distributed.SplitPartition},
+	{"broadcast_range", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.amount BETWEEN i.amount - 0.001 AND i.amount AND i.invoice_id % 7 = 0`, distributed.SplitBroadcast},
+	{"single_aggregate", `SELECT i.invoice_id, max(p.payment_id) AS payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id GROUP BY i.invoice_id`, distributed.SplitSingle},
 	{"single_uncorrelated", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id
-		WHERE p.amount < (SELECT avg(amount) FROM right_src)`, kalla.SplitSingle},
+		WHERE p.amount < (SELECT avg(amount) FROM right_src)`, distributed.SplitSingle},
 }
 
 // Every pattern split into partitions gives exactly the local results: the

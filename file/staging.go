@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 )
 
 // Staging is a staging folder every process of a cluster shares (a volume,
@@ -24,7 +24,7 @@ type Staging struct {
 	dir string
 }
 
-var _ kalla.Staging = (*Staging)(nil)
+var _ distributed.Staging = (*Staging)(nil)
 
 // NewStaging returns the staging folder dir (a path or file:// URI); it
 // does no I/O.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 	"github.com/kalla-dev/kalla/file"
 )
 
@@ -48,7 +48,7 @@ func TestStagingFolder(t *testing.T) {
 	if err := st.Publish(ctx, out, root+"/stage/0"); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := kalla.StagedFiles(ctx, st, root+"/stage/0", 1)
+	keys, err := distributed.StagedFiles(ctx, st, []string{root + "/stage/0"}, 1)
 	if err != nil || strings.Join(keys, " ") != root+"/stage/0/p1/a.parquet "+root+"/stage/0/p1/c.parquet" {
 		t.Errorf("partition 1: %q, %v", keys, err)
 	}

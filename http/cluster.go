@@ -4,21 +4,21 @@ import (
 	"context"
 	"net/http"
 
-	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 )
 
 // ClusterLister lists the live executors; *cluster.Members is one.
 type ClusterLister interface {
-	Executors(ctx context.Context) ([]kalla.ExecutorInfo, error)
+	Executors(ctx context.Context) ([]distributed.ExecutorInfo, error)
 }
 
 // ClusterView is the body of GET /api/cluster.
 type ClusterView struct {
-	Executors []kalla.ExecutorInfo `json:"executors"`
+	Executors []distributed.ExecutorInfo `json:"executors"`
 }
 
 func (s *Server) listExecutors(w http.ResponseWriter, r *http.Request) {
-	view := ClusterView{Executors: []kalla.ExecutorInfo{}}
+	view := ClusterView{Executors: []distributed.ExecutorInfo{}}
 	if s.cfg.Cluster != nil {
 		execs, err := s.cfg.Cluster.Executors(r.Context())
 		if err != nil {

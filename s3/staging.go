@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 )
 
 // folderMarker is the object Create puts in a folder, which Exists looks
@@ -40,7 +40,7 @@ type Staging struct {
 	loc location
 }
 
-var _ kalla.Staging = (*Staging)(nil)
+var _ distributed.Staging = (*Staging)(nil)
 
 // OpenStaging parses a staging prefix s3://bucket[/prefix]; it does no I/O.
 func (c *Client) OpenStaging(uri string) (*Staging, error) {

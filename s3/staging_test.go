@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 	"github.com/kalla-dev/kalla/internal/kallatest"
 	"github.com/kalla-dev/kalla/s3"
 )
@@ -93,18 +94,18 @@ func TestStagingLifecycle(t *testing.T) {
 	}
 
 	// Partition 1 is p1's files, not p10's; every partition is all of them.
-	files, err := kalla.StagedFiles(ctx, st, stageKey, 1)
+	files, err := distributed.StagedFiles(ctx, st, []string{stageKey}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(files, " ") != stageKey+"/p1/data_0.parquet "+stageKey+"/p1/data_1.parquet" {
 		t.Errorf("partition 1: %q", files)
 	}
-	all, err := kalla.StagedFiles(ctx, st, stageKey, -1)
+	all, err := distributed.StagedFiles(ctx, st, []string{stageKey}, -1)
 	if err != nil || len(all) != 4 {
 		t.Errorf("every partition: %q, %v", all, err)
 	}
-	if _, err := kalla.StagedFiles(ctx, st, stageKey, 2); err == nil || !strings.Contains(err.Error(), "s3://data/staging") {
+	if _, err := distributed.StagedFiles(ctx, st, []string{stageKey}, 2); err == nil || !strings.Contains(err.Error(), "s3://data/staging") {
 		t.Errorf("missing partition: %v", err)
 	}
 

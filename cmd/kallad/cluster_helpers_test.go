@@ -15,6 +15,7 @@ import (
 	_ "github.com/duckdb/duckdb-go/v2"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
@@ -106,11 +107,11 @@ func (p *execProc) kill() {
 }
 
 // executors returns GET /api/cluster's executors.
-func (p *schedProc) executors(t *testing.T) []kalla.ExecutorInfo {
+func (p *schedProc) executors(t *testing.T) []distributed.ExecutorInfo {
 	t.Helper()
 	code, body := p.call(t, "GET", "/api/cluster", nil)
 	var v struct {
-		Executors []kalla.ExecutorInfo `json:"executors"`
+		Executors []distributed.ExecutorInfo `json:"executors"`
 	}
 	if code != 200 || json.Unmarshal(body, &v) != nil {
 		t.Fatalf("GET /api/cluster: %d %s", code, body)

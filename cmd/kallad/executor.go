@@ -20,6 +20,7 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/cluster"
+	"github.com/kalla-dev/kalla/distributed"
 )
 
 // ExecutorCommand joins a scheduler's cluster and runs the tasks of
@@ -146,9 +147,9 @@ func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, log
 	}
 	defer joined.Conn.Close()
 	ex, err := cluster.NewExecutor(cluster.ExecutorConfig{
-		Tasks: joined.Tasks, Members: joined.Members, Runner: runner, Staging: staging, TempDir: eng.TempDir,
+		Tasks: joined.Tasks, Members: joined.Members, Runner: distributed.NewRunner(runner), Staging: staging, TempDir: eng.TempDir,
 		MaxTasks: o.maxTasks, Registerer: reg, Logger: logger,
-		Info: kalla.ExecutorInfo{ID: id, Host: o.externalHost, Version: version},
+		Info: distributed.ExecutorInfo{ID: id, Host: o.externalHost, Version: version},
 	})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 	"github.com/kalla-dev/kalla/file"
 	"github.com/kalla-dev/kalla/postgres"
 	"github.com/kalla-dev/kalla/s3"
@@ -38,7 +39,7 @@ func newRegistries(tempDir string, pol *policy, logger *slog.Logger) (*kalla.Reg
 
 // newStaging returns the cluster's staging for --staging-path: an s3://
 // prefix, or else a folder every process shares.
-func newStaging(stagingPath string, logger *slog.Logger) (kalla.Staging, error) {
+func newStaging(stagingPath string, logger *slog.Logger) (distributed.Staging, error) {
 	if stagingOnS3(stagingPath) {
 		return s3.New(s3.Config{Logger: logger}).OpenStaging(stagingPath)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/cluster"
+	"github.com/kalla-dev/kalla/distributed"
 	kallahttp "github.com/kalla-dev/kalla/http"
 )
 
@@ -286,7 +287,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		parts = runtime.NumCPU()
 	}
 	dcfg := cluster.DistributorConfig{
-		Local: runner, Splitter: runner, Tasks: tasks, Members: members, Partitions: parts, Staging: staging,
+		Local: runner, Splitter: distributed.NewRunner(runner), Tasks: tasks, Members: members, Partitions: parts, Staging: staging,
 		Metrics: clusterMetrics, Logger: logger,
 	}
 	o.scale.apply(&dcfg, o.maxJobs)

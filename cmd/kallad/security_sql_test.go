@@ -16,6 +16,7 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/cluster"
+	"github.com/kalla-dev/kalla/distributed"
 )
 
 // secretMarker is in a file no job may read; it must appear in no response,
@@ -134,23 +135,24 @@ func TestForgedTaskRefusedByExecutor(t *testing.T) {
 			x.Kind = cluster.TaskJob
 			x.Job.MatchSQL = "SELECT 1 AS invoice_id, 1 AS payment_id, content FROM read_text('/etc/passwd')"
 		}},
-		{"multi-statement spec", "task.spec.sql", func(x *cluster.ExecTask) {
-			x.Kind, x.Parts, x.Dir = cluster.TaskMatch, 2, x.Root+"/match/p0"
-			x.Spec = spec
-			x.Spec.SQL = job.MatchSQL + "; COPY (SELECT 1) TO '" + written + ".parquet'"
+		{"multi-statement spec", "task.match.spec.sql", func(x *cluster.ExecTask) {
+			x.Kind = cluster.TaskMatch
+			x.Match = &distributed.PartitionSpec{Parts: 2, Dir: x.Root + "/match/p0", Spec: spec, Broadcast: -1}
+			x.Match.Spec.SQL = job.MatchSQL + "; COPY (SELECT 1) TO '" + written + ".parquet'"
 		}},
-		{"dir outside staging", "task.dir", func(x *cluster.ExecTask) {
-			x.Kind, x.Side, x.Hash, x.Parts = cluster.TaskStage, 0, `hash("invoice_id")`, 2
-			x.Dir = x.Root + "/../../../../written"
+		{"dir outside staging", "task.stage.dir", func(x *cluster.ExecTask) {
+			x.Kind = cluster.TaskStage
+			x.Stage = &distributed.StageSpec{Side: 0, Hash: `hash("invoice_id")`, Parts: 2, Dir: x.Root + "/../../../../written"}
 		}},
-		{"hash injection", "task.hash", func(x *cluster.ExecTask) {
-			x.Kind, x.Side, x.Parts, x.Dir = cluster.TaskStage, 0, 2, x.Root+"/stage/0-0"
-			x.Hash = `hash("invoice_id")) FROM left_src; COPY (SELECT 1) TO '` + written + `.txt'; SELECT (1`
+		{"hash injection", "task.stage.hash", func(x *cluster.ExecTask) {
+			x.Kind = cluster.TaskStage
+			x.Stage = &distributed.StageSpec{Side: 0, Parts: 2, Dir: x.Root + "/stage/0-0",
+				Hash: `hash("invoice_id")) FROM left_src; COPY (SELECT 1) TO '` + written + `.txt'; SELECT (1`}
 		}},
 	}
 	for _, tc := range cases {
 		gen := nuid.Next()
-		task := &cluster.ExecTask{Gen: gen, ID: "forged", Job: job, Root: "cluster/" + job.RunID + "/" + gen, Broadcast: -1}
+		task := &cluster.ExecTask{Gen: gen, ID: "forged", Job: job, Root: distributed.AttemptDir(job.RunID, gen)}
 		tc.forge(task)
 		data, err := json.Marshal(task)
 		if err != nil {

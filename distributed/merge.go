@@ -1,0 +1,134 @@
+package distributed
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// MergeSpec tells the merge which partial results to combine.
+type MergeSpec struct {
+	Spec kalla.MatchSpec `json:"spec"`
+	// Matched are the partial matched files, one per partition.
+	Matched []string `json:"matched"`
+	// Unmatched holds, per side, the partial unmatched files; nil for the
+	// side that was broadcast, whose unmatched rows are computed against
+	// all matches instead.
+	Unmatched [2][]string `json:"unmatched"`
+	// Broadcast is the broadcast side (0 or 1) and its staged files; -1 when
+	// nothing was broadcast.
+	Broadcast      int       `json:"broadcast"`
+	BroadcastFiles StagedSet `json:"broadcast_files"`
+	// Counts are the source row counts, and Start when the job started
+	// (for elapsed_ms), both reported in the result.
+	Counts [2]int64  `json:"counts"`
+	Start  time.Time `json:"start"`
+}
+
+// AddPartition adds the partial results of the match task that wrote the
+// staging folder dir (see MatchDir).
+func (m *MergeSpec) AddPartition(dir string) {
+	matched, unmatched := matchResults(dir)
+	m.Matched = append(m.Matched, matched)
+	for side := range 2 {
+		if side != m.Broadcast {
+			m.Unmatched[side] = append(m.Unmatched[side], unmatched[side])
+		}
+	}
+}
+
+// SetBroadcast points the merge at the whole of the broadcast side, where
+// the match tasks found it (s): its staged files in st, or the source read
+// in place. It does nothing when nothing was broadcast.
+func (m *MergeSpec) SetBroadcast(ctx context.Context, st Staging, s PartitionSide) error {
+	switch {
+	case m.Broadcast < 0:
+	case s.Direct:
+		m.BroadcastFiles = StagedSet{Source: &SourcePartition{Partition: -1}}
+	default:
+		files, err := StagedFiles(ctx, st, s.StageDirs, -1)
+		if err != nil {
+			return err
+		}
+		m.BroadcastFiles = StagedSet{Files: files, Columns: s.Columns}
+	}
+	return nil
+}
+
+// files lists the file lists m names, to fetch or allow them.
+func (m *MergeSpec) files() []*[]string {
+	return []*[]string{&m.Matched, &m.Unmatched[0], &m.Unmatched[1], &m.BroadcastFiles.Files}
+}
+
+// Fetch fetches the partial results and broadcast files m names from st
+// into scratch and returns m naming the local copies.
+func (m MergeSpec) Fetch(ctx context.Context, st Staging, scratch string) (MergeSpec, error) {
+	lists := m.files()
+	var keys []string
+	for _, l := range lists {
+		keys = append(keys, *l...)
+	}
+	paths, err := st.Fetch(ctx, keys, scratch)
+	if err != nil {
+		return m, fmt.Errorf("fetch partial results: %w", err)
+	}
+	for _, l := range lists {
+		n := len(*l)
+		if n > 0 {
+			*l, paths = paths[:n:n], paths[n:]
+		}
+	}
+	return m, nil
+}
+
+// Merge combines the partial results into job's output, writes
+// summary.json and publishes them, as kalla.Runner.Run does at its end.
+func (r *Runner) Merge(ctx context.Context, job *kalla.Job, m MergeSpec) (*kalla.Result, error) {
+	fail := func(err error) (*kalla.Result, error) {
+		return nil, &kalla.StageError{Stage: kalla.StageWriting, Err: err}
+	}
+	out, err := r.Outputs.Open(ctx, job.OutputPath)
+	if err != nil {
+		return fail(err)
+	}
+	// The output's folder exists before the session starts, so the
+	// session's database may write into it directly.
+	dir, err := out.Prepare(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("prepare output %s: %w", kalla.RedactURI(job.OutputPath), err))
+	}
+	published := false
+	defer func() {
+		if !published {
+			out.Discard(dir)
+		}
+	}()
+	allowed := []string{asFolder(dir)}
+	for _, files := range m.files() {
+		allowed = append(allowed, *files...)
+	}
+	ss, err := r.session(ctx, job, allowed...)
+	if err != nil {
+		return fail(err)
+	}
+	defer ss.Close()
+	if m.Broadcast >= 0 && m.BroadcastFiles.Source != nil {
+		done, err := r.attachSource(ctx, ss, job, m.Broadcast, *m.BroadcastFiles.Source)
+		if err != nil {
+			return fail(fmt.Errorf("load broadcast side: %w", err))
+		}
+		defer done()
+	}
+	c, err := ss.MergeResults(ctx, m, dir)
+	if err != nil {
+		return fail(fmt.Errorf("merge partial results: %w", err))
+	}
+	res, err := kalla.PublishResult(ctx, job, out, dir, c, m.Counts, m.Start)
+	if err != nil {
+		return fail(err)
+	}
+	published = true
+	return res, nil
+}

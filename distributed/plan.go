@@ -1,0 +1,140 @@
+package distributed
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// SplitMode says how a job's match is spread over partitions.
+type SplitMode string
+
+// The split modes.
+const (
+	// SplitPartition: both sources are hash-partitioned on an equality key
+	// of match_sql; partition p of the left is matched with partition p of
+	// the right only.
+	SplitPartition SplitMode = "partition"
+	// SplitBroadcast: match_sql has no usable equality key; each match
+	// task gets one partition of the larger side and all of the smaller.
+	SplitBroadcast SplitMode = "broadcast"
+	// SplitSingle: the query cannot be shown to be partition-safe (an
+	// aggregate over a whole source, a set operation, ...); one executor
+	// runs the whole job.
+	SplitSingle SplitMode = "single"
+)
+
+// PlanSpec is what the plan task is told: how many parts a staged source of
+// files may be cut into, for as many stage tasks.
+type PlanSpec struct {
+	Splits int `json:"splits"`
+}
+
+// SplitPlan is how a job is split, decided by parsing its match_sql.
+type SplitPlan struct {
+	Mode SplitMode `json:"mode"`
+	// Reason says why the mode was chosen, for logs.
+	Reason string `json:"reason,omitempty"`
+	// Hash holds, per source (left, right), the SQL expression over that
+	// source's columns whose value modulo the partition count picks a row's
+	// partition. In partition mode the two expressions hash equal key values
+	// equally.
+	Hash [2]string `json:"hash,omitempty"`
+	// Direct is set, per source, when the source is Parquet files that
+	// every executor reads in place: its partitions are read straight from
+	// the files (filtered by Hash modulo the partition count) instead of
+	// being staged. Rows then holds that source's row count (after its
+	// filters); staged sources report theirs when staged.
+	Direct [2]bool  `json:"direct,omitempty"`
+	Rows   [2]int64 `json:"rows,omitempty"`
+	// Splits holds, per source, the splits of a staged source that the
+	// plan cut into parts (local CSV files, S3 Parquet), one stage task
+	// each; empty for a source staged whole or split by the coordinator
+	// (Postgres).
+	Splits [2][]kalla.SourceSplit `json:"splits,omitempty"`
+	// Spec is the match and how its result identifies source rows.
+	Spec kalla.MatchSpec `json:"spec"`
+}
+
+// Plan validates job, attaches its sources (reading no rows) and decides
+// how to split it; a staged source of files (local CSV, S3 Parquet) is cut
+// into up to p.Splits parts for as many stage tasks.
+func (r *Runner) Plan(ctx context.Context, job *kalla.Job, p PlanSpec) (SplitPlan, error) {
+	fail := func(err error) (SplitPlan, error) {
+		return SplitPlan{}, &kalla.StageError{Stage: kalla.StageValidating, Err: err}
+	}
+	srcs, _, err := r.Prepare(ctx, job, false)
+	if err != nil {
+		return fail(err)
+	}
+	defer kalla.CloseSources(srcs[:])
+	checked := srcs
+	for i, src := range srcs {
+		// Stage tasks fetch such a source in splits: the plan needs only
+		// its columns.
+		if sf, ok := src.(kalla.SplittableFetch); ok {
+			checked[i] = schemaOnlySource{sf}
+		}
+	}
+	sess, err := r.NewSession(ctx, srcs[:])
+	if err != nil {
+		return fail(err)
+	}
+	defer sess.Close()
+	spec, err := r.Bind(ctx, sess, job, checked)
+	if err != nil {
+		return fail(err)
+	}
+	ss, ok := sess.(Session)
+	if !ok {
+		return SplitPlan{Mode: SplitSingle, Reason: "the engine cannot split jobs", Spec: spec}, nil
+	}
+	plan, err := ss.PlanSplit(ctx, job)
+	if err != nil {
+		return fail(err)
+	}
+	plan.Spec = spec
+	if plan.Mode == SplitSingle {
+		return plan, nil
+	}
+	for i, src := range srcs {
+		alias := job.Sources[i].Alias
+		if !readInPlace(src) {
+			if sf, ok := src.(kalla.SplittableFetch); ok {
+				plan.Splits[i], err = sf.SplitFetch(ctx, p.Splits)
+			} else {
+				plan.Splits[i], err = ss.SplitFiles(ctx, alias, p.Splits)
+			}
+			if err != nil {
+				return fail(fmt.Errorf("split source %q: %w", alias, err))
+			}
+			if len(plan.Splits[i]) < 2 {
+				plan.Splits[i] = nil
+			}
+			continue
+		}
+		// A view over the files: Parquet footers hold the row count, so
+		// this reads no column unless the source has filters.
+		n, err := sess.Load(ctx, alias, nil)
+		if err != nil {
+			return fail(fmt.Errorf("count rows of %q: %w", alias, err))
+		}
+		plan.Direct[i], plan.Rows[i] = true, n
+	}
+	return plan, nil
+}
+
+// schemaOnlySource is a SplittableFetch whose Fetch brings only its
+// columns when it can: a distributed job's plan validates the job without
+// fetching data that the stage tasks fetch in splits.
+type schemaOnlySource struct{ kalla.SplittableFetch }
+
+// Fetch fetches the schema, or the whole source when the columns need it.
+func (s schemaOnlySource) Fetch(ctx context.Context, dir string) (*kalla.FileSource, error) {
+	fs, err := s.FetchSchema(ctx, dir)
+	if fs != nil || err != nil {
+		return fs, err
+	}
+	return s.SplittableFetch.Fetch(ctx, dir)
+}
