@@ -209,7 +209,10 @@ func (e *Executor) handle(d *execDelivery) {
 	err := e.runStaged(ctx, t, res, log)
 	close(done)
 	res.Elapsed = time.Since(start)
-	if errors.Is(err, errAttemptOver) || (context.Cause(ctx) != nil && ctx.Err() != nil) {
+	// A task whose attempt ended while it ran often fails on its own first
+	// (its staged input or output folder is gone) before the heartbeat
+	// notices: it is stopped, not retried, either way.
+	if errors.Is(err, errAttemptOver) || (context.Cause(ctx) != nil && ctx.Err() != nil) || (err != nil && e.attemptOver(t, log)) {
 		log.Info("task stopped: its job attempt ended")
 		_ = d.msg.TermWithReason("attempt over")
 		e.tasksDone.WithLabelValues(string(t.Kind), "dropped").Inc()

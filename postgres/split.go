@@ -69,10 +69,13 @@ func (s *Source) split(ctx context.Context, filters []kalla.Filter, n int) (*kal
 	var once sync.Once
 	release := func() error {
 		once.Do(func() {
-			// Closing the connection ends the read-only transaction and
-			// with it the exported snapshot.
+			// Ending the read-only transaction ends the exported snapshot.
+			// ROLLBACK first, and only then close: the server ends a
+			// closed connection's transaction when it notices, so a split
+			// read right after Close could still import the snapshot.
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
+			_, _ = conn.Exec(cctx, "ROLLBACK")
 			conn.Close(cctx)
 		})
 		return nil
