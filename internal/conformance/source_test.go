@@ -1,11 +1,13 @@
 package conformance
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kalla-dev/kalla"
@@ -37,8 +39,10 @@ type Kind struct {
 	// difference of this kind: that subtest is skipped with it.
 	Known map[string]string
 
-	// r runs the suite's jobs: one engine for the kind's subtests.
-	r *kalla.Runner
+	// r runs the suite's jobs: one engine for the kind's subtests; logs
+	// holds everything it logged, at debug level.
+	r    *kalla.Runner
+	logs *logBuffer
 }
 
 // BadSource is a source URI a job must refuse.
@@ -67,6 +71,7 @@ func (k Kind) known(t *testing.T) {
 // rows, types and values, filters, splits, errors and cancellation as
 // every other kind, all through the path a job takes.
 func RunSource(t *testing.T, k Kind) {
+	k.logs = &logBuffer{}
 	k.r = runner(t, k)
 	typed := k.Put(t, "typed", typedData)
 	large := k.Put(t, "large", largeData)
@@ -122,6 +127,25 @@ var largeData = fmt.Sprintf(`SELECT i::BIGINT AS id,
 	(i %% 100000 / 100)::DECIMAL(12,2) AS amount, DATE '2026-01-01' + (i %% 365)::INTEGER AS due
 FROM range(1, %d) r(i)`, largeRows+1)
 
+// logBuffer keeps the lines a Runner logs, for the check that no secret
+// reaches them.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
 // runner wires the real engine with k's opener, a local output and a
 // local right-hand source, as cmd/kallad does.
 func runner(t *testing.T, k Kind) *kalla.Runner {
@@ -136,7 +160,7 @@ func runner(t *testing.T, k Kind) *kalla.Runner {
 	outputs := kalla.NewOutputRegistry()
 	outputs.Register(file.OpenOutput, "file")
 	return &kalla.Runner{Engine: eng, Sources: sources, Outputs: outputs,
-		Logger: kallatest.TestLogger(t, slog.LevelWarn)}
+		Logger: slog.New(slog.NewTextHandler(k.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 }
 
 // matchNothing is the job every test runs: the source under test on the
