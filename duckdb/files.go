@@ -151,6 +151,11 @@ func (s *Session) filterSQL(ctx context.Context, t *table) (string, error) {
 			}
 		}
 		c := quoteIdent(col.Name)
+		if f.Op == kalla.OpLike && col.Type.Kind != kalla.TypeVarchar {
+			// LIKE matches the value's text, as Postgres sources do
+			// (column::text); DuckDB has no LIKE on other types.
+			c = "CAST(" + c + " AS VARCHAR)"
+		}
 		switch f.Op {
 		case kalla.OpBetween:
 			conds = append(conds, fmt.Sprintf("%s BETWEEN %s AND %s", c, lits[0], lits[1]))
