@@ -31,7 +31,7 @@
 //   - values: each value comes out unchanged (text byte for byte, instants
 //     to the microsecond, "" apart from NULL);
 //   - filters: every op (eq neq gt gte lt lte between in like) on text,
-//     number, date and boolean keeps the rows its SQL meaning keeps, and a
+//     number, date, timestamp, UUID and boolean keeps the rows its SQL meaning keeps, and a
 //     value a column cannot hold, or a missing column, is a
 //     *ValidationError on sources[0].filters[0];
 //   - splits: the splits of a kind that splits (Postgres ctid ranges,
@@ -54,7 +54,9 @@
 //
 //   - CSV (local and S3) carries no precision: DECIMAL(12,2) comes out as
 //     DECIMAL(18,2), typed from the values. Equal values.
-//   - CSV has no UUID type: a UUID column comes out VARCHAR (same text).
+//   - CSV has no UUID type: a UUID column comes out VARCHAR (same text),
+//     and a filter on it compares text, so an upper-case UUID does not
+//     match.
 //   - CSV with an unterminated quote is read without any error: DuckDB's
 //     sniffer decides the file has no quote character, so the quote ends up
 //     in a value and the quoted newline ends the record. Postgres COPY
@@ -73,10 +75,13 @@
 // (cluster/executor.go), so a malformed Parquet file or a wrong password is
 // read again up to the attempt limit, and a missing file is not.
 //
-// Fixed on the way: DuckDB's CSV reader turned a quoted empty field ("")
-// into NULL, so an empty string from a CSV never equalled one from
-// Postgres or Parquet; CSV is now read with allow_quoted_nulls = false
-// (duckdb/files.go, and the CSV split reader).
+// Fixed on the way, in duckdb/files.go: DuckDB's CSV reader turned a
+// quoted empty field ("") into NULL, so an empty string from a CSV never
+// equalled one from Postgres or Parquet (CSV is now read with
+// allow_quoted_nulls = false, by the CSV split reader too); and a like
+// filter on a number, date or timestamp column of a file was a DuckDB
+// binder error at staging, while Postgres matches the value's text (files
+// now do the same).
 //
 // # What the suite shows about the Source seam
 //

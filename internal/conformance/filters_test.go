@@ -47,6 +47,17 @@ var filterCases = []struct {
 	{"date_lte", filt("due", kalla.OpLte, "2026-01-31"), "due <= DATE '2026-01-31'"},
 	{"date_between", filt("due", kalla.OpBetween, []string{"2026-01-15", "2026-02-28"}), "due BETWEEN DATE '2026-01-15' AND DATE '2026-02-28'"},
 	{"date_in", filt("due", kalla.OpIn, []string{"2026-12-31", "1970-01-01"}), "due IN (DATE '2026-12-31', DATE '1970-01-01')"},
+	{"number_like", filt("amount", kalla.OpLike, "10.%"), "amount::VARCHAR LIKE '10.%'"},
+	{"date_like", filt("due", kalla.OpLike, "2026-01-%"), "due::VARCHAR LIKE '2026-01-%'"},
+	{"timestamp_gt", filt("ts", kalla.OpGt, "2026-01-31 08:00:00"), "ts > TIMESTAMP '2026-01-31 08:00:00'"},
+	{"timestamp_like", filt("ts", kalla.OpLike, "2026-03-01 12:34%"), "strftime(ts, '%Y-%m-%d %H:%M') = '2026-03-01 12:34'"},
+	{"timestamptz_gte", filt("ts_tz", kalla.OpGte, "2026-03-01 10:34:56.789012+00"), "ts_tz >= TIMESTAMPTZ '2026-03-01 10:34:56.789012+00'"},
+	{"timestamptz_between", filt("ts_tz", kalla.OpBetween, []string{"2026-01-31T08:00:00Z", "2026-02-01 12:00:00+00"}),
+		"ts_tz BETWEEN TIMESTAMPTZ '2026-01-31 08:00:00+00' AND TIMESTAMPTZ '2026-02-01 12:00:00+00'"},
+	{"timestamptz_like", filt("ts_tz", kalla.OpLike, "2026-01-31 08:00:00%"), "epoch_us(ts_tz) = epoch_us(TIMESTAMPTZ '2026-01-31 08:00:00+00')"},
+	{"uuid_eq", filt("ref", kalla.OpEq, "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11"), "id = 1"},
+	{"uuid_in", filt("ref", kalla.OpIn, []string{"00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"}), "id IN (2, 3)"},
+	{"boolean_in", filt("paid", kalla.OpIn, []bool{false}), "paid = false"},
 	{"boolean_eq", filt("paid", kalla.OpEq, true), "paid = true"},
 }
 

@@ -226,6 +226,8 @@ func csvKnown(what string) map[string]string {
 	return map[string]string{
 		"types/amount": "CSV carries no precision: DECIMAL(12,2) values are typed from the values as DECIMAL(18,2) (equal values)",
 		"types/ref":    "CSV has no UUID type: a UUID column is read as VARCHAR (the same text); neither DuckDB's sniffer nor describeCSV types UUIDs",
+		"filters/uuid_eq": "CSV has no UUID type, so a UUID filter compares text: an upper-case UUID " +
+			"does not match the lower-case value it equals as a UUID",
 		"errors/malformed_" + what: "a CSV whose quote never closes is read without error: DuckDB's sniffer then " +
 			"decides the file has no quote character, so the quote becomes part of a value and the quoted newline " +
 			"ends the record (Postgres COPY refuses it as an unterminated quoted field)",
