@@ -45,7 +45,9 @@
 //     a *ValidationError on sources[0] that names the source, and no
 //     secret (the URI's password, the S3 secret key) in it;
 //   - cancellation: a job cancelled as it starts reading a large source
-//     stops during staging, reported as kalla.ErrCancelled.
+//     stops during staging, reported as kalla.ErrCancelled; and where the
+//     read can be stalled on the server (Postgres behind a table lock, S3
+//     behind a held GET), a job cancelled mid-read stops within seconds.
 //
 // # Differences between kinds today
 //
@@ -101,6 +103,13 @@
 //   - S3 CSV: FetchSource and SplittableFetch, but SplitFetch returns no
 //     split for CSV: staged whole;
 //   - S3 Parquet: SplittableFetch, split by PlanSplit into row groups.
+//
+// The kinds are read at different stages, which a cancelled or failing
+// job shows: S3 objects are downloaded whole when the source is attached
+// (validating: a job's validation costs a full download, and a cancel
+// mid-download says "during validating"), Postgres and local CSV rows are
+// read at staging, local Parquet is a view whose rows are read at match
+// time.
 //
 // Filters are applied by two implementations (DuckDB's filterSQL for files,
 // pushed down as parameters for Postgres) that agree on every case here.

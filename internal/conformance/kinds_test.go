@@ -3,10 +3,13 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -120,6 +123,7 @@ func postgresKind(t *testing.T, name string) Kind {
 			{"missing", "database", strings.Replace(db.TableURI("typed"), "/"+db.Database+"?", "/no_such_db?", 1), []string{"no_such_db"}},
 			{"denied", "password", strings.Replace(db.TableURI("typed"), ":"+pg.Password+"@", ":"+wrong+"@", 1), []string{"typed"}},
 		},
+		Stall:   func(t *testing.T, n string) (<-chan struct{}, func()) { return stallPostgres(t, db, n) },
 		Secrets: []string{pg.Password, wrong},
 		Splits:  true,
 		Known:   known[name],
@@ -163,6 +167,69 @@ func putPostgres(t *testing.T, db *kallatest.DB, n, query string) {
 	db.Exec(t, "ANALYZE "+pgx.Identifier{n}.Sanitize())
 }
 
+// stallPostgres holds an ACCESS EXCLUSIVE lock on table n, so that a read
+// of it waits, and closes started once a backend waits for that lock.
+func stallPostgres(t *testing.T, db *kallatest.DB, n string) (<-chan struct{}, func()) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{n}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	started, stop := make(chan struct{}), make(chan struct{})
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var waiting bool
+			err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+				WHERE NOT l.granted AND c.relname = $1)`, n).Scan(&waiting)
+			if err == nil && waiting {
+				close(started)
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return started, func() {
+		once.Do(func() {
+			close(stop)
+			tx.Rollback(ctx)
+		})
+	}
+}
+
+// stallS3 makes the server hold every GET of path (/bucket/key) until
+// release, or until the client goes away; started is closed at the first.
+func stallS3(srv *kallatest.S3Server, path string) (<-chan struct{}, func()) {
+	started, released := make(chan struct{}), make(chan struct{})
+	var first, once sync.Once
+	srv.OnRequest(func(r *http.Request) {
+		if r.Method != http.MethodGet || r.URL.Path != path {
+			return
+		}
+		first.Do(func() { close(started) })
+		select {
+		case <-released:
+		case <-r.Context().Done():
+		}
+	})
+	return started, func() {
+		once.Do(func() {
+			srv.OnRequest(nil)
+			close(released)
+		})
+	}
+}
+
 // s3Kind is CSV or Parquet objects in a bucket of the test S3 server, read
 // with a client configured for it. "missing" is a key not in the bucket,
 // "denied" an object of a bucket the server denies the test's account.
@@ -200,6 +267,9 @@ func s3Kind(t *testing.T, name, ext string) Kind {
 			{"missing", "bucket", "s3://no-such-bucket/typed." + ext, []string{"s3://no-such-bucket/typed." + ext}},
 			{"denied", "bucket", "s3://locked/secret." + ext, []string{"s3://locked/secret." + ext}},
 			{"malformed", "object", "s3://data/bad." + ext, []string{"s3://data/bad." + ext}},
+		},
+		Stall: func(t *testing.T, n string) (<-chan struct{}, func()) {
+			return stallS3(srv, "/data/"+n+"."+ext)
 		},
 		Secrets: []string{srv.SecretAccessKey},
 		Splits:  ext == "parquet",

@@ -32,6 +32,10 @@ type Kind struct {
 	Bad []BadSource
 	// Secrets must never appear in an error.
 	Secrets []string
+	// Stall, when the kind can do it, makes the next read of the data set
+	// stored as name stall on the server once it is underway: started is
+	// closed then; release ends the stall (call it once).
+	Stall func(t *testing.T, name string) (started <-chan struct{}, release func())
 	// Splits says whether the kind splits today (into at least two splits
 	// for the large data set); one that does not is read as one split.
 	Splits bool
