@@ -30,7 +30,7 @@ type Kind struct {
 	// Bad lists sources that must fail: missing, denied and (where the
 	// kind has such a form) malformed ones.
 	Bad []BadSource
-	// Secrets must never appear in an error.
+	// Secrets must never appear in an error or in the runner's log.
 	Secrets []string
 	// Stall, when the kind can do it, makes the next read of the data set
 	// stored as name stall on the server once it is underway: started is
@@ -77,6 +77,11 @@ func (k Kind) known(t *testing.T) {
 func RunSource(t *testing.T, k Kind) {
 	k.logs = &logBuffer{}
 	k.r = runner(t, k)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the runner's log:\n%s", k.logs)
+		}
+	})
 	typed := k.Put(t, "typed", typedData)
 	large := k.Put(t, "large", largeData)
 	out := runLeft(t, k, typed)
