@@ -31,9 +31,10 @@
 //   - values: each value comes out unchanged (text byte for byte, instants
 //     to the microsecond, "" apart from NULL);
 //   - filters: every op (eq neq gt gte lt lte between in like) on text,
-//     number, date, timestamp, UUID and boolean keeps the rows its SQL meaning keeps, and a
-//     value a column cannot hold, or a missing column, is a
-//     *ValidationError on sources[0].filters[0];
+//     number, date, timestamp, UUID and boolean keeps the rows its SQL
+//     meaning keeps (like matches a non-text value's text), and a value a
+//     column cannot hold, or a missing column, is a *ValidationError on
+//     sources[0].filters[0];
 //   - splits: the splits of a kind that splits (Postgres ctid ranges,
 //     local CSV byte ranges, S3 Parquet row groups) hold every row that
 //     passes the filters exactly once; a kind that cannot split is read as
@@ -41,9 +42,10 @@
 //   - errors: a missing source (file, glob, table, database, key, prefix,
 //     bucket), a denied one (outside the allowed folders, a wrong password,
 //     a denied bucket) and a malformed one (a CSV whose quote never closes,
-//     a .parquet file that is not Parquet) fail the job at validating with
-//     a *ValidationError on sources[0] that names the source, and no
-//     secret (the URI's password, the S3 secret key) in it;
+//     a .parquet file that is not Parquet) fail the job with a
+//     *ValidationError on sources[0] that names the source, and no secret
+//     (the URI's password, the S3 secret key) is in the error or in
+//     anything the runner logged;
 //   - cancellation: a job cancelled as it starts reading a large source
 //     stops during staging, reported as kalla.ErrCancelled; and where the
 //     read can be stalled on the server (Postgres behind a table lock, S3
@@ -52,7 +54,9 @@
 // # Differences between kinds today
 //
 // Each is a subtest skipped with "known difference: ..." (see known in
-// kinds_test.go), the input for reshaping the Source interface:
+// kinds_test.go), the input for reshaping the Source interface. A
+// difference that gets fixed stays skipped until its entry is removed:
+// remove it with the fix.
 //
 //   - CSV (local and S3) carries no precision: DECIMAL(12,2) comes out as
 //     DECIMAL(18,2), typed from the values. Equal values.
