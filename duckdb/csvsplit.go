@@ -281,7 +281,7 @@ func (s *Session) AttachSplit(ctx context.Context, alias string, filters []kalla
 	d := sp.Dialect
 	opts := []string{
 		quoteLiteral(path), "auto_detect = false", "header = false",
-		"delim = " + quoteLiteral(d.Delim), "quote = " + quoteLiteral(d.Quote), "escape = " + quoteLiteral(d.Escape),
+		"delim = " + quoteLiteral(d.Delim), "quote = " + quoteLiteral(d.Quote), "escape = " + quoteLiteral(d.Escape), csvQuotedEmpty,
 		"columns = {" + strings.Join(cols, ", ") + "}",
 	}
 	if d.DateFormat != "" {

@@ -39,7 +39,7 @@ func (s *Session) describeFiles(ctx context.Context, t *table, src *kalla.FileSo
 func (s *Session) describeCSV(ctx context.Context, t *table, pattern string) error {
 	// Reconciliation files have a header row; the sniffer cannot tell one
 	// when every column is text, so it is not left to guess.
-	base := fmt.Sprintf("read_csv(%s, header = true", quoteLiteral(pattern))
+	base := fmt.Sprintf("read_csv(%s, header = true, %s", quoteLiteral(pattern), csvQuotedEmpty)
 	sniffed, sniffedTypes, err := s.describe(ctx, "SELECT * FROM "+base+")")
 	if err != nil {
 		return fmt.Errorf("read csv %s: %w", pattern, err)
@@ -67,6 +67,12 @@ func (s *Session) describeCSV(ctx context.Context, t *table, pattern string) err
 	t.cols, t.types = sniffed, sniffedTypes
 	return nil
 }
+
+// csvQuotedEmpty reads a quoted empty field ("") as an empty string and
+// only an unquoted one as NULL, as Postgres COPY and DuckDB's own CSV
+// writer mean them: DuckDB's reader would otherwise turn every empty
+// string into NULL, and "" = "" would no longer match.
+const csvQuotedEmpty = "allow_quoted_nulls = false"
 
 // refineNumeric scans the numeric-looking columns as text and retypes them
 // in cols.
@@ -145,6 +151,11 @@ func (s *Session) filterSQL(ctx context.Context, t *table) (string, error) {
 			}
 		}
 		c := quoteIdent(col.Name)
+		if f.Op == kalla.OpLike && col.Type.Kind != kalla.TypeVarchar {
+			// LIKE matches the value's text, as Postgres sources do
+			// (column::text); DuckDB has no LIKE on other types.
+			c = "CAST(" + c + " AS VARCHAR)"
+		}
 		switch f.Op {
 		case kalla.OpBetween:
 			conds = append(conds, fmt.Sprintf("%s BETWEEN %s AND %s", c, lits[0], lits[1]))

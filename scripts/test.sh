@@ -34,10 +34,12 @@ go test -count=1 -timeout 45m "$@" ./...
 
 # The S3 tests once more against versitygw, an S3 gateway that verifies
 # SigV4 signatures (gofakes3, above, checks none): the s3 package, the
-# harness's own tests and kallad's S3 process tests (S3 in their names).
+# harness's own tests, kallad's S3 process tests (S3 in their names) and
+# the S3 kinds of the source conformance suite.
 # kallatest builds versitygw once into the user cache folder (go install
 # from the Go module proxy). See docs/operations.md ("S3 in the tests").
 KALLA_TEST_S3=versitygw go test -count=1 -timeout 20m ./s3/ ./internal/kallatest/
+KALLA_TEST_S3=versitygw go test -count=1 -timeout 10m -run 'TestSourceConformance/s3' ./internal/conformance/
 KALLA_TEST_S3=versitygw go test -count=1 -timeout 20m -run S3 ./cmd/kallad/
 
 # The deployment files (compose files, Kubernetes manifests, KEDA's

@@ -1,4 +1,127 @@
 // Package conformance holds end-to-end tests that run whole jobs through the
-// real engine and adapters against a real Postgres, and compare Kalla's
-// results with what Postgres itself computes for the same SQL.
+// real engine and adapters, against a real Postgres and a real S3 server:
+// Kalla's results compared with what Postgres computes for the same SQL
+// (compare_test.go, postgres_test.go), and the Source conformance suite.
+//
+// # The Source conformance suite
+//
+// RunSource(t, kind) holds one source kind to the contract every kind
+// shares. TestSourceConformance runs it against the five kinds: local CSV,
+// local Parquet, Postgres, S3 CSV and S3 Parquet (S3 on gofakes3, or
+// versitygw with KALLA_TEST_S3=versitygw). A new kind (carry-over of a
+// previous run's results, say) is one more Kind: how to put a data set
+// where it reads it, its opener, its bad URIs.
+//
+// Every check goes through the path a job takes: a kalla.Runner with the
+// duckdb engine runs a job whose left side is the source under test and
+// whose right side matches nothing, so every row that passes the filters
+// comes out in unmatched_left with all its columns, read back with DuckDB.
+// Driving the Source interfaces directly was not an option: today a local
+// file is a *kalla.FileSource that only the engine reads, S3 a FetchSource
+// that copies files for the engine, Postgres a RowSource, so the rows of
+// three of the five kinds exist only inside the engine. Splits go through
+// the same calls the cluster's tasks make (one helper, stageSplits).
+//
+// The contract, for the same logical data set (typedData: text with
+// spaces, quotes, newlines, CR LF, tabs and unicode, an empty string,
+// "007", DECIMAL money, DATE, TIMESTAMP, TIMESTAMPTZ, BOOLEAN, UUID, a row
+// of NULLs):
+//
+//   - types: each column comes out with its declared engine type;
+//   - values: each value comes out unchanged (text byte for byte, instants
+//     to the microsecond, "" apart from NULL);
+//   - filters: every op (eq neq gt gte lt lte between in like) on text,
+//     number, date, timestamp, UUID and boolean keeps the rows its SQL
+//     meaning keeps (like matches a non-text value's text), and a value a
+//     column cannot hold, or a missing column, is a *ValidationError on
+//     sources[0].filters[0];
+//   - splits: the splits of a kind that splits (Postgres ctid ranges,
+//     local CSV byte ranges, S3 Parquet row groups) hold every row that
+//     passes the filters exactly once; a kind that cannot split is read as
+//     one split;
+//   - errors: a missing source (file, glob, table, database, key, prefix,
+//     bucket), a denied one (outside the allowed folders, a wrong password,
+//     a denied bucket) and a malformed one (a CSV whose quote never closes,
+//     a .parquet file that is not Parquet) fail the job with a
+//     *ValidationError on sources[0] that names the source, and no secret
+//     (the URI's password, the S3 secret key) is in the error or in
+//     anything the runner logged;
+//   - cancellation: a job cancelled as it starts reading a large source
+//     stops during staging, reported as kalla.ErrCancelled; and where the
+//     read can be stalled on the server (Postgres behind a table lock, S3
+//     behind a held GET), a job cancelled mid-read stops within seconds.
+//
+// # Differences between kinds today
+//
+// Each is a subtest skipped with "known difference: ..." (see known in
+// kinds_test.go), the input for reshaping the Source interface. A
+// difference that gets fixed stays skipped until its entry is removed:
+// remove it with the fix.
+//
+//   - CSV (local and S3) carries no precision: DECIMAL(12,2) comes out as
+//     DECIMAL(18,2), typed from the values. Equal values.
+//   - CSV has no UUID type: a UUID column comes out VARCHAR (same text),
+//     and a filter on it compares text, so an upper-case UUID does not
+//     match.
+//   - CSV with an unterminated quote is read without any error: DuckDB's
+//     sniffer decides the file has no quote character, so the quote ends up
+//     in a value and the quoted newline ends the record. Postgres COPY
+//     refuses the same file.
+//   - A .parquet file that is not Parquet (local and S3) fails with
+//     DuckDB's "No magic bytes found", not a *ValidationError on
+//     sources[i].uri as a missing one; from S3 the message also names the
+//     engine's local copy (/tmp/kalla-*/job-*/fetch-<alias>/...).
+//   - Postgres: a connection the server refuses (wrong password, no such
+//     database) is not a *ValidationError, unlike a missing table.
+//     Deliberate today: cluster/coordinator.go stages whole a source it
+//     cannot split, since executors may reach the server.
+//
+// Whether an error is a *ValidationError matters beyond the API's 400: a
+// cluster executor retries a task that fails with any other error
+// (cluster/executor.go), so a malformed Parquet file or a wrong password is
+// read again up to the attempt limit, and a missing file is not.
+//
+// Fixed on the way, in duckdb/files.go: DuckDB's CSV reader turned a
+// quoted empty field ("") into NULL, so an empty string from a CSV never
+// equalled one from Postgres or Parquet (CSV is now read with
+// allow_quoted_nulls = false, by the CSV split reader too); and a like
+// filter on a number, date or timestamp column of a file was a DuckDB
+// binder error at staging, while Postgres matches the value's text (files
+// now do the same).
+//
+// # What the suite shows about the Source seam
+//
+// The five kinds reach the engine in three shapes, and splitting takes
+// three more paths, each found by a type assertion:
+//
+//   - local CSV: *FileSource; split by the engine session
+//     (SplitSession.SplitFiles, in Runner.PlanSplit) into byte ranges,
+//     read by AttachSplit;
+//   - local Parquet: *FileSource; never split, read in place by hash
+//     partition in cluster mode (SplitPlan.Direct), so the only kind whose
+//     "staging" is a count over footers and whose rows are read at match
+//     time;
+//   - Postgres: RowSource and SplittableSource; split by the coordinator
+//     (Runner.SplitSource, outside PlanSplit), which must Release the
+//     splits (an exported snapshot stays open until then);
+//   - S3 CSV: FetchSource and SplittableFetch, but SplitFetch returns no
+//     split for CSV: staged whole;
+//   - S3 Parquet: SplittableFetch, split by PlanSplit into row groups.
+//
+// The kinds are read at different stages, which a cancelled or failing
+// job shows: S3 objects are downloaded whole when the source is attached
+// (validating: a job's validation costs a full download, and a cancel
+// mid-download says "during validating"), Postgres and local CSV rows are
+// read at staging, local Parquet is a view whose rows are read at match
+// time.
+//
+// Filters are applied by two implementations (DuckDB's filterSQL for files,
+// pushed down as parameters for Postgres) that agree on every case here.
+// A Source with "columns, split into n, read a split" (one split when it
+// cannot split, Release always) would let every kind pass through the one
+// helper stageSplits uses today in three branches.
+//
+// The split sizes are env knobs (KALLA_PG_MIN_RANGE_PAGES,
+// KALLA_CSV_MIN_SPLIT_BYTES) read when a source is split; TestMain lowers
+// them (splitSizes) so that small data sets split.
 package conformance

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 
@@ -17,7 +19,25 @@ import (
 	"github.com/kalla-dev/kalla/postgres"
 )
 
-func TestMain(m *testing.M) { kallatest.Main(m) }
+// rightCSV is the right-hand side of the conformance jobs: one row that
+// matches nothing.
+var rightCSV string
+
+func TestMain(m *testing.M) {
+	for k, v := range splitSizes {
+		os.Setenv(k, v)
+	}
+	dir, err := os.MkdirTemp("", "kalla-conformance-")
+	if err != nil {
+		panic(err)
+	}
+	kallatest.AtExit(func() { os.RemoveAll(dir) })
+	rightCSV = filepath.Join(dir, "right.csv")
+	if err := os.WriteFile(rightCSV, []byte("rid\n-1\n"), 0o644); err != nil {
+		panic(err)
+	}
+	kallatest.Main(m)
+}
 
 // newRunner wires the real engine and adapters the way cmd/kallad does.
 func newRunner(t *testing.T) *kalla.Runner {

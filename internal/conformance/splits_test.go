@@ -1,0 +1,107 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/kallatest"
+	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
+)
+
+// splitSizes makes the sources that split today cut small data sets, so
+// that the suite stays fast. The knobs are read when a source is split;
+// TestMain sets them before any test runs.
+var splitSizes = map[string]string{
+	"KALLA_PG_MIN_RANGE_PAGES":  "2",
+	"KALLA_CSV_MIN_SPLIT_BYTES": "65536",
+}
+
+// stageSplits reads side 0 of job as a cluster's stage tasks do: it asks
+// for up to n splits the way the coordinator does (the plan cuts files,
+// Runner.SplitSource cuts a database table), stages each split (or the
+// whole source when it does not split) into a folder of its own, and
+// returns the staged Parquet files and how many splits there were (0:
+// read whole).
+//
+// This is the one place the suite calls the distributed API, so that a
+// move of it (issue 12) changes only this function.
+func stageSplits(t *testing.T, r *kalla.Runner, job *kalla.Job, n int) (files []string, splits int) {
+	t.Helper()
+	ctx := context.Background()
+	plan, err := r.PlanSplit(ctx, job, n)
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	if plan.Mode == kalla.SplitSingle {
+		t.Fatalf("plan is %s (%s): the job must split", plan.Mode, plan.Reason)
+	}
+	var parts []*kalla.SourceSplit
+	for i := range plan.Splits[0] {
+		parts = append(parts, &plan.Splits[0][i])
+	}
+	if parts == nil {
+		ss, err := r.SplitSource(ctx, job, 0, n)
+		if err != nil {
+			t.Fatalf("split source: %v", err)
+		}
+		if ss != nil {
+			defer ss.Release()
+			for i := range ss.Splits {
+				parts = append(parts, &ss.Splits[i])
+			}
+		}
+	}
+	splits = len(parts)
+	if parts == nil {
+		parts = []*kalla.SourceSplit{nil}
+	}
+	for i, sp := range parts {
+		dir := filepath.Join(t.TempDir(), fmt.Sprintf("split%d", i))
+		_, err := r.StageSource(ctx, job, kalla.StageSpec{Side: 0, Hash: plan.Hash[0], Parts: 1, Dir: dir, Split: sp})
+		if err != nil {
+			t.Fatalf("stage split %d: %v", i, err)
+		}
+		staged, err := kalla.PartitionFiles(dir, 0)
+		if err != nil || len(staged) == 0 {
+			t.Fatalf("no staged file for split %d in %s: %v", i, dir, err)
+		}
+		files = append(files, staged...)
+	}
+	return files, splits
+}
+
+// testSplits: the splits of a source hold every row that passes its
+// filters exactly once, with the source's values; a kind that does not
+// split is read as one split.
+func testSplits(t *testing.T, k Kind, uri string) {
+	for _, c := range []struct {
+		name    string
+		filters []kalla.Filter
+		where   string
+	}{
+		{"all", nil, "true"},
+		{"filtered", []kalla.Filter{filt("amount", kalla.OpGte, 500)}, "amount >= 500"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			k.known(t)
+			files, n := stageSplits(t, k.r, matchNothing(t, uri, c.filters...), 4)
+			switch {
+			case k.Splits && n < 2:
+				t.Errorf("%d splits, want 2 to 4: the kind splits", n)
+			case !k.Splits && n != 0:
+				t.Errorf("%d splits of a kind that does not split", n)
+			case n > 4:
+				t.Errorf("%d splits, want at most 4", n)
+			}
+			list := "'" + strings.Join(files, "', '") + "'"
+			cols := "id, note, amount::VARCHAR, due::VARCHAR"
+			got := ducktest.Rows(t, fmt.Sprintf("SELECT %s FROM read_parquet([%s])", cols, list))
+			want := reference(t, fmt.Sprintf("SELECT %s FROM (%s) WHERE %s", cols, largeData, c.where))
+			kallatest.SameRows(t, "rows of all splits", got, want)
+		})
+	}
+}
