@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/distributed"
 	"github.com/kalla-dev/kalla/internal/kallatest"
 	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
@@ -22,7 +23,7 @@ var splitSizes = map[string]string{
 
 // stageSplits reads side 0 of job as a cluster's stage tasks do: it asks
 // for up to n splits the way the coordinator does (the plan cuts files,
-// Runner.SplitSource cuts a database table), stages each split (or the
+// distributed.Runner.Split cuts a database table), stages each split (or the
 // whole source when it does not split) into a folder of its own, and
 // returns the staged Parquet files and how many splits there were (0:
 // read whole).
@@ -32,11 +33,12 @@ var splitSizes = map[string]string{
 func stageSplits(t *testing.T, r *kalla.Runner, job *kalla.Job, n int) (files []string, splits int) {
 	t.Helper()
 	ctx := context.Background()
-	plan, err := r.PlanSplit(ctx, job, n)
+	dr := distributed.NewRunner(r)
+	plan, err := dr.Plan(ctx, job, distributed.PlanSpec{Splits: n})
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
-	if plan.Mode == kalla.SplitSingle {
+	if plan.Mode == distributed.SplitSingle {
 		t.Fatalf("plan is %s (%s): the job must split", plan.Mode, plan.Reason)
 	}
 	var parts []*kalla.SourceSplit
@@ -44,7 +46,7 @@ func stageSplits(t *testing.T, r *kalla.Runner, job *kalla.Job, n int) (files []
 		parts = append(parts, &plan.Splits[0][i])
 	}
 	if parts == nil {
-		ss, err := r.SplitSource(ctx, job, 0, n)
+		ss, err := dr.Split(ctx, job, 0, n)
 		if err != nil {
 			t.Fatalf("split source: %v", err)
 		}
@@ -61,11 +63,11 @@ func stageSplits(t *testing.T, r *kalla.Runner, job *kalla.Job, n int) (files []
 	}
 	for i, sp := range parts {
 		dir := filepath.Join(t.TempDir(), fmt.Sprintf("split%d", i))
-		_, err := r.StageSource(ctx, job, kalla.StageSpec{Side: 0, Hash: plan.Hash[0], Parts: 1, Dir: dir, Split: sp})
+		_, err := dr.Stage(ctx, job, distributed.StageSpec{Side: 0, Hash: plan.Hash[0], Parts: 1, Dir: dir, Split: sp})
 		if err != nil {
 			t.Fatalf("stage split %d: %v", i, err)
 		}
-		staged, err := kalla.PartitionFiles(dir, 0)
+		staged, err := filepath.Glob(filepath.Join(dir, distributed.PartitionFolder(0), "*.parquet"))
 		if err != nil || len(staged) == 0 {
 			t.Fatalf("no staged file for split %d in %s: %v", i, dir, err)
 		}
