@@ -74,6 +74,7 @@ func TestSchedulerReplicatedSurvivesNodeLoss(t *testing.T) {
 		t.Fatalf("submit: %d %s", code, body)
 	}
 	sched.waitState(t, runID, kalla.JobRunning)
+	waitLockWaiter(t, db, "payments")
 	// The job waits for the locked table: kill the server leading the job
 	// store, then let the job go on.
 	nc.byName(storeLeader).Shutdown()
@@ -167,6 +168,7 @@ func TestSchedulerFencesStalledRunner(t *testing.T) {
 		t.Fatalf("submit: %d %s", code, body)
 	}
 	a.waitState(t, runID, kalla.JobRunning)
+	waitLockWaiter(t, db, "payments")
 	if m := a.metric(t, "kallad_active_jobs"); m != "1" {
 		t.Errorf("A's kallad_active_jobs = %s while it runs the job, want 1", m)
 	}

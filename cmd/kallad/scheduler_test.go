@@ -49,6 +49,21 @@ func lockTable(t *testing.T, db *kallatest.DB, table string) pgx.Tx {
 	return tx
 }
 
+// waitLockWaiter waits until a session waits for the lock lockTable holds
+// on table: a job reading it is then past its validation and blocked in
+// Postgres. "running" alone is not enough: a job is running from the moment
+// it is taken, while it still validates its sources and callback URL.
+func waitLockWaiter(t *testing.T, db *kallatest.DB, table string) {
+	t.Helper()
+	rel := pgx.Identifier{db.Schema, table}.Sanitize()
+	waitUntil(t, "a job to wait for the lock on "+table, func() bool {
+		var n int
+		err := db.Pool.QueryRow(context.Background(),
+			"SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass", rel).Scan(&n)
+		return err == nil && n > 0
+	})
+}
+
 func postgresJob(db *kallatest.DB, callbackURL, outputPath string) map[string]any {
 	return map[string]any{
 		"run_id":       kalla.NewRunID(),

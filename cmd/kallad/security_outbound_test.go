@@ -215,6 +215,7 @@ func TestOutboundRebindingRefusedWhenConnecting(t *testing.T) {
 		t.Fatalf("submit: %d %s", code, body)
 	}
 	sched.waitState(t, blockedID, kalla.JobRunning)
+	waitLockWaiter(t, db, "invoices")
 	rebound := postgresJob(db, rv.base(), t.TempDir())
 	reboundID := rebound["run_id"].(string)
 	for i := range 2 {
