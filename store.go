@@ -7,34 +7,6 @@ import (
 	"time"
 )
 
-// JobState is where an accepted job stands. Every move out of a state is a
-// conditional update of the job's record (see JobStore.Update), so two
-// processes that race to move the same job cannot both win.
-type JobState string
-
-// The job states.
-const (
-	// JobQueued: accepted and waiting in the task queue. The runner that
-	// receives its task moves it to running; a cancel request moves it to
-	// cancelled.
-	JobQueued JobState = "queued"
-	// JobRunning: a runner holds it. That runner moves it to completed,
-	// failed or cancelled, or back to queued when it shuts down before the
-	// job finishes. If the runner dies, the task is redelivered and the
-	// next runner takes the job over (or fails it after the last attempt).
-	JobRunning JobState = "running"
-	// JobCompleted, JobFailed and JobCancelled are final: nothing moves a
-	// job out of them.
-	JobCompleted JobState = "completed"
-	JobFailed    JobState = "failed"
-	JobCancelled JobState = "cancelled"
-)
-
-// Final reports whether nothing moves a job out of s.
-func (s JobState) Final() bool {
-	return s == JobCompleted || s == JobFailed || s == JobCancelled
-}
-
 // JobRecord is the durable state of one run, kept in the JobStore under its
 // run id.
 type JobRecord struct {
@@ -79,10 +51,9 @@ type Attempt struct {
 	Number    int        `json:"number"`
 	StartedAt time.Time  `json:"started_at"`
 	EndedAt   *time.Time `json:"ended_at,omitempty"`
-	// Outcome is "completed", "failed", "cancelled", "requeued" (the runner
-	// shut down first) or "lost" (the runner died); empty while it runs.
-	Outcome string `json:"outcome,omitempty"`
-	Error   string `json:"error,omitempty"`
+	// Outcome is how the attempt ended; empty while it runs.
+	Outcome AttemptOutcome `json:"outcome,omitempty"`
+	Error   string         `json:"error,omitempty"`
 }
 
 // CallbackDelivery tracks the final callback of a run.

@@ -53,10 +53,6 @@ type attempt struct {
 	rev atomic.Uint64
 }
 
-// outcomeRequeued is the outcome of an attempt stopped by a shutdown and
-// put back in the queue; it does not count against --max-attempts.
-const outcomeRequeued = "requeued"
-
 // errStale asks update to read the record again.
 var errStale = errors.New("stale record")
 
@@ -112,9 +108,9 @@ func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
 		a.log.Warn("lost the job: another runner took it over; this attempt stops without publishing or calling back",
 			"reason", "heartbeats to the queue lapsed past the ack wait (a stalled process or a lost NATS connection)")
 	case err == nil:
-		a.finish(kalla.JobCompleted, res, nil, now)
+		a.finish(kalla.Move{To: kalla.JobCompleted, Outcome: kalla.OutcomeCompleted, At: now, Result: res})
 	case errors.Is(cause, kalla.ErrCancelled):
-		a.finish(kalla.JobCancelled, nil, &kalla.ErrorReport{RunID: a.runID, Stage: kalla.StageCancelled, Error: kalla.ErrCancelled.Error()}, now)
+		a.finish(kalla.Move{To: kalla.JobCancelled, Outcome: kalla.OutcomeCancelled, At: now})
 	case errors.Is(cause, errShutdown):
 		a.requeue(now)
 	case kalla.JobTimeout(jobCtx) != nil:
@@ -122,9 +118,11 @@ func (w *Worker) run(task *Task, rec *kalla.JobRecord, log *slog.Logger) {
 		if stage == kalla.StageCancelled {
 			stage = a.lastStage()
 		}
-		a.finish(kalla.JobFailed, nil, &kalla.ErrorReport{RunID: a.runID, Stage: stage, Error: kalla.JobTimeout(jobCtx).Error()}, now)
+		a.finish(kalla.Move{To: kalla.JobFailed, Outcome: kalla.OutcomeFailed, At: now,
+			Report: &kalla.ErrorReport{RunID: a.runID, Stage: stage, Error: kalla.JobTimeout(jobCtx).Error()}})
 	default:
-		a.finish(kalla.JobFailed, nil, &kalla.ErrorReport{RunID: a.runID, Stage: kalla.ErrorStage(err), Error: kalla.RedactText(err.Error(), job.Secrets()...)}, now)
+		a.finish(kalla.Move{To: kalla.JobFailed, Outcome: kalla.OutcomeFailed, At: now,
+			Report: &kalla.ErrorReport{RunID: a.runID, Stage: kalla.ErrorStage(err), Error: kalla.RedactText(err.Error(), job.Secrets()...)}})
 	}
 }
 
@@ -141,7 +139,7 @@ func (a *attempt) lose() {
 // reports lost when another attempt does. Writes are compare-and-set on
 // the record's revision, so once another runner's claim is stored no write
 // of this attempt can land; a stale read is read again.
-func (a *attempt) update(ctx context.Context, fn func(*kalla.JobRecord)) (lost bool, err error) {
+func (a *attempt) update(ctx context.Context, fn func(*kalla.JobRecord) error) (lost bool, err error) {
 	for {
 		lost = false
 		rec, err := kalla.UpdateJob(ctx, a.w.cfg.Store, a.runID, func(r *kalla.JobRecord) error {
@@ -152,8 +150,7 @@ func (a *attempt) update(ctx context.Context, fn func(*kalla.JobRecord)) (lost b
 				lost = true
 				return kalla.ErrSkipUpdate
 			}
-			fn(r)
-			return nil
+			return fn(r)
 		})
 		switch {
 		case errors.Is(err, errStale):
@@ -298,7 +295,10 @@ func (a *attempt) save(ctx context.Context) {
 	}
 	a.saved = p
 	a.mu.Unlock()
-	_, err := a.update(ctx, func(r *kalla.JobRecord) { r.Progress = p })
+	_, err := a.update(ctx, func(r *kalla.JobRecord) error {
+		r.Progress = p
+		return nil
+	})
 	if err != nil && ctx.Err() == nil {
 		a.log.Warn("save progress failed", "err", err)
 	}
@@ -307,24 +307,27 @@ func (a *attempt) save(ctx context.Context) {
 // owns reports whether r is still this attempt's: another runner takes a
 // job over when this one's heartbeats stop reaching the queue.
 func (a *attempt) owns(r *kalla.JobRecord) bool {
-	return r.State == kalla.JobRunning && r.TaskSeq == a.task.Seq && len(r.Attempts) == a.number
+	return r.HeldBy(a.task.Seq, a.number)
 }
 
-func (a *attempt) finish(state kalla.JobState, res *kalla.Result, report *kalla.ErrorReport, now time.Time) {
+// finish records the move m that ends the job (completed, failed or
+// cancelled) while this attempt holds it, then acks the task, counts the
+// job and has its final callback sent.
+func (a *attempt) finish(m kalla.Move) {
 	ctx, cancel := opCtx()
 	defer cancel()
-	lost, err := a.update(ctx, func(r *kalla.JobRecord) {
-		at := &r.Attempts[a.number-1]
-		at.EndedAt, at.Outcome = &now, string(state)
-		if report != nil {
-			at.Error = report.Error
-		}
+	state, res, report := m.To, m.Result, m.Report
+	lost, err := a.update(ctx, func(r *kalla.JobRecord) error {
 		a.mu.Lock()
 		if a.latest != nil {
 			r.Progress = a.latest
 		}
 		a.mu.Unlock()
-		finalize(r, state, res, report, now)
+		if err := r.Move(m); err != nil {
+			return err
+		}
+		report = r.Error
+		return nil
 	})
 	switch {
 	case err != nil:
@@ -349,11 +352,9 @@ func (a *attempt) finish(state kalla.JobState, res *kalla.Result, report *kalla.
 func (a *attempt) requeue(now time.Time) {
 	ctx, cancel := opCtx()
 	defer cancel()
-	lost, err := a.update(ctx, func(r *kalla.JobRecord) {
-		at := &r.Attempts[a.number-1]
-		at.EndedAt, at.Outcome, at.Error = &now, outcomeRequeued, errShutdown.Error()
-		r.State = kalla.JobQueued
+	lost, err := a.update(ctx, func(r *kalla.JobRecord) error {
 		r.Progress = nil
+		return r.Move(kalla.Move{To: kalla.JobQueued, Outcome: kalla.OutcomeRequeued, At: now, Reason: errShutdown.Error()})
 	})
 	switch {
 	case err != nil:

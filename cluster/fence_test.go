@@ -45,9 +45,10 @@ func TestWorkerStopsAttemptThatLostItsJob(t *testing.T) {
 	// Another runner's claim, as worker.claim writes it.
 	taken, err := kalla.UpdateJob(context.Background(), b.store, runID, func(r *kalla.JobRecord) error {
 		now := time.Now().UTC()
-		r.Attempts[0].EndedAt, r.Attempts[0].Outcome = &now, "lost"
-		r.Attempts = append(r.Attempts, kalla.Attempt{Number: 2, StartedAt: now})
-		return nil
+		if err := r.Move(kalla.Move{To: kalla.JobQueued, Outcome: kalla.OutcomeLost, At: now, Reason: "no heartbeats"}); err != nil {
+			return err
+		}
+		return r.Move(kalla.Move{To: kalla.JobRunning, At: now, TaskSeq: r.TaskSeq})
 	})
 	if err != nil {
 		t.Fatal(err)

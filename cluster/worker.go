@@ -277,55 +277,31 @@ func (w *Worker) claim(task *Task) (p plan, rec *kalla.JobRecord, reclaimed bool
 			return kalla.ErrSkipUpdate
 		}
 		if r.State == kalla.JobRunning {
-			// The task's last runner stopped heartbeating: it died.
+			// The task's last runner stopped heartbeating: it died. Its
+			// attempt is lost, and the job moves on from queued below, in
+			// the same update.
 			reclaimed = true
-			if n := len(r.Attempts); n > 0 && r.Attempts[n-1].EndedAt == nil {
-				r.Attempts[n-1].EndedAt = &now
-				r.Attempts[n-1].Outcome = "lost"
-				r.Attempts[n-1].Error = "the runner stopped sending heartbeats (it died or lost its connection)"
+			if err := r.Move(kalla.Move{To: kalla.JobQueued, Outcome: kalla.OutcomeLost, At: now,
+				Reason: "the runner stopped sending heartbeats (it died or lost its connection)"}); err != nil {
+				return err
 			}
 		}
 		switch {
 		case r.CancelRequested:
 			p = planFinish
-			finalize(r, kalla.JobCancelled, nil, &kalla.ErrorReport{RunID: r.RunID, Stage: kalla.StageCancelled, Error: kalla.ErrCancelled.Error()}, now)
-		case task.Delivery > maxAttempts || runs(r) >= maxAttempts:
+			return r.Move(kalla.Move{To: kalla.JobCancelled, At: now})
+		case task.Delivery > maxAttempts || r.AttemptsUsed() >= maxAttempts:
 			// The record counts too: a crash of the embedded server may
 			// lose the queue's count of deliveries made just before it.
 			p = planFinish
-			finalize(r, kalla.JobFailed, nil, &kalla.ErrorReport{RunID: r.RunID, Stage: lastStage(r), Error: giveUpMessage(r, maxAttempts)}, now)
+			return r.Move(kalla.Move{To: kalla.JobFailed, At: now,
+				Report: &kalla.ErrorReport{RunID: r.RunID, Stage: lastStage(r), Error: giveUpMessage(r, maxAttempts)}})
 		default:
 			p = planRun
-			r.State = kalla.JobRunning
-			r.TaskSeq = task.Seq
-			r.Progress = nil
-			r.Attempts = append(r.Attempts, kalla.Attempt{Number: len(r.Attempts) + 1, StartedAt: now})
-			if r.StartedAt == nil {
-				r.StartedAt = &now
-			}
+			return r.Move(kalla.Move{To: kalla.JobRunning, At: now, TaskSeq: task.Seq})
 		}
-		return nil
 	})
 	return p, rec, reclaimed, err
-}
-
-// runs counts the attempts of r that ran to their end or died, leaving out
-// those put back in the queue at a shutdown.
-func runs(r *kalla.JobRecord) int {
-	n := 0
-	for _, at := range r.Attempts {
-		if at.Outcome != outcomeRequeued {
-			n++
-		}
-	}
-	return n
-}
-
-func finalize(r *kalla.JobRecord, state kalla.JobState, res *kalla.Result, report *kalla.ErrorReport, now time.Time) {
-	r.State = state
-	r.Result = res
-	r.Error = report
-	r.FinishedAt = &now
 }
 
 func lastStage(r *kalla.JobRecord) kalla.Stage {

@@ -128,9 +128,7 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	now := time.Now().UTC()
-	rec := &kalla.JobRecord{RunID: job.RunID, Job: *job, State: kalla.JobQueued, CreatedAt: now, UpdatedAt: now}
-	existing, err := s.cfg.Store.Create(r.Context(), rec)
+	existing, err := s.cfg.Store.Create(r.Context(), kalla.NewJobRecord(job, time.Now().UTC()))
 	switch {
 	case errors.Is(err, kalla.ErrJobExists):
 		s.resubmitted(w, r.Context(), job, existing)
@@ -323,12 +321,9 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, list)
 }
 
-// errFinished ends a cancel of a job that already ended.
-var errFinished = errors.New("job already finished")
-
 // cancelJob cancels a queued job at once (it will never run) or asks the
 // runner of a running job to stop; that runner records the cancellation and
-// sends the error callback with stage "cancelled".
+// sends the error callback with stage "cancelled" (kalla.JobRecord.RequestCancel).
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	runID, ok := pathRunID(w, r)
 	if !ok {
@@ -336,32 +331,15 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	}
 	cancelledNow := false
 	rec, err := kalla.UpdateJob(r.Context(), s.cfg.Store, runID, func(rec *kalla.JobRecord) error {
-		cancelledNow = false
-		switch rec.State {
-		case kalla.JobQueued:
-			now := time.Now().UTC()
-			rec.State = kalla.JobCancelled
-			rec.CancelRequested = true
-			rec.Error = &kalla.ErrorReport{RunID: runID, Stage: kalla.StageCancelled, Error: kalla.ErrCancelled.Error()}
-			rec.FinishedAt = &now
-			cancelledNow = true
-		case kalla.JobRunning:
-			if rec.CancelRequested {
-				return kalla.ErrSkipUpdate
-			}
-			rec.CancelRequested = true
-		case kalla.JobCancelled:
-			return kalla.ErrSkipUpdate
-		default:
-			return errFinished
-		}
-		return nil
+		var err error
+		cancelledNow, err = rec.RequestCancel(time.Now().UTC())
+		return err
 	})
 	switch {
 	case errors.Is(err, kalla.ErrJobNotFound):
 		writeError(w, codeNotFound, "run_id", "no job with run_id "+runID)
 		return
-	case errors.Is(err, errFinished):
+	case errors.Is(err, kalla.ErrIllegalMove):
 		writeError(w, codeAlreadyFinished, "run_id", "job "+runID+" already "+string(rec.State))
 		return
 	case err != nil:
