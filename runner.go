@@ -16,8 +16,8 @@ import (
 // and drives an engine Session through staging, matching and writing.
 type Runner struct {
 	Engine  Engine
-	Sources *Registry
-	Outputs *OutputRegistry
+	Sources *Registry[Source]
+	Outputs *Registry[Output]
 	// CallbackHosts are the hosts a job's callback_url may name; nil
 	// allows any but link-local (cloud metadata) addresses.
 	CallbackHosts *AllowList

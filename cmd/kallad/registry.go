@@ -16,10 +16,10 @@ import (
 // operator's named Postgres connections, see loadConnections) included. S3
 // outputs are prepared under tempDir (--temp-dir), like the engine's own
 // files. Each adapter enforces its allow-list of pol.
-func newRegistries(tempDir string, pol *policy, logger *slog.Logger) (*kalla.Registry, *kalla.OutputRegistry, error) {
+func newRegistries(tempDir string, pol *policy, logger *slog.Logger) (*kalla.Registry[kalla.Source], *kalla.Registry[kalla.Output], error) {
 	objects := s3.New(s3.Config{TempDir: tempDir, Buckets: pol.s3Buckets, Logger: logger})
 	files := &file.Files{Paths: pol.paths}
-	sources := kalla.NewRegistry()
+	sources := kalla.NewSourceRegistry()
 	sources.Register(files.OpenSource, "file")
 	sources.Register(postgres.Opener(pol.dbHosts), "postgres", "postgresql")
 	sources.Register(objects.OpenSource, "s3")
