@@ -72,7 +72,7 @@ func runKalla(ctx context.Context, spec kallaSpec) (benchRun, error) {
 	defer engine.Close()
 	sources := kalla.NewSourceRegistry()
 	sources.Register(file.OpenSource, "file")
-	sources.Register(postgres.Opener(nil), "postgres", "postgresql")
+	sources.Register(postgres.Opener(nil, postgres.Config{}), "postgres", "postgresql")
 	outputs := kalla.NewOutputRegistry()
 	outputs.Register(file.OpenOutput, "file")
 	runner := &kalla.Runner{
