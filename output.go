@@ -2,7 +2,6 @@ package kalla
 
 import (
 	"context"
-	"strings"
 	"sync"
 )
 
@@ -22,38 +21,11 @@ type Output interface {
 }
 
 // OutputOpener opens an output_path without doing I/O.
-type OutputOpener func(ctx context.Context, path string) (Output, error)
+type OutputOpener = Opener[Output]
 
-// OutputRegistry maps output_path schemes to their adapters.
-type OutputRegistry struct {
-	mu      sync.RWMutex
-	openers map[string]OutputOpener
-}
-
-// NewOutputRegistry returns an empty registry.
-func NewOutputRegistry() *OutputRegistry {
-	return &OutputRegistry{openers: map[string]OutputOpener{}}
-}
-
-// Register makes paths with the given schemes open with fn.
-func (r *OutputRegistry) Register(fn OutputOpener, schemes ...string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, s := range schemes {
-		r.openers[strings.ToLower(s)] = fn
-	}
-}
-
-// Open opens path with the adapter of its scheme.
-func (r *OutputRegistry) Open(ctx context.Context, path string) (Output, error) {
-	r.mu.RLock()
-	fn, ok := r.openers[Scheme(path)]
-	r.mu.RUnlock()
-	if !ok {
-		return nil, Invalid("output_path", "unsupported scheme %q in %s", Scheme(path), RedactURI(path))
-	}
-	return fn(ctx, path)
-}
+// NewOutputRegistry returns an empty registry of output_path schemes; an
+// unknown scheme is reported on the field "output_path".
+func NewOutputRegistry() *Registry[Output] { return NewRegistry[Output]("output_path") }
 
 // publishing holds the output locations being published in this process.
 // Adapters may lock across processes too (local folders do, with flock);

@@ -16,12 +16,32 @@ import (
 // and drives an engine Session through staging, matching and writing.
 type Runner struct {
 	Engine  Engine
-	Sources *Registry
-	Outputs *OutputRegistry
+	Sources *Registry[Source]
+	Outputs *Registry[Output]
 	// CallbackHosts are the hosts a job's callback_url may name; nil
 	// allows any but link-local (cloud metadata) addresses.
 	CallbackHosts *AllowList
 	Logger        *slog.Logger
+	// StageDone, if set, receives the duration of each part of a job as it
+	// ends: the staging of each source, then matching with the writing of
+	// the result files. Benchmarks break a job's time down with it
+	// (benchmarks/kallabench) instead of reading the log.
+	StageDone func(StageTime)
+}
+
+// StageTime is how long one part of a job took.
+type StageTime struct {
+	Stage Stage
+	// Source is the alias staged, for StageStaging.
+	Source  string
+	Elapsed time.Duration
+}
+
+// stageDone hands t to StageDone, if set.
+func (r *Runner) stageDone(t StageTime) {
+	if r.StageDone != nil {
+		r.StageDone(t)
+	}
 }
 
 // NewRunID returns a fresh run id, for callers (the CLI) whose job has none.
@@ -173,7 +193,9 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 		}
 		counts[i] = n
 		rowsBefore += n
-		log.Info("source staged", "alias", s.Alias, "rows", n, "elapsed", time.Since(stageStart).Round(time.Millisecond))
+		elapsed := time.Since(stageStart)
+		log.Info("source staged", "alias", s.Alias, "rows", n, "elapsed", elapsed.Round(time.Millisecond))
+		r.stageDone(StageTime{Stage: StageStaging, Source: s.Alias, Elapsed: elapsed})
 	}
 	report(Progress{Stage: StageStaging, Progress: 1, RowsRead: rowsBefore})
 
@@ -199,7 +221,9 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	if err != nil {
 		return nil, fail(lastStage, err)
 	}
-	log.Info("reconciled", "matched", c.Matched, "unmatched_left", c.UnmatchedLeft, "unmatched_right", c.UnmatchedRight, "elapsed", time.Since(matchStart).Round(time.Millisecond))
+	elapsed := time.Since(matchStart)
+	log.Info("reconciled", "matched", c.Matched, "unmatched_left", c.UnmatchedLeft, "unmatched_right", c.UnmatchedRight, "elapsed", elapsed.Round(time.Millisecond))
+	r.stageDone(StageTime{Stage: StageMatching, Elapsed: elapsed})
 
 	res, err := PublishResult(ctx, job, out, dir, c, counts, start)
 	if err != nil {

@@ -3,9 +3,7 @@ package kalla
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
-	"sync"
 )
 
 // Source is one side of a reconciliation, opened from its URI. Opening is
@@ -78,50 +76,11 @@ func (*FileSource) Close() error { return nil }
 
 // SourceOpener opens a source from its URI without doing I/O; it returns a
 // *ValidationError when the URI is malformed.
-type SourceOpener func(ctx context.Context, uri string) (Source, error)
+type SourceOpener = Opener[Source]
 
-// Registry maps URI schemes to the adapters that open them. cmd/kallad fills
-// it, so the root package knows no adapter.
-type Registry struct {
-	mu      sync.RWMutex
-	openers map[string]SourceOpener
-}
-
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{openers: map[string]SourceOpener{}} }
-
-// Register makes uris with scheme open with fn. The scheme "file" also
-// serves plain paths.
-func (r *Registry) Register(fn SourceOpener, schemes ...string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, s := range schemes {
-		r.openers[strings.ToLower(s)] = fn
-	}
-}
-
-// Open opens uri with the adapter of its scheme.
-func (r *Registry) Open(ctx context.Context, uri string) (Source, error) {
-	scheme := Scheme(uri)
-	r.mu.RLock()
-	fn, ok := r.openers[scheme]
-	r.mu.RUnlock()
-	if !ok {
-		return nil, Invalid("uri", "unsupported scheme %q in %s: supported are %s", scheme, RedactURI(uri), r.schemes())
-	}
-	return fn(ctx, uri)
-}
-
-func (r *Registry) schemes() string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	var s []string
-	for k := range r.openers {
-		s = append(s, k+"://")
-	}
-	sort.Strings(s)
-	return strings.Join(s, ", ")
-}
+// NewSourceRegistry returns an empty registry of source URI schemes; an
+// unknown scheme is reported on the field "uri".
+func NewSourceRegistry() *Registry[Source] { return NewRegistry[Source]("uri") }
 
 // Scheme returns the lower-cased scheme of uri, or "file" for a plain path.
 func Scheme(uri string) string {

@@ -15,8 +15,8 @@ import (
 	"github.com/kalla-dev/kalla/distributed"
 )
 
-// DistributorConfig configures a Distributor.
-type DistributorConfig struct {
+// CoordinatorConfig configures a Coordinator.
+type CoordinatorConfig struct {
 	// Local runs jobs when no executor is alive.
 	Local kalla.JobRunner
 	// LocalJobs, if positive, is how many jobs Local may run at once while
@@ -40,29 +40,29 @@ type DistributorConfig struct {
 	// OrphanTimeout fails an attempt whose tasks wait this long with no
 	// executor alive. Default 1m.
 	OrphanTimeout time.Duration
-	Metrics       *ClusterMetrics
+	Metrics       *TaskMetrics
 	Logger        *slog.Logger
 }
 
-// Distributor is the scheduler's kalla.JobRunner: with no executor alive it
+// Coordinator is the scheduler's kalla.JobRunner: with no executor alive it
 // runs a job locally at once; otherwise it coordinates the job's tasks on
 // the executors, and the job's rows never pass through this process.
-type Distributor struct {
-	cfg DistributorConfig
+type Coordinator struct {
+	cfg CoordinatorConfig
 	log *slog.Logger
 	// local counts the jobs Local runs now.
 	local atomic.Int64
 }
 
-var _ kalla.JobRunner = (*Distributor)(nil)
+var _ kalla.JobRunner = (*Coordinator)(nil)
 
-// NewDistributor validates cfg.
-func NewDistributor(cfg DistributorConfig) (*Distributor, error) {
+// NewCoordinator validates cfg.
+func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	switch {
 	case cfg.Local == nil, cfg.Tasks == nil, cfg.Members == nil:
-		return nil, errors.New("distributor config: Local, Tasks and Members are required")
+		return nil, errors.New("coordinator config: Local, Tasks and Members are required")
 	case cfg.Staging == nil:
-		return nil, errors.New("distributor config: Staging is required")
+		return nil, errors.New("coordinator config: Staging is required")
 	}
 	if cfg.Partitions < 1 {
 		cfg.Partitions = 1
@@ -73,29 +73,29 @@ func NewDistributor(cfg DistributorConfig) (*Distributor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Distributor{cfg: cfg, log: cfg.Logger.With("component", "coordinator")}, nil
+	return &Coordinator{cfg: cfg, log: cfg.Logger.With("component", "coordinator")}, nil
 }
 
 // Run implements kalla.JobRunner.
-func (d *Distributor) Run(ctx context.Context, job *kalla.Job, progress func(kalla.Progress)) (*kalla.Result, error) {
-	execs, err := d.cfg.Members.Executors(ctx)
+func (co *Coordinator) Run(ctx context.Context, job *kalla.Job, progress func(kalla.Progress)) (*kalla.Result, error) {
+	execs, err := co.cfg.Members.Executors(ctx)
 	if err != nil {
-		d.log.Warn("list executors failed; running the job here", "err", err)
+		co.log.Warn("list executors failed; running the job here", "err", err)
 	}
 	if len(execs) == 0 {
-		if d.takeLocal() {
-			defer d.local.Add(-1)
-			return d.cfg.Local.Run(ctx, job, progress)
+		if co.takeLocal() {
+			defer co.local.Add(-1)
+			return co.cfg.Local.Run(ctx, job, progress)
 		}
-		d.log.Info("no executor alive and no local job slot free; the job waits for an executor",
-			"run_id", job.RunID, "local_jobs", d.cfg.LocalJobs, "wait", d.cfg.OrphanTimeout)
+		co.log.Info("no executor alive and no local job slot free; the job waits for an executor",
+			"run_id", job.RunID, "local_jobs", co.cfg.LocalJobs, "wait", co.cfg.OrphanTimeout)
 	}
 	if job.RunID == "" {
 		job.RunID = kalla.NewRunID()
 	}
-	c := &coordination{d: d, job: job, gen: nuid.Next(), start: time.Now(), progress: progress}
-	c.log = d.log.With("run_id", job.RunID, "gen", c.gen)
-	st := d.cfg.Staging
+	c := &coordinatorAttempt{co: co, job: job, gen: nuid.Next(), start: time.Now(), progress: progress}
+	c.log = co.log.With("run_id", job.RunID, "gen", c.gen)
+	st := co.cfg.Staging
 	runDir := distributed.RunDir(job.RunID)
 	// A previous attempt of this run (its scheduler died) left its files.
 	if err := st.RemoveAll(ctx, runDir); err != nil {
@@ -115,17 +115,17 @@ func (d *Distributor) Run(ctx context.Context, job *kalla.Job, progress func(kal
 		}
 		cctx, cancel := opCtx()
 		defer cancel()
-		if err := d.cfg.Tasks.Purge(cctx, c.gen); err != nil {
+		if err := co.cfg.Tasks.Purge(cctx, c.gen); err != nil {
 			c.log.Warn("purge tasks failed", "err", err)
 		}
-		d.cfg.Tasks.Forget(cctx, c.gen, c.ids)
+		co.cfg.Tasks.Forget(cctx, c.gen, c.ids)
 	}()
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
-	if c.results, err = d.cfg.Tasks.Watch(wctx, c.gen); err != nil {
+	if c.results, err = co.cfg.Tasks.Watch(wctx, c.gen); err != nil {
 		return nil, &kalla.StageError{Stage: kalla.StageValidating, Err: err}
 	}
-	c.log.Info("distributing job", "executors", len(execs), "partitions", d.cfg.Partitions)
+	c.log.Info("distributing job", "executors", len(execs), "partitions", co.cfg.Partitions)
 	res, err := c.run(ctx)
 	if te := kalla.JobTimeout(ctx); err != nil && te != nil {
 		// The executors' tasks stop when the deferred removal of the
@@ -139,13 +139,13 @@ func (d *Distributor) Run(ctx context.Context, job *kalla.Job, progress func(kal
 }
 
 // takeLocal takes a local job slot if one is free.
-func (d *Distributor) takeLocal() bool {
+func (co *Coordinator) takeLocal() bool {
 	for {
-		n := d.local.Load()
-		if d.cfg.LocalJobs < 0 || (d.cfg.LocalJobs > 0 && n >= int64(d.cfg.LocalJobs)) {
+		n := co.local.Load()
+		if co.cfg.LocalJobs < 0 || (co.cfg.LocalJobs > 0 && n >= int64(co.cfg.LocalJobs)) {
 			return false
 		}
-		if d.local.CompareAndSwap(n, n+1) {
+		if co.local.CompareAndSwap(n, n+1) {
 			return true
 		}
 	}
@@ -153,11 +153,11 @@ func (d *Distributor) takeLocal() bool {
 
 // LocalRunning is how many jobs run in this process because no executor was
 // alive when they started: work executors would have taken.
-func (d *Distributor) LocalRunning() int { return int(d.local.Load()) }
+func (co *Coordinator) LocalRunning() int { return int(co.local.Load()) }
 
-// coordination is one attempt of a distributed job.
-type coordination struct {
-	d        *Distributor
+// coordinatorAttempt is one attempt of a distributed job.
+type coordinatorAttempt struct {
+	co       *Coordinator
 	job      *kalla.Job
 	gen      string
 	root     string
@@ -168,18 +168,18 @@ type coordination struct {
 	log      *slog.Logger
 }
 
-func (c *coordination) report(p kalla.Progress) {
+func (c *coordinatorAttempt) report(p kalla.Progress) {
 	p.RunID = c.job.RunID
 	if c.progress != nil {
 		c.progress(p)
 	}
 }
 
-func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
-	m := c.d.cfg.Metrics
+func (c *coordinatorAttempt) run(ctx context.Context) (*kalla.Result, error) {
+	m := c.co.cfg.Metrics
 	c.report(kalla.Progress{Stage: kalla.StageStaging, Progress: 0})
 	pt := c.task("plan", TaskPlan)
-	pt.Plan = &distributed.PlanSpec{Splits: c.d.cfg.Partitions} // the most parts a source of files is cut into
+	pt.Plan = &distributed.PlanSpec{Splits: c.co.cfg.Partitions} // the most parts a source of files is cut into
 	planned, err := c.phase(ctx, []*ExecTask{pt}, nil)
 	if err != nil {
 		return nil, err
@@ -198,7 +198,7 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 		return done[0].Result, nil
 	}
 
-	parts := c.d.cfg.Partitions
+	parts := c.co.cfg.Partitions
 	var stage []*ExecTask
 	var counts [2]int64
 	// sides are where match tasks find each source, filled as it is staged.
@@ -313,7 +313,7 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 		ms.AddPartition(match[p].Match.Dir)
 	}
 	if broadcast >= 0 {
-		if err := ms.SetBroadcast(ctx, c.d.cfg.Staging, sides[broadcast]); err != nil {
+		if err := ms.SetBroadcast(ctx, c.co.cfg.Staging, sides[broadcast]); err != nil {
 			return nil, &kalla.StageError{Stage: kalla.StageWriting, Err: err}
 		}
 	}
@@ -341,8 +341,8 @@ func (c *coordination) run(ctx context.Context) (*kalla.Result, error) {
 // import (measured: 0.2–0.4 s of a 3 s stage). CSV files are cut into up
 // to Partitions splits regardless: a split also spares its task typing
 // the columns again.
-func (c *coordination) slots(ctx context.Context) int {
-	execs, err := c.d.cfg.Members.Executors(ctx)
+func (c *coordinatorAttempt) slots(ctx context.Context) int {
+	execs, err := c.co.cfg.Members.Executors(ctx)
 	if err != nil {
 		return 1
 	}
@@ -357,12 +357,12 @@ func (c *coordination) slots(ctx context.Context) int {
 // when it is staged by one task. A source the scheduler cannot split (it
 // cannot reach the database, say) is staged whole, with a warning: the
 // executors may still reach it.
-func (c *coordination) split(ctx context.Context, side, n int) (*kalla.SourceSplits, error) {
-	if c.d.cfg.Splitter == nil {
+func (c *coordinatorAttempt) split(ctx context.Context, side, n int) (*kalla.SourceSplits, error) {
+	if c.co.cfg.Splitter == nil {
 		return nil, nil
 	}
 	alias := c.job.Sources[side].Alias
-	splits, err := c.d.cfg.Splitter.Split(ctx, c.job, side, n)
+	splits, err := c.co.cfg.Splitter.Split(ctx, c.job, side, n)
 	switch {
 	case err != nil && kalla.IsValidation(err):
 		return nil, &kalla.StageError{Stage: kalla.StageValidating, Err: err}
@@ -377,19 +377,19 @@ func (c *coordination) split(ctx context.Context, side, n int) (*kalla.SourceSpl
 	return splits, nil
 }
 
-func (c *coordination) task(id string, kind TaskKind) *ExecTask {
+func (c *coordinatorAttempt) task(id string, kind TaskKind) *ExecTask {
 	c.ids = append(c.ids, id)
 	return &ExecTask{Gen: c.gen, ID: id, Kind: kind, Job: *c.job, Root: c.root}
 }
 
 // phase queues tasks and waits for all their results, in the tasks' order.
 // The first failed task fails the phase.
-func (c *coordination) phase(ctx context.Context, tasks []*ExecTask, step func(done, total int)) ([]*TaskResult, error) {
+func (c *coordinatorAttempt) phase(ctx context.Context, tasks []*ExecTask, step func(done, total int)) ([]*TaskResult, error) {
 	start := time.Now()
 	index := map[string]int{}
 	for i, t := range tasks {
 		index[t.ID] = i
-		if err := c.d.cfg.Tasks.Publish(ctx, t); err != nil {
+		if err := c.co.cfg.Tasks.Publish(ctx, t); err != nil {
 			return nil, &kalla.StageError{Stage: stageOfTask(t.Kind), Err: err}
 		}
 	}
@@ -400,7 +400,7 @@ func (c *coordination) phase(ctx context.Context, tasks []*ExecTask, step func(d
 	// A job that waits for a first executor (beyond --local-jobs) waits
 	// from now, not from the first check.
 	var orphanSince time.Time
-	if execs, err := c.d.cfg.Members.Executors(ctx); err == nil && len(execs) == 0 {
+	if execs, err := c.co.cfg.Members.Executors(ctx); err == nil && len(execs) == 0 {
 		orphanSince = time.Now()
 	}
 	for done < len(tasks) {
@@ -422,7 +422,7 @@ func (c *coordination) phase(ctx context.Context, tasks []*ExecTask, step func(d
 			}
 			out[i] = r
 			done++
-			if m := c.d.cfg.Metrics; m != nil {
+			if m := c.co.cfg.Metrics; m != nil {
 				m.TaskDuration.WithLabelValues(string(tasks[i].Kind)).Observe(r.Elapsed.Seconds())
 				if r.Delivery > 1 {
 					m.Redelivered.Add(float64(r.Delivery - 1))
@@ -432,20 +432,20 @@ func (c *coordination) phase(ctx context.Context, tasks []*ExecTask, step func(d
 				step(done, len(tasks))
 			}
 		case <-check.C:
-			execs, err := c.d.cfg.Members.Executors(ctx)
+			execs, err := c.co.cfg.Members.Executors(ctx)
 			switch {
 			case err != nil || len(execs) > 0:
 				orphanSince = time.Time{}
 			case orphanSince.IsZero():
 				orphanSince = time.Now()
-			case time.Since(orphanSince) > c.d.cfg.OrphanTimeout:
-				return nil, &kalla.StageError{Stage: stageOfTask(tasks[0].Kind), Err: fmt.Errorf("no executor alive for %s while %d tasks wait", c.d.cfg.OrphanTimeout, len(tasks)-done)}
+			case time.Since(orphanSince) > c.co.cfg.OrphanTimeout:
+				return nil, &kalla.StageError{Stage: stageOfTask(tasks[0].Kind), Err: fmt.Errorf("no executor alive for %s while %d tasks wait", c.co.cfg.OrphanTimeout, len(tasks)-done)}
 			}
 		case <-ctx.Done():
 			return nil, &kalla.StageError{Stage: stageOfTask(tasks[0].Kind), Err: ctx.Err()}
 		}
 	}
-	if m := c.d.cfg.Metrics; m != nil {
+	if m := c.co.cfg.Metrics; m != nil {
 		m.PhaseDuration.WithLabelValues(string(tasks[0].Kind)).Observe(time.Since(start).Seconds())
 	}
 	return out, nil

@@ -32,17 +32,17 @@ var (
 // kallad_jobs_running_local and kallad_job_slots on reg. The queues are
 // read at scrape time, so demand covers the whole cluster's queues and
 // this process's local jobs.
-func RegisterScaleMetrics(reg prometheus.Registerer, queue *Queue, tasks *TaskQueue, d *Distributor, slots int) error {
-	if queue == nil || tasks == nil || d == nil {
-		return errors.New("scale metrics: queue, tasks and distributor are required")
+func RegisterScaleMetrics(reg prometheus.Registerer, queue *Queue, tasks *TaskQueue, co *Coordinator, slots int) error {
+	if queue == nil || tasks == nil || co == nil {
+		return errors.New("scale metrics: queue, tasks and coordinator are required")
 	}
-	return reg.Register(&scaleCollector{queue: queue, tasks: tasks, d: d, slots: slots})
+	return reg.Register(&scaleCollector{queue: queue, tasks: tasks, co: co, slots: slots})
 }
 
 type scaleCollector struct {
 	queue *Queue
 	tasks *TaskQueue
-	d     *Distributor
+	co    *Coordinator
 	slots int
 }
 
@@ -53,7 +53,7 @@ func (c *scaleCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *scaleCollector) Collect(ch chan<- prometheus.Metric) {
-	local := c.d.LocalRunning()
+	local := c.co.LocalRunning()
 	ch <- prometheus.MustNewConstMetric(localDesc, prometheus.GaugeValue, float64(local))
 	ch <- prometheus.MustNewConstMetric(slotsDesc, prometheus.GaugeValue, float64(c.slots))
 	demand, err := c.demand(local)

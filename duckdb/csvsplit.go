@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/kalla-dev/kalla"
@@ -20,16 +19,6 @@ import (
 // task of its own: below it, starting a task costs more than reading the
 // bytes.
 const defaultMinSplitBytes = 8 << 20
-
-// minSplitBytes is defaultMinSplitBytes, or KALLA_CSV_MIN_SPLIT_BYTES when
-// it is set to a positive number (the multi-process tests split small
-// files with it).
-func minSplitBytes() int64 {
-	if n, err := strconv.ParseInt(os.Getenv("KALLA_CSV_MIN_SPLIT_BYTES"), 10, 64); err == nil && n > 0 {
-		return n
-	}
-	return defaultMinSplitBytes
-}
 
 // csvDialect is how a CSV source is written, as DuckDB's sniffer read it
 // from the whole source: each split is read with exactly these options, so
@@ -68,7 +57,7 @@ type csvSplit struct {
 
 // SplitFiles implements distributed.Session: a local CSV source (a file or a
 // glob) attached as alias is cut into up to n splits of at least
-// minSplitBytes, at record boundaries: whole files, and large files in
+// Config.MinCSVSplitBytes, at record boundaries: whole files, and large files in
 // byte ranges. It returns nil when the source is not local CSV files, when
 // it is too small to split, or when its dialect (skipped lines, comments,
 // CR line ends) is one this cutter does not follow.
@@ -89,7 +78,7 @@ func (s *Session) SplitFiles(ctx context.Context, alias string, n int) ([]kalla.
 	if err != nil || !ok {
 		return nil, err
 	}
-	parts, err := cutCSV(ctx, files, d, n, minSplitBytes())
+	parts, err := cutCSV(ctx, files, d, n, s.engine.minSplitBytes)
 	if err != nil || len(parts) < 2 {
 		return nil, err
 	}

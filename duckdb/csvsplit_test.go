@@ -48,8 +48,8 @@ func splitCSV(from, to int) string {
 // filter applied in each split; a split staged twice (a retried task) is
 // staged once.
 func TestCSVSplitStagesLikeWhole(t *testing.T) {
-	t.Setenv("KALLA_CSV_MIN_SPLIT_BYTES", "1")
-	b := setup(t, duckdb.Config{Threads: 2})
+	t.Parallel()
+	b := setup(t, duckdb.Config{Threads: 2, MinCSVSplitBytes: 1})
 	b.write(t, "ledger-1.csv", splitCSV(1, 1500))
 	b.write(t, "ledger-2.csv", splitCSV(1501, 1800))
 	glob := filepath.Join(b.dir, "ledger-*.csv")

@@ -41,7 +41,13 @@ type Config struct {
 	// session: a job that would spill more fails. Empty keeps DuckDB's
 	// default (90% of the free disk space).
 	MaxTempSize string
-	Logger      *slog.Logger
+	// MinCSVSplitBytes is the smallest share of a local CSV source given a
+	// stage task of its own when a cluster job splits it; 0 means
+	// defaultMinSplitBytes (8 MB). The multi-process tests lower it to split
+	// small files. kallad sets it from --csv-min-split-bytes (env
+	// KALLA_CSV_MIN_SPLIT_BYTES).
+	MinCSVSplitBytes int64
+	Logger           *slog.Logger
 }
 
 // Engine is a kalla.Engine on embedded, in-memory DuckDB databases: one
@@ -59,6 +65,8 @@ type Engine struct {
 	temp      *tempdir.Dir
 	sessions  atomic.Int64
 	logger    *slog.Logger
+	// minSplitBytes is Config.MinCSVSplitBytes, or its default.
+	minSplitBytes int64
 	// unchecked turns the sandbox off, for tests that prove the lockdown
 	// holds on its own.
 	unchecked bool
@@ -68,7 +76,10 @@ var _ kalla.Engine = (*Engine)(nil)
 
 // Open starts the engine.
 func Open(cfg Config) (*Engine, error) {
-	e := &Engine{logger: cfg.Logger}
+	e := &Engine{logger: cfg.Logger, minSplitBytes: cfg.MinCSVSplitBytes}
+	if e.minSplitBytes <= 0 {
+		e.minSplitBytes = defaultMinSplitBytes
+	}
 	if e.logger == nil {
 		e.logger = slog.Default()
 	}

@@ -28,7 +28,7 @@ func setup(t *testing.T, cfg duckdb.Config) *bundle {
 		t.Fatalf("open engine: %v", err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	sources := kalla.NewRegistry()
+	sources := kalla.NewSourceRegistry()
 	sources.Register(file.OpenSource, "file")
 	outputs := kalla.NewOutputRegistry()
 	outputs.Register(file.OpenOutput, "file")

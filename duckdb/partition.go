@@ -11,7 +11,7 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/distributed"
-	"github.com/kalla-dev/kalla/parquet"
+	"github.com/kalla-dev/kalla/internal/parquet"
 )
 
 var _ distributed.Session = (*Session)(nil)

@@ -199,7 +199,7 @@ type testBundle struct {
 // testRunner is a real kalla.Runner whose adapters open without I/O:
 // "file" and "postgres" sources and "file" outputs.
 func testRunner() *kalla.Runner {
-	sources := kalla.NewRegistry()
+	sources := kalla.NewSourceRegistry()
 	sources.Register(func(ctx context.Context, uri string) (kalla.Source, error) {
 		return &kalla.FileSource{Pattern: uri, Format: kalla.FormatCSV}, nil
 	}, "file", "postgres")

@@ -32,7 +32,9 @@ var connNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_\-]*$`)
 // may not: use a unix socket, ~/.pgpass, a service file, client
 // certificates.
 type Connections struct {
-	uris map[string]string // lower-case name -> postgres:// URI
+	// Config is how their sources are read; set it before the first Open.
+	Config Config
+	uris   map[string]string // lower-case name -> postgres:// URI
 }
 
 // NewConnections checks the named URIs (name -> postgres:// URI) and
@@ -75,7 +77,7 @@ func (c *Connections) Open(_ context.Context, uri string) (kalla.Source, error) 
 	if err != nil {
 		return nil, err
 	}
-	return open(resolved, true)
+	return open(resolved, true, c.Config)
 }
 
 // Resolve returns the postgres:// URI that conn://NAME?params stands for:

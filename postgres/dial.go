@@ -14,10 +14,11 @@ import (
 // the database hosts that hosts allows: every host of the URI (fallbacks
 // included) is checked when the job is submitted, and every address again
 // when connecting, so a name re-pointed at a refused address after the
-// check (DNS rebinding) is refused too. Job connections use TCP only.
-func Opener(hosts *kalla.AllowList) kalla.SourceOpener {
+// check (DNS rebinding) is refused too. Job connections use TCP only. The
+// sources read as cfg says.
+func Opener(hosts *kalla.AllowList, cfg Config) kalla.SourceOpener {
 	return func(ctx context.Context, uri string) (kalla.Source, error) {
-		src, err := Open(ctx, uri)
+		src, err := open(uri, false, cfg)
 		if err != nil {
 			return nil, err
 		}

@@ -39,7 +39,7 @@ func TestOpenerRestrictsDatabaseHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	hosts.Resolver = dns.Resolver()
-	open := Opener(hosts)
+	open := Opener(hosts, Config{})
 
 	// The default list reaches the local test server, by address and by
 	// name, through the checking dialer.
@@ -92,7 +92,7 @@ func TestOpenerRestrictsDatabaseHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Opener(tight)(ctx, uri); err == nil || !strings.Contains(err.Error(), "KALLA_ALLOW_DB_HOSTS") {
+	if _, err := Opener(tight, Config{})(ctx, uri); err == nil || !strings.Contains(err.Error(), "KALLA_ALLOW_DB_HOSTS") {
 		t.Errorf("tight list: got %v", err)
 	}
 }

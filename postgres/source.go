@@ -9,7 +9,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -27,12 +26,20 @@ import (
 // the connection and snapshot import cost more than the parallel read saves.
 const defaultMinRangePages = 1024
 
-// minRangePages is defaultMinRangePages, or KALLA_PG_MIN_RANGE_PAGES when
-// it is set to a positive number: a smaller share gives small tables
-// parallel streams and cluster splits (the multi-process tests use it).
-func minRangePages() int64 {
-	if n, err := strconv.ParseInt(os.Getenv("KALLA_PG_MIN_RANGE_PAGES"), 10, 64); err == nil && n > 0 {
-		return n
+// Config tunes how Postgres sources are read; the zero value reads with the
+// defaults.
+type Config struct {
+	// MinRangePages is the fewest heap pages given a parallel stream, and a
+	// cluster split, of their own; 0 means defaultMinRangePages. A smaller
+	// share gives small tables parallel streams and cluster splits (the
+	// multi-process tests use 2). kallad sets it from
+	// --pg-min-range-pages (env KALLA_PG_MIN_RANGE_PAGES).
+	MinRangePages int64
+}
+
+func (c Config) minRangePages() int64 {
+	if c.MinRangePages > 0 {
+		return c.MinRangePages
 	}
 	return defaultMinRangePages
 }
@@ -65,27 +72,27 @@ var _ kalla.RowSource = (*Source)(nil)
 // Open opens the source at uri (postgres:// or postgresql://). It only
 // checks the URI; Columns and Scan connect.
 func Open(ctx context.Context, uri string) (kalla.Source, error) {
-	return open(uri, false)
+	return open(uri, false, Config{})
 }
 
-// open opens the source at uri; trusted says the URI is the operator's (a
-// named connection), not a job's.
-func open(uri string, trusted bool) (kalla.Source, error) {
-	cfg, ref, secrets, err := parseURI(uri, trusted)
+// open opens the source at uri, read as cfg says; trusted says the URI is
+// the operator's (a named connection), not a job's.
+func open(uri string, trusted bool, cfg Config) (kalla.Source, error) {
+	conn, ref, secrets, err := parseURI(uri, trusted)
 	if err != nil {
 		return nil, err
 	}
 	// On cancellation, drop the socket at once (the caller returns without
 	// waiting for the server) and ask the server to stop the query, so a
 	// COPY of a filter that matches nothing does not scan on unobserved.
-	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler { return &cancelHandler{conn: c} }
+	conn.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler { return &cancelHandler{conn: c} }
 	s := &Source{
-		cfg:           cfg,
+		cfg:           conn,
 		table:         ref,
-		addr:          net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port))),
+		addr:          net.JoinHostPort(conn.Host, strconv.Itoa(int(conn.Port))),
 		secrets:       secrets,
 		log:           slog.Default().With("source", "postgres", "table", ref.String()),
-		minRangePages: minRangePages(),
+		minRangePages: cfg.minRangePages(),
 	}
 	s.closing, s.close = context.WithCancel(context.Background())
 	return s, nil

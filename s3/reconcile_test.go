@@ -85,7 +85,7 @@ func newRunner(t testing.TB, c *s3.Client) *kalla.Runner {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { engine.Close() })
-	sources := kalla.NewRegistry()
+	sources := kalla.NewSourceRegistry()
 	sources.Register(file.OpenSource, "file")
 	sources.Register(c.OpenSource, "s3")
 	outputs := kalla.NewOutputRegistry()

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/kalla-dev/kalla"
-	"github.com/kalla-dev/kalla/parquet"
+	"github.com/kalla-dev/kalla/internal/parquet"
 )
 
 var _ kalla.SplittableFetch = (*Source)(nil)

@@ -1,6 +1,6 @@
 // Command clusterbench measures cluster mode against local mode on one
 // machine: the same 1:1-with-tolerance reconciliation of generated invoices
-// and payments (the data of `kallad bench`, from internal/benchdata, as
+// and payments (the data of kallabench, from internal/benchdata, as
 // Parquet or CSV files or Postgres tables) run by `kallad run`, by a
 // scheduler with no executor (it runs the job itself), and by a scheduler
 // with 1 and 2 `kallad executor` processes. It prints, per size, the
@@ -83,7 +83,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.kallad, "kallad", "", "kallad binary to use (default: build ./cmd/kallad)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the runs' outputs and logs")
 	fs.StringVar(&o.format, "format", "parquet", "sources: parquet files (read in place by the match tasks), csv files (staged, in byte-range splits) or postgres tables (staged, in ctid-range splits; needs --pg-url)")
-	fs.StringVar(&o.pgURL, "pg-url", "", "Postgres for --format postgres: the data are seeded into bench_invoices and bench_payments of its current schema, as kallad bench does")
+	fs.StringVar(&o.pgURL, "pg-url", "", "Postgres for --format postgres: the data are seeded into bench_invoices and bench_payments of its current schema, as kallabench does")
 	fs.IntVar(&o.repeat, "repeat", 1, "runs of each mode; the fastest is shown (the machine may be shared)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

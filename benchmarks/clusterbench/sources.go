@@ -15,7 +15,7 @@ type input struct {
 
 // sources points the job at d's data in o.format: the Parquet files as
 // they are, CSV files with a header (written once from the Parquet
-// files), or the tables `kallad bench` seeds in the Postgres at o.pgURL.
+// files), or the tables kallabench seeds in the Postgres at o.pgURL.
 func sources(ctx context.Context, o *options, d *benchdata.Set, logf func(string, ...any)) (input, error) {
 	in := input{Set: d, left: d.InvoicesParquet, right: d.PaymentsParquet}
 	var err error

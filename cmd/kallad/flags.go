@@ -46,6 +46,8 @@ type engineOptions struct {
 	// Policy holds the allow-lists (policy.go).
 	Policy      policyOptions
 	MaxTempSize string
+	// Splits size the splits of staged sources (splits.go).
+	Splits splitOptions
 	// Sessions is how many jobs or tasks the process runs at once, among
 	// which the memory limit is divided; 0 means 1.
 	Sessions int
@@ -76,7 +78,7 @@ func commonFlags(fs *flag.FlagSet, eng *engineOptions, logs *logOptions, default
 	fs.StringVar(&logs.Level, "log-level", env(defaultLevel, "KALLA_LOG_LEVEL"), "log level: debug, info, warn, error (env KALLA_LOG_LEVEL)")
 	fs.StringVar(&logs.Format, "log-format", env("text", "KALLA_LOG_FORMAT"), "log format: text or json (env KALLA_LOG_FORMAT)")
 	policyFlags(fs, &eng.Policy)
-	return nil
+	return splitFlags(fs, &eng.Splits)
 }
 
 // newLogger builds the process logger from logOptions. It masks secrets

@@ -21,12 +21,12 @@ Usage:
   kallad run [flags] JOB.json     run one job in process and print its result
   kallad scheduler [flags]        serve the HTTP job API
   kallad executor [flags]         join a scheduler's cluster and run parts of its jobs
-  kallad bench [flags]            benchmark against raw DuckDB and Postgres
   kallad health [flags] [URL]     exit 0 if a scheduler or executor answers /health (for healthchecks)
   kallad version                  print the version
 
 Run "kallad COMMAND -h" for a command's flags. Flags may follow operands;
-"--" ends them.
+"--" ends them. The benchmark against raw DuckDB and Postgres is
+"go run ./benchmarks/kallabench" in the source tree.
 `
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -54,8 +54,6 @@ func run(ctx context.Context, args []string) error {
 		return (&ExecutorCommand{Stderr: os.Stderr}).Run(ctx, rest)
 	case "health":
 		return (&HealthCommand{Stderr: os.Stderr}).Run(ctx, rest)
-	case "bench":
-		return (&BenchCommand{Stdout: os.Stdout, Stderr: os.Stderr}).Run(ctx, rest)
 	case "version", "--version", "-version":
 		fmt.Println("kallad", version)
 		return nil

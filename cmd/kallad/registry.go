@@ -15,18 +15,21 @@ import (
 // adapter. This is the one place that knows them all, conn:// (the
 // operator's named Postgres connections, see loadConnections) included. S3
 // outputs are prepared under tempDir (--temp-dir), like the engine's own
-// files. Each adapter enforces its allow-list of pol.
-func newRegistries(tempDir string, pol *policy, logger *slog.Logger) (*kalla.Registry, *kalla.OutputRegistry, error) {
+// files; Postgres tables are split as splits says. Each adapter enforces its
+// allow-list of pol.
+func newRegistries(tempDir string, splits splitOptions, pol *policy, logger *slog.Logger) (*kalla.Registry[kalla.Source], *kalla.Registry[kalla.Output], error) {
 	objects := s3.New(s3.Config{TempDir: tempDir, Buckets: pol.s3Buckets, Logger: logger})
 	files := &file.Files{Paths: pol.paths}
-	sources := kalla.NewRegistry()
+	sources := kalla.NewSourceRegistry()
 	sources.Register(files.OpenSource, "file")
-	sources.Register(postgres.Opener(pol.dbHosts), "postgres", "postgresql")
+	pg := postgres.Config{MinRangePages: splits.PGMinRangePages}
+	sources.Register(postgres.Opener(pol.dbHosts, pg), "postgres", "postgresql")
 	sources.Register(objects.OpenSource, "s3")
 	conns, err := loadConnections()
 	if err != nil {
 		return nil, nil, err
 	}
+	conns.Config = pg
 	sources.Register(conns.Open, postgres.ConnScheme)
 	if names := conns.Names(); len(names) > 0 {
 		logger.Info("named connections", "names", strings.Join(names, ","))

@@ -136,12 +136,13 @@ func newRunner(opts engineOptions, logger *slog.Logger) (*kalla.Runner, func(), 
 		parts = runtime.NumCPU()
 	}
 	engine, err := duckdb.Open(duckdb.Config{
-		MemoryLimit: opts.MemoryLimit,
-		MaxSessions: opts.Sessions,
-		TempDir:     opts.TempDir,
-		MaxTempSize: opts.MaxTempSize,
-		Threads:     parts,
-		Logger:      logger,
+		MemoryLimit:      opts.MemoryLimit,
+		MaxSessions:      opts.Sessions,
+		TempDir:          opts.TempDir,
+		MaxTempSize:      opts.MaxTempSize,
+		Threads:          parts,
+		Logger:           logger,
+		MinCSVSplitBytes: opts.Splits.CSVMinSplitBytes,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -151,7 +152,7 @@ func newRunner(opts engineOptions, logger *slog.Logger) (*kalla.Runner, func(), 
 		engine.Close()
 		return nil, nil, err
 	}
-	sources, outputs, err := newRegistries(opts.TempDir, pol, logger)
+	sources, outputs, err := newRegistries(opts.TempDir, opts.Splits, pol, logger)
 	if err != nil {
 		engine.Close()
 		return nil, nil, err

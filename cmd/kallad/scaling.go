@@ -40,8 +40,8 @@ func (o *scaleOptions) validate() error {
 	return nil
 }
 
-// apply sets the distributor's local job limit and executor wait.
-func (o *scaleOptions) apply(cfg *cluster.DistributorConfig, maxJobs int) {
+// apply sets the coordinator's local job limit and executor wait.
+func (o *scaleOptions) apply(cfg *cluster.CoordinatorConfig, maxJobs int) {
 	switch {
 	case o.localJobs == allLocal:
 		cfg.LocalJobs = maxJobs

@@ -278,7 +278,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err != nil {
 		return err
 	}
-	clusterMetrics, err := cluster.NewClusterMetrics(reg, tasks, members, metrics.Executors)
+	taskMetrics, err := cluster.NewTaskMetrics(reg, tasks, members, metrics.Executors)
 	if err != nil {
 		return err
 	}
@@ -286,22 +286,22 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if parts <= 0 {
 		parts = runtime.NumCPU()
 	}
-	dcfg := cluster.DistributorConfig{
+	ccfg := cluster.CoordinatorConfig{
 		Local: runner, Splitter: distributed.NewRunner(runner), Tasks: tasks, Members: members, Partitions: parts, Staging: staging,
-		Metrics: clusterMetrics, Logger: logger,
+		Metrics: taskMetrics, Logger: logger,
 	}
-	o.scale.apply(&dcfg, o.maxJobs)
-	distributor, err := cluster.NewDistributor(dcfg)
+	o.scale.apply(&ccfg, o.maxJobs)
+	coordinator, err := cluster.NewCoordinator(ccfg)
 	if err != nil {
 		return err
 	}
-	if err := cluster.RegisterScaleMetrics(reg, queue, tasks, distributor, o.maxJobs); err != nil {
+	if err := cluster.RegisterScaleMetrics(reg, queue, tasks, coordinator, o.maxJobs); err != nil {
 		return err
 	}
 	go cluster.TrackExecutors(ctx, members, metrics.Executors, logger)
 	notifier := seedLogNotifier{next: callbacks, store: store, log: logger}
 	worker, err := cluster.NewWorker(cluster.WorkerConfig{
-		Store: store, Queue: queue, Runner: distributor, Notifier: notifier, Metrics: metrics,
+		Store: store, Queue: queue, Runner: coordinator, Notifier: notifier, Metrics: metrics,
 		MaxJobs: o.maxJobs, JobTimeout: o.limits.jobTimeout, ShutdownTimeout: o.shutdownTimeout, Logger: logger,
 	})
 	if err != nil {

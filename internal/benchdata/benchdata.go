@@ -1,4 +1,4 @@
-// Package benchdata generates the invoices and payments that `kallad bench`
+// Package benchdata generates the invoices and payments that kallabench
 // and benchmarks/clusterbench reconcile, and says, from the generator's
 // design alone, what every correct reconciliation of them must report. It is
 // one package so that both benchmarks measure the same data and check the

@@ -47,7 +47,7 @@ func newRunner(t *testing.T) *kalla.Runner {
 		t.Fatalf("open engine: %v", err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	sources := kalla.NewRegistry()
+	sources := kalla.NewSourceRegistry()
 	sources.Register(file.OpenSource, "file")
 	sources.Register(postgres.Open, "postgres", "postgresql")
 	outputs := kalla.NewOutputRegistry()

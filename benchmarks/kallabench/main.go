@@ -1,3 +1,12 @@
+// Command kallabench measures Kalla against the same work done by hand. It
+// generates invoices and payments (internal/benchdata), then times, in the
+// same run and on the same data, Kalla from Parquet, raw DuckDB SQL on those
+// Parquet files, Kalla from Postgres, and Postgres itself, and checks that all
+// four report the same counts. Each variant runs in a child process, so that
+// its peak RSS is its own; Kalla's phases are the stage durations its Runner
+// reports (kalla.Runner.StageDone).
+//
+//	go run ./benchmarks/kallabench --rows 5000000 --memory-limit 1GB --postgres postgres://…
 package main
 
 import (
@@ -8,26 +17,26 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
-	"strings"
-	"text/tabwriter"
+	"syscall"
 
 	"github.com/kalla-dev/kalla/internal/benchdata"
 )
 
-// BenchCommand measures Kalla against the same work done by hand:
-// `kallad bench [flags]`. It generates invoices and payments, then times, in
-// the same run and on the same data, Kalla from Parquet, raw DuckDB SQL on
-// those Parquet files, Kalla from Postgres, and Postgres itself, and checks
-// that all four report the same counts.
-type BenchCommand struct {
-	Stdout, Stderr io.Writer
+// engineOptions are the engine flags that `kallad run` takes too.
+type engineOptions struct {
+	MemoryLimit string `json:"memory_limit,omitempty"`
+	TempDir     string `json:"temp_dir,omitempty"`
+	MaxTempSize string `json:"max_temp_size,omitempty"`
+	Partitions  int    `json:"partitions,omitempty"`
+	LogLevel    string `json:"log_level,omitempty"`
+	LogFormat   string `json:"log_format,omitempty"`
 }
 
-// benchOptions are the flags of `kallad bench`.
+// benchOptions are the flags of kallabench.
 type benchOptions struct {
 	rows         int64
 	postgres     string
@@ -72,12 +81,40 @@ type benchReport struct {
 	LoadAfter  string `json:"loadavg_after,omitempty"`
 }
 
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c := &benchCommand{Stdout: os.Stdout, Stderr: os.Stderr}
+	err := c.Run(ctx, os.Args[1:])
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		os.Exit(1)
+	}
+}
+
+// benchCommand runs the benchmark, or one of its child variants when its
+// first argument names one.
+type benchCommand struct {
+	Stdout, Stderr io.Writer
+}
+
+// errUsage is returned after a usage message has been printed.
+var errUsage = errors.New("usage")
+
 // Run parses args, generates the data and runs every variant --runs times.
 // It fails if any variant fails or reports counts other than the generator's
 // design says.
-func (c *BenchCommand) Run(ctx context.Context, args []string) error {
-	if len(args) > 0 && args[0] == benchRawChildCommand {
-		return c.runRawChild(ctx, args[1:])
+func (c *benchCommand) Run(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case rawChildCommand:
+			return c.runRawChild(ctx, args[1:])
+		case kallaChildCommand:
+			return c.runKallaChild(ctx, args[1:])
+		}
 	}
 	opts, err := c.parse(args)
 	if err != nil {
@@ -85,7 +122,7 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 	}
 	err = c.run(ctx, opts)
 	if err != nil && !errors.Is(err, errBenchReported) {
-		fmt.Fprintln(c.Stderr, "kallad bench:", err)
+		fmt.Fprintln(c.Stderr, "kallabench:", err)
 	}
 	return err
 }
@@ -93,14 +130,25 @@ func (c *BenchCommand) Run(ctx context.Context, args []string) error {
 // errBenchReported is returned once the failure has been printed.
 var errBenchReported = errors.New("benchmark failed")
 
-func (c *BenchCommand) parse(args []string) (*benchOptions, error) {
-	fs := flag.NewFlagSet("kallad bench", flag.ContinueOnError)
+func (c *benchCommand) parse(args []string) (*benchOptions, error) {
+	fs := flag.NewFlagSet("kallabench", flag.ContinueOnError)
 	fs.SetOutput(c.Stderr)
 	o := &benchOptions{}
-	var logs logOptions
-	if err := commonFlags(fs, &o.eng, &logs, "warn"); err != nil {
-		return nil, err
+	parts := 0
+	if v := env("", "KALLA_PARTITIONS", "BALLISTA_PARTITIONS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("KALLA_PARTITIONS %q: not a whole number", v)
+		}
+		parts = n
 	}
+	// The engine and log flags of `kallad run`, with the same env names.
+	fs.StringVar(&o.eng.MemoryLimit, "memory-limit", env("", "KALLA_MEMORY_LIMIT"), "DuckDB memory limit, e.g. 4GB or 75% (env KALLA_MEMORY_LIMIT; default DuckDB's 80% of RAM)")
+	fs.StringVar(&o.eng.TempDir, "temp-dir", env("", "KALLA_TEMP_DIR"), "local folder DuckDB spills to beyond the memory limit (env KALLA_TEMP_DIR; default the system temp dir)")
+	fs.StringVar(&o.eng.MaxTempSize, "max-temp-size", env("", "KALLA_MAX_TEMP_SIZE"), "most DuckDB may spill to --temp-dir, e.g. 20GB (env KALLA_MAX_TEMP_SIZE)")
+	fs.IntVar(&o.eng.Partitions, "partitions", parts, "parallel streams and DuckDB threads (env KALLA_PARTITIONS; default the number of CPUs)")
+	fs.StringVar(&o.eng.LogLevel, "log-level", env("warn", "KALLA_LOG_LEVEL"), "log level of the Kalla runs: debug, info, warn, error (env KALLA_LOG_LEVEL)")
+	fs.StringVar(&o.eng.LogFormat, "log-format", env("text", "KALLA_LOG_FORMAT"), "log format of the Kalla runs: text or json (env KALLA_LOG_FORMAT)")
 	fs.Int64Var(&o.rows, "rows", 1_000_000, "number of invoices (payments are about 0.95 times as many)")
 	fs.StringVar(&o.postgres, "postgres", env("", "KALLA_BENCH_POSTGRES"), "Postgres URL to seed and read, postgres://user:pass@host:port/db (env KALLA_BENCH_POSTGRES); without it the Postgres variants are skipped")
 	fs.BoolVar(&o.skipPostgres, "skip-postgres", false, "skip the Postgres variants even if --postgres is set")
@@ -109,31 +157,50 @@ func (c *BenchCommand) parse(args []string) (*benchOptions, error) {
 	fs.IntVar(&o.runs, "runs", 1, "run every variant this many times and report the best and the median")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
 	fs.Usage = func() {
-		fmt.Fprintf(c.Stderr, "Usage: kallad bench [flags]\n\nTimes Kalla from Parquet and from Postgres against raw DuckDB SQL and Postgres doing the same job.\n\nFlags:\n")
+		fmt.Fprintf(c.Stderr, "Usage: go run ./benchmarks/kallabench [flags]\n\nTimes Kalla from Parquet and from Postgres against raw DuckDB SQL and Postgres doing the same job.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	operands, err := parseArgs(fs, args)
-	if err != nil {
+	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if len(operands) != 0 {
+	if fs.NArg() != 0 {
 		fs.Usage()
 		return nil, errUsage
 	}
 	if o.runs < 1 {
 		return nil, fmt.Errorf("--runs %d: must be at least 1", o.runs)
 	}
+	if _, err := parseLevel(o.eng.LogLevel); err != nil {
+		return nil, err
+	}
+	if o.eng.LogFormat != "text" && o.eng.LogFormat != "json" {
+		return nil, fmt.Errorf("--log-format %q: must be text or json", o.eng.LogFormat)
+	}
 	return o, nil
 }
 
-func (c *BenchCommand) logf(format string, args ...any) {
-	fmt.Fprintf(c.Stderr, "kallad bench: "+format+"\n", args...)
+// env returns the first of the named environment variables that is set, or
+// def.
+func env(def string, names ...string) string {
+	for _, n := range names {
+		if v, ok := os.LookupEnv(n); ok && v != "" {
+			return v
+		}
+	}
+	return def
 }
 
-func (c *BenchCommand) run(ctx context.Context, o *benchOptions) error {
+func (c *benchCommand) logf(format string, args ...any) {
+	fmt.Fprintf(c.Stderr, "kallabench: "+format+"\n", args...)
+}
+
+func (c *benchCommand) run(ctx context.Context, o *benchOptions) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
+	}
+	if o.eng.Partitions <= 0 {
+		o.eng.Partitions = runtime.NumCPU()
 	}
 	dir := o.dir
 	if dir == "" {
@@ -162,11 +229,11 @@ func (c *BenchCommand) run(ctx context.Context, o *benchOptions) error {
 		return err
 	}
 	variants := []*benchVariant{
-		{Name: "kalla-parquet", Note: "kallad run, Parquet files, end to end, 3 Parquet outputs",
+		{Name: "kalla-parquet", Note: "the Runner as kallad run wires it, Parquet files, end to end, 3 Parquet outputs",
 			run: func(ctx context.Context) (benchRun, error) { return child.runKalla(ctx, parquetJob) }},
 		{Name: "raw-duckdb", Note: "hand-written DuckDB SQL on the same files: join, 2 anti-joins, 3 Parquet outputs",
 			run: func(ctx context.Context) (benchRun, error) { return child.runRaw(ctx, data) }},
-		{Name: "kalla-postgres", Note: "kallad run, Postgres tables, end to end, 3 Parquet outputs"},
+		{Name: "kalla-postgres", Note: "the Runner as kallad run wires it, Postgres tables, end to end, 3 Parquet outputs"},
 		{Name: "postgres", Note: "Postgres SQL: CREATE TEMP TABLE AS join, 2 anti-join counts, no outputs"},
 	}
 	switch {
@@ -218,9 +285,6 @@ func (c *BenchCommand) run(ctx context.Context, o *benchOptions) error {
 	}
 
 	threads := o.eng.Partitions
-	if threads <= 0 {
-		threads = runtime.NumCPU()
-	}
 	rep := &benchReport{
 		Invoices: data.Invoices, Payments: data.Payments, MemoryLimit: o.eng.MemoryLimit,
 		Threads: threads, Runs: o.runs, Expected: data.Expected, Variants: variants,
@@ -255,182 +319,4 @@ func (c *BenchCommand) run(ctx context.Context, o *benchOptions) error {
 		return errBenchReported
 	}
 	return nil
-}
-
-// summarize computes best, median, peak RSS and ratios, and lists every run
-// whose counts differ from the design's.
-func (r *benchReport) summarize() {
-	var raw float64
-	for _, v := range r.Variants {
-		if len(v.Runs) == 0 {
-			continue
-		}
-		secs := make([]float64, len(v.Runs))
-		for i, run := range v.Runs {
-			secs[i] = run.Seconds
-			v.PeakRSS = max(v.PeakRSS, run.PeakRSS)
-			if run.Counts != r.Expected {
-				r.Mismatches = append(r.Mismatches, fmt.Sprintf("%s run %d: %s, expected %s", v.Name, i+1, run.Counts, r.Expected))
-			}
-		}
-		slices.Sort(secs)
-		v.Best = secs[0]
-		if n := len(secs); n%2 == 1 {
-			v.Median = secs[n/2]
-		} else {
-			v.Median = (secs[n/2-1] + secs[n/2]) / 2
-		}
-		if v.Name == "raw-duckdb" {
-			raw = v.Best
-		}
-	}
-	if raw > 0 {
-		for _, v := range r.Variants {
-			if v.Best > 0 {
-				v.VsRaw = v.Best / raw
-			}
-		}
-	}
-}
-
-// mismatchSummary tells a wrong engine (the variants disagree) from a wrong
-// generator (they agree with each other, not with the design).
-func (r *benchReport) mismatchSummary() string {
-	var first *benchdata.Counts
-	for _, v := range r.Variants {
-		for i := range v.Runs {
-			if first == nil {
-				first = &v.Runs[i].Counts
-			} else if v.Runs[i].Counts != *first {
-				return "the variants do not agree on the counts; see above"
-			}
-		}
-	}
-	return "every variant reports the same counts, but not the generator's design: check the generator"
-}
-
-// bestRun is the fastest run of v.
-func (v *benchVariant) bestRun() *benchRun {
-	var best *benchRun
-	for i := range v.Runs {
-		if best == nil || v.Runs[i].Seconds < best.Seconds {
-			best = &v.Runs[i]
-		}
-	}
-	return best
-}
-
-func (r *benchReport) printTable(w io.Writer) {
-	mem := r.MemoryLimit
-	if mem == "" {
-		mem = "DuckDB default (80% of RAM)"
-	}
-	fmt.Fprintf(w, "kallad bench: %d invoices x %d payments, memory limit %s, %d threads, %d run(s) each\n",
-		r.Invoices, r.Payments, mem, r.Threads, r.Runs)
-	if r.LoadBefore != "" {
-		note := ""
-		for _, l := range []string{r.LoadBefore, r.LoadAfter} {
-			if x, err := strconv.ParseFloat(l, 64); err == nil && x > float64(runtime.NumCPU())+0.5 {
-				note = fmt.Sprintf(" (more than %d CPUs: other work shared the machine, times are inflated)", runtime.NumCPU())
-			}
-		}
-		fmt.Fprintf(w, "load average: %s before, %s after%s\n", r.LoadBefore, r.LoadAfter, note)
-	}
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	// Names are padded here so that they stay left-aligned while the
-	// numbers align right.
-	fmt.Fprintln(tw, "variant        \tbest s\tmedian s\tcpu s\trows/s\tpeak RSS\tmatched\tunmatched_left\tunmatched_right\tvs raw DuckDB\t")
-	rows := float64(r.Invoices + r.Payments)
-	for _, v := range r.Variants {
-		switch {
-		case v.Skipped != "":
-			fmt.Fprintf(tw, "%-15s\tskipped\t-\t-\t-\t-\t-\t-\t-\t-\t\n", v.Name)
-			continue
-		case len(v.Runs) == 0:
-			fmt.Fprintf(tw, "%-15s\tFAILED\t-\t-\t-\t-\t-\t-\t-\t-\t\n", v.Name)
-			continue
-		}
-		best := v.bestRun()
-		c := best.Counts
-		rss, cpu := "-", "-"
-		if v.PeakRSS > 0 {
-			rss = benchBytes(v.PeakRSS)
-		}
-		if best.CPUSeconds > 0 {
-			cpu = fmt.Sprintf("%.2f", best.CPUSeconds)
-		}
-		fmt.Fprintf(tw, "%-15s\t%.2f\t%.2f\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t\n", v.Name, v.Best, v.Median, cpu,
-			benchRate(rows/v.Best), rss, c.Matched, c.UnmatchedLeft, c.UnmatchedRight, benchRatio(v.VsRaw))
-	}
-	e := r.Expected
-	fmt.Fprintf(tw, "%-15s\t\t\t\t\t\t%d\t%d\t%d\t\t\n", "expected", e.Matched, e.UnmatchedLeft, e.UnmatchedRight)
-	tw.Flush()
-
-	fmt.Fprintf(w, "\nwhere the time goes (best run; seconds):\n")
-	for _, v := range r.Variants {
-		best := v.bestRun()
-		if best == nil || len(best.Phases) == 0 {
-			continue
-		}
-		parts := make([]string, len(best.Phases))
-		for i, p := range best.Phases {
-			parts[i] = fmt.Sprintf("%s %.2f", p.Name, p.Seconds)
-		}
-		fmt.Fprintf(w, "  %-15s %s\n", v.Name, strings.Join(parts, " | "))
-	}
-	fmt.Fprintln(w, "\nvariants:")
-	for _, v := range r.Variants {
-		note := v.Note
-		if v.Skipped != "" {
-			note = "skipped (" + v.Skipped + "): " + note
-		}
-		fmt.Fprintf(w, "  %-15s %s\n", v.Name, note)
-	}
-	if len(r.Mismatches) == 0 {
-		fmt.Fprintln(w, "\ncounts: every variant that ran agrees with the generator's design")
-	} else {
-		fmt.Fprintln(w, "\nMISMATCH: the counts differ; see stderr")
-	}
-}
-
-func benchRatio(x float64) string {
-	if x == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.2fx", x)
-}
-
-func benchRate(x float64) string {
-	switch {
-	case x >= 1e6:
-		return fmt.Sprintf("%.2fM", x/1e6)
-	case x >= 1e3:
-		return fmt.Sprintf("%.1fk", x/1e3)
-	default:
-		return fmt.Sprintf("%.0f", x)
-	}
-}
-
-func benchBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20))
-	default:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-}
-
-// benchLoadAvg returns the 1-minute load average, or "" where /proc has none.
-func benchLoadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	if f := strings.Fields(string(b)); len(f) > 0 {
-		return f[0]
-	}
-	return ""
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/kalla-dev/kalla/internal/kallatest"
 	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
-	"github.com/kalla-dev/kalla/parquet"
+	"github.com/kalla-dev/kalla/internal/parquet"
 )
 
 func TestMain(m *testing.M) { kallatest.Main(m) }

@@ -7,8 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// ClusterMetrics are the scheduler's metrics of distributed jobs.
-type ClusterMetrics struct {
+// TaskMetrics are the scheduler's metrics of distributed jobs: their tasks,
+// the rows and bytes those move through staging, and the phases.
+type TaskMetrics struct {
 	Redelivered   prometheus.Counter
 	RowsShuffled  prometheus.Counter
 	BytesShuffled prometheus.Counter
@@ -24,10 +25,10 @@ type ClusterMetrics struct {
 
 var durationBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800}
 
-// NewClusterMetrics registers the metrics on reg. The queue's gauges and
+// NewTaskMetrics registers the metrics on reg. The queue's gauges and
 // the executor count are read at scrape time.
-func NewClusterMetrics(reg prometheus.Registerer, tasks *TaskQueue, members *Members, executors prometheus.Gauge) (*ClusterMetrics, error) {
-	m := &ClusterMetrics{
+func NewTaskMetrics(reg prometheus.Registerer, tasks *TaskQueue, members *Members, executors prometheus.Gauge) (*TaskMetrics, error) {
+	m := &TaskMetrics{
 		Redelivered:   counter("kallad_tasks_redelivered_total", "Executor task deliveries beyond the first (an executor died or a task was retried)."),
 		RowsShuffled:  counter("kallad_rows_shuffled_total", "Source rows written to staging partitions."),
 		BytesShuffled: counter("kallad_shuffle_bytes_total", "Bytes of staging partitions written."),

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
@@ -37,7 +36,8 @@ type benchRun struct {
 
 // benchChild runs the variants that need their own process, so that each
 // one's peak RSS is its own (getrusage of a child is the honest high-water
-// mark; the parent's would include data generation and earlier runs).
+// mark; the parent's would include data generation and earlier runs). The
+// child is this program again, with a hidden first argument.
 type benchChild struct {
 	exe string
 	eng engineOptions
@@ -55,44 +55,25 @@ func (b *benchChild) writeJob(name, leftURI, rightURI string) (string, error) {
 	return path, os.WriteFile(path, data, 0o600)
 }
 
-// runKalla runs `kallad run JOB` end to end in a child process and returns
-// its wall time, peak RSS, counts, and the phases its info logs report.
+// runKalla runs the job of jobPath end to end in a child process (as
+// `kallad run` does) and returns its wall time, peak RSS, counts and phases.
 func (b *benchChild) runKalla(ctx context.Context, jobPath string) (benchRun, error) {
-	args := []string{"run", "--progress", "never", "--log-level", "info", "--log-format", "json"}
-	args = append(args, b.engineArgs()...)
-	args = append(args, jobPath)
-	stdout, stderr, run, err := b.exec(ctx, args)
+	return b.runChild(ctx, kallaChildCommand, kallaSpec{Job: jobPath, Engine: b.eng})
+}
+
+// runChild runs this program with the hidden argument command and spec as
+// JSON, and reads the benchRun the child prints. Its phases are the child's
+// own; "other" is the rest of the wall time: start-up, validation, schema
+// checks, summary and process exit.
+func (b *benchChild) runChild(ctx context.Context, command string, spec any) (benchRun, error) {
+	arg, err := json.Marshal(spec)
 	if err != nil {
-		return run, err
+		return benchRun{}, err
 	}
-	var res kalla.Result
-	if err := json.Unmarshal(stdout, &res); err != nil {
-		return run, fmt.Errorf("decode kallad run output: %w", err)
-	}
-	run.Counts = benchdata.ResultCounts(&res)
-	run.Phases = kallaPhases(stderr, run.Seconds)
-	return run, nil
-}
-
-func (b *benchChild) engineArgs() []string {
-	var args []string
-	if b.eng.MemoryLimit != "" {
-		args = append(args, "--memory-limit", b.eng.MemoryLimit)
-	}
-	if b.eng.TempDir != "" {
-		args = append(args, "--temp-dir", b.eng.TempDir)
-	}
-	if b.eng.Partitions > 0 {
-		args = append(args, "--partitions", fmt.Sprint(b.eng.Partitions))
-	}
-	return args
-}
-
-// exec runs the kallad binary with args, timing it from start to exit.
-func (b *benchChild) exec(ctx context.Context, args []string) (stdout, stderr []byte, run benchRun, err error) {
-	cmd := exec.CommandContext(ctx, b.exe, args...)
+	cmd := exec.CommandContext(ctx, b.exe, command, string(arg))
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
+	var run benchRun
 	start := time.Now()
 	err = cmd.Run()
 	run.Seconds = time.Since(start).Seconds()
@@ -103,45 +84,21 @@ func (b *benchChild) exec(ctx context.Context, args []string) (stdout, stderr []
 		}
 	}
 	if err != nil {
-		return nil, nil, run, fmt.Errorf("kallad %s: %w: %s", args[0], err, lastLine(errOut.Bytes()))
+		return run, fmt.Errorf("%s: %w: %s", command, err, lastLine(errOut.Bytes()))
 	}
-	return out.Bytes(), errOut.Bytes(), run, nil
-}
-
-// kallaPhases reads the runner's "source staged" and "reconciled" log lines
-// (slog JSON; durations in nanoseconds) into phases; "other" is start-up,
-// validation, schema checks, summary and process exit.
-func kallaPhases(logs []byte, total float64) []benchPhase {
-	var phases []benchPhase
-	sum := 0.0
-	sc := bufio.NewScanner(bytes.NewReader(logs))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		var line struct {
-			Msg     string  `json:"msg"`
-			Alias   string  `json:"alias"`
-			Elapsed float64 `json:"elapsed"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) != nil {
-			continue
-		}
-		var name string
-		switch line.Msg {
-		case "source staged":
-			name = "stage " + line.Alias
-		case "reconciled":
-			name = "match+write"
-		default:
-			continue
-		}
-		s := line.Elapsed / 1e9
-		sum += s
-		phases = append(phases, benchPhase{Name: name, Seconds: s})
+	var child benchRun
+	if err := json.Unmarshal(out.Bytes(), &child); err != nil {
+		return run, fmt.Errorf("decode the result of %s: %w", command, err)
 	}
-	if len(phases) > 0 {
-		phases = append(phases, benchPhase{Name: "other", Seconds: max(total-sum, 0)})
+	run.Counts, run.Phases = child.Counts, child.Phases
+	if len(run.Phases) > 0 {
+		sum := 0.0
+		for _, p := range run.Phases {
+			sum += p.Seconds
+		}
+		run.Phases = append(run.Phases, benchPhase{Name: "other", Seconds: max(run.Seconds-sum, 0)})
 	}
-	return phases
+	return run, nil
 }
 
 func lastLine(b []byte) string {
@@ -149,10 +106,10 @@ func lastLine(b []byte) string {
 	return lines[len(lines)-1]
 }
 
-// benchRawChildCommand is the hidden first argument of `kallad bench` that
-// makes it run the raw DuckDB variant (rawBenchSpec as JSON in the next
-// argument) and print a benchRun as JSON.
-const benchRawChildCommand = "__raw-duckdb"
+// rawChildCommand is the hidden first argument that makes kallabench run
+// the raw DuckDB variant (rawBenchSpec as JSON in the next argument) and
+// print a benchRun as JSON.
+const rawChildCommand = "__raw-duckdb"
 
 // rawBenchSpec is what the raw DuckDB child needs.
 type rawBenchSpec struct {
@@ -177,27 +134,7 @@ func (b *benchChild) runRaw(ctx context.Context, d *benchdata.Set) (benchRun, er
 	if spec.TempDir == "" {
 		spec.TempDir = filepath.Join(b.dir, "raw-spill")
 	}
-	arg, err := json.Marshal(spec)
-	if err != nil {
-		return benchRun{}, err
-	}
-	stdout, _, run, err := b.exec(ctx, []string{"bench", benchRawChildCommand, string(arg)})
-	if err != nil {
-		return run, err
-	}
-	var child benchRun
-	if err := json.Unmarshal(stdout, &child); err != nil {
-		return run, fmt.Errorf("decode raw DuckDB result: %w", err)
-	}
-	run.Counts, run.Phases = child.Counts, child.Phases
-	if len(run.Phases) > 0 {
-		sum := 0.0
-		for _, p := range run.Phases {
-			sum += p.Seconds
-		}
-		run.Phases = append(run.Phases, benchPhase{Name: "other", Seconds: max(run.Seconds-sum, 0)})
-	}
-	return run, nil
+	return b.runChild(ctx, rawChildCommand, spec)
 }
 
 // rawDuckDB does by hand what a Kalla job does, on a fresh DuckDB with the
@@ -267,9 +204,9 @@ func rawDuckDB(ctx context.Context, spec rawBenchSpec) (benchRun, error) {
 }
 
 // runRawChild is the child side of runRaw.
-func (c *BenchCommand) runRawChild(ctx context.Context, args []string) error {
+func (c *benchCommand) runRawChild(ctx context.Context, args []string) error {
 	if len(args) != 1 {
-		return fmt.Errorf("%s takes one JSON argument", benchRawChildCommand)
+		return fmt.Errorf("%s takes one JSON argument", rawChildCommand)
 	}
 	var spec rawBenchSpec
 	if err := json.Unmarshal([]byte(args[0]), &spec); err != nil {
@@ -277,7 +214,7 @@ func (c *BenchCommand) runRawChild(ctx context.Context, args []string) error {
 	}
 	run, err := rawDuckDB(ctx, spec)
 	if err != nil {
-		fmt.Fprintln(c.Stderr, "kallad bench: raw DuckDB:", err)
+		fmt.Fprintln(c.Stderr, "kallabench: raw DuckDB:", err)
 		return err
 	}
 	return json.NewEncoder(c.Stdout).Encode(run)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/kalla-dev/kalla/internal/kallatest"
 	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
-	"github.com/kalla-dev/kalla/parquet"
+	"github.com/kalla-dev/kalla/internal/parquet"
 )
 
 // A reader that has only the first four bytes, some row groups and the
