@@ -68,7 +68,7 @@ func localKind(t *testing.T, name, ext string) Kind {
 	writeFile(t, denied, typedData)
 	return Kind{
 		Name:     name,
-		Register: func(r *kalla.Registry) { r.Register(files.OpenSource, "file") },
+		Register: func(r *kalla.Registry[kalla.Source]) { r.Register(files.OpenSource, "file") },
 		Put: func(t *testing.T, n, query string) string {
 			p := filepath.Join(dir, n+"."+ext)
 			writeFile(t, p, query)
@@ -110,7 +110,7 @@ func postgresKind(t *testing.T, name string) Kind {
 	const wrong = "wrong-pw-Zq81x"
 	return Kind{
 		Name: name,
-		Register: func(r *kalla.Registry) {
+		Register: func(r *kalla.Registry[kalla.Source]) {
 			r.Register(postgres.Open, "postgres", "postgresql")
 			r.Register(file.OpenSource, "file")
 		},
@@ -253,7 +253,7 @@ func s3Kind(t *testing.T, name, ext string) Kind {
 	srv.Put(t, "data", "bad."+ext, []byte(malformed("bad."+ext)))
 	return Kind{
 		Name: name,
-		Register: func(r *kalla.Registry) {
+		Register: func(r *kalla.Registry[kalla.Source]) {
 			r.Register(client.OpenSource, "s3")
 			r.Register(file.OpenSource, "file")
 		},

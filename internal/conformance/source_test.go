@@ -23,7 +23,7 @@ type Kind struct {
 	Name string
 	// Register adds the kind's opener to a Runner's registry, configured
 	// as a test needs (an S3 client for the test server, an allow list).
-	Register func(*kalla.Registry)
+	Register func(*kalla.Registry[kalla.Source])
 	// Put stores the data set that query (DuckDB SQL) selects, under name,
 	// in the kind's form, and returns the source URI of it.
 	Put func(t *testing.T, name, query string) string
@@ -164,7 +164,7 @@ func runner(t *testing.T, k Kind) *kalla.Runner {
 		t.Fatalf("open engine: %v", err)
 	}
 	t.Cleanup(func() { eng.Close() })
-	sources := kalla.NewRegistry()
+	sources := kalla.NewSourceRegistry()
 	k.Register(sources)
 	outputs := kalla.NewOutputRegistry()
 	outputs.Register(file.OpenOutput, "file")
