@@ -24,10 +24,11 @@ type Engine interface {
 // Reconcile; Close always. The job's match_sql has passed
 // Engine.CheckSQL first.
 type Session interface {
-	// Attach declares alias as a table with src's columns (after filters)
-	// and returns them; no rows are read yet. A filter naming a missing
+	// Attach declares alias as a table with the columns of split (Whole
+	// for all of it) of src, after filters, and returns them; no rows are
+	// read yet, though Read may copy files. A filter naming a missing
 	// column is a *ValidationError.
-	Attach(ctx context.Context, alias string, src Source, filters []Filter) ([]Column, error)
+	Attach(ctx context.Context, alias string, src Source, split SourceSplit, filters []Filter) ([]Column, error)
 	// QueryColumns binds sql against the attached tables without running it
 	// and returns its result columns.
 	QueryColumns(ctx context.Context, sql string) ([]Column, error)

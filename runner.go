@@ -112,8 +112,8 @@ func (r *Runner) NewSession(ctx context.Context, srcs []Source, more ...string) 
 func sessionPaths(srcs []Source, more ...string) []string {
 	var out []string
 	for _, src := range srcs {
-		fs, ok := src.(*FileSource)
-		if !ok {
+		fs := src.Local()
+		if fs == nil {
 			continue
 		}
 		p := fs.Pattern
@@ -174,7 +174,7 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	}
 	defer sess.Close()
 
-	spec, err := r.Bind(ctx, sess, job, srcs)
+	spec, err := r.Bind(ctx, sess, job, srcs, Whole)
 	if err != nil {
 		return nil, fail(StageValidating, err)
 	}
@@ -234,13 +234,13 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	return res, nil
 }
 
-// Bind attaches the sources srcs of job to sess and binds match_sql (which
-// Prepare checked), so that every error that depends only on schemas is
+// Bind attaches split (Whole, or SchemaOnly for a plan) of each source srcs
+// of job to sess and binds match_sql (which Prepare checked), so that every error that depends only on schemas is
 // reported before any row is read. The MatchSpec says how the result
 // identifies source rows.
-func (r *Runner) Bind(ctx context.Context, sess Session, job *Job, srcs [2]Source) (MatchSpec, error) {
+func (r *Runner) Bind(ctx context.Context, sess Session, job *Job, srcs [2]Source, split SourceSplit) (MatchSpec, error) {
 	for i, s := range job.Sources {
-		cols, err := sess.Attach(ctx, s.Alias, srcs[i], s.Filters)
+		cols, err := sess.Attach(ctx, s.Alias, srcs[i], split, s.Filters)
 		if err != nil {
 			if IsValidation(err) {
 				return MatchSpec{}, prefixField(fmt.Sprintf("sources[%d]", i), err)

@@ -7,21 +7,80 @@ import (
 )
 
 // Source is one side of a reconciliation, opened from its URI. Opening is
-// cheap and checks only the URI; Columns and Scan do the I/O.
+// cheap and checks only the URI; Split and Read do the I/O.
 //
-// The engine reads a Source in one of three ways: a *FileSource it reads
-// itself (DuckDB's CSV and Parquet readers are faster than anything we could
-// hand it), a FetchSource that it first asks for local files, and a RowSource
-// whose rows our code hands it.
+// Every kind (local CSV and Parquet files, Postgres, S3 objects, and any
+// later one) implements these four methods, and the engine and the
+// distributed tasks use nothing else: the conformance suite
+// (internal/conformance) holds every kind to one contract through them.
+//
+// A source is read in splits. Split cuts it into at most n; a source that
+// cannot split returns one split, Whole, which reads all of it; a local job
+// never splits and reads Whole. Read then says how the engine reads one
+// split, as a Reading of one of two shapes, because the fast path differs
+// by kind and must stay:
+//
+//   - Files: local files the engine reads itself with its own CSV or
+//     Parquet reader. Local files are read where they are (Local says
+//     which): DuckDB reads Parquet in place as fast as its own tables, so
+//     staging it would cost more than the whole match; CSV is typed by the
+//     engine from every value. S3 objects are first copied into dir, a
+//     folder of the engine's (the whole objects, or a split's row groups).
+//   - Rows: our code streams the rows to a sink (Postgres: COPY binary
+//     into DuckDB's appender, in parallel ctid ranges).
+//
+// Where a split is made follows from what keeps it consistent. A split
+// that must be held (a Postgres snapshot, until Release) is made by the
+// cluster's coordinator, which outlives the stage tasks reading it; splits
+// of files (S3 Parquet row groups) need nothing held and are made by the
+// plan task. The engine may cut a Files reading further by itself (local
+// CSV in byte ranges, SourceSplit.Cut): the cut needs the dialect its CSV
+// sniffer reads, so it belongs to the engine, not to the source.
+//
+// Carry-over of a previous run's results (issue 14) plugs in as one more
+// kind, a small file: Split returns Whole, Read returns Files naming the
+// previous run's Parquet results (Local them too when they are local), and
+// the engine applies the job's filters as it does to any file.
 type Source interface {
-	// Close releases connections; it is safe to call more than once.
+	// Split divides the rows that pass filters into at most n splits that
+	// hold every such row exactly once, and decides the columns every
+	// split is read with. With n < 2, or when the source cannot or need
+	// not be cut, it returns one split (Whole, or one the source
+	// describes). The caller must Release the result once every split is
+	// read: until then the source may hold what keeps the splits
+	// consistent. Filter errors are *ValidationError.
+	Split(ctx context.Context, filters []Filter, n int) (*SourceSplits, error)
+	// Read makes one split (Whole, or one of Split's) readable by the
+	// engine. dir is an empty folder the engine owns and removes, where
+	// the source may copy files. A missing, denied or malformed source is
+	// a *ValidationError on "uri" (Postgres reports a refused connection
+	// when the rows are read). With split.Schema set, Files may hold only
+	// the columns and no row when the source can say them without the
+	// data (a plan validates a job with them).
+	Read(ctx context.Context, split SourceSplit, dir string) (Reading, error)
+	// Local returns the local files the source reads in place, known
+	// without I/O (the engine's sandbox allows them, and a Parquet source
+	// read in place is not staged in cluster mode); nil for a source
+	// copied or streamed from elsewhere.
+	Local() *FileSource
+	// Close releases connections and unreleased splits; it is safe to call
+	// more than once.
 	Close() error
 }
 
-// RowSource is a Source whose rows Kalla's own code reads and hands to the
+// Reading is how the engine reads one split of a Source: exactly one of
+// Files and Rows is set.
+type Reading struct {
+	// Files are local files the engine reads with its own reader;
+	// filters are applied by the engine.
+	Files *FileSource
+	// Rows streams the rows; it applies the filters itself.
+	Rows RowReader
+}
+
+// RowReader is a Reading whose rows Kalla's own code reads and hands to the
 // engine (Postgres through COPY, for example).
-type RowSource interface {
-	Source
+type RowReader interface {
 	// Columns returns the columns in the order Scan writes them. It is where
 	// an unreachable server or a missing table is reported.
 	Columns(ctx context.Context) ([]Column, error)
@@ -31,7 +90,7 @@ type RowSource interface {
 	Scan(ctx context.Context, filters []Filter, parallelism int, sink RowSink) error
 }
 
-// RowSink receives the rows of a RowSource.
+// RowSink receives the rows of a RowReader.
 type RowSink interface {
 	// NewWriter returns a writer for one stream; it may be called from
 	// several goroutines, and each writer is used by one goroutine.
@@ -45,16 +104,6 @@ type RowWriter interface {
 	Close() error
 }
 
-// FetchSource is a Source whose data are files elsewhere (object storage):
-// the engine asks it to bring them into a local folder and then reads them as
-// a FileSource. Filters are applied by the engine afterwards.
-type FetchSource interface {
-	Source
-	// Fetch copies the source's data into dir (a folder the engine owns and
-	// removes) and returns the local files to read.
-	Fetch(ctx context.Context, dir string) (*FileSource, error)
-}
-
 // FileFormat is the format of files the engine reads itself.
 type FileFormat string
 
@@ -64,15 +113,13 @@ const (
 	FormatParquet FileFormat = "parquet"
 )
 
-// FileSource is a set of local files (a path or a glob) of one format.
+// FileSource is a set of local files (a path or a glob) of one format, as
+// the engine reads them.
 type FileSource struct {
 	// Pattern is a path or glob as DuckDB accepts it.
 	Pattern string
 	Format  FileFormat
 }
-
-// Close implements Source.
-func (*FileSource) Close() error { return nil }
 
 // SourceOpener opens a source from its URI without doing I/O; it returns a
 // *ValidationError when the URI is malformed.

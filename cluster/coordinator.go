@@ -222,7 +222,7 @@ func (c *coordinatorAttempt) run(ctx context.Context) (*kalla.Result, error) {
 			continue
 		}
 		splits := plan.Splits[side]
-		if len(splits) == 0 {
+		if len(splits) == 0 && plan.Coordinate[side] {
 			ss, err := c.split(ctx, side, min(parts, c.slots(ctx)))
 			if err != nil {
 				return nil, err

@@ -9,9 +9,8 @@
 //
 //   - kalla (the root) is one reconciliation in one process: the job, its
 //     sources and filters, the engine and its Session, the result, errors,
-//     and Runner, which carries out a job from start to end. Sources that
-//     can be read in splits say so there (kalla.SplittableSource and
-//     kalla.SplittableFetch), as part of the Source seam.
+//     and Runner, which carries out a job from start to end. Every source
+//     splits and reads through the one kalla.Source interface.
 //   - distributed (this package) is what a task of a split job is and does:
 //     its kinds and payloads (PlanSpec, StageSpec, PartitionSpec,
 //     MergeSpec), their bodies on a Runner, the Session an engine offers to

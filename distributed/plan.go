@@ -50,9 +50,13 @@ type SplitPlan struct {
 	Rows   [2]int64 `json:"rows,omitempty"`
 	// Splits holds, per source, the splits of a staged source that the
 	// plan cut into parts (local CSV files, S3 Parquet), one stage task
-	// each; empty for a source staged whole or split by the coordinator
-	// (Postgres).
+	// each; empty for a source staged whole or split by the coordinator.
 	Splits [2][]kalla.SourceSplit `json:"splits,omitempty"`
+	// Coordinate is set, per source, for a source whose rows are streamed
+	// (Postgres): its splits must be held while stage tasks read them (an
+	// exported snapshot), so the coordinator splits it (Runner.Split), not
+	// the plan task, which ends first.
+	Coordinate [2]bool `json:"coordinate,omitempty"`
 	// Spec is the match and how its result identifies source rows.
 	Spec kalla.MatchSpec `json:"spec"`
 }
@@ -69,20 +73,14 @@ func (r *Runner) Plan(ctx context.Context, job *kalla.Job, p PlanSpec) (SplitPla
 		return fail(err)
 	}
 	defer kalla.CloseSources(srcs[:])
-	checked := srcs
-	for i, src := range srcs {
-		// Stage tasks fetch such a source in splits: the plan needs only
-		// its columns.
-		if sf, ok := src.(kalla.SplittableFetch); ok {
-			checked[i] = schemaOnlySource{sf}
-		}
-	}
 	sess, err := r.NewSession(ctx, srcs[:])
 	if err != nil {
 		return fail(err)
 	}
 	defer sess.Close()
-	spec, err := r.Bind(ctx, sess, job, checked)
+	// Stage tasks read the sources in splits: the plan needs only their
+	// columns.
+	spec, err := r.Bind(ctx, sess, job, srcs, kalla.SchemaOnly)
 	if err != nil {
 		return fail(err)
 	}
@@ -100,41 +98,46 @@ func (r *Runner) Plan(ctx context.Context, job *kalla.Job, p PlanSpec) (SplitPla
 	}
 	for i, src := range srcs {
 		alias := job.Sources[i].Alias
-		if !readInPlace(src) {
-			if sf, ok := src.(kalla.SplittableFetch); ok {
-				plan.Splits[i], err = sf.SplitFetch(ctx, p.Splits)
-			} else {
-				plan.Splits[i], err = ss.SplitFiles(ctx, alias, p.Splits)
-			}
+		if local := src.Local(); local != nil && local.Format == kalla.FormatParquet {
+			// A view over the files: Parquet footers hold the row count,
+			// so this reads no column unless the source has filters.
+			n, err := sess.Load(ctx, alias, nil)
 			if err != nil {
-				return fail(fmt.Errorf("split source %q: %w", alias, err))
+				return fail(fmt.Errorf("count rows of %q: %w", alias, err))
 			}
-			if len(plan.Splits[i]) < 2 {
-				plan.Splits[i] = nil
-			}
+			plan.Direct[i], plan.Rows[i] = true, n
 			continue
 		}
-		// A view over the files: Parquet footers hold the row count, so
-		// this reads no column unless the source has filters.
-		n, err := sess.Load(ctx, alias, nil)
-		if err != nil {
-			return fail(fmt.Errorf("count rows of %q: %w", alias, err))
+		if ss.ReadsRows(alias) {
+			plan.Coordinate[i] = true
+			continue
 		}
-		plan.Direct[i], plan.Rows[i] = true, n
+		if plan.Splits[i], err = splitFiles(ctx, ss, src, job.Sources[i], p.Splits); err != nil {
+			return fail(fmt.Errorf("split source %q: %w", alias, err))
+		}
 	}
 	return plan, nil
 }
 
-// schemaOnlySource is a SplittableFetch whose Fetch brings only its
-// columns when it can: a distributed job's plan validates the job without
-// fetching data that the stage tasks fetch in splits.
-type schemaOnlySource struct{ kalla.SplittableFetch }
-
-// Fetch fetches the schema, or the whole source when the columns need it.
-func (s schemaOnlySource) Fetch(ctx context.Context, dir string) (*kalla.FileSource, error) {
-	fs, err := s.FetchSchema(ctx, dir)
-	if fs != nil || err != nil {
-		return fs, err
+// splitFiles cuts a source read as files into up to n splits: the source's
+// own (S3 Parquet row groups), else the engine's cut of local CSV files. It
+// returns nil when neither cuts it in two or more.
+func splitFiles(ctx context.Context, ss Session, src kalla.Source, spec kalla.SourceSpec, n int) ([]kalla.SourceSplit, error) {
+	parts, err := src.Split(ctx, spec.Filters, n)
+	if err != nil {
+		return nil, err
 	}
-	return s.SplittableFetch.Fetch(ctx, dir)
+	splits := parts.Splits
+	if err := parts.Release(); err != nil {
+		return nil, err
+	}
+	if len(splits) < 2 {
+		if splits, err = ss.SplitFiles(ctx, spec.Alias, n); err != nil {
+			return nil, err
+		}
+	}
+	if len(splits) < 2 {
+		return nil, nil
+	}
+	return splits, nil
 }

@@ -31,13 +31,13 @@ type Session interface {
 	// row's folder by hashExpr modulo parts; every folder gets a file,
 	// empty or not.
 	WritePartitions(ctx context.Context, alias, hashExpr string, parts int, dir string) (StagedSource, error)
-	// SplitFiles cuts the attached file source alias into up to n splits
-	// that stage tasks read with AttachSplit, or returns nil when it
-	// cannot or need not be split.
+	// SplitFiles cuts the files the attached source alias is read from
+	// into up to n splits (kalla.SourceSplit.Cut) that stage tasks
+	// attach, or returns nil when it cannot or need not cut them.
 	SplitFiles(ctx context.Context, alias string, n int) ([]kalla.SourceSplit, error)
-	// AttachSplit declares alias as one split made by SplitFiles, with
-	// filters, as Attach does for the whole source.
-	AttachSplit(ctx context.Context, alias string, filters []kalla.Filter, split kalla.SourceSplit) ([]kalla.Column, error)
+	// ReadsRows reports whether the attached source alias is read as rows
+	// streamed to the engine (kalla.Reading.Rows) rather than files.
+	ReadsRows(alias string) bool
 	// AttachPartition attaches src as alias with its filters, as Attach
 	// does, keeping only the rows of one partition. It fails when src
 	// cannot be read in place.
@@ -87,14 +87,6 @@ func asFolder(dir string) string {
 	return strings.TrimSuffix(dir, string(filepath.Separator)) + string(filepath.Separator)
 }
 
-// readInPlace reports whether a source is Parquet files that each match task
-// can read its partition from, so that staging it can be skipped. Sources
-// fetched first (S3), CSV files and databases are staged.
-func readInPlace(src kalla.Source) bool {
-	fs, ok := src.(*kalla.FileSource)
-	return ok && fs.Format == kalla.FormatParquet
-}
-
 // attachSource opens side of job and attaches the given part of it, read in
 // place.
 func (r *Runner) attachSource(ctx context.Context, ss Session, job *kalla.Job, side int, part SourcePartition) (func(), error) {
@@ -102,10 +94,6 @@ func (r *Runner) attachSource(ctx context.Context, ss Session, job *kalla.Job, s
 	src, err := r.Sources.Open(ctx, spec.URI)
 	if err != nil {
 		return nil, fmt.Errorf("read source %q (%s): %w", spec.Alias, kalla.RedactURI(spec.URI), err)
-	}
-	if !readInPlace(src) {
-		src.Close()
-		return nil, fmt.Errorf("source %q (%s) cannot be read in place", spec.Alias, kalla.RedactURI(spec.URI))
 	}
 	if err := ss.AttachPartition(ctx, spec.Alias, src, spec.Filters, part); err != nil {
 		src.Close()

@@ -18,9 +18,9 @@ type StageSpec struct {
 	Hash  string `json:"hash"`
 	Parts int    `json:"parts"`
 	Dir   string `json:"dir"`
-	// Split, when set, is the one split this task reads: of a
-	// SplittableSource (made by Runner.Split) or of files (made by the
-	// plan). Otherwise the task reads the whole source.
+	// Split, when set, is the one split this task reads (made by
+	// Runner.Split or by the plan). Otherwise the task reads the whole
+	// source.
 	Split *kalla.SourceSplit `json:"split,omitempty"`
 }
 
@@ -58,18 +58,11 @@ func (r *Runner) Stage(ctx context.Context, job *kalla.Job, st StageSpec) (Stage
 		return fail(err)
 	}
 	defer ss.Close()
-	rows, isRows := src.(kalla.SplittableSource)
-	fetch, isFetch := src.(kalla.SplittableFetch)
-	switch {
-	case st.Split == nil:
-		_, err = ss.Attach(ctx, spec.Alias, src, spec.Filters)
-	case isRows:
-		_, err = ss.Attach(ctx, spec.Alias, splitRowSource{SplittableSource: rows, split: *st.Split}, spec.Filters)
-	case isFetch:
-		_, err = ss.Attach(ctx, spec.Alias, splitFetchSource{SplittableFetch: fetch, split: *st.Split}, spec.Filters)
-	default:
-		_, err = ss.AttachSplit(ctx, spec.Alias, spec.Filters, *st.Split)
+	split := kalla.Whole
+	if st.Split != nil {
+		split = *st.Split
 	}
+	_, err = ss.Attach(ctx, spec.Alias, src, split, spec.Filters)
 	if err != nil {
 		return fail(err)
 	}
@@ -93,7 +86,8 @@ func (r *Runner) Stage(ctx context.Context, job *kalla.Job, st StageSpec) (Stage
 }
 
 // Split splits source side of job into at most n splits for as many stage
-// tasks. It returns nil when the source cannot be split or is too small to
+// tasks; the coordinator calls it for a source whose splits it must hold
+// (SplitPlan.Coordinate). It returns nil when the source cannot be split or is too small to
 // be worth it (fewer than two splits); the caller then stages it whole.
 // Otherwise the caller must Release the result when every split is staged
 // (or the job ended): that also closes the source.
@@ -113,12 +107,7 @@ func (r *Runner) Split(ctx context.Context, job *kalla.Job, side, n int) (*kalla
 	if err != nil {
 		return fail(err)
 	}
-	ss, ok := src.(kalla.SplittableSource)
-	if !ok {
-		src.Close()
-		return nil, nil
-	}
-	splits, err := ss.Split(ctx, spec.Filters, n)
+	splits, err := src.Split(ctx, spec.Filters, n)
 	if err != nil {
 		src.Close()
 		return fail(err)
@@ -133,31 +122,4 @@ func (r *Runner) Split(ctx context.Context, job *kalla.Job, side, n int) (*kalla
 	return kalla.NewSourceSplits(splits.Splits, func() error {
 		return errors.Join(splits.Release(), src.Close())
 	}), nil
-}
-
-// splitRowSource is one split of a source seen as a whole RowSource, so the
-// engine attaches and loads it as any other.
-type splitRowSource struct {
-	kalla.SplittableSource
-	split kalla.SourceSplit
-}
-
-// Columns returns the columns decided when the source was split.
-func (s splitRowSource) Columns(context.Context) ([]kalla.Column, error) { return s.split.Columns, nil }
-
-// Scan reads the split only.
-func (s splitRowSource) Scan(ctx context.Context, filters []kalla.Filter, parallelism int, sink kalla.RowSink) error {
-	return s.ScanSplit(ctx, filters, s.split, parallelism, sink)
-}
-
-// splitFetchSource is one split of a SplittableFetch seen as a whole
-// FetchSource, so the engine attaches it as any other.
-type splitFetchSource struct {
-	kalla.SplittableFetch
-	split kalla.SourceSplit
-}
-
-// Fetch fetches the split only.
-func (s splitFetchSource) Fetch(ctx context.Context, dir string) (*kalla.FileSource, error) {
-	return s.FetchSplit(ctx, s.split, dir)
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // BenchmarkAppend measures the cost per row of staging rows handed over by
-// a RowSource (the Postgres path): six columns of the usual kinds.
+// a kalla.RowReader (the Postgres path): six columns of the usual kinds.
 func BenchmarkAppend(b *testing.B) {
 	eng, err := Open(Config{Threads: 2})
 	if err != nil {

@@ -66,8 +66,8 @@ func (s *Session) SplitFiles(ctx context.Context, alias string, n int) ([]kalla.
 	if !ok {
 		return nil, fmt.Errorf("source %q is not attached", alias)
 	}
-	fs, ok := t.src.(*kalla.FileSource)
-	if !ok || fs.Format != kalla.FormatCSV || n < 2 {
+	fs := t.files
+	if fs == nil || fs.Format != kalla.FormatCSV || t.src.Local() == nil || n < 2 {
 		return nil, nil
 	}
 	files, err := filepath.Glob(fs.Pattern)
@@ -88,7 +88,7 @@ func (s *Session) SplitFiles(ctx context.Context, alias string, n int) ([]kalla.
 		if err != nil {
 			return nil, err
 		}
-		splits[i] = kalla.SourceSplit{Columns: t.cols, Data: data}
+		splits[i] = kalla.SourceSplit{Columns: t.cols, Cut: data}
 	}
 	return splits, nil
 }
@@ -245,23 +245,23 @@ func recordEnds(ctx context.Context, r io.Reader, quote, escape byte, end func(i
 	}
 }
 
-// AttachSplit implements distributed.Session: it declares alias as one split
-// of a CSV source, its ranges copied into one file of the session's folder
-// and read with the whole source's dialect and column types.
-func (s *Session) AttachSplit(ctx context.Context, alias string, filters []kalla.Filter, split kalla.SourceSplit) ([]kalla.Column, error) {
+// describeCut declares t as one cut of a CSV source made by SplitFiles (the
+// split's Cut): its ranges copied into one file of the session's folder and
+// read with the whole source's dialect and column types.
+func (s *Session) describeCut(ctx context.Context, t *table, split kalla.SourceSplit) error {
 	var sp csvSplit
-	if err := json.Unmarshal(split.Data, &sp); err != nil {
-		return nil, fmt.Errorf("read csv split: %w", err)
+	if err := json.Unmarshal(split.Cut, &sp); err != nil {
+		return fmt.Errorf("read csv split: %w", err)
 	}
 	if len(sp.Types) != len(split.Columns) {
-		return nil, fmt.Errorf("csv split has %d types for %d columns", len(sp.Types), len(split.Columns))
+		return fmt.Errorf("csv split has %d types for %d columns", len(sp.Types), len(split.Columns))
 	}
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create session folder: %w", err)
+		return fmt.Errorf("create session folder: %w", err)
 	}
-	path := filepath.Join(s.dir, "split-"+alias+".csv")
+	path := filepath.Join(s.dir, "split-"+t.alias+".csv")
 	if err := copyRanges(ctx, path, sp.Ranges); err != nil {
-		return nil, fmt.Errorf("copy csv split: %w", err)
+		return fmt.Errorf("copy csv split: %w", err)
 	}
 	cols := make([]string, len(sp.Types))
 	for i, c := range split.Columns {
@@ -279,12 +279,9 @@ func (s *Session) AttachSplit(ctx context.Context, alias string, filters []kalla
 	if d.TimestampFormat != "" {
 		opts = append(opts, "timestampformat = "+quoteLiteral(d.TimestampFormat))
 	}
-	t := &table{alias: alias, filters: filters, cols: split.Columns, types: sp.Types,
-		from: "read_csv(" + strings.Join(opts, ", ") + ")"}
-	if err := s.declare(ctx, t); err != nil {
-		return nil, err
-	}
-	return t.cols, nil
+	t.cols, t.types = split.Columns, sp.Types
+	t.from = "read_csv(" + strings.Join(opts, ", ") + ")"
+	return nil
 }
 
 // copyRanges writes the ranges one after the other into path, each ending

@@ -153,7 +153,7 @@ func newSession(t *testing.T, eng *duckdb.Engine, path string) *duckdb.Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Attach(context.Background(), "left_src", src, nil); err != nil {
+	if _, err := s.Attach(context.Background(), "left_src", src, kalla.Whole, nil); err != nil {
 		t.Fatal(err)
 	}
 	return s.(*duckdb.Session)

@@ -137,7 +137,10 @@ func sameType(a, b string) bool {
 // is a number) is in exactly the partition staging would put it in. Only
 // sources read in place (Parquet files, a view) qualify.
 func (s *Session) AttachPartition(ctx context.Context, alias string, src kalla.Source, filters []kalla.Filter, part distributed.SourcePartition) error {
-	if _, err := s.Attach(ctx, alias, src, filters); err != nil {
+	if src.Local() == nil {
+		return fmt.Errorf("source %q is not read in place", alias)
+	}
+	if _, err := s.Attach(ctx, alias, src, kalla.Whole, filters); err != nil {
 		return err
 	}
 	t := s.tables[alias]

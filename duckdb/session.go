@@ -39,7 +39,11 @@ type table struct {
 	alias   string
 	src     kalla.Source
 	filters []kalla.Filter
-	cols    []kalla.Column
+	// files or rows is how the source said it is read (kalla.Reading);
+	// both nil for staged files and a cut of CSV files.
+	files *kalla.FileSource
+	rows  kalla.RowReader
+	cols  []kalla.Column
 	// types are the DuckDB column types, which may be richer than cols
 	// says for file sources (LIST, HUGEINT, ...).
 	types []string
@@ -68,26 +72,29 @@ func positionOf(query, position string) string {
 	return fmt.Sprintf(" at character %d: %q", len([]rune(query[:pos]))+1, query[pos:end])
 }
 
-// Attach declares alias with the columns of src.
-func (s *Session) Attach(ctx context.Context, alias string, src kalla.Source, filters []kalla.Filter) ([]kalla.Column, error) {
+// Attach declares alias with the columns of split of src: it asks src how
+// the engine reads the split (Source.Read) and declares files (a view over
+// Parquet, a typed CSV reader, or the engine's own cut of CSV files) or a
+// table the rows are appended to.
+func (s *Session) Attach(ctx context.Context, alias string, src kalla.Source, split kalla.SourceSplit, filters []kalla.Filter) ([]kalla.Column, error) {
 	t := &table{alias: alias, src: src, filters: filters}
-	if f, ok := src.(kalla.FetchSource); ok {
-		dir := fmt.Sprintf("%s/fetch-%s", s.dir, alias)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("create fetch dir: %w", err)
-		}
-		fs, err := f.Fetch(ctx, dir)
-		if err != nil {
-			return nil, err
-		}
-		src = fs
+	dir := fmt.Sprintf("%s/fetch-%s", s.dir, alias)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create fetch dir: %w", err)
 	}
-	var err error
-	switch src := src.(type) {
-	case *kalla.FileSource:
-		err = s.describeFiles(ctx, t, src)
-	case kalla.RowSource:
-		t.cols, err = src.Columns(ctx)
+	rd, err := src.Read(ctx, split, dir)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case rd.Files != nil && split.Cut != nil:
+		err = s.describeCut(ctx, t, split)
+	case rd.Files != nil:
+		t.files = rd.Files
+		err = s.describeFiles(ctx, t, rd.Files)
+	case rd.Rows != nil:
+		t.rows = rd.Rows
+		t.cols, err = rd.Rows.Columns(ctx)
 		for _, c := range t.cols {
 			typ := c.Type.SQL()
 			if c.Type.Kind == kalla.TypeJSON {
@@ -99,7 +106,7 @@ func (s *Session) Attach(ctx context.Context, alias string, src kalla.Source, fi
 			t.types = append(t.types, typ)
 		}
 	default:
-		err = fmt.Errorf("source type %T is neither files nor rows", src)
+		err = fmt.Errorf("source %T gave neither files nor rows", src)
 	}
 	if err != nil {
 		return nil, err
@@ -108,6 +115,12 @@ func (s *Session) Attach(ctx context.Context, alias string, src kalla.Source, fi
 		return nil, err
 	}
 	return t.cols, nil
+}
+
+// ReadsRows implements distributed.Session.
+func (s *Session) ReadsRows(alias string) bool {
+	t, ok := s.tables[alias]
+	return ok && t.rows != nil
 }
 
 // declare checks t's filters and creates its table (or view).
@@ -181,7 +194,9 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 		}
 		return res.RowsAffected()
 	}
-	src := t.src.(kalla.RowSource)
+	if t.rows == nil {
+		return 0, fmt.Errorf("source %q has no rows to load", alias)
+	}
 	sink := &appendSink{db: s.db, schema: s.schema, table: alias, cols: t.cols}
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -200,7 +215,7 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 			}
 		}
 	}()
-	err := src.Scan(ctx, t.filters, s.parallelism(), sink)
+	err := t.rows.Scan(ctx, t.filters, s.parallelism(), sink)
 	close(stop)
 	<-done
 	if err != nil {

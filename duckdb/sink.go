@@ -7,7 +7,7 @@ import (
 	"github.com/kalla-dev/kalla"
 )
 
-// appendSink receives a RowSource's rows into a staged table. Each parallel
+// appendSink receives a kalla.RowReader's rows into a staged table. Each parallel
 // stream gets its own Appender on its own connection; DuckDB merges
 // concurrent appends into one table. (An Arrow record-batch writer, which
 // needs the duckdb_arrow build tag, measured no faster end to end from

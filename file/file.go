@@ -29,8 +29,8 @@ func OpenOutput(ctx context.Context, path string) (kalla.Output, error) {
 	return (&Files{}).OpenOutput(ctx, path)
 }
 
-// OpenSource turns a path, glob or file:// URI into a *kalla.FileSource
-// after checking that it names at least one readable file of a known format
+// OpenSource turns a path, glob or file:// URI into a *Source after
+// checking that it names at least one readable file of a known format
 // and that every file it names is, symlinks resolved, in an allowed folder.
 func (f *Files) OpenSource(_ context.Context, uri string) (kalla.Source, error) {
 	path := strings.TrimPrefix(uri, "file://")
@@ -61,7 +61,7 @@ func (f *Files) OpenSource(_ context.Context, uri string) (kalla.Source, error) 
 			return nil, err
 		}
 	}
-	return &kalla.FileSource{Pattern: path, Format: format}, nil
+	return NewSource(path, format), nil
 }
 
 // FormatOf tells a file's format from its extension; compressed CSV

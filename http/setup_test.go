@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/file"
 	"github.com/kalla-dev/kalla/internal/kallatest"
 )
 
@@ -201,7 +202,7 @@ type testBundle struct {
 func testRunner() *kalla.Runner {
 	sources := kalla.NewSourceRegistry()
 	sources.Register(func(ctx context.Context, uri string) (kalla.Source, error) {
-		return &kalla.FileSource{Pattern: uri, Format: kalla.FormatCSV}, nil
+		return file.NewSource(uri, kalla.FormatCSV), nil
 	}, "file", "postgres")
 	outputs := kalla.NewOutputRegistry()
 	outputs.Register(func(ctx context.Context, path string) (kalla.Output, error) { return nil, nil }, "file")

@@ -32,7 +32,7 @@ func (r pageRange) where() string {
 	return strings.Join(c, " AND ")
 }
 
-// Scan implements kalla.RowSource. It reads the table in up to parallelism
+// Scan implements kalla.RowReader for the whole table. It reads the table in up to parallelism
 // ranges of ctid pages, each over its own connection and into its own
 // RowWriter, all on one snapshot: a coordinating REPEATABLE READ transaction
 // exports its snapshot and every other connection imports it, so rows

@@ -1,7 +1,7 @@
-// Package postgres reads a Postgres table or view as a Kalla RowSource. Rows
-// travel as binary COPY, decoded here into the Go values the engine expects,
-// in parallel ctid ranges that all read one snapshot; filters are pushed into
-// the server as parameters.
+// Package postgres reads a Postgres table or view as a kalla.Source read as
+// rows (kalla.RowReader). Rows travel as binary COPY, decoded here into the
+// Go values the engine expects, in parallel ctid ranges that all read one
+// snapshot; filters are pushed into the server as parameters.
 package postgres
 
 import (
@@ -67,7 +67,7 @@ type Source struct {
 	held []func() error // end the transactions of unreleased splits
 }
 
-var _ kalla.RowSource = (*Source)(nil)
+var _ kalla.RowReader = (*Source)(nil)
 
 // Open opens the source at uri (postgres:// or postgresql://). It only
 // checks the URI; Columns and Scan connect.
@@ -110,7 +110,7 @@ func (s *Source) Close() error {
 	return nil
 }
 
-// Columns implements kalla.RowSource. It connects, resolves the table and
+// Columns implements kalla.RowReader for the whole table. It connects, resolves the table and
 // maps its column types; a missing table is a *kalla.ValidationError naming
 // the uri.
 func (s *Source) Columns(ctx context.Context) ([]kalla.Column, error) {

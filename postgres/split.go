@@ -11,7 +11,7 @@ import (
 	"github.com/kalla-dev/kalla"
 )
 
-var _ kalla.SplittableSource = (*Source)(nil)
+var _ kalla.Source = (*Source)(nil)
 
 // splitRange is the Data of one split: a page range of the table read on
 // the snapshot the splitting transaction exported. Pages is the table's
@@ -24,7 +24,8 @@ type splitRange struct {
 	Pages    int64  `json:"pages"`
 }
 
-// Split implements kalla.SplittableSource. A transaction of its own, on a
+// Split implements kalla.Source. With n < 2 it is Whole, without I/O.
+// Otherwise a transaction of its own, on a
 // connection of its own, exports its snapshot and measures the table; the
 // splits are the page ranges Scan would read in parallel, and each imports
 // that snapshot, so together they read every row exactly once however the
@@ -33,6 +34,9 @@ type splitRange struct {
 // view, is one split without a snapshot: ScanSplit then reads it as Scan
 // does.
 func (s *Source) Split(ctx context.Context, filters []kalla.Filter, n int) (*kalla.SourceSplits, error) {
+	if n < 2 {
+		return kalla.WholeSplits(), nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	splits, err := s.split(ctx, filters, n)
@@ -118,7 +122,7 @@ func (s *Source) split(ctx context.Context, filters []kalla.Filter, n int) (*kal
 	return kalla.NewSourceSplits(splits, release), nil
 }
 
-// ScanSplit implements kalla.SplittableSource: it reads the split's page
+// ScanSplit reads the split's page
 // range, divided again into up to parallelism streams, every stream in a
 // transaction that imports the split's snapshot. The columns are read as
 // split.Columns declares; a table whose columns changed since the split

@@ -90,7 +90,7 @@ func BenchmarkReconcileLocalVsS3(b *testing.B) {
 		start = time.Now()
 		for _, uri := range []string{"s3://data/invoices.csv", "s3://data/payments/"} {
 			src, _ := c.OpenSource(ctx, uri)
-			if _, err := src.(kalla.FetchSource).Fetch(ctx, b.TempDir()); err != nil {
+			if _, err := src.(*s3.Source).Fetch(ctx, b.TempDir()); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -154,7 +154,7 @@ func BenchmarkFetch(b *testing.B) {
 				os.RemoveAll(dir)
 				os.MkdirAll(dir, 0o755)
 				src, _ := c.OpenSource(context.Background(), "s3://data/big.csv")
-				if _, err := src.(kalla.FetchSource).Fetch(context.Background(), dir); err != nil {
+				if _, err := src.(*s3.Source).Fetch(context.Background(), dir); err != nil {
 					b.Fatal(err)
 				}
 			}

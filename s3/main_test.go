@@ -65,7 +65,7 @@ func fetch(ctx context.Context, t *testing.T, c *s3.Client, uri string) (*kalla.
 		return nil, err
 	}
 	defer src.Close()
-	return src.(kalla.FetchSource).Fetch(ctx, t.TempDir())
+	return src.(*s3.Source).Fetch(ctx, t.TempDir())
 }
 
 // mustFetch is fetch for tests that expect success.

@@ -6,7 +6,7 @@
 // s3://bucket/key.csv (also .csv.gz and .csv.zst), s3://bucket/key.parquet,
 // s3://bucket/prefix/ (every CSV or every Parquet object below the prefix)
 // and s3://bucket/prefix/*.csv (a glob, matched with path.Match) are
-// kalla.FetchSources. Fetch copies the objects into the engine's local
+// kalla.Sources read as files. Fetch (Read of the whole source) copies the objects into the engine's local
 // folder with parallel ranged GETs, each range written at its offset in the
 // local file, and hands the engine a *kalla.FileSource; DuckDB's own CSV and
 // Parquet readers then read the files and apply the filters. Because the

@@ -22,8 +22,6 @@ type Source struct {
 	loc location
 }
 
-var _ kalla.FetchSource = (*Source)(nil)
-
 // OpenSource parses uri; it does no I/O. A malformed URI (no bucket, an
 // unknown extension) is a *kalla.ValidationError for the field "uri".
 func (c *Client) OpenSource(_ context.Context, uri string) (kalla.Source, error) {

@@ -16,7 +16,7 @@ import (
 	"github.com/kalla-dev/kalla/internal/parquet"
 )
 
-var _ kalla.SplittableFetch = (*Source)(nil)
+var _ kalla.Source = (*Source)(nil)
 
 // tailSize is how much of a Parquet object's end is read first: its footer
 // is usually smaller, else a second GET reads the rest.

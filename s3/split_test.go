@@ -58,7 +58,7 @@ func TestSplitFetchCoversEveryRowOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sf := src.(kalla.SplittableFetch)
+			sf := src.(*s3.Source)
 			splits, err := sf.SplitFetch(context.Background(), tc.n)
 			if err != nil {
 				t.Fatal(err)
@@ -102,7 +102,7 @@ func TestSplitFetchReadsOnlyItsRowGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sf := src.(kalla.SplittableFetch)
+	sf := src.(*s3.Source)
 	splits, err := sf.SplitFetch(context.Background(), 4)
 	if err != nil || len(splits) != 4 {
 		t.Fatalf("%d splits, %v; want 4", len(splits), err)
@@ -138,14 +138,14 @@ func TestSplitFetchDoesNotCut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		splits, err := src.(kalla.SplittableFetch).SplitFetch(context.Background(), 4)
+		splits, err := src.(*s3.Source).SplitFetch(context.Background(), 4)
 		if err != nil || len(splits) > 1 {
 			t.Errorf("%s: %d splits, %v; want none", uri, len(splits), err)
 		}
 	}
 	// A missing object is the job's error, naming it.
 	src, _ := c.OpenSource(context.Background(), "s3://data/nope.parquet")
-	if _, err := src.(kalla.SplittableFetch).SplitFetch(context.Background(), 4); err == nil || !strings.Contains(err.Error(), "nope.parquet") {
+	if _, err := src.(*s3.Source).SplitFetch(context.Background(), 4); err == nil || !strings.Contains(err.Error(), "nope.parquet") {
 		t.Errorf("missing object: %v", err)
 	}
 }
@@ -182,7 +182,7 @@ func TestFetchSchemaHasColumnsNoRows(t *testing.T) {
 	b.srv.Put(t, "data", "in.csv", csvRows(10))
 	for _, uri := range []string{"s3://data/p/a.parquet", "s3://data/p/"} {
 		src, _ := c.OpenSource(context.Background(), uri)
-		fs, err := src.(kalla.SplittableFetch).FetchSchema(context.Background(), t.TempDir())
+		fs, err := src.(*s3.Source).FetchSchema(context.Background(), t.TempDir())
 		if err != nil || fs == nil {
 			t.Fatalf("%s: %v, %v", uri, fs, err)
 		}
@@ -193,7 +193,7 @@ func TestFetchSchemaHasColumnsNoRows(t *testing.T) {
 		}
 	}
 	src, _ := c.OpenSource(context.Background(), "s3://data/in.csv")
-	if fs, err := src.(kalla.SplittableFetch).FetchSchema(context.Background(), t.TempDir()); fs != nil || err != nil {
+	if fs, err := src.(*s3.Source).FetchSchema(context.Background(), t.TempDir()); fs != nil || err != nil {
 		t.Errorf("CSV: %v, %v; want nothing", fs, err)
 	}
 }

@@ -12,15 +12,14 @@
 // previous run's results, say) is one more Kind: how to put a data set
 // where it reads it, its opener, its bad URIs.
 //
-// Every check goes through the path a job takes: a kalla.Runner with the
+// Most checks go through the path a job takes: a kalla.Runner with the
 // duckdb engine runs a job whose left side is the source under test and
 // whose right side matches nothing, so every row that passes the filters
 // comes out in unmatched_left with all its columns, read back with DuckDB.
-// Driving the Source interfaces directly was not an option: today a local
-// file is a *kalla.FileSource that only the engine reads, S3 a FetchSource
-// that copies files for the engine, Postgres a RowSource, so the rows of
-// three of the five kinds exist only inside the engine. Splits go through
-// the same calls the cluster's tasks make (one helper, stageSplits).
+// Splits go through the same calls the cluster's tasks make (one helper,
+// stageSplits). The seam check (seam_test.go) drives the kalla.Source
+// interface itself: Split, Read, Local and Close, each split attached to an
+// engine session and loaded, as a stage task does.
 //
 // The contract, for the same logical data set (typedData: text with
 // spaces, quotes, newlines, CR LF, tabs and unicode, an empty string,
@@ -39,6 +38,9 @@
 //     local CSV byte ranges, S3 Parquet row groups) hold every row that
 //     passes the filters exactly once; a kind that cannot split is read as
 //     one split;
+//   - seam: Split into 1 is one split; Read gives files or rows, never
+//     both; Local, when set, is what Read gives; the splits of Split into
+//     4 together hold every row; Close is safe twice;
 //   - errors: a missing source (file, glob, table, database, key, prefix,
 //     bucket), a denied one (outside the allowed folders, a wrong password,
 //     a denied bucket) and a malformed one (a CSV whose quote never closes,
@@ -89,37 +91,34 @@
 // binder error at staging, while Postgres matches the value's text (files
 // now do the same).
 //
-// # What the suite shows about the Source seam
+// # The Source seam
 //
-// The five kinds reach the engine in three shapes, and splitting takes
-// three more paths, each found by a type assertion:
+// Every kind implements kalla.Source (Split, Read, Local, Close; see its
+// doc in the root source.go), and the engine and the distributed tasks use
+// nothing else. How each kind reads and splits:
 //
-//   - local CSV: *FileSource; split by the engine session
-//     (SplitSession.SplitFiles, in Runner.PlanSplit) into byte ranges,
-//     read by AttachSplit;
-//   - local Parquet: *FileSource; never split, read in place by hash
-//     partition in cluster mode (SplitPlan.Direct), so the only kind whose
-//     "staging" is a count over footers and whose rows are read at match
-//     time;
-//   - Postgres: RowSource and SplittableSource; split by the coordinator
-//     (Runner.SplitSource, outside PlanSplit), which must Release the
-//     splits (an exported snapshot stays open until then);
-//   - S3 CSV: FetchSource and SplittableFetch, but SplitFetch returns no
-//     split for CSV: staged whole;
-//   - S3 Parquet: SplittableFetch, split by PlanSplit into row groups.
+//   - local CSV: Read gives its files, which the engine types from every
+//     value; the source does not split itself, the plan has the engine
+//     cut the files in byte ranges (SourceSplit.Cut);
+//   - local Parquet: Read gives its files, a view read in place (Local);
+//     in cluster mode never staged, each match task reads its partition
+//     (SplitPlan.Direct), so its rows are read at match time;
+//   - Postgres: Read gives rows (COPY binary); split by the coordinator
+//     (SplitPlan.Coordinate), which Releases the splits (an exported
+//     snapshot stays open until then);
+//   - S3 CSV: Read copies the objects and gives the copies; one split;
+//   - S3 Parquet: Split cuts row groups (in the plan task), Read copies a
+//     split's row groups only.
 //
-// The kinds are read at different stages, which a cancelled or failing
-// job shows: S3 objects are downloaded whole when the source is attached
-// (validating: a job's validation costs a full download, and a cancel
-// mid-download says "during validating"), Postgres and local CSV rows are
-// read at staging, local Parquet is a view whose rows are read at match
-// time.
+// The kinds are still read at different stages, which a cancelled or
+// failing job shows: S3 objects are downloaded whole when the source is
+// attached (validating: a job's validation costs a full download, and a
+// cancel mid-download says "during validating"), Postgres and local CSV
+// rows are read at staging, local Parquet is a view whose rows are read at
+// match time.
 //
 // Filters are applied by two implementations (DuckDB's filterSQL for files,
 // pushed down as parameters for Postgres) that agree on every case here.
-// A Source with "columns, split into n, read a split" (one split when it
-// cannot split, Release always) would let every kind pass through the one
-// helper stageSplits uses today in three branches.
 //
 // The split sizes are env knobs (KALLA_PG_MIN_RANGE_PAGES,
 // KALLA_CSV_MIN_SPLIT_BYTES) read when a source is split; TestMain lowers

@@ -89,6 +89,7 @@ func RunSource(t *testing.T, k Kind) {
 	t.Run("values", func(t *testing.T) { testValues(t, k, out) })
 	t.Run("filters", func(t *testing.T) { testFilters(t, k, typed) })
 	t.Run("splits", func(t *testing.T) { testSplits(t, k, large) })
+	t.Run("seam", func(t *testing.T) { testSeam(t, k, large) })
 	t.Run("errors", func(t *testing.T) { testErrors(t, k) })
 	t.Run("cancel", func(t *testing.T) { testCancel(t, k, large) })
 }

@@ -23,7 +23,7 @@ var splitSizes = map[string]string{
 
 // stageSplits reads side 0 of job as a cluster's stage tasks do: it asks
 // for up to n splits the way the coordinator does (the plan cuts files,
-// distributed.Runner.Split cuts a database table), stages each split (or the
+// distributed.Runner.Split a source the plan marks Coordinate), stages each split (or the
 // whole source when it does not split) into a folder of its own, and
 // returns the staged Parquet files and how many splits there were (0:
 // read whole).
@@ -45,7 +45,7 @@ func stageSplits(t *testing.T, r *kalla.Runner, job *kalla.Job, n int) (files []
 	for i := range plan.Splits[0] {
 		parts = append(parts, &plan.Splits[0][i])
 	}
-	if parts == nil {
+	if parts == nil && plan.Coordinate[0] {
 		ss, err := dr.Split(ctx, job, 0, n)
 		if err != nil {
 			t.Fatalf("split source: %v", err)
