@@ -120,7 +120,7 @@
 // Filters are applied by two implementations (DuckDB's filterSQL for files,
 // pushed down as parameters for Postgres) that agree on every case here.
 //
-// The split sizes are env knobs (KALLA_PG_MIN_RANGE_PAGES,
-// KALLA_CSV_MIN_SPLIT_BYTES) read when a source is split; TestMain lowers
-// them (splitSizes) so that small data sets split.
+// The split sizes are configuration (postgres.Config.MinRangePages,
+// duckdb.Config.MinCSVSplitBytes); the suite sets them small
+// (minRangePages, minCSVSplitBytes) so that small data sets split.
 package conformance

@@ -24,9 +24,6 @@ import (
 var rightCSV string
 
 func TestMain(m *testing.M) {
-	for k, v := range splitSizes {
-		os.Setenv(k, v)
-	}
 	dir, err := os.MkdirTemp("", "kalla-conformance-")
 	if err != nil {
 		panic(err)
@@ -42,7 +39,7 @@ func TestMain(m *testing.M) {
 // newRunner wires the real engine and adapters the way cmd/kallad does.
 func newRunner(t *testing.T) *kalla.Runner {
 	t.Helper()
-	eng, err := duckdb.Open(duckdb.Config{Threads: 2})
+	eng, err := duckdb.Open(duckdb.Config{Threads: 2, MinCSVSplitBytes: minCSVSplitBytes})
 	if err != nil {
 		t.Fatalf("open engine: %v", err)
 	}

@@ -111,7 +111,7 @@ func postgresKind(t *testing.T, name string) Kind {
 	return Kind{
 		Name: name,
 		Register: func(r *kalla.Registry[kalla.Source]) {
-			r.Register(postgres.Open, "postgres", "postgresql")
+			r.Register(postgres.Opener(nil, postgres.Config{MinRangePages: minRangePages}), "postgres", "postgresql")
 			r.Register(file.OpenSource, "file")
 		},
 		Put: func(t *testing.T, n, query string) string {

@@ -160,7 +160,7 @@ func (l *logBuffer) String() string {
 // local right-hand source, as cmd/kallad does.
 func runner(t *testing.T, k Kind) *kalla.Runner {
 	t.Helper()
-	eng, err := duckdb.Open(duckdb.Config{Threads: 2})
+	eng, err := duckdb.Open(duckdb.Config{Threads: 2, MinCSVSplitBytes: minCSVSplitBytes})
 	if err != nil {
 		t.Fatalf("open engine: %v", err)
 	}

@@ -13,13 +13,12 @@ import (
 	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
-// splitSizes makes the sources that split today cut small data sets, so
-// that the suite stays fast. The knobs are read when a source is split;
-// TestMain sets them before any test runs.
-var splitSizes = map[string]string{
-	"KALLA_PG_MIN_RANGE_PAGES":  "2",
-	"KALLA_CSV_MIN_SPLIT_BYTES": "65536",
-}
+// The split sizes of the suite's engine and Postgres opener: small, so that
+// the small data sets of the suite split.
+const (
+	minRangePages    = 2
+	minCSVSplitBytes = 65536
+)
 
 // stageSplits reads side 0 of job as a cluster's stage tasks do: it asks
 // for up to n splits the way the coordinator does (the plan cuts files,
