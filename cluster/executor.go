@@ -14,6 +14,7 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/distributed"
+	"github.com/kalla-dev/kalla/internal/startstop"
 )
 
 // ExecutorConfig configures an Executor.
@@ -49,7 +50,7 @@ type Executor struct {
 	running     atomic.Int64
 	tasksDone   *prometheus.CounterVec
 
-	stop     context.CancelFunc
+	startstop.Base
 	loopDone chan struct{}
 	tasks    sync.WaitGroup
 }
@@ -92,39 +93,35 @@ func NewExecutor(cfg ExecutorConfig) (*Executor, error) {
 
 // Start announces the executor and starts taking tasks.
 func (e *Executor) Start(ctx context.Context) error {
-	if e.loopDone != nil {
-		return errors.New("executor already started")
-	}
-	var err error
-	if e.ackWait, e.maxAttempts, err = e.cfg.Tasks.settings(ctx); err != nil {
-		return err
-	}
-	e.cfg.Info.StartedAt = time.Now().UTC()
-	if err := e.announce(ctx); err != nil {
-		return err
-	}
-	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	e.stop = cancel
-	e.loopDone = make(chan struct{})
-	go e.loop(loopCtx)
-	e.log.Info("executor joined", "ack_wait", e.ackWait, "max_attempts", e.maxAttempts, "max_tasks", e.cfg.MaxTasks)
-	return nil
+	return e.StartOnce(ctx, "executor", func(loopCtx context.Context) error {
+		var err error
+		if e.ackWait, e.maxAttempts, err = e.cfg.Tasks.settings(ctx); err != nil {
+			return err
+		}
+		e.cfg.Info.StartedAt = time.Now().UTC()
+		if err := e.announce(ctx); err != nil {
+			return err
+		}
+		e.loopDone = make(chan struct{})
+		go e.loop(loopCtx)
+		e.log.Info("executor joined", "ack_wait", e.ackWait, "max_attempts", e.maxAttempts, "max_tasks", e.cfg.MaxTasks)
+		return nil
+	})
 }
 
 // Stop stops taking tasks, lets the running ones finish, and leaves.
 func (e *Executor) Stop() {
-	if e.loopDone == nil {
-		return
-	}
-	e.stop()
-	<-e.loopDone
-	e.tasks.Wait()
-	ctx, cancel := opCtx()
-	defer cancel()
-	if err := e.cfg.Members.Leave(ctx, e.cfg.Info.ID); err != nil {
-		e.log.Warn("leave the cluster failed; the entry expires on its own", "err", err)
-	}
-	e.log.Info("executor left")
+	e.StopOnce(func(stopLoop context.CancelCauseFunc) {
+		stopLoop(nil)
+		<-e.loopDone
+		e.tasks.Wait()
+		ctx, cancel := opCtx()
+		defer cancel()
+		if err := e.cfg.Members.Leave(ctx, e.cfg.Info.ID); err != nil {
+			e.log.Warn("leave the cluster failed; the entry expires on its own", "err", err)
+		}
+		e.log.Info("executor left")
+	})
 }
 
 func (e *Executor) announce(ctx context.Context) error {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"time"
 
@@ -143,37 +142,4 @@ func (m *Members) Executors(ctx context.Context) ([]distributed.ExecutorInfo, er
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
-}
-
-// TrackExecutors keeps gauge at the number of live executors and logs
-// arrivals and departures, until ctx is done.
-func TrackExecutors(ctx context.Context, m *Members, gauge interface{ Set(float64) }, log *slog.Logger) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	known := map[string]bool{}
-	for {
-		if execs, err := m.Executors(ctx); err == nil {
-			now := map[string]bool{}
-			for _, e := range execs {
-				now[e.ID] = true
-				if !known[e.ID] {
-					log.Info("executor joined", "executor", e.ID, "host", e.Host)
-				}
-			}
-			for id := range known {
-				if !now[id] {
-					log.Info("executor gone", "executor", id)
-				}
-			}
-			known = now
-			if gauge != nil {
-				gauge.Set(float64(len(execs)))
-			}
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return
-		}
-	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/startstop"
 )
 
 // WorkerConfig configures a Worker.
@@ -101,11 +102,12 @@ type Worker struct {
 	mu      sync.Mutex
 	running map[string]uint64 // run id → seq of the task running it here
 
-	jobsCtx    context.Context
-	cancelJobs context.CancelCauseFunc
-	stopFetch  context.CancelFunc
-	loopDone   chan struct{}
-	jobs       sync.WaitGroup
+	startstop.Base
+	// jobsCtx is the service context: the jobs run on it until Stop.
+	jobsCtx   context.Context
+	stopFetch context.CancelFunc
+	loopDone  chan struct{}
+	jobs      sync.WaitGroup
 }
 
 // NewWorker validates cfg.
@@ -117,42 +119,40 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 }
 
 // Start queues again any accepted job whose task may have been lost, then
-// starts taking tasks. It returns at once.
+// starts taking tasks. It returns at once. Taking tasks stops when ctx ends
+// or at Stop; the jobs taken run on until Stop.
 func (w *Worker) Start(ctx context.Context) error {
-	if w.loopDone != nil {
-		return errors.New("worker already started")
-	}
-	if err := w.requeueUnqueued(ctx); err != nil {
-		return err
-	}
-	w.jobsCtx, w.cancelJobs = context.WithCancelCause(context.WithoutCancel(ctx))
-	var fetchCtx context.Context
-	fetchCtx, w.stopFetch = context.WithCancel(ctx)
-	w.loopDone = make(chan struct{})
-	go w.loop(fetchCtx)
-	return nil
+	return w.StartOnce(ctx, "worker", func(jobsCtx context.Context) error {
+		if err := w.requeueUnqueued(ctx); err != nil {
+			return err
+		}
+		w.jobsCtx = jobsCtx
+		var fetchCtx context.Context
+		fetchCtx, w.stopFetch = context.WithCancel(ctx)
+		w.loopDone = make(chan struct{})
+		go w.loop(fetchCtx)
+		return nil
+	})
 }
 
 // Stop stops taking tasks, waits up to ShutdownTimeout for running jobs to
 // finish, then stops the rest and puts them back in the queue.
 func (w *Worker) Stop() {
-	if w.loopDone == nil {
-		return
-	}
-	w.stopFetch()
-	<-w.loopDone
-	done := make(chan struct{})
-	go func() { w.jobs.Wait(); close(done) }()
-	timer := time.NewTimer(w.cfg.ShutdownTimeout)
-	defer timer.Stop()
-	select {
-	case <-done:
-	case <-timer.C:
-		w.log.Warn("jobs still running at shutdown; requeueing them", "active", w.active.Load())
-		w.cancelJobs(errShutdown)
-		<-done
-	}
-	w.cancelJobs(nil)
+	w.StopOnce(func(cancelJobs context.CancelCauseFunc) {
+		w.stopFetch()
+		<-w.loopDone
+		done := make(chan struct{})
+		go func() { w.jobs.Wait(); close(done) }()
+		timer := time.NewTimer(w.cfg.ShutdownTimeout)
+		defer timer.Stop()
+		select {
+		case <-done:
+		case <-timer.C:
+			w.log.Warn("jobs still running at shutdown; requeueing them", "active", w.active.Load())
+			cancelJobs(errShutdown)
+			<-done
+		}
+	})
 }
 
 // Active is the number of jobs running in this process.

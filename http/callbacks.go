@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/startstop"
 )
 
 // CallbackConfig configures a CallbackSender.
@@ -125,9 +126,10 @@ type CallbackSender struct {
 	hosts   map[string]int
 	stopped bool
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	startstop.Base
+	// ctx is the service context, cancelled at Stop; nil before Start.
+	ctx context.Context
+	wg  sync.WaitGroup
 }
 
 // pendingRun is the callback work waiting for one run.
@@ -168,40 +170,40 @@ func NewCallbackSender(cfg CallbackConfig) (*CallbackSender, error) {
 // Start starts the senders and the sweep, which first runs at once so that
 // final callbacks left undelivered by a previous process go out.
 func (s *CallbackSender) Start(ctx context.Context) error {
-	if s.ctx != nil {
-		return errors.New("callback sender already started")
-	}
-	s.ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	for range s.cfg.Workers {
+	return s.StartOnce(ctx, "callback sender", func(ctx context.Context) error {
+		s.mu.Lock()
+		s.ctx = ctx
+		s.mu.Unlock()
+		for range s.cfg.Workers {
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); s.work() }()
+		}
 		s.wg.Add(1)
-		go func() { defer s.wg.Done(); s.work() }()
-	}
-	s.wg.Add(1)
-	go func() { defer s.wg.Done(); s.sweepLoop() }()
-	return nil
+		go func() { defer s.wg.Done(); s.sweepLoop() }()
+		return nil
+	})
 }
 
 // Stop waits up to FlushTimeout for pending callbacks, then stops sending.
 func (s *CallbackSender) Stop() {
-	if s.ctx == nil {
-		return
-	}
-	deadline := time.Now().Add(s.cfg.FlushTimeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for s.pending() > 0 && time.Now().Before(deadline) {
-		<-tick.C
-	}
-	s.mu.Lock()
-	s.stopped = true
-	for _, pr := range s.runs {
-		if pr.timer != nil {
-			pr.timer.Stop()
+	s.StopOnce(func(cancel context.CancelCauseFunc) {
+		deadline := time.Now().Add(s.cfg.FlushTimeout)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for s.pending() > 0 && time.Now().Before(deadline) {
+			<-tick.C
 		}
-	}
-	s.mu.Unlock()
-	s.cancel()
-	s.wg.Wait()
+		s.mu.Lock()
+		s.stopped = true
+		for _, pr := range s.runs {
+			if pr.timer != nil {
+				pr.timer.Stop()
+			}
+		}
+		s.mu.Unlock()
+		cancel(nil)
+		s.wg.Wait()
+	})
 }
 
 func (s *CallbackSender) pending() int {

@@ -12,14 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kalla-dev/kalla"
 )
@@ -128,23 +125,14 @@ type nopNotifier struct{}
 func (nopNotifier) Progress(string, kalla.Progress) {}
 func (nopNotifier) Finished(string)                 {}
 
-// Readiness states: /ready answers 200 only while serving.
-const (
-	stateStarting int32 = iota
-	stateServing
-	stateDraining
-)
-
 // Server serves the API. It starts in the "starting" state (/ready 503)
 // until MarkReady.
 type Server struct {
+	Probes
+	listener
 	cfg     Config
 	log     *slog.Logger
 	handler http.Handler
-	state   atomic.Int32
-	srv     *http.Server
-	ln      net.Listener
-	done    chan struct{}
 }
 
 // route is one operation of the API; the OpenAPI test checks this table
@@ -174,6 +162,10 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "http")}
+	s.Probes = Probes{gatherer: cfg.Gatherer, log: s.log, check: s.storeAnswers}
+	if cfg.Saturated != nil {
+		s.Probes.extra = func(body map[string]any) { body["saturated"] = cfg.Saturated() }
+	}
 	mux := http.NewServeMux()
 	for _, rt := range routes {
 		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) })
@@ -189,25 +181,9 @@ func NewServer(cfg Config) (*Server, error) {
 // Handler returns the API's handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// MarkReady moves the server to serving: /ready answers 200.
-func (s *Server) MarkReady() { s.state.CompareAndSwap(stateStarting, stateServing) }
-
-// Drain makes /ready answer 503, so balancers stop sending work, while the
-// API keeps answering.
-func (s *Server) Drain() { s.state.Store(stateDraining) }
-
 // Start listens on Addr and serves in the background.
 func (s *Server) Start(ctx context.Context) error {
-	if s.srv != nil {
-		return errors.New("http server already started")
-	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
-	}
-	s.ln = ln
-	s.srv = &http.Server{
+	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
@@ -216,72 +192,32 @@ func (s *Server) Start(ctx context.Context) error {
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("http server stopped", "err", err)
-		}
-	}()
-	s.log.Info("http api listening", "addr", ln.Addr().String())
-	return nil
+	return s.listener.start(ctx, "http api", s.cfg.Addr, srv, s.log)
 }
-
-// Addr is the address the server listens on, once started.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Stop drains and shuts the server down, letting requests in flight finish
 // within ShutdownTimeout.
 func (s *Server) Stop() {
 	s.Drain()
-	if s.srv == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := s.srv.Shutdown(ctx); err != nil {
-		s.log.Warn("http shutdown", "err", err)
-		_ = s.srv.Close()
-	}
-	<-s.done
-}
-
-func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	s.listener.stop(s.cfg.ShutdownTimeout, s.log)
 }
 
 // readyProbeKey is the run id /ready reads from the store: no job has it
 // (run ids are UUIDs), so a reachable store answers "not found".
 const readyProbeKey = "kalla-ready-probe"
 
-// ready answers 200 while the server can serve requests: started, not
-// draining, and its job store answering. A scheduler whose job slots are all
-// taken is ready: it still answers and queues; "saturated" in the body (and
-// the kallad_job_slots metric beside kallad_active_jobs) says it is busy.
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	body := map[string]any{"status": "ready"}
-	status := http.StatusOK
-	switch s.state.Load() {
-	case stateStarting:
-		status, body["status"] = http.StatusServiceUnavailable, "starting"
-	case stateDraining:
-		status, body["status"] = http.StatusServiceUnavailable, "draining"
-	default:
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if _, err := s.cfg.Store.Get(ctx, readyProbeKey); err != nil && !errors.Is(err, kalla.ErrJobNotFound) {
-			s.log.Warn("readiness: the job store does not answer", "err", err)
-			status, body["status"] = http.StatusServiceUnavailable, "store unreachable"
-		}
+// storeAnswers is the scheduler's readiness check: a scheduler is ready
+// while its job store answers. One whose job slots are all taken is ready:
+// it still answers and queues; "saturated" in /ready's body (and the
+// kallad_job_slots metric beside kallad_active_jobs) says it is busy.
+func (s *Server) storeAnswers(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := s.cfg.Store.Get(ctx, readyProbeKey); err != nil && !errors.Is(err, kalla.ErrJobNotFound) {
+		s.log.Warn("readiness: the job store does not answer", "err", err)
+		return "store unreachable"
 	}
-	if s.cfg.Saturated != nil {
-		body["saturated"] = s.cfg.Saturated()
-	}
-	writeJSON(w, status, body)
-}
-
-func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
-	promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}).ServeHTTP(w, r)
+	return ""
 }
 
 // requireToken checks the bearer token in constant time. Both sides are

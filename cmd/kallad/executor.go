@@ -2,25 +2,21 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
-	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/cluster"
 	"github.com/kalla-dev/kalla/distributed"
+	kallahttp "github.com/kalla-dev/kalla/http"
 )
 
 // ExecutorCommand joins a scheduler's cluster and runs the tasks of
@@ -128,13 +124,16 @@ func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, log
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var ready atomic.Bool
+	// /ready answers 503 until the executor has joined, and again while it
+	// finishes its tasks at shutdown.
+	probes := kallahttp.NewProbeServer(kallahttp.ProbeConfig{
+		Addr: net.JoinHostPort(o.bindHost, strconv.Itoa(o.bindPort)), Component: "executor", Gatherer: reg, Logger: logger,
+	})
 	if o.bindPort >= 0 {
-		stop, err := serveProbes(ctx, net.JoinHostPort(o.bindHost, strconv.Itoa(o.bindPort)), reg, &ready, logger)
-		if err != nil {
+		if err := probes.Start(ctx); err != nil {
 			return err
 		}
-		defer stop()
+		defer probes.Stop()
 	}
 
 	url := o.natsURL
@@ -157,47 +156,11 @@ func runExecutor(ctx context.Context, o *executorOptions, eng engineOptions, log
 	if err := ex.Start(ctx); err != nil {
 		return err
 	}
-	ready.Store(true)
+	probes.MarkReady()
 	logger.Info("executor ready", "scheduler", kalla.RedactURI(url), "staging", staging.String(), "max_tasks", o.maxTasks)
 	<-ctx.Done()
-	ready.Store(false)
+	probes.Drain()
 	logger.Info("shutting down: finishing running tasks")
 	ex.Stop()
 	return nil
-}
-
-// serveProbes serves /health, /ready (200 once joined) and /metrics.
-func serveProbes(ctx context.Context, addr string, reg *prometheus.Registry, ready *atomic.Bool, logger *slog.Logger) (func(), error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"status":"ok"}`)
-	})
-	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if !ready.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, `{"status":"starting"}`)
-			return
-		}
-		_, _ = io.WriteString(w, `{"status":"ready"}`)
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("probe server stopped", "err", err)
-		}
-	}()
-	logger.Info("executor probes listening", "addr", ln.Addr().String())
-	return func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}, nil
 }

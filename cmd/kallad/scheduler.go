@@ -298,7 +298,11 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err := cluster.RegisterScaleMetrics(reg, queue, tasks, coordinator, o.maxJobs); err != nil {
 		return err
 	}
-	go cluster.TrackExecutors(ctx, members, metrics.Executors, logger)
+	tracker := cluster.NewExecutorTracker(members, metrics.Executors, logger)
+	if err := tracker.Start(ctx); err != nil {
+		return err
+	}
+	defer tracker.Stop()
 	notifier := seedLogNotifier{next: callbacks, store: store, log: logger}
 	worker, err := cluster.NewWorker(cluster.WorkerConfig{
 		Store: store, Queue: queue, Runner: coordinator, Notifier: notifier, Metrics: metrics,
