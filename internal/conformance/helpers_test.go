@@ -39,18 +39,26 @@ func TestMain(m *testing.M) {
 // newRunner wires the real engine and adapters the way cmd/kallad does.
 func newRunner(t *testing.T) *kalla.Runner {
 	t.Helper()
+	return wire(t, kallatest.TestLogger(t, slog.LevelInfo), func(sources *kalla.Registry[kalla.Source]) {
+		sources.Register(file.OpenSource, "file")
+		sources.Register(postgres.Open, "postgres", "postgresql")
+	})
+}
+
+// wire returns a Runner on the real engine (small CSV splits), the sources
+// register adds and local outputs, logging to logger.
+func wire(t *testing.T, logger *slog.Logger, register func(*kalla.Registry[kalla.Source])) *kalla.Runner {
+	t.Helper()
 	eng, err := duckdb.Open(duckdb.Config{Threads: 2, MinCSVSplitBytes: minCSVSplitBytes})
 	if err != nil {
 		t.Fatalf("open engine: %v", err)
 	}
 	t.Cleanup(func() { eng.Close() })
 	sources := kalla.NewSourceRegistry()
-	sources.Register(file.OpenSource, "file")
-	sources.Register(postgres.Open, "postgres", "postgresql")
+	register(sources)
 	outputs := kalla.NewOutputRegistry()
 	outputs.Register(file.OpenOutput, "file")
-	return &kalla.Runner{Engine: eng, Sources: sources, Outputs: outputs,
-		Logger: kallatest.TestLogger(t, slog.LevelInfo)}
+	return &kalla.Runner{Engine: eng, Sources: sources, Outputs: outputs, Logger: logger}
 }
 
 // pgRows is ducktest.Rows for Postgres: every column is cast to text by q.

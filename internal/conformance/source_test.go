@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	"github.com/kalla-dev/kalla"
-	"github.com/kalla-dev/kalla/duckdb"
-	"github.com/kalla-dev/kalla/file"
 	"github.com/kalla-dev/kalla/internal/kallatest"
 	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
@@ -160,17 +158,7 @@ func (l *logBuffer) String() string {
 // local right-hand source, as cmd/kallad does.
 func runner(t *testing.T, k Kind) *kalla.Runner {
 	t.Helper()
-	eng, err := duckdb.Open(duckdb.Config{Threads: 2, MinCSVSplitBytes: minCSVSplitBytes})
-	if err != nil {
-		t.Fatalf("open engine: %v", err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	sources := kalla.NewSourceRegistry()
-	k.Register(sources)
-	outputs := kalla.NewOutputRegistry()
-	outputs.Register(file.OpenOutput, "file")
-	return &kalla.Runner{Engine: eng, Sources: sources, Outputs: outputs,
-		Logger: slog.New(slog.NewTextHandler(k.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	return wire(t, slog.New(slog.NewTextHandler(k.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), k.Register)
 }
 
 // matchNothing is the job every test runs: the source under test on the
