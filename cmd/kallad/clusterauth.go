@@ -166,6 +166,6 @@ func logProtectedMode(ctx context.Context, logger *slog.Logger, bindHost string,
 	if ip := net.ParseIP(bindHost); bindHost == "localhost" || (ip != nil && ip.IsLoopback()) {
 		level = slog.LevelInfo
 	}
-	logger.Log(ctx, level, "protected mode: "+strings.Join(what, " and ")+" accept clients on loopback only, whatever --bind-host is; to accept others set "+strings.Join(how, " and "),
+	logger.Log(ctx, level, "protected mode: "+strings.Join(what, " and ")+" will accept clients on loopback only, whatever --bind-host is; to accept others set "+strings.Join(how, " and "),
 		"bind_host", bindHost)
 }
