@@ -41,12 +41,35 @@ type Session interface {
 	Close() error
 }
 
-// MatchSpec is what Reconcile needs: the query, and how its result columns
-// identify the source rows it matched.
+// MatchSpec is what Reconcile needs: the rules in order, each with how its
+// result columns identify the source rows it matched.
 type MatchSpec struct {
-	SQL   string     `json:"sql"`
-	Left  KeyMapping `json:"left"`
-	Right KeyMapping `json:"right"`
+	Rules []RuleSpec `json:"rules"`
+	// Labelled is set for jobs with rules: matched rows carry RuleColumn.
+	Labelled bool `json:"labelled,omitempty"`
+}
+
+// RuleSpec is one rule as the engine runs it.
+type RuleSpec struct {
+	Name      string         `json:"name"`
+	SQL       string         `json:"sql"`
+	Left      KeyMapping     `json:"left"`
+	Right     KeyMapping     `json:"right"`
+	Exclusive *ExclusiveSpec `json:"exclusive,omitempty"`
+}
+
+// Keys returns the key mapping of side (0 left, 1 right).
+func (r RuleSpec) Keys(side int) KeyMapping {
+	if side == 0 {
+		return r.Left
+	}
+	return r.Right
+}
+
+// Plain reports whether m is a match_sql job without exclusive: every row
+// of its one query is a match, written as it is, as before rules existed.
+func (m MatchSpec) Plain() bool {
+	return len(m.Rules) == 1 && !m.Labelled && m.Rules[0].Exclusive == nil
 }
 
 // KeyMapping ties a source's primary-key columns to the match result columns
@@ -57,7 +80,9 @@ type KeyMapping struct {
 	ResultColumns []string `json:"result_columns"`
 }
 
-// Counts are the sizes of the three results.
+// Counts are the sizes of the three results, and what each rule did (nil
+// for a plain match_sql job).
 type Counts struct {
 	Matched, UnmatchedLeft, UnmatchedRight int64
+	Rules                                  []RuleCount `json:",omitempty"`
 }

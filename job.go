@@ -21,8 +21,13 @@ type Job struct {
 	// callbacks are POSTed under; empty means no callbacks.
 	CallbackURL string `json:"callback_url,omitempty"`
 	// MatchSQL is a query over the source aliases; every row it yields is
-	// one match.
-	MatchSQL string `json:"match_sql"`
+	// one match (unless Exclusive keeps only the best). A job has MatchSQL
+	// or Rules.
+	MatchSQL string `json:"match_sql,omitempty"`
+	// Exclusive makes MatchSQL use each row of its sides at most once.
+	Exclusive *Exclusive `json:"exclusive,omitempty"`
+	// Rules are applied in order, each to the rows the earlier ones left.
+	Rules []Rule `json:"rules,omitempty"`
 	// Sources holds the left source first and the right source second.
 	Sources []SourceSpec `json:"sources"`
 	// OutputPath is the folder (local path or s3://bucket/prefix) that
@@ -107,8 +112,8 @@ func (j *Job) Validate(requireRunID bool) error {
 	} else if _, err := uuid.Parse(j.RunID); err != nil {
 		return Invalid("run_id", "%q is not a UUID", j.RunID)
 	}
-	if strings.TrimSpace(j.MatchSQL) == "" {
-		return Invalid("match_sql", "is required: a SQL query over the source aliases whose every row is one match")
+	if err := j.validateRules(); err != nil {
+		return err
 	}
 	if j.OutputPath == "" {
 		return Invalid("output_path", "is required: the folder that receives matched.parquet, unmatched_*.parquet and summary.json")
@@ -140,6 +145,9 @@ func (j *Job) Validate(requireRunID bool) error {
 				return prefixField(fmt.Sprintf("%s.filters[%d]", field, k), err)
 			}
 		}
+	}
+	if err := j.validateRuleList(); err != nil {
+		return err
 	}
 	for alias := range j.PrimaryKeys {
 		if !seen[strings.ToLower(alias)] {

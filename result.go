@@ -32,6 +32,8 @@ type Progress struct {
 	RowsRead int64 `json:"rows_read,omitempty"`
 	// MatchedSoFar is known once the match query has run.
 	MatchedSoFar *int64 `json:"matched_so_far,omitempty"`
+	// Rule names the rule being run, for jobs with rules.
+	Rule string `json:"rule,omitempty"`
 }
 
 // Result is the completion payload: the callback body, summary.json, and what
@@ -45,6 +47,11 @@ type Result struct {
 	RightCount          int64       `json:"right_count"`
 	ElapsedMS           int64       `json:"elapsed_ms"`
 	OutputPaths         OutputPaths `json:"output_paths"`
+	// Rules says what each rule did, for jobs with rules or exclusive.
+	Rules []RuleCount `json:"rules,omitempty"`
+	// DryRun is set when nothing was written (kallad run --dry-run, or
+	// POST /api/jobs?dry_run=true): OutputPaths is then empty.
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
 // OutputPaths locates the result files.

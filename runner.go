@@ -91,8 +91,10 @@ func (r *Runner) CheckJob(ctx context.Context, job *Job, requireRunID bool) erro
 	for i, s := range job.Sources {
 		aliases[i] = s.Alias
 	}
-	if err := r.Engine.CheckSQL(ctx, job.MatchSQL, aliases); err != nil {
-		return Invalid("match_sql", "%v", err)
+	for i, rule := range job.RuleList() {
+		if err := r.Engine.CheckSQL(ctx, rule.MatchSQL, aliases); err != nil {
+			return Invalid(job.RuleField(i, "match_sql"), "%v", err)
+		}
 	}
 	return nil
 }
@@ -253,26 +255,14 @@ func (r *Runner) Bind(ctx context.Context, sess Session, job *Job, srcs [2]Sourc
 			}
 		}
 	}
-	resCols, err := sess.QueryColumns(ctx, job.MatchSQL)
-	if err != nil {
-		return MatchSpec{}, Invalid("match_sql", "%v", err)
-	}
-	left, err := keyMapping(job, job.Left().Alias, job.Right().Alias, resCols)
-	if err != nil {
-		return MatchSpec{}, err
-	}
-	right, err := keyMapping(job, job.Right().Alias, job.Left().Alias, resCols)
-	if err != nil {
-		return MatchSpec{}, err
-	}
-	return MatchSpec{SQL: job.MatchSQL, Left: left, Right: right}, nil
+	return bindRules(ctx, sess, job)
 }
 
 // keyMapping finds, for each primary-key column k of alias, the match result
 // column that carries it: "<alias>_<k>" if selected, else a lone "k" (unless
 // the other source has a key column of that name too, which makes it
 // ambiguous).
-func keyMapping(job *Job, alias, other string, res []Column) (KeyMapping, error) {
+func keyMapping(job *Job, field, alias, other string, res []Column) (KeyMapping, error) {
 	m := KeyMapping{Alias: alias}
 	otherKeys := job.KeysOf(other)
 	var missing []string
@@ -290,7 +280,7 @@ func keyMapping(job *Job, alias, other string, res []Column) (KeyMapping, error)
 		m.SourceColumns = append(m.SourceColumns, k)
 	}
 	if len(missing) > 0 {
-		return m, Invalid("match_sql", "the result must carry the primary key of %q to identify matched rows; missing %s (result columns: %s)",
+		return m, Invalid(field, "the result must carry the primary key of %q to identify matched rows; missing %s (result columns: %s)",
 			alias, strings.Join(missing, ", "), ColumnNames(res))
 	}
 	return m, nil
@@ -362,6 +352,7 @@ func PublishResult(ctx context.Context, job *Job, out Output, dir string, c Coun
 			UnmatchedRight: out.Location(UnmatchedRightFile),
 		},
 		ElapsedMS: time.Since(start).Milliseconds(),
+		Rules:     c.Rules,
 	}
 	summary, err := MarshalIndent(res)
 	if err != nil {

@@ -306,6 +306,7 @@ func (c *coordinatorAttempt) run(ctx context.Context) (*kalla.Result, error) {
 	for p, r := range matched {
 		if r.Counts != nil {
 			sofar += r.Counts.Matched
+			ms.Rules = kalla.AddRuleCounts(ms.Rules, r.Counts.Rules)
 		}
 		if m != nil {
 			m.PartialBytes.Add(float64(r.Bytes))

@@ -16,11 +16,11 @@ import (
 // of the same release read.
 func TestExecTaskWire(t *testing.T) {
 	t.Parallel()
-	spec := kalla.MatchSpec{SQL: "SELECT 1",
+	spec := kalla.MatchSpec{Rules: []kalla.RuleSpec{{Name: "match", SQL: "SELECT 1",
 		Left:  kalla.KeyMapping{Alias: "l", SourceColumns: []string{"id"}, ResultColumns: []string{"l_id"}},
-		Right: kalla.KeyMapping{Alias: "r", SourceColumns: []string{"id"}, ResultColumns: []string{"r_id"}},
+		Right: kalla.KeyMapping{Alias: "r", SourceColumns: []string{"id"}, ResultColumns: []string{"r_id"}}}},
 	}
-	const specJSON = `{"sql":"SELECT 1","left":{"alias":"l","source_columns":["id"],"result_columns":["l_id"]},"right":{"alias":"r","source_columns":["id"],"result_columns":["r_id"]}}`
+	const specJSON = `{"rules":[{"name":"match","sql":"SELECT 1","left":{"alias":"l","source_columns":["id"],"result_columns":["l_id"]},"right":{"alias":"r","source_columns":["id"],"result_columns":["r_id"]}}]}`
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	cases := []struct {
 		task *ExecTask

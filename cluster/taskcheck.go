@@ -150,28 +150,63 @@ func checkParts(field string, n int) error {
 }
 
 // checkSpec checks that s is what distributed.Runner.Plan makes of job: its
-// match_sql, and its sources' primary keys.
+// rules' names, match_sql and exclusivity, and its sources' primary keys.
 func checkSpec(field string, s kalla.MatchSpec, job *kalla.Job) error {
-	if s.SQL != job.MatchSQL {
-		return kalla.Invalid(field+".sql", "is not the job's match_sql")
+	rules := job.RuleList()
+	if len(s.Rules) != len(rules) {
+		return kalla.Invalid(field+".rules", "has %d rules, the job %d", len(s.Rules), len(rules))
 	}
-	for _, k := range []struct {
-		name  string
-		m     kalla.KeyMapping
-		alias string
-	}{{"left", s.Left, job.Left().Alias}, {"right", s.Right, job.Right().Alias}} {
-		f := field + "." + k.name
-		if k.m.Alias != k.alias {
-			return kalla.Invalid(f+".alias", "%q is not the job's source %q", k.m.Alias, k.alias)
+	if s.Labelled != job.HasRules() {
+		return kalla.Invalid(field+".labelled", "is %v for a job whose rules are %v", s.Labelled, job.HasRules())
+	}
+	for i, r := range s.Rules {
+		f := fmt.Sprintf("%s.rules[%d]", field, i)
+		if r.Name != rules[i].Name || r.SQL != rules[i].MatchSQL {
+			return kalla.Invalid(f, "is not the job's rule %d", i)
 		}
-		if !slices.Equal(k.m.SourceColumns, job.KeysOf(k.alias)) {
-			return kalla.Invalid(f+".source_columns", "%q are not the primary keys of %q", k.m.SourceColumns, k.alias)
+		want, err := job.ExclusiveSpec(i)
+		if err != nil {
+			return err
 		}
-		if len(k.m.ResultColumns) != len(k.m.SourceColumns) {
-			return kalla.Invalid(f+".result_columns", "has %d columns for %d keys", len(k.m.ResultColumns), len(k.m.SourceColumns))
+		if !sameExclusive(r.Exclusive, want) {
+			return kalla.Invalid(f+".exclusive", "is not the job's exclusive setting of rule %d", i)
+		}
+		for _, k := range []struct {
+			name  string
+			m     kalla.KeyMapping
+			alias string
+		}{{"left", r.Left, job.Left().Alias}, {"right", r.Right, job.Right().Alias}} {
+			f := f + "." + k.name
+			if k.m.Alias != k.alias {
+				return kalla.Invalid(f+".alias", "%q is not the job's source %q", k.m.Alias, k.alias)
+			}
+			if !slices.Equal(k.m.SourceColumns, job.KeysOf(k.alias)) {
+				return kalla.Invalid(f+".source_columns", "%q are not the primary keys of %q", k.m.SourceColumns, k.alias)
+			}
+			if len(k.m.ResultColumns) != len(k.m.SourceColumns) {
+				return kalla.Invalid(f+".result_columns", "has %d columns for %d keys", len(k.m.ResultColumns), len(k.m.SourceColumns))
+			}
 		}
 	}
 	return nil
+}
+
+// sameExclusive compares exclusive settings; order_by columns match as SQL
+// identifiers do, case-insensitively (the plan spells them as the rule's
+// result does).
+func sameExclusive(a, b *kalla.ExclusiveSpec) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Sides != b.Sides || a.LeaveTies != b.LeaveTies || len(a.OrderBy) != len(b.OrderBy) {
+		return false
+	}
+	for i := range a.OrderBy {
+		if !strings.EqualFold(a.OrderBy[i].Column, b.OrderBy[i].Column) || a.OrderBy[i].Desc != b.OrderBy[i].Desc {
+			return false
+		}
+	}
+	return true
 }
 
 // checkKeys checks that every staging key lies below root.

@@ -20,13 +20,17 @@ func TestTaskCheckRefusesForgedParts(t *testing.T) {
 		PrimaryKeys: map[string][]string{"left_src": {"id"}, "right_src": {"id"}},
 	}
 	root := "cluster/" + job.RunID + "/GEN1"
-	spec := kalla.MatchSpec{SQL: job.MatchSQL,
-		Left:  kalla.KeyMapping{Alias: "left_src", SourceColumns: []string{"id"}, ResultColumns: []string{"left_src_id"}},
-		Right: kalla.KeyMapping{Alias: "right_src", SourceColumns: []string{"id"}, ResultColumns: []string{"right_src_id"}},
+	// spec returns a fresh spec, so that a case that spoils one spoils no
+	// other.
+	spec := func() kalla.MatchSpec {
+		return kalla.MatchSpec{Rules: []kalla.RuleSpec{{Name: "match", SQL: job.MatchSQL,
+			Left:  kalla.KeyMapping{Alias: "left_src", SourceColumns: []string{"id"}, ResultColumns: []string{"left_src_id"}},
+			Right: kalla.KeyMapping{Alias: "right_src", SourceColumns: []string{"id"}, ResultColumns: []string{"right_src_id"}},
+		}}}
 	}
 	match := func() *ExecTask {
 		return &ExecTask{Gen: "GEN1", ID: "match-0", Kind: TaskMatch, Job: job, Root: root,
-			Match: &distributed.PartitionSpec{Parts: 4, Partition: 1, Dir: root + "/match/p1", Spec: spec, Broadcast: -1,
+			Match: &distributed.PartitionSpec{Parts: 4, Partition: 1, Dir: root + "/match/p1", Spec: spec(), Broadcast: -1,
 				Sides: [2]distributed.PartitionSide{
 					{StageDirs: []string{root + "/stage/0-0"}, Columns: []distributed.StagedColumn{{Name: "id", Type: "BIGINT"}, {Name: "tags", Type: `STRUCT("a b" VARCHAR[], e ENUM('x', 'y'))`}}},
 					{Direct: true, Hash: `hash(CAST("ref" AS DECIMAL(20,0)))`},
@@ -38,7 +42,7 @@ func TestTaskCheckRefusesForgedParts(t *testing.T) {
 	}
 	merge := func() *ExecTask {
 		return &ExecTask{Gen: "GEN1", ID: "merge", Kind: TaskMerge, Job: job, Root: root,
-			Merge: &distributed.MergeSpec{Spec: spec, Broadcast: -1, Matched: []string{root + "/match/p0/matched.parquet"}}}
+			Merge: &distributed.MergeSpec{Spec: spec(), Broadcast: -1, Matched: []string{root + "/match/p0/matched.parquet"}}}
 	}
 	plan := func() *ExecTask {
 		return &ExecTask{Gen: "GEN1", ID: "plan", Kind: TaskPlan, Job: job, Root: root, Plan: &distributed.PlanSpec{Splits: 4}}
@@ -69,11 +73,15 @@ func TestTaskCheckRefusesForgedParts(t *testing.T) {
 		{"parts", func() *ExecTask { x := stage(); x.Stage.Parts = 1 << 30; return x }(), "task.stage.parts"},
 		{"spec sql", func() *ExecTask {
 			x := match()
-			x.Match.Spec.SQL = "SELECT 1; COPY (SELECT 1) TO '/tmp/x'"
+			x.Match.Spec.Rules[0].SQL = "SELECT 1; COPY (SELECT 1) TO '/tmp/x'"
 			return x
-		}(), "task.match.spec.sql"},
-		{"spec keys", func() *ExecTask { x := match(); x.Match.Spec.Left.SourceColumns = []string{"amount"}; return x }(), "task.match.spec.left.source_columns"},
-		{"spec alias", func() *ExecTask { x := match(); x.Match.Spec.Right.Alias = "kalla_job_1.right_src"; return x }(), "task.match.spec.right.alias"},
+		}(), "task.match.spec.rules[0]"},
+		{"spec keys", func() *ExecTask {
+			x := match()
+			x.Match.Spec.Rules[0].Left.SourceColumns = []string{"amount"}
+			return x
+		}(), "task.match.spec.rules[0].left.source_columns"},
+		{"spec alias", func() *ExecTask { x := match(); x.Match.Spec.Rules[0].Right.Alias = "kalla_job_1.right_src"; return x }(), "task.match.spec.rules[0].right.alias"},
 		{"direct hash", func() *ExecTask { x := match(); x.Match.Sides[1].Hash = "read_text('/etc/passwd')"; return x }(), "task.match.sides[1].hash"},
 		{"partition", func() *ExecTask { x := match(); x.Match.Partition = 4; return x }(), "task.match.partition"},
 		{"stage dirs", func() *ExecTask { x := match(); x.Match.Sides[0].StageDirs = []string{"cluster/../../etc"}; return x }(), "task.match.sides[0].stage_dirs"},
@@ -84,7 +92,7 @@ func TestTaskCheckRefusesForgedParts(t *testing.T) {
 		}(), "task.match.sides[0].columns"},
 		{"column type comment", func() *ExecTask { x := match(); x.Match.Sides[0].Columns[0].Type = "INTEGER -- x"; return x }(), "task.match.sides[0].columns"},
 		{"merge file", func() *ExecTask { x := merge(); x.Merge.Matched = []string{"../../etc/passwd"}; return x }(), "task.merge"},
-		{"merge sql", func() *ExecTask { x := merge(); x.Merge.Spec.SQL = "SELECT 2"; return x }(), "task.merge.spec.sql"},
+		{"merge sql", func() *ExecTask { x := merge(); x.Merge.Spec.Rules[0].SQL = "SELECT 2"; return x }(), "task.merge.spec.rules[0]"},
 		{"kind", func() *ExecTask { x := stage(); x.Kind = "shell"; return x }(), "task.kind"},
 		{"match dir", func() *ExecTask { x := match(); x.Match.Dir = root + "/../GEN2/match/p1"; return x }(), "task.match.dir"},
 		{"match broadcast", func() *ExecTask { x := match(); x.Match.Broadcast = 2; return x }(), "task.match.broadcast"},

@@ -25,6 +25,8 @@ type MergeSpec struct {
 	// (for elapsed_ms), both reported in the result.
 	Counts [2]int64  `json:"counts"`
 	Start  time.Time `json:"start"`
+	// Rules sums the match tasks' per-rule counts.
+	Rules []kalla.RuleCount `json:"rules,omitempty"`
 }
 
 // AddPartition adds the partial results of the match task that wrote the
@@ -125,6 +127,7 @@ func (r *Runner) Merge(ctx context.Context, job *kalla.Job, m MergeSpec) (*kalla
 	if err != nil {
 		return fail(fmt.Errorf("merge partial results: %w", err))
 	}
+	c.Rules = m.Rules
 	res, err := kalla.PublishResult(ctx, job, out, dir, c, m.Counts, m.Start)
 	if err != nil {
 		return fail(err)

@@ -223,7 +223,7 @@ func (s *Session) MergeResults(ctx context.Context, m distributed.MergeSpec, dir
 		return c, fmt.Errorf("write %s: %w", kalla.MatchedFile, err)
 	}
 	names := [2]string{kalla.UnmatchedLeftFile, kalla.UnmatchedRightFile}
-	keys := [2]kalla.KeyMapping{m.Spec.Left, m.Spec.Right}
+	keys := [2]kalla.KeyMapping{m.Spec.Rules[0].Left, m.Spec.Rules[0].Right}
 	var counts [2]int64
 	for side := range 2 {
 		if side != m.Broadcast {

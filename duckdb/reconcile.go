@@ -5,26 +5,35 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/kalla-dev/kalla"
 )
 
-// matchedTable holds the rows of match_sql for the writes that follow.
+// matchedTable holds the rows of a plain job's match_sql for the writes
+// that follow.
 const matchedTable = "_kalla_matched"
 
-// Reconcile runs match_sql once into a table, then writes it and the two
+// Reconcile runs the job's rules and writes the matched rows and the two
 // unmatched sets. The unmatched rows are anti-joins of each source against
 // the matched keys: a FULL OUTER JOIN carrying the tolerance predicate takes
 // hours at a few million rows in DuckDB, the anti-joins seconds.
 func (s *Session) Reconcile(ctx context.Context, spec kalla.MatchSpec, dir string, progress func(kalla.Progress)) (kalla.Counts, error) {
+	if len(spec.Rules) == 0 {
+		return kalla.Counts{}, fmt.Errorf("no rule to run")
+	}
+	if !spec.Plain() {
+		return s.reconcileRules(ctx, spec, dir, progress)
+	}
 	var c kalla.Counts
 	report := func(stage kalla.Stage, p float64, matched *int64) {
 		if progress != nil {
 			progress(kalla.Progress{Stage: stage, Progress: p, MatchedSoFar: matched})
 		}
 	}
+	rule := spec.Rules[0]
 	matched := s.qualified(matchedTable)
-	if _, err := s.conn.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", matched, spec.SQL)); err != nil {
+	if _, err := s.conn.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", matched, rule.SQL)); err != nil {
 		return c, fmt.Errorf("run match_sql: %w", cleanError(err))
 	}
 	report(kalla.StageMatching, 1, nil)
@@ -34,11 +43,11 @@ func (s *Session) Reconcile(ctx context.Context, spec kalla.MatchSpec, dir strin
 		return c, fmt.Errorf("write %s: %w", kalla.MatchedFile, err)
 	}
 	report(kalla.StageWriting, 1.0/3, &c.Matched)
-	if c.UnmatchedLeft, err = s.copyTo(ctx, s.unmatchedSQL(spec.Left), dir, kalla.UnmatchedLeftFile); err != nil {
+	if c.UnmatchedLeft, err = s.copyTo(ctx, s.unmatchedSQL(rule.Left), dir, kalla.UnmatchedLeftFile); err != nil {
 		return c, fmt.Errorf("write %s: %w", kalla.UnmatchedLeftFile, err)
 	}
 	report(kalla.StageWriting, 2.0/3, &c.Matched)
-	if c.UnmatchedRight, err = s.copyTo(ctx, s.unmatchedSQL(spec.Right), dir, kalla.UnmatchedRightFile); err != nil {
+	if c.UnmatchedRight, err = s.copyTo(ctx, s.unmatchedSQL(rule.Right), dir, kalla.UnmatchedRightFile); err != nil {
 		return c, fmt.Errorf("write %s: %w", kalla.UnmatchedRightFile, err)
 	}
 	if _, err := s.conn.ExecContext(ctx, "DROP TABLE "+matched); err != nil {
@@ -56,12 +65,18 @@ func (s *Session) Reconcile(ctx context.Context, spec kalla.MatchSpec, dir strin
 // a match task's anti-joins 2-3x slower; the explicit ANTI JOIN is planned
 // as one hash join in every case, and is also faster on whole sources.
 func (s *Session) unmatchedSQL(k kalla.KeyMapping) string {
-	conds := make([]string, len(k.SourceColumns))
-	for i := range k.SourceColumns {
-		conds[i] = fmt.Sprintf("m.%s = src.%s", quoteIdent(k.ResultColumns[i]), quoteIdent(k.SourceColumns[i]))
+	return s.antiJoin(k.Alias, s.qualified(matchedTable), k.ResultColumns, k.SourceColumns)
+}
+
+// antiJoin selects the rows of the source alias whose key columns srcCols
+// equal no row's keyCols in the table keys.
+func (s *Session) antiJoin(alias, keys string, keyCols, srcCols []string) string {
+	conds := make([]string, len(srcCols))
+	for i := range srcCols {
+		conds[i] = fmt.Sprintf("m.%s = src.%s", quoteIdent(keyCols[i]), quoteIdent(srcCols[i]))
 	}
 	return fmt.Sprintf("SELECT src.* FROM %s AS src ANTI JOIN %s AS m ON %s",
-		s.qualified(k.Alias), s.qualified(matchedTable), strings.Join(conds, " AND "))
+		s.qualified(alias), keys, strings.Join(conds, " AND "))
 }
 
 // copyTo writes the rows of query to the Parquet file name in dir and
@@ -80,4 +95,168 @@ func (s *Session) copyTo(ctx context.Context, query, dir, name string) (int64, e
 		return 0, err
 	}
 	return n, move(out, dir, name)
+}
+
+// exec runs statements in order.
+func (s *Session) exec(ctx context.Context, stmts ...string) error {
+	for _, st := range stmts {
+		if _, err := s.conn.ExecContext(ctx, st); err != nil {
+			return cleanError(err)
+		}
+	}
+	return nil
+}
+
+// count returns the number of rows of a table expression.
+func (s *Session) count(ctx context.Context, from string) (int64, error) {
+	var n int64
+	err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+from).Scan(&n)
+	return n, cleanError(err)
+}
+
+// reconcileRules runs a waterfall: rule k sees, as the source aliases, views
+// of the rows no earlier rule matched (the sources anti-joined with the
+// keys taken so far), found first on the connection's search_path. An
+// exclusive rule keeps only its best pairs (assign). The matched rows of
+// every rule are stacked by column name into matched.parquet, labelled with
+// the rule's name for jobs with rules.
+func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir string, progress func(kalla.Progress)) (kalla.Counts, error) {
+	var c kalla.Counts
+	report := func(p kalla.Progress) {
+		if progress != nil {
+			progress(p)
+		}
+	}
+	aliases := [2]string{spec.Rules[0].Left.Alias, spec.Rules[0].Right.Alias}
+	srcKeys := [2][]string{spec.Rules[0].Left.SourceColumns, spec.Rules[0].Right.SourceColumns}
+	taken := [2]string{s.qualified("_kalla_taken_left"), s.qualified("_kalla_taken_right")}
+	for side, alias := range aliases {
+		cols := quoteAll(srcKeys[side])
+		if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS SELECT %s FROM %s LIMIT 0", taken[side], strings.Join(cols, ", "), s.qualified(alias))); err != nil {
+			return c, fmt.Errorf("create taken keys of %q: %w", alias, err)
+		}
+	}
+	var parts []string
+	var matchedSoFar int64
+	for k, rule := range spec.Rules {
+		start := time.Now()
+		report(kalla.Progress{Stage: kalla.StageMatching, Progress: float64(k) / float64(len(spec.Rules)), Rule: rule.Name, MatchedSoFar: &matchedSoFar})
+		rc := kalla.RuleCount{Name: rule.Name}
+		acc, err := s.runRule(ctx, k, rule, aliases, srcKeys, taken, &rc)
+		if err != nil {
+			if spec.Labelled {
+				return c, fmt.Errorf("rule %q: %w", rule.Name, err)
+			}
+			return c, err
+		}
+		for side, km := range [2]kalla.KeyMapping{rule.Left, rule.Right} {
+			if err := s.exec(ctx, fmt.Sprintf("INSERT INTO %s SELECT %s FROM %s", taken[side], strings.Join(quoteAll(km.ResultColumns), ", "), acc)); err != nil {
+				return c, fmt.Errorf("rule %q: record matched keys: %w", rule.Name, err)
+			}
+		}
+		part := "SELECT * FROM " + acc
+		if spec.Labelled {
+			part = fmt.Sprintf("SELECT %s AS %s, * FROM %s", quoteLiteral(rule.Name), quoteIdent(kalla.RuleColumn), acc)
+		}
+		parts = append(parts, part)
+		rc.ElapsedMS = time.Since(start).Milliseconds()
+		matchedSoFar += rc.Matched
+		c.Rules = append(c.Rules, rc)
+	}
+	report(kalla.Progress{Stage: kalla.StageMatching, Progress: 1, MatchedSoFar: &matchedSoFar})
+
+	var err error
+	if c.Matched, err = s.copyTo(ctx, strings.Join(parts, " UNION ALL BY NAME "), dir, kalla.MatchedFile); err != nil {
+		return c, fmt.Errorf("write %s: %w", kalla.MatchedFile, err)
+	}
+	report(kalla.Progress{Stage: kalla.StageWriting, Progress: 1.0 / 3, MatchedSoFar: &c.Matched})
+	names := [2]string{kalla.UnmatchedLeftFile, kalla.UnmatchedRightFile}
+	counts := [2]*int64{&c.UnmatchedLeft, &c.UnmatchedRight}
+	for side, alias := range aliases {
+		q := s.antiJoin(alias, taken[side], srcKeys[side], srcKeys[side])
+		if *counts[side], err = s.copyTo(ctx, q, dir, names[side]); err != nil {
+			return c, fmt.Errorf("write %s: %w", names[side], err)
+		}
+		report(kalla.Progress{Stage: kalla.StageWriting, Progress: float64(side+2) / 3, MatchedSoFar: &c.Matched})
+	}
+	return c, nil
+}
+
+// runRule runs rule k over the rows earlier rules left and returns the table
+// holding the pairs it keeps, filling in rc.
+func (s *Session) runRule(ctx context.Context, k int, rule kalla.RuleSpec, aliases [2]string, srcKeys [2][]string, taken [2]string, rc *kalla.RuleCount) (string, error) {
+	remaining := [2]string{s.qualified(aliases[0]), s.qualified(aliases[1])}
+	if k > 0 {
+		schema := fmt.Sprintf("%s_rule%d", s.schema, k)
+		if err := s.exec(ctx, "CREATE SCHEMA "+quoteIdent(schema)); err != nil {
+			return "", fmt.Errorf("create schema of rule: %w", err)
+		}
+		for side, alias := range aliases {
+			view := quoteIdent(schema) + "." + quoteIdent(alias)
+			q := s.antiJoin(alias, taken[side], srcKeys[side], srcKeys[side])
+			if err := s.exec(ctx, fmt.Sprintf("CREATE VIEW %s AS %s", view, q)); err != nil {
+				return "", fmt.Errorf("create remaining rows of %q: %w", alias, err)
+			}
+			remaining[side] = view
+		}
+	}
+	var err error
+	if rc.LeftIn, err = s.count(ctx, remaining[0]); err != nil {
+		return "", fmt.Errorf("count remaining rows of %q: %w", aliases[0], err)
+	}
+	if rc.RightIn, err = s.count(ctx, remaining[1]); err != nil {
+		return "", fmt.Errorf("count remaining rows of %q: %w", aliases[1], err)
+	}
+	cand := s.qualified(fmt.Sprintf("_kalla_candidates_%d", k))
+	create := fmt.Sprintf("CREATE TABLE %s AS %s", cand, rule.SQL)
+	if k > 0 {
+		// The rule's unqualified source names resolve to the views first.
+		path := fmt.Sprintf("%s_rule%d,%s,main", s.schema, k, s.schema)
+		if err := s.withSearchPath(ctx, path, create); err != nil {
+			return "", fmt.Errorf("run match_sql: %w", err)
+		}
+	} else if err := s.exec(ctx, create); err != nil {
+		return "", fmt.Errorf("run match_sql: %w", err)
+	}
+	if rc.Candidates, err = s.count(ctx, cand); err != nil {
+		return "", err
+	}
+	if rule.Exclusive == nil {
+		rc.Matched = rc.Candidates
+		return cand, nil
+	}
+	accName := fmt.Sprintf("_kalla_accepted_%d", k)
+	acc := s.qualified(accName)
+	if rc.Ties, err = s.assign(ctx, cand, rule, accName); err != nil {
+		return "", fmt.Errorf("keep the best pairs: %w", err)
+	}
+	if rc.Matched, err = s.count(ctx, acc); err != nil {
+		return "", err
+	}
+	if err := s.exec(ctx, "DROP TABLE "+cand); err != nil {
+		return "", err
+	}
+	return acc, nil
+}
+
+// withSearchPath runs stmt with the connection's search_path set to path,
+// and restores the session's own after.
+func (s *Session) withSearchPath(ctx context.Context, path, stmt string) error {
+	if err := s.exec(ctx, "SET search_path = "+quoteLiteral(path)); err != nil {
+		return err
+	}
+	err := s.exec(ctx, stmt)
+	if rerr := s.exec(context.WithoutCancel(ctx), "SET search_path = "+quoteLiteral(s.schema+",main")); err == nil && rerr != nil {
+		err = fmt.Errorf("restore search_path: %w", rerr)
+	}
+	return err
+}
+
+// quoteAll quotes each name as an identifier.
+func quoteAll(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = quoteIdent(n)
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/kalla-dev/kalla"
@@ -29,41 +30,83 @@ func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (distributed.Sp
 	single := func(format string, args ...any) (distributed.SplitPlan, error) {
 		return distributed.SplitPlan{Mode: distributed.SplitSingle, Reason: fmt.Sprintf(format, args...)}, nil
 	}
-	var raw string
-	if err := s.conn.QueryRowContext(ctx, "SELECT json_serialize_sql($1::VARCHAR)::VARCHAR", job.MatchSQL).Scan(&raw); err != nil {
-		return distributed.SplitPlan{}, fmt.Errorf("parse match_sql: %w", err)
-	}
-	var tree struct {
-		Error      bool             `json:"error"`
-		Statements []map[string]any `json:"statements"`
-	}
-	if err := json.Unmarshal([]byte(raw), &tree); err != nil || tree.Error || len(tree.Statements) != 1 {
-		return single("match_sql could not be analysed")
-	}
 	aggs, err := s.aggregateNames(ctx)
 	if err != nil {
 		return distributed.SplitPlan{}, err
 	}
-	a := &analysis{
-		sides: map[string]int{strings.ToLower(job.Left().Alias): 0, strings.ToLower(job.Right().Alias): 1},
-		aggs:  aggs,
+	rules := job.RuleList()
+	type parsed struct {
+		a     *analysis
+		node  map[string]any
+		pairs [][2]string
 	}
-	node, _ := tree.Statements[0]["node"].(map[string]any)
-	pairs, why := a.topLevel(node)
-	if why != "" {
-		return single("%s", why)
+	var ps []parsed
+	for i, rule := range rules {
+		name := "match_sql"
+		if job.HasRules() {
+			name = fmt.Sprintf("rule %q", rule.Name)
+		}
+		var raw string
+		if err := s.conn.QueryRowContext(ctx, "SELECT json_serialize_sql($1::VARCHAR)::VARCHAR", rule.MatchSQL).Scan(&raw); err != nil {
+			return distributed.SplitPlan{}, fmt.Errorf("parse %s: %w", job.RuleField(i, "match_sql"), err)
+		}
+		var tree struct {
+			Error      bool             `json:"error"`
+			Statements []map[string]any `json:"statements"`
+		}
+		if err := json.Unmarshal([]byte(raw), &tree); err != nil || tree.Error || len(tree.Statements) != 1 {
+			return single("%s could not be analysed", name)
+		}
+		a := &analysis{
+			sides: map[string]int{strings.ToLower(job.Left().Alias): 0, strings.ToLower(job.Right().Alias): 1},
+			aggs:  aggs,
+		}
+		node, _ := tree.Statements[0]["node"].(map[string]any)
+		pairs, why := a.topLevel(node)
+		if why != "" {
+			if job.HasRules() {
+				why = name + ": " + why
+			}
+			return single("%s", why)
+		}
+		ps = append(ps, parsed{a: a, node: node, pairs: pairs})
 	}
-	for _, p := range pairs {
+	// A key every rule joins on keeps every candidate pair of every rule
+	// inside one partition, so the waterfall and each exclusive assignment
+	// of a partition are those of the whole job.
+	for _, p := range ps[0].pairs {
 		hash, ok := s.keyHashes(job, p)
 		if !ok {
 			continue
 		}
-		a.key = p
-		if why := a.safe(node, nil, true); why != "" {
-			return single("%s", why)
+		shared := true
+		for _, q := range ps[1:] {
+			if !slices.ContainsFunc(q.pairs, func(o [2]string) bool { return strings.EqualFold(o[0], p[0]) && strings.EqualFold(o[1], p[1]) }) {
+				shared = false
+				break
+			}
+		}
+		if !shared {
+			continue
+		}
+		for i, q := range ps {
+			q.a.key = p
+			if why := q.a.safe(q.node, nil, true); why != "" {
+				if job.HasRules() {
+					why = fmt.Sprintf("rule %q: %s", rules[i].Name, why)
+				}
+				return single("%s", why)
+			}
 		}
 		return distributed.SplitPlan{Mode: distributed.SplitPartition, Reason: fmt.Sprintf("equality key %s = %s", p[0], p[1]), Hash: hash}, nil
 	}
+	if job.HasRules() && len(rules) > 1 {
+		return single("the rules share no equality key between the sources: every rule must join on one same pair of columns (l.a = r.b) for the job to be partitioned")
+	}
+	if rules[0].Exclusive != nil {
+		return single("an exclusive match_sql without an equality key between the sources is not split: each row's candidates must be in one partition")
+	}
+	a, node := ps[0].a, ps[0].node
 	if why := a.safe(node, nil, true); why != "" {
 		return single("%s", why)
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/distributed"
+	"github.com/kalla-dev/kalla/internal/kallatest"
 	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
@@ -137,9 +139,8 @@ var clusterPatterns = []struct{ name, mode, sql string }{
 // files.
 func sameOutputs(t *testing.T, got, want kalla.Result) {
 	t.Helper()
-	g, w := got, want
-	g.ElapsedMS, w.ElapsedMS, g.OutputPaths, w.OutputPaths = 0, 0, kalla.OutputPaths{}, kalla.OutputPaths{}
-	if g != w {
+	g, w := kallatest.Timeless(got), kallatest.Timeless(want)
+	if !reflect.DeepEqual(g, w) {
 		t.Errorf("cluster result %+v\n  local result %+v", g, w)
 	}
 	for _, f := range [][2]string{{got.OutputPaths.Matched, want.OutputPaths.Matched}, {got.OutputPaths.UnmatchedLeft, want.OutputPaths.UnmatchedLeft}, {got.OutputPaths.UnmatchedRight, want.OutputPaths.UnmatchedRight}} {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -214,7 +215,7 @@ func TestSchedulerFencesStalledRunner(t *testing.T) {
 	// summary.json is B's: its elapsed_ms is that of B's complete callback.
 	var summary kalla.Result
 	raw, err := os.ReadFile(filepath.Join(out, kalla.SummaryFile))
-	if err != nil || json.Unmarshal(raw, &summary) != nil || summary != completed {
+	if err != nil || json.Unmarshal(raw, &summary) != nil || !reflect.DeepEqual(summary, completed) {
 		t.Errorf("summary.json %s (%v), want B's result %+v", raw, err, completed)
 	}
 	v := b.job(t, runID)

@@ -119,10 +119,10 @@ func TestForgedTaskRefusedByExecutor(t *testing.T) {
 	if err := json.Unmarshal(raw, &job); err != nil {
 		t.Fatal(err)
 	}
-	spec := kalla.MatchSpec{SQL: job.MatchSQL,
+	spec := kalla.MatchSpec{Rules: []kalla.RuleSpec{{Name: "match", SQL: job.MatchSQL,
 		Left:  kalla.KeyMapping{Alias: "left_src", SourceColumns: []string{"invoice_id"}, ResultColumns: []string{"invoice_id"}},
 		Right: kalla.KeyMapping{Alias: "right_src", SourceColumns: []string{"payment_id"}, ResultColumns: []string{"payment_id"}},
-	}
+	}}}
 	cases := []struct {
 		name, field string
 		forge       func(t *cluster.ExecTask)
@@ -135,10 +135,10 @@ func TestForgedTaskRefusedByExecutor(t *testing.T) {
 			x.Kind = cluster.TaskJob
 			x.Job.MatchSQL = "SELECT 1 AS invoice_id, 1 AS payment_id, content FROM read_text('/etc/passwd')"
 		}},
-		{"multi-statement spec", "task.match.spec.sql", func(x *cluster.ExecTask) {
+		{"multi-statement spec", "task.match.spec.rules[0]", func(x *cluster.ExecTask) {
 			x.Kind = cluster.TaskMatch
 			x.Match = &distributed.PartitionSpec{Parts: 2, Dir: x.Root + "/match/p0", Spec: spec, Broadcast: -1}
-			x.Match.Spec.SQL = job.MatchSQL + "; COPY (SELECT 1) TO '" + written + ".parquet'"
+			x.Match.Spec.Rules[0].SQL = job.MatchSQL + "; COPY (SELECT 1) TO '" + written + ".parquet'"
 		}},
 		{"dir outside staging", "task.stage.dir", func(x *cluster.ExecTask) {
 			x.Kind = cluster.TaskStage

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kalla-dev/kalla"
 )
 
 var (
@@ -101,4 +103,15 @@ func RunExitFuncs() {
 	for i := len(fns) - 1; i >= 0; i-- {
 		fns[i]()
 	}
+}
+
+// Timeless returns r without what differs between two runs of the same job:
+// elapsed times (the job's and each rule's) and the output locations.
+func Timeless(r kalla.Result) kalla.Result {
+	r.ElapsedMS, r.OutputPaths = 0, kalla.OutputPaths{}
+	r.Rules = append([]kalla.RuleCount(nil), r.Rules...)
+	for i := range r.Rules {
+		r.Rules[i].ElapsedMS = 0
+	}
+	return r
 }
