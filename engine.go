@@ -36,7 +36,8 @@ type Session interface {
 	// number of rows read so far. It returns the row count.
 	Load(ctx context.Context, alias string, progress func(rows int64)) (int64, error)
 	// Reconcile runs the match and writes MatchedFile, UnmatchedLeftFile
-	// and UnmatchedRightFile into the local folder dir.
+	// and UnmatchedRightFile into the local folder dir; with dir empty (a
+	// dry run) it writes nothing and only counts them.
 	Reconcile(ctx context.Context, spec MatchSpec, dir string, progress func(Progress)) (Counts, error)
 	Close() error
 }

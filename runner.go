@@ -142,6 +142,18 @@ func CloseSources(srcs []Source) {
 // *StageError values naming the stage that failed; user errors wrap a
 // *ValidationError.
 func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*Result, error) {
+	return r.run(ctx, job, progress, false)
+}
+
+// DryRun carries out job as Run does, but writes nothing: the output is
+// not opened, and the result (DryRun set, no output paths) carries the
+// counts, per rule too, that Run would have written. It lets a user see
+// what a new rule would catch before turning it on.
+func (r *Runner) DryRun(ctx context.Context, job *Job, progress func(Progress)) (*Result, error) {
+	return r.run(ctx, job, progress, true)
+}
+
+func (r *Runner) run(ctx context.Context, job *Job, progress func(Progress), dry bool) (*Result, error) {
 	start := time.Now()
 	if job.RunID == "" {
 		job.RunID = NewRunID()
@@ -201,13 +213,15 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	}
 	report(Progress{Stage: StageStaging, Progress: 1, RowsRead: rowsBefore})
 
-	dir, err := out.Prepare(ctx)
-	if err != nil {
-		return nil, fail(StageWriting, fmt.Errorf("prepare output %s: %w", RedactURI(job.OutputPath), err))
+	var dir string
+	if !dry {
+		if dir, err = out.Prepare(ctx); err != nil {
+			return nil, fail(StageWriting, fmt.Errorf("prepare output %s: %w", RedactURI(job.OutputPath), err))
+		}
 	}
 	published := false
 	defer func() {
-		if !published {
+		if !published && !dry {
 			out.Discard(dir)
 		}
 	}()
@@ -227,6 +241,11 @@ func (r *Runner) Run(ctx context.Context, job *Job, progress func(Progress)) (*R
 	log.Info("reconciled", "matched", c.Matched, "unmatched_left", c.UnmatchedLeft, "unmatched_right", c.UnmatchedRight, "elapsed", elapsed.Round(time.Millisecond))
 	r.stageDone(StageTime{Stage: StageMatching, Elapsed: elapsed})
 
+	if dry {
+		res := newResult(job, c, counts, start)
+		res.DryRun = true
+		return res, nil
+	}
 	res, err := PublishResult(ctx, job, out, dir, c, counts, start)
 	if err != nil {
 		return nil, fail(StageWriting, err)
@@ -326,6 +345,21 @@ func quoteIdentIfNeeded(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
+// newResult is the completion payload of job's counts, without output
+// locations.
+func newResult(job *Job, c Counts, sizes [2]int64, start time.Time) *Result {
+	return &Result{
+		RunID:               job.RunID,
+		MatchedCount:        c.Matched,
+		UnmatchedLeftCount:  c.UnmatchedLeft,
+		UnmatchedRightCount: c.UnmatchedRight,
+		LeftCount:           sizes[0],
+		RightCount:          sizes[1],
+		ElapsedMS:           time.Since(start).Milliseconds(),
+		Rules:               c.Rules,
+	}
+}
+
 // Log returns the runner's logger, slog.Default() when it has none.
 func (r *Runner) Log() *slog.Logger {
 	if r.Logger != nil {
@@ -339,20 +373,11 @@ func (r *Runner) Log() *slog.Logger {
 // process or distributed; sizes are the source row counts, start when the
 // job started (for elapsed_ms).
 func PublishResult(ctx context.Context, job *Job, out Output, dir string, c Counts, sizes [2]int64, start time.Time) (*Result, error) {
-	res := &Result{
-		RunID:               job.RunID,
-		MatchedCount:        c.Matched,
-		UnmatchedLeftCount:  c.UnmatchedLeft,
-		UnmatchedRightCount: c.UnmatchedRight,
-		LeftCount:           sizes[0],
-		RightCount:          sizes[1],
-		OutputPaths: OutputPaths{
-			Matched:        out.Location(MatchedFile),
-			UnmatchedLeft:  out.Location(UnmatchedLeftFile),
-			UnmatchedRight: out.Location(UnmatchedRightFile),
-		},
-		ElapsedMS: time.Since(start).Milliseconds(),
-		Rules:     c.Rules,
+	res := newResult(job, c, sizes, start)
+	res.OutputPaths = OutputPaths{
+		Matched:        out.Location(MatchedFile),
+		UnmatchedLeft:  out.Location(UnmatchedLeftFile),
+		UnmatchedRight: out.Location(UnmatchedRightFile),
 	}
 	summary, err := MarshalIndent(res)
 	if err != nil {

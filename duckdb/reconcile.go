@@ -80,8 +80,11 @@ func (s *Session) antiJoin(alias, keys string, keyCols, srcCols []string) string
 }
 
 // copyTo writes the rows of query to the Parquet file name in dir and
-// returns their count.
+// returns their count; with dir empty (a dry run) it only counts them.
 func (s *Session) copyTo(ctx context.Context, query, dir, name string) (int64, error) {
+	if dir == "" {
+		return s.count(ctx, "("+query+")")
+	}
 	out, err := s.outDir(dir)
 	if err != nil {
 		return 0, err
