@@ -38,9 +38,9 @@ var (
 // order_by values are shared by candidates with two or more different rows
 // of the other side is left unmatched (a tie), and all its pairs are dropped
 // before the rest is assigned.
-func (s *Session) assign(ctx context.Context, cand string, rule kalla.RuleSpec, accName string) (int64, error) {
+func (s *Session) assign(ctx context.Context, candName string, rule kalla.RuleSpec, accName string) (int64, error) {
 	x := rule.Exclusive
-	acc := s.qualified(accName)
+	cand, acc := s.qualified(candName), s.qualified(accName)
 	keys := [2][]string{quoteAll(rule.Left.ResultColumns), quoteAll(rule.Right.ResultColumns)}
 	var order []string
 	for _, o := range x.OrderBy {
@@ -81,7 +81,7 @@ func (s *Session) assign(ctx context.Context, cand string, rule kalla.RuleSpec, 
 
 	var ties int64
 	if x.LeaveTies {
-		if pairs, ties, err = s.dropTies(ctx, pairs, cand, keys, x); err != nil {
+		if pairs, ties, err = s.dropTies(ctx, pairs, candName, keys, x); err != nil {
 			return 0, err
 		}
 	}
@@ -99,8 +99,9 @@ func (s *Session) assign(ctx context.Context, cand string, rule kalla.RuleSpec, 
 }
 
 // dropTies returns pairs without the pairs of tied rows (see assign), read
-// through a table of its own, and the number of tied rows.
-func (s *Session) dropTies(ctx context.Context, pairs, cand string, keys [2][]string, x *kalla.ExclusiveSpec) (string, int64, error) {
+// through a table of its own, and the number of tied rows; the tied rows'
+// keys are left in the tables tiedTable(candName, side).
+func (s *Session) dropTies(ctx context.Context, pairs, candName string, keys [2][]string, x *kalla.ExclusiveSpec) (string, int64, error) {
 	var score []string
 	for _, o := range x.OrderBy {
 		dir := "ASC"
@@ -115,7 +116,7 @@ func (s *Session) dropTies(ctx context.Context, pairs, cand string, keys [2][]st
 		}
 		return fmt.Sprintf("OVER (PARTITION BY %s ORDER BY %s)", strings.Join(keys[side], ", "), strings.Join(score, ", "))
 	}
-	base := cand + "_t"
+	base := s.qualified(candName + "_t")
 	if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", base, pairs)); err != nil {
 		return "", 0, err
 	}
@@ -126,7 +127,7 @@ func (s *Session) dropTies(ctx context.Context, pairs, cand string, keys [2][]st
 			continue
 		}
 		other := 1 - side
-		tied := fmt.Sprintf("%s_tied%d", cand, side)
+		tied := s.tiedTable(candName, side)
 		// A tied row: its best-ranked candidates (rank 1 on the score)
 		// reach two or more different rows of the other side.
 		q := fmt.Sprintf(`CREATE TABLE %[1]s AS
@@ -270,4 +271,10 @@ func (s *Session) walk(ctx context.Context, live string, lk, rk []string, chosen
 		}
 		return a.Close()
 	})
+}
+
+// tiedTable is the table of the keys of side's tied rows of the rule whose
+// candidates are the table candName.
+func (s *Session) tiedTable(candName string, side int) string {
+	return s.qualified(fmt.Sprintf("%s_tied%d", candName, side))
 }

@@ -210,7 +210,8 @@ func (s *Session) runRule(ctx context.Context, k int, rule kalla.RuleSpec, alias
 	if rc.RightIn, err = s.count(ctx, remaining[1]); err != nil {
 		return "", fmt.Errorf("count remaining rows of %q: %w", aliases[1], err)
 	}
-	cand := s.qualified(fmt.Sprintf("_kalla_candidates_%d", k))
+	candName := fmt.Sprintf("_kalla_candidates_%d", k)
+	cand := s.qualified(candName)
 	create := fmt.Sprintf("CREATE TABLE %s AS %s", cand, rule.SQL)
 	if k > 0 {
 		// The rule's unqualified source names resolve to the views first.
@@ -230,7 +231,7 @@ func (s *Session) runRule(ctx context.Context, k int, rule kalla.RuleSpec, alias
 	}
 	accName := fmt.Sprintf("_kalla_accepted_%d", k)
 	acc := s.qualified(accName)
-	if rc.Ties, err = s.assign(ctx, cand, rule, accName); err != nil {
+	if rc.Ties, err = s.assign(ctx, candName, rule, accName); err != nil {
 		return "", fmt.Errorf("keep the best pairs: %w", err)
 	}
 	if rc.Matched, err = s.count(ctx, acc); err != nil {
