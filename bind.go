@@ -44,7 +44,12 @@ func bindRules(ctx context.Context, sess Session, job *Job) (MatchSpec, error) {
 					c.Name, c.Type.SQL(), prev.col.Type.SQL(), prev.rule)
 			}
 		}
-		rs := RuleSpec{Name: rule.Name, SQL: rule.MatchSQL}
+		rs := RuleSpec{Name: rule.Name, SQL: rule.MatchSQL, Explain: job.Explains(i)}
+		if ec, ok := sess.(ExplainChecker); ok && rs.Explain {
+			if err := ec.CheckExplain(ctx, rule.MatchSQL, [2]string{job.Left().Alias, job.Right().Alias}); err != nil {
+				return MatchSpec{}, Invalid(field, "cannot be explained: %v", err)
+			}
+		}
 		if rs.Left, err = keyMapping(job, field, job.Left().Alias, job.Right().Alias, cols); err != nil {
 			return MatchSpec{}, err
 		}

@@ -50,6 +50,16 @@ type MatchSpec struct {
 	Labelled bool `json:"labelled,omitempty"`
 }
 
+// Explains reports whether any rule explains the unmatched rows.
+func (m MatchSpec) Explains() bool {
+	for _, r := range m.Rules {
+		if r.Explain {
+			return true
+		}
+	}
+	return false
+}
+
 // RuleSpec is one rule as the engine runs it.
 type RuleSpec struct {
 	Name      string         `json:"name"`
@@ -57,6 +67,8 @@ type RuleSpec struct {
 	Left      KeyMapping     `json:"left"`
 	Right     KeyMapping     `json:"right"`
 	Exclusive *ExclusiveSpec `json:"exclusive,omitempty"`
+	// Explain uses the rule to explain the unmatched rows.
+	Explain bool `json:"explain,omitempty"`
 }
 
 // Keys returns the key mapping of side (0 left, 1 right).
@@ -70,7 +82,7 @@ func (r RuleSpec) Keys(side int) KeyMapping {
 // Plain reports whether m is a match_sql job without exclusive: every row
 // of its one query is a match, written as it is, as before rules existed.
 func (m MatchSpec) Plain() bool {
-	return len(m.Rules) == 1 && !m.Labelled && m.Rules[0].Exclusive == nil
+	return len(m.Rules) == 1 && !m.Labelled && m.Rules[0].Exclusive == nil && !m.Rules[0].Explain
 }
 
 // KeyMapping ties a source's primary-key columns to the match result columns
@@ -85,5 +97,6 @@ type KeyMapping struct {
 // for a plain match_sql job).
 type Counts struct {
 	Matched, UnmatchedLeft, UnmatchedRight int64
-	Rules                                  []RuleCount `json:",omitempty"`
+	Rules                                  []RuleCount   `json:",omitempty"`
+	Reasons                                *ReasonCounts `json:",omitempty"`
 }

@@ -28,6 +28,9 @@ type Job struct {
 	Exclusive *Exclusive `json:"exclusive,omitempty"`
 	// Rules are applied in order, each to the rows the earlier ones left.
 	Rules []Rule `json:"rules,omitempty"`
+	// Explain adds to every unmatched row why it is unmatched and its
+	// nearest candidate, from every rule (see explain.go).
+	Explain bool `json:"explain,omitempty"`
 	// Sources holds the left source first and the right source second.
 	Sources []SourceSpec `json:"sources"`
 	// OutputPath is the folder (local path or s3://bucket/prefix) that

@@ -49,6 +49,8 @@ type Result struct {
 	OutputPaths         OutputPaths `json:"output_paths"`
 	// Rules says what each rule did, for jobs with rules or exclusive.
 	Rules []RuleCount `json:"rules,omitempty"`
+	// Reasons counts the unmatched rows by reason, for jobs that explain.
+	Reasons *ReasonCounts `json:"reasons,omitempty"`
 	// DryRun is set when nothing was written (kallad run --dry-run, or
 	// POST /api/jobs?dry_run=true): OutputPaths is then empty.
 	DryRun bool `json:"dry_run,omitempty"`

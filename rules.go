@@ -16,6 +16,9 @@ type Rule struct {
 	MatchSQL string `json:"match_sql"`
 	// Exclusive, when set, uses each row of its sides at most once.
 	Exclusive *Exclusive `json:"exclusive,omitempty"`
+	// Explain uses this rule to explain the unmatched rows (Job.Explain
+	// uses every rule).
+	Explain bool `json:"explain,omitempty"`
 }
 
 // Exclusive makes a rule use each row of Sides at most once, keeping the

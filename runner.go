@@ -357,6 +357,7 @@ func newResult(job *Job, c Counts, sizes [2]int64, start time.Time) *Result {
 		RightCount:          sizes[1],
 		ElapsedMS:           time.Since(start).Milliseconds(),
 		Rules:               c.Rules,
+		Reasons:             c.Reasons,
 	}
 }
 

@@ -307,6 +307,7 @@ func (c *coordinatorAttempt) run(ctx context.Context) (*kalla.Result, error) {
 		if r.Counts != nil {
 			sofar += r.Counts.Matched
 			ms.Rules = kalla.AddRuleCounts(ms.Rules, r.Counts.Rules)
+			ms.Reasons = ms.Reasons.Add(r.Counts.Reasons)
 		}
 		if m != nil {
 			m.PartialBytes.Add(float64(r.Bytes))

@@ -161,7 +161,7 @@ func checkSpec(field string, s kalla.MatchSpec, job *kalla.Job) error {
 	}
 	for i, r := range s.Rules {
 		f := fmt.Sprintf("%s.rules[%d]", field, i)
-		if r.Name != rules[i].Name || r.SQL != rules[i].MatchSQL {
+		if r.Name != rules[i].Name || r.SQL != rules[i].MatchSQL || r.Explain != job.Explains(i) {
 			return kalla.Invalid(f, "is not the job's rule %d", i)
 		}
 		want, err := job.ExclusiveSpec(i)

@@ -25,8 +25,10 @@ type MergeSpec struct {
 	// (for elapsed_ms), both reported in the result.
 	Counts [2]int64  `json:"counts"`
 	Start  time.Time `json:"start"`
-	// Rules sums the match tasks' per-rule counts.
-	Rules []kalla.RuleCount `json:"rules,omitempty"`
+	// Rules sums the match tasks' per-rule counts, and Reasons their
+	// counts of unmatched rows by reason.
+	Rules   []kalla.RuleCount   `json:"rules,omitempty"`
+	Reasons *kalla.ReasonCounts `json:"reasons,omitempty"`
 }
 
 // AddPartition adds the partial results of the match task that wrote the
@@ -127,7 +129,7 @@ func (r *Runner) Merge(ctx context.Context, job *kalla.Job, m MergeSpec) (*kalla
 	if err != nil {
 		return fail(fmt.Errorf("merge partial results: %w", err))
 	}
-	c.Rules = m.Rules
+	c.Rules, c.Reasons = m.Rules, m.Reasons
 	res, err := kalla.PublishResult(ctx, job, out, dir, c, m.Counts, m.Start)
 	if err != nil {
 		return fail(err)

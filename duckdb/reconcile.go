@@ -135,7 +135,8 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 	taken := [2]string{s.qualified("_kalla_taken_left"), s.qualified("_kalla_taken_right")}
 	for side, alias := range aliases {
 		cols := quoteAll(srcKeys[side])
-		if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS SELECT %s FROM %s LIMIT 0", taken[side], strings.Join(cols, ", "), s.qualified(alias))); err != nil {
+		// _kalla_by is the index of the rule that took a key, for explain.
+		if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS SELECT %s, 0::INTEGER AS _kalla_by FROM %s LIMIT 0", taken[side], strings.Join(cols, ", "), s.qualified(alias))); err != nil {
 			return c, fmt.Errorf("create taken keys of %q: %w", alias, err)
 		}
 	}
@@ -153,7 +154,7 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 			return c, err
 		}
 		for side, km := range [2]kalla.KeyMapping{rule.Left, rule.Right} {
-			if err := s.exec(ctx, fmt.Sprintf("INSERT INTO %s SELECT %s FROM %s", taken[side], strings.Join(quoteAll(km.ResultColumns), ", "), acc)); err != nil {
+			if err := s.exec(ctx, fmt.Sprintf("INSERT INTO %s SELECT %s, %d FROM %s", taken[side], strings.Join(quoteAll(km.ResultColumns), ", "), k, acc)); err != nil {
 				return c, fmt.Errorf("rule %q: record matched keys: %w", rule.Name, err)
 			}
 		}
@@ -175,9 +176,18 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 	report(kalla.Progress{Stage: kalla.StageWriting, Progress: 1.0 / 3, MatchedSoFar: &c.Matched})
 	names := [2]string{kalla.UnmatchedLeftFile, kalla.UnmatchedRightFile}
 	counts := [2]*int64{&c.UnmatchedLeft, &c.UnmatchedRight}
+	var unmatched [2]string
 	for side, alias := range aliases {
-		q := s.antiJoin(alias, taken[side], srcKeys[side], srcKeys[side])
-		if *counts[side], err = s.copyTo(ctx, q, dir, names[side]); err != nil {
+		unmatched[side] = s.antiJoin(alias, taken[side], srcKeys[side], srcKeys[side])
+	}
+	if spec.Explains() {
+		report(kalla.Progress{Stage: kalla.StageWriting, Progress: 1.0 / 3, MatchedSoFar: &c.Matched})
+		if unmatched, c.Reasons, err = s.explain(ctx, spec, aliases, srcKeys, taken, unmatched); err != nil {
+			return c, fmt.Errorf("explain unmatched rows: %w", err)
+		}
+	}
+	for side := range aliases {
+		if *counts[side], err = s.copyTo(ctx, unmatched[side], dir, names[side]); err != nil {
 			return c, fmt.Errorf("write %s: %w", names[side], err)
 		}
 		report(kalla.Progress{Stage: kalla.StageWriting, Progress: float64(side+2) / 3, MatchedSoFar: &c.Matched})

@@ -103,8 +103,8 @@ func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (distributed.Sp
 	if job.HasRules() && len(rules) > 1 {
 		return single("the rules share no equality key between the sources: every rule must join on one same pair of columns (l.a = r.b) for the job to be partitioned")
 	}
-	if rules[0].Exclusive != nil {
-		return single("an exclusive match_sql without an equality key between the sources is not split: each row's candidates must be in one partition")
+	if rules[0].Exclusive != nil || job.ExplainsAny() {
+		return single("an exclusive or explained match_sql without a usable equality key between the sources is not split: each row's candidates must be in one partition")
 	}
 	a, node := ps[0].a, ps[0].node
 	if why := a.safe(node, nil, true); why != "" {

@@ -1,0 +1,257 @@
+package duckdb
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/kalla-dev/kalla"
+)
+
+// explain turns each side's unmatched rows (the queries unmatched) into a
+// table that adds why each row is unmatched and its nearest candidate, and
+// returns queries reading those tables and the counts by reason.
+//
+// For each explaining rule, the unmatched rows of a side are joined again
+// to all the other side's rows on the rule's key alone, every other
+// condition is evaluated on each pair, and the nearest pair is kept: fewest
+// failed conditions, then the rule's order_by values, then the tolerance
+// gaps, then the other row's key. A nearest pair that passes every
+// condition means its other row was taken (by a better pair or an earlier
+// rule, found in the taken keys) or, under ties "leave_unmatched", a tie.
+// Over the rules, a row keeps the most telling explanation: tie, taken,
+// outside_rule (fewest failed conditions), too_many_candidates, then the
+// earliest rule. A row no rule finds a candidate for has no_candidate, or
+// null_key when its key is NULL in every explaining rule.
+func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, aliases [2]string, srcKeys [2][]string, taken [2]string, unmatched [2]string) ([2]string, *kalla.ReasonCounts, error) {
+	shapes := make([]*explainShape, len(spec.Rules))
+	for k, rule := range spec.Rules {
+		if !rule.Explain {
+			continue
+		}
+		sh, err := s.explainShape(ctx, rule.SQL, aliases)
+		if err != nil {
+			return unmatched, nil, fmt.Errorf("rule %q cannot be explained: %w", rule.Name, err)
+		}
+		shapes[k] = sh
+	}
+	ruleName := make([]string, len(spec.Rules))
+	for k, r := range spec.Rules {
+		ruleName[k] = fmt.Sprintf("WHEN %d THEN %s", k, quoteLiteral(r.Name))
+	}
+	byName := func(col string) string {
+		return fmt.Sprintf("CASE %s %s END", col, strings.Join(ruleName, " "))
+	}
+	counts := &kalla.ReasonCounts{Left: map[string]int64{}, Right: map[string]int64{}}
+	var out [2]string
+	for side := range 2 {
+		uCols := make([]string, len(srcKeys[side]))
+		for i := range uCols {
+			uCols[i] = fmt.Sprintf("_kalla_u%d", i)
+		}
+		var entries []string
+		var nullKey []string
+		for k, rule := range spec.Rules {
+			sh := shapes[k]
+			if sh == nil {
+				continue
+			}
+			e, err := s.explainRule(ctx, k, rule, sh, side, aliases, srcKeys, taken, unmatched[side], byName)
+			if err != nil {
+				return unmatched, nil, fmt.Errorf("rule %q: %w", rule.Name, err)
+			}
+			entries = append(entries, e...)
+			var anyNull []string
+			for _, c := range sh.sideKeys(side) {
+				anyNull = append(anyNull, "src."+quoteIdent(c)+" IS NULL")
+			}
+			nullKey = append(nullKey, "("+strings.Join(anyNull, " OR ")+")")
+		}
+		why := s.qualified(fmt.Sprintf("_kalla_why_%d", side))
+		if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM (%s) QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _kalla_score, _kalla_rule_idx) = 1",
+			why, strings.Join(entries, " UNION ALL "), strings.Join(uCols, ", "))); err != nil {
+			return unmatched, nil, fmt.Errorf("choose explanations: %w", err)
+		}
+		on := make([]string, len(srcKeys[side]))
+		for i, c := range srcKeys[side] {
+			on[i] = fmt.Sprintf("w._kalla_u%d = src.%s", i, quoteIdent(c))
+		}
+		table := s.qualified(fmt.Sprintf("_kalla_explained_%d", side))
+		q := fmt.Sprintf(`CREATE TABLE %s AS SELECT src.*,
+  coalesce(w._kalla_reason, CASE WHEN %s THEN %s ELSE %s END) AS %s,
+  w._kalla_near_key AS %s, w._kalla_near_rule AS %s, w._kalla_near_failed AS %s, w._kalla_near_distance AS %s, w._kalla_near_taken_by AS %s
+FROM (%s) AS src LEFT JOIN %s AS w ON %s`,
+			table, strings.Join(nullKey, " AND "), quoteLiteral(kalla.ReasonNullKey), quoteLiteral(kalla.ReasonNoCandidate), quoteIdent(kalla.ReasonColumn),
+			quoteIdent(kalla.NearKeyColumn), quoteIdent(kalla.NearRuleColumn), quoteIdent(kalla.NearFailedColumn), quoteIdent(kalla.NearDistColumn), quoteIdent(kalla.NearTakenByColumn),
+			unmatched[side], why, strings.Join(on, " AND "))
+		if err := s.exec(ctx, q); err != nil {
+			return unmatched, nil, fmt.Errorf("add reasons: %w", err)
+		}
+		rows, err := s.conn.QueryContext(ctx, fmt.Sprintf("SELECT %s, count(*) FROM %s GROUP BY 1", quoteIdent(kalla.ReasonColumn), table))
+		if err != nil {
+			return unmatched, nil, cleanError(err)
+		}
+		m := counts.Left
+		if side == 1 {
+			m = counts.Right
+		}
+		for rows.Next() {
+			var reason string
+			var n int64
+			if err := rows.Scan(&reason, &n); err != nil {
+				rows.Close()
+				return unmatched, nil, err
+			}
+			m[reason] = n
+		}
+		if err := rows.Close(); err != nil {
+			return unmatched, nil, err
+		}
+		if err := s.exec(ctx, "DROP TABLE "+why); err != nil {
+			return unmatched, nil, err
+		}
+		out[side] = "SELECT * FROM " + table
+	}
+	return out, counts, nil
+}
+
+// explainRule returns the SELECTs that give, for rule k, the explanations
+// of side's unmatched rows (unmatched): their nearest candidates, the rows
+// with too many candidates, and the rule's ties.
+func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, sh *explainShape, side int, aliases [2]string, srcKeys [2][]string, taken [2]string, unmatched string, byName func(string) string) ([]string, error) {
+	other := 1 - side
+	uKey, oKey := sh.sideKeys(side), sh.sideKeys(other)
+	heavy := s.qualified(fmt.Sprintf("_kalla_heavy_%d_%d", k, side))
+	if err := s.exec(ctx, fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT %s FROM %s GROUP BY ALL HAVING count(*) > %d",
+		heavy, strings.Join(quoteAll(oKey), ", "), s.qualified(aliases[other]), kalla.MaxExplainCandidates)); err != nil {
+		return nil, fmt.Errorf("count candidates: %w", err)
+	}
+	eq := func(a, b string, ac, bc []string) string {
+		c := make([]string, len(ac))
+		for i := range ac {
+			c[i] = fmt.Sprintf("%s.%s = %s.%s", a, quoteIdent(ac[i]), b, quoteIdent(bc[i]))
+		}
+		return strings.Join(c, " AND ")
+	}
+	// The side's unmatched rows that have few enough candidates, and the
+	// other side's rows, under the names the rule gives them.
+	from := [2]string{}
+	from[side] = fmt.Sprintf("(SELECT u.* FROM (%s) AS u ANTI JOIN %s AS h ON %s)", unmatched, heavy, eq("u", "h", uKey, oKey))
+	from[other] = s.qualified(aliases[other])
+	alias := [2]string{quoteIdent(sh.aliases[0]), quoteIdent(sh.aliases[1])}
+	keyEq := make([]string, len(sh.keys))
+	for i, kp := range sh.keys {
+		keyEq[i] = fmt.Sprintf("%s.%s = %s.%s", alias[0], quoteIdent(kp[0]), alias[1], quoteIdent(kp[1]))
+	}
+	var sel, uCols, cCols []string
+	for i, c := range srcKeys[side] {
+		sel = append(sel, fmt.Sprintf("%s.%s AS _kalla_u%d", alias[side], quoteIdent(c), i))
+		uCols = append(uCols, fmt.Sprintf("_kalla_u%d", i))
+	}
+	for i, c := range srcKeys[other] {
+		sel = append(sel, fmt.Sprintf("%s.%s AS _kalla_c%d", alias[other], quoteIdent(c), i))
+		cCols = append(cCols, fmt.Sprintf("_kalla_c%d", i))
+	}
+	var failed, failedText, dist, order []string
+	for i, c := range sh.conds {
+		sel = append(sel, fmt.Sprintf("(%s) AS _kalla_ok%d", c.sql, i))
+		failed = append(failed, fmt.Sprintf("CASE WHEN _kalla_ok%d IS TRUE THEN 0 ELSE 1 END", i))
+		failedText = append(failedText, fmt.Sprintf("CASE WHEN _kalla_ok%d IS TRUE THEN NULL ELSE %s END", i, quoteLiteral(c.text)))
+	}
+	if x := rule.Exclusive; x != nil {
+		for j, o := range x.OrderBy {
+			expr, ok := sh.selects[strings.ToLower(o.Column)]
+			if !ok {
+				continue
+			}
+			sel = append(sel, fmt.Sprintf("(%s) AS _kalla_o%d", expr, j))
+			dir := "ASC"
+			if o.Desc {
+				dir = "DESC"
+			}
+			order = append(order, fmt.Sprintf("_kalla_o%d %s NULLS LAST", j, dir))
+			dist = append(dist, fmt.Sprintf("%s || ' = ' || CAST(_kalla_o%d AS VARCHAR)", quoteLiteral(o.Column), j))
+		}
+	}
+	for i, c := range sh.conds {
+		if c.gap == "" {
+			continue
+		}
+		sel = append(sel, fmt.Sprintf("(%s) AS _kalla_g%d", c.gap, i))
+		order = append(order, fmt.Sprintf("_kalla_g%d NULLS LAST", i))
+		dist = append(dist, fmt.Sprintf("%s || ' = ' || CAST(_kalla_g%d AS VARCHAR)", quoteLiteral(c.label), i))
+	}
+	failedSum := "0"
+	if len(failed) > 0 {
+		failedSum = strings.Join(failed, " + ")
+	}
+	nearest := s.qualified(fmt.Sprintf("_kalla_near_%d_%d", k, side))
+	pairs := fmt.Sprintf("SELECT %s FROM %s AS %s JOIN %s AS %s ON %s", strings.Join(sel, ", "), from[0], alias[0], from[1], alias[1], strings.Join(keyEq, " AND "))
+	rank := append([]string{"_kalla_failed"}, order...)
+	rank = append(rank, cCols...)
+	if err := s.exec(ctx, fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT *, %s AS _kalla_failed FROM (%s) QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s) = 1",
+		nearest, failedSum, pairs, strings.Join(uCols, ", "), strings.Join(rank, ", "))); err != nil {
+		return nil, fmt.Errorf("find nearest candidates: %w", err)
+	}
+	nearKey := "CAST(n._kalla_c0 AS VARCHAR)"
+	if len(cCols) > 1 {
+		parts := make([]string, len(cCols))
+		for i, c := range cCols {
+			parts[i] = fmt.Sprintf("CAST(n.%s AS VARCHAR)", c)
+		}
+		nearKey = fmt.Sprintf("CAST([%s] AS VARCHAR)", strings.Join(parts, ", "))
+	}
+	passed := kalla.ReasonTaken
+	if rule.Exclusive != nil && rule.Exclusive.LeaveTies {
+		passed = kalla.ReasonTie
+	}
+	listOf := func(items []string) string {
+		if len(items) == 0 {
+			return "CAST([] AS VARCHAR[])"
+		}
+		return fmt.Sprintf("[x FOR x IN [%s] IF x IS NOT NULL]", strings.Join(items, ", "))
+	}
+	takenOn := make([]string, len(srcKeys[other]))
+	for i, c := range srcKeys[other] {
+		takenOn[i] = fmt.Sprintf("t.%s = n._kalla_c%d", quoteIdent(c), i)
+	}
+	prefixed := func(p string, cols []string) string {
+		out := make([]string, len(cols))
+		for i, c := range cols {
+			out[i] = p + c
+		}
+		return strings.Join(out, ", ")
+	}
+	entries := []string{fmt.Sprintf(`SELECT %[1]s,
+  CASE WHEN n._kalla_failed > 0 THEN %[2]s WHEN t._kalla_by IS NOT NULL THEN %[3]s ELSE %[4]s END AS _kalla_reason,
+  %[5]s AS _kalla_near_key, %[6]s AS _kalla_near_rule,
+  %[7]s AS _kalla_near_failed, %[8]s AS _kalla_near_distance,
+  %[9]s AS _kalla_near_taken_by,
+  CASE WHEN n._kalla_failed > 0 THEN 10 + n._kalla_failed WHEN t._kalla_by IS NOT NULL THEN 1 ELSE 0 END AS _kalla_score, %[10]d AS _kalla_rule_idx
+FROM %[11]s AS n LEFT JOIN (SELECT * FROM %[12]s QUALIFY row_number() OVER (PARTITION BY %[13]s ORDER BY _kalla_by) = 1) AS t ON %[14]s`,
+		prefixed("n.", uCols), quoteLiteral(kalla.ReasonOutsideRule), quoteLiteral(kalla.ReasonTaken), quoteLiteral(passed),
+		nearKey, quoteLiteral(rule.Name), listOf(failedText), listOf(dist), byName("t._kalla_by"), k,
+		nearest, taken[other], strings.Join(quoteAll(srcKeys[other]), ", "), strings.Join(takenOn, " AND "))}
+
+	// Rows whose key has too many candidates on the other side.
+	var uSel []string
+	for i, c := range srcKeys[side] {
+		uSel = append(uSel, fmt.Sprintf("u.%s AS _kalla_u%d", quoteIdent(c), i))
+	}
+	entries = append(entries, fmt.Sprintf(`SELECT %s, %s, NULL::VARCHAR, %s, NULL::VARCHAR[], NULL::VARCHAR[], NULL::VARCHAR, 1000, %d
+FROM (%s) AS u SEMI JOIN %s AS h ON %s`,
+		strings.Join(uSel, ", "), quoteLiteral(kalla.ReasonTooManyCandidates), quoteLiteral(rule.Name), k, unmatched, heavy, eq("u", "h", uKey, oKey)))
+
+	// The rule's ties on this side: its tied rows' keys, as the rule's
+	// result named them.
+	if x := rule.Exclusive; x != nil && x.LeaveTies && x.Sides[side] {
+		km := rule.Keys(side)
+		var tSel []string
+		for i, c := range km.ResultColumns {
+			tSel = append(tSel, fmt.Sprintf("%s AS _kalla_u%d", quoteIdent(c), i))
+		}
+		entries = append(entries, fmt.Sprintf(`SELECT %s, %s, NULL::VARCHAR, %s, NULL::VARCHAR[], NULL::VARCHAR[], NULL::VARCHAR, -1, %d FROM %s`,
+			strings.Join(tSel, ", "), quoteLiteral(kalla.ReasonTie), quoteLiteral(rule.Name), k, s.tiedTable(fmt.Sprintf("_kalla_candidates_%d", k), side)))
+	}
+	return entries, nil
+}
