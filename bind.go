@@ -44,7 +44,7 @@ func bindRules(ctx context.Context, sess Session, job *Job) (MatchSpec, error) {
 					c.Name, c.Type.SQL(), prev.col.Type.SQL(), prev.rule)
 			}
 		}
-		rs := RuleSpec{Name: rule.Name, SQL: rule.MatchSQL, Explain: job.Explains(i)}
+		rs := RuleSpec{Name: rule.Name, SQL: rule.MatchSQL, Explain: job.Explains(i), Suggested: rule.Status == StatusSuggested}
 		if ec, ok := sess.(ExplainChecker); ok && rs.Explain {
 			if err := ec.CheckExplain(ctx, rule.MatchSQL, [2]string{job.Left().Alias, job.Right().Alias}); err != nil {
 				return MatchSpec{}, Invalid(field, "cannot be explained: %v", err)

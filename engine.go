@@ -50,6 +50,16 @@ type MatchSpec struct {
 	Labelled bool `json:"labelled,omitempty"`
 }
 
+// Suggests reports whether any rule suggests pairs.
+func (m MatchSpec) Suggests() bool {
+	for _, r := range m.Rules {
+		if r.Suggested {
+			return true
+		}
+	}
+	return false
+}
+
 // Explains reports whether any rule explains the unmatched rows.
 func (m MatchSpec) Explains() bool {
 	for _, r := range m.Rules {
@@ -69,6 +79,8 @@ type RuleSpec struct {
 	Exclusive *ExclusiveSpec `json:"exclusive,omitempty"`
 	// Explain uses the rule to explain the unmatched rows.
 	Explain bool `json:"explain,omitempty"`
+	// Suggested sends the rule's pairs to SuggestedFile, not MatchedFile.
+	Suggested bool `json:"suggested,omitempty"`
 }
 
 // Keys returns the key mapping of side (0 left, 1 right).
@@ -99,4 +111,6 @@ type Counts struct {
 	Matched, UnmatchedLeft, UnmatchedRight int64
 	Rules                                  []RuleCount   `json:",omitempty"`
 	Reasons                                *ReasonCounts `json:",omitempty"`
+	// Suggested counts the suggested pairs (SuggestedFile).
+	Suggested int64 `json:",omitempty"`
 }

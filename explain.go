@@ -18,6 +18,9 @@ const (
 	ReasonTaken = "taken"
 	// ReasonTie: the row was left unmatched by ties "leave_unmatched".
 	ReasonTie = "tie"
+	// ReasonSuggested: a suggested rule paired the row (see
+	// suggested.parquet); a person confirms it.
+	ReasonSuggested = "suggested"
 	// ReasonTooManyCandidates: more rows share the key than
 	// MaxExplainCandidates; counted, not explained.
 	ReasonTooManyCandidates = "too_many_candidates"

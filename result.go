@@ -18,8 +18,15 @@ const (
 	MatchedFile        = "matched.parquet"
 	UnmatchedLeftFile  = "unmatched_left.parquet"
 	UnmatchedRightFile = "unmatched_right.parquet"
-	SummaryFile        = "summary.json"
+	// SuggestedFile holds the pairs of suggested rules, for jobs that
+	// have them.
+	SuggestedFile = "suggested.parquet"
+	SummaryFile   = "summary.json"
 )
+
+// OptionalResultFiles are the result files only some jobs write. Outputs
+// remove an earlier run's copy when a result lacks one.
+var OptionalResultFiles = []string{SuggestedFile}
 
 // Progress is the payload of a progress callback.
 type Progress struct {
@@ -49,6 +56,9 @@ type Result struct {
 	OutputPaths         OutputPaths `json:"output_paths"`
 	// Rules says what each rule did, for jobs with rules or exclusive.
 	Rules []RuleCount `json:"rules,omitempty"`
+	// SuggestedCount counts the pairs in SuggestedFile, for jobs with
+	// suggested rules.
+	SuggestedCount int64 `json:"suggested_count,omitempty"`
 	// Reasons counts the unmatched rows by reason, for jobs that explain.
 	Reasons *ReasonCounts `json:"reasons,omitempty"`
 	// DryRun is set when nothing was written (kallad run --dry-run, or
@@ -61,6 +71,7 @@ type OutputPaths struct {
 	Matched        string `json:"matched"`
 	UnmatchedLeft  string `json:"unmatched_left"`
 	UnmatchedRight string `json:"unmatched_right"`
+	Suggested      string `json:"suggested,omitempty"`
 }
 
 // ErrorReport is the payload of an error callback.

@@ -19,7 +19,18 @@ type Rule struct {
 	// Explain uses this rule to explain the unmatched rows (Job.Explain
 	// uses every rule).
 	Explain bool `json:"explain,omitempty"`
+	// Status is StatusMatched (the default) or StatusSuggested: a
+	// suggested rule's pairs go to suggested.parquet for a person to
+	// confirm, and its rows stay unmatched (reason "suggested"), unseen by
+	// later rules.
+	Status string `json:"status,omitempty"`
 }
+
+// The statuses of a rule's pairs.
+const (
+	StatusMatched   = "matched"
+	StatusSuggested = "suggested"
+)
 
 // Exclusive makes a rule use each row of Sides at most once, keeping the
 // best candidate pairs: those first by OrderBy, then by the left primary
@@ -114,6 +125,16 @@ func ParseOrderBy(list []string) ([]OrderKey, error) {
 	return out, nil
 }
 
+// Suggests reports whether some rule of the job suggests pairs.
+func (j *Job) Suggests() bool {
+	for _, r := range j.Rules {
+		if r.Status == StatusSuggested {
+			return true
+		}
+	}
+	return false
+}
+
 // HasRules reports whether the job gives a list of rules rather than one
 // match_sql.
 func (j *Job) HasRules() bool { return len(j.Rules) > 0 }
@@ -175,6 +196,11 @@ func (j *Job) validateRuleList() error {
 			names[strings.ToLower(r.Name)] = i
 			if strings.TrimSpace(r.MatchSQL) == "" {
 				return Invalid(fmt.Sprintf("rules[%d].match_sql", i), "is required")
+			}
+			switch r.Status {
+			case "", StatusMatched, StatusSuggested:
+			default:
+				return Invalid(fmt.Sprintf("rules[%d].status", i), "%q is not a status: use %q (the default) or %q", r.Status, StatusMatched, StatusSuggested)
 			}
 		}
 		if err := j.validateExclusive(r.Exclusive); err != nil {

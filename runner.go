@@ -358,6 +358,7 @@ func newResult(job *Job, c Counts, sizes [2]int64, start time.Time) *Result {
 		ElapsedMS:           time.Since(start).Milliseconds(),
 		Rules:               c.Rules,
 		Reasons:             c.Reasons,
+		SuggestedCount:      c.Suggested,
 	}
 }
 
@@ -379,6 +380,9 @@ func PublishResult(ctx context.Context, job *Job, out Output, dir string, c Coun
 		Matched:        out.Location(MatchedFile),
 		UnmatchedLeft:  out.Location(UnmatchedLeftFile),
 		UnmatchedRight: out.Location(UnmatchedRightFile),
+	}
+	if job.Suggests() {
+		res.OutputPaths.Suggested = out.Location(SuggestedFile)
 	}
 	summary, err := MarshalIndent(res)
 	if err != nil {

@@ -131,7 +131,7 @@ func checkMerge(m *distributed.MergeSpec, job *kalla.Job, root string) error {
 	if m.Broadcast < -1 || m.Broadcast > 1 {
 		return kalla.Invalid("task.merge.broadcast", "%d is not a side (-1, 0 or 1)", m.Broadcast)
 	}
-	for _, l := range [][]string{m.Matched, m.Unmatched[0], m.Unmatched[1], m.BroadcastFiles.Files} {
+	for _, l := range [][]string{m.Matched, m.Unmatched[0], m.Unmatched[1], m.BroadcastFiles.Files, m.Suggested} {
 		if err := checkKeys("task.merge", l, root); err != nil {
 			return err
 		}
@@ -161,7 +161,7 @@ func checkSpec(field string, s kalla.MatchSpec, job *kalla.Job) error {
 	}
 	for i, r := range s.Rules {
 		f := fmt.Sprintf("%s.rules[%d]", field, i)
-		if r.Name != rules[i].Name || r.SQL != rules[i].MatchSQL || r.Explain != job.Explains(i) {
+		if r.Name != rules[i].Name || r.SQL != rules[i].MatchSQL || r.Explain != job.Explains(i) || r.Suggested != (rules[i].Status == kalla.StatusSuggested) {
 			return kalla.Invalid(f, "is not the job's rule %d", i)
 		}
 		want, err := job.ExclusiveSpec(i)

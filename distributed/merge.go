@@ -3,6 +3,7 @@ package distributed
 import (
 	"context"
 	"fmt"
+	"path"
 	"time"
 
 	"github.com/kalla-dev/kalla"
@@ -11,8 +12,10 @@ import (
 // MergeSpec tells the merge which partial results to combine.
 type MergeSpec struct {
 	Spec kalla.MatchSpec `json:"spec"`
-	// Matched are the partial matched files, one per partition.
-	Matched []string `json:"matched"`
+	// Matched are the partial matched files, one per partition, and
+	// Suggested the partial suggested files of a job that suggests.
+	Matched   []string `json:"matched"`
+	Suggested []string `json:"suggested,omitempty"`
 	// Unmatched holds, per side, the partial unmatched files; nil for the
 	// side that was broadcast, whose unmatched rows are computed against
 	// all matches instead.
@@ -36,6 +39,9 @@ type MergeSpec struct {
 func (m *MergeSpec) AddPartition(dir string) {
 	matched, unmatched := matchResults(dir)
 	m.Matched = append(m.Matched, matched)
+	if m.Spec.Suggests() {
+		m.Suggested = append(m.Suggested, path.Join(dir, kalla.SuggestedFile))
+	}
 	for side := range 2 {
 		if side != m.Broadcast {
 			m.Unmatched[side] = append(m.Unmatched[side], unmatched[side])
@@ -63,7 +69,7 @@ func (m *MergeSpec) SetBroadcast(ctx context.Context, st Staging, s PartitionSid
 
 // files lists the file lists m names, to fetch or allow them.
 func (m *MergeSpec) files() []*[]string {
-	return []*[]string{&m.Matched, &m.Unmatched[0], &m.Unmatched[1], &m.BroadcastFiles.Files}
+	return []*[]string{&m.Matched, &m.Unmatched[0], &m.Unmatched[1], &m.BroadcastFiles.Files, &m.Suggested}
 }
 
 // Fetch fetches the partial results and broadcast files m names from st

@@ -67,6 +67,14 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, aliases [2]
 			}
 			nullKey = append(nullKey, "("+strings.Join(anyNull, " OR ")+")")
 		}
+		if ks := suggestingRules(spec); ks != "" {
+			var tSel []string
+			for i, c := range srcKeys[side] {
+				tSel = append(tSel, fmt.Sprintf("%s AS _kalla_u%d", quoteIdent(c), i))
+			}
+			entries = append(entries, fmt.Sprintf(`SELECT %s, %s, NULL::VARCHAR, %s, NULL::VARCHAR[], NULL::VARCHAR[], NULL::VARCHAR, -2, _kalla_by FROM %s WHERE _kalla_by IN (%s)`,
+				strings.Join(tSel, ", "), quoteLiteral(kalla.ReasonSuggested), byName("_kalla_by"), taken[side], ks))
+		}
 		why := s.qualified(fmt.Sprintf("_kalla_why_%d", side))
 		if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM (%s) QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _kalla_score, _kalla_rule_idx) = 1",
 			why, strings.Join(entries, " UNION ALL "), strings.Join(uCols, ", "))); err != nil {

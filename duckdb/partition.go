@@ -222,6 +222,11 @@ func (s *Session) MergeResults(ctx context.Context, m distributed.MergeSpec, dir
 	if c.Matched, err = s.writeUnion(ctx, m.Matched, dir, kalla.MatchedFile); err != nil {
 		return c, fmt.Errorf("write %s: %w", kalla.MatchedFile, err)
 	}
+	if len(m.Suggested) > 0 {
+		if c.Suggested, err = s.writeUnion(ctx, m.Suggested, dir, kalla.SuggestedFile); err != nil {
+			return c, fmt.Errorf("write %s: %w", kalla.SuggestedFile, err)
+		}
+	}
 	names := [2]string{kalla.UnmatchedLeftFile, kalla.UnmatchedRightFile}
 	keys := [2]kalla.KeyMapping{m.Spec.Rules[0].Left, m.Spec.Rules[0].Right}
 	var counts [2]int64

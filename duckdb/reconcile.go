@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -140,7 +141,7 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 			return c, fmt.Errorf("create taken keys of %q: %w", alias, err)
 		}
 	}
-	var parts []string
+	var parts, suggested []string
 	var matchedSoFar int64
 	for k, rule := range spec.Rules {
 		start := time.Now()
@@ -162,23 +163,49 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 		if spec.Labelled {
 			part = fmt.Sprintf("SELECT %s AS %s, * FROM %s", quoteLiteral(rule.Name), quoteIdent(kalla.RuleColumn), acc)
 		}
-		parts = append(parts, part)
 		rc.ElapsedMS = time.Since(start).Milliseconds()
+		if rule.Suggested {
+			suggested = append(suggested, part)
+			c.Rules = append(c.Rules, rc)
+			continue
+		}
+		parts = append(parts, part)
 		matchedSoFar += rc.Matched
 		c.Rules = append(c.Rules, rc)
 	}
 	report(kalla.Progress{Stage: kalla.StageMatching, Progress: 1, MatchedSoFar: &matchedSoFar})
 
 	var err error
-	if c.Matched, err = s.copyTo(ctx, strings.Join(parts, " UNION ALL BY NAME "), dir, kalla.MatchedFile); err != nil {
+	matched := strings.Join(parts, " UNION ALL BY NAME ")
+	if len(parts) == 0 {
+		// Every rule only suggests: no row is matched.
+		matched = "SELECT * FROM (" + strings.Join(suggested, " UNION ALL BY NAME ") + ") LIMIT 0"
+	}
+	if c.Matched, err = s.copyTo(ctx, matched, dir, kalla.MatchedFile); err != nil {
 		return c, fmt.Errorf("write %s: %w", kalla.MatchedFile, err)
+	}
+	if len(suggested) > 0 {
+		if c.Suggested, err = s.copyTo(ctx, strings.Join(suggested, " UNION ALL BY NAME "), dir, kalla.SuggestedFile); err != nil {
+			return c, fmt.Errorf("write %s: %w", kalla.SuggestedFile, err)
+		}
 	}
 	report(kalla.Progress{Stage: kalla.StageWriting, Progress: 1.0 / 3, MatchedSoFar: &c.Matched})
 	names := [2]string{kalla.UnmatchedLeftFile, kalla.UnmatchedRightFile}
 	counts := [2]*int64{&c.UnmatchedLeft, &c.UnmatchedRight}
+	// A suggested rule's rows are unseen by later rules but stay unmatched.
+	var matchedKeys [2]string
+	for side := range 2 {
+		matchedKeys[side] = taken[side]
+		if ks := suggestingRules(spec); ks != "" {
+			matchedKeys[side] = fmt.Sprintf("(SELECT * FROM %s WHERE _kalla_by NOT IN (%s))", taken[side], ks)
+		}
+	}
 	var unmatched [2]string
 	for side, alias := range aliases {
-		unmatched[side] = s.antiJoin(alias, taken[side], srcKeys[side], srcKeys[side])
+		unmatched[side] = s.antiJoin(alias, matchedKeys[side], srcKeys[side], srcKeys[side])
+	}
+	if !spec.Explains() && spec.Suggests() {
+		unmatched = s.markSuggested(spec, srcKeys, taken, unmatched)
 	}
 	if spec.Explains() {
 		report(kalla.Progress{Stage: kalla.StageWriting, Progress: 1.0 / 3, MatchedSoFar: &c.Matched})
@@ -193,6 +220,36 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 		report(kalla.Progress{Stage: kalla.StageWriting, Progress: float64(side+2) / 3, MatchedSoFar: &c.Matched})
 	}
 	return c, nil
+}
+
+// suggestingRules lists the indexes of spec's suggested rules, for SQL;
+// "" when there is none.
+func suggestingRules(spec kalla.MatchSpec) string {
+	var ks []string
+	for k, r := range spec.Rules {
+		if r.Suggested {
+			ks = append(ks, strconv.Itoa(k))
+		}
+	}
+	return strings.Join(ks, ", ")
+}
+
+// markSuggested adds _kalla_reason to the unmatched rows of a job that
+// suggests pairs without explaining: "suggested" for a suggested row, NULL
+// (not explained) for the others.
+func (s *Session) markSuggested(spec kalla.MatchSpec, srcKeys [2][]string, taken, unmatched [2]string) [2]string {
+	var out [2]string
+	for side := range 2 {
+		on := make([]string, len(srcKeys[side]))
+		for i, c := range srcKeys[side] {
+			on[i] = fmt.Sprintf("t.%s = u.%s", quoteIdent(c), quoteIdent(c))
+		}
+		out[side] = fmt.Sprintf(`SELECT u.*, CASE WHEN t._kalla_by IS NOT NULL THEN %s END AS %s FROM (%s) AS u
+LEFT JOIN (SELECT DISTINCT ON (%s) * FROM %s WHERE _kalla_by IN (%s)) AS t ON %s`,
+			quoteLiteral(kalla.ReasonSuggested), quoteIdent(kalla.ReasonColumn), unmatched[side],
+			strings.Join(quoteAll(srcKeys[side]), ", "), taken[side], suggestingRules(spec), strings.Join(on, " AND "))
+	}
+	return out
 }
 
 // runRule runs rule k over the rows earlier rules left and returns the table

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -91,12 +92,31 @@ func (o *Output) Prepare(ctx context.Context) (string, error) {
 // Location implements kalla.Output.
 func (o *Output) Location(name string) string { return filepath.Join(o.dir, name) }
 
-// resultFiles are renamed in this order: summary.json last.
-var resultFiles = []string{kalla.MatchedFile, kalla.UnmatchedLeftFile, kalla.UnmatchedRightFile, kalla.SummaryFile}
+// resultFiles lists the files of dir in the order they are renamed into
+// place: summary.json last.
+func resultFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Type().IsRegular() && e.Name() != kalla.SummaryFile {
+			names = append(names, e.Name())
+		}
+	}
+	return append(names, kalla.SummaryFile), nil
+}
 
 // Publish renames the result files into place, summary.json last, holding
-// the folder's lock.
+// the folder's lock. An optional result file (kalla.OptionalResultFiles)
+// that this result lacks is removed, so no file of an earlier run is taken
+// for this one's.
 func (o *Output) Publish(ctx context.Context, dir string) error {
+	resultFiles, err := resultFiles(dir)
+	if err != nil {
+		return err
+	}
 	for _, name := range resultFiles {
 		if err := syncPath(filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("sync %s: %w", name, err)
@@ -116,6 +136,13 @@ func (o *Output) Publish(ctx context.Context, dir string) error {
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("remove previous summary: %w", err)
+	}
+	for _, name := range kalla.OptionalResultFiles {
+		if !slices.Contains(resultFiles, name) {
+			if err := os.Remove(o.Location(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove previous %s: %w", name, err)
+			}
+		}
 	}
 	for i, name := range resultFiles {
 		if name == kalla.SummaryFile {
