@@ -12,7 +12,7 @@ import (
 // by a column it does not return, or gives a column a type another rule's
 // column of that name cannot share, is a *ValidationError naming it.
 func bindRules(ctx context.Context, sess Session, job *Job) (MatchSpec, error) {
-	spec := MatchSpec{Labelled: job.HasRules()}
+	spec := MatchSpec{Labelled: job.HasRules() || job.Confirmed != ""}
 	// owner records, per lower-cased result column, the first rule that
 	// returned it and its type, for the stacked matched.parquet.
 	type owner struct {

@@ -46,8 +46,11 @@ type Session interface {
 // result columns identify the source rows it matched.
 type MatchSpec struct {
 	Rules []RuleSpec `json:"rules"`
-	// Labelled is set for jobs with rules: matched rows carry RuleColumn.
+	// Labelled is set for jobs with rules or confirmed pairs: matched rows
+	// carry RuleColumn.
 	Labelled bool `json:"labelled,omitempty"`
+	// Confirmed, when set, is matched before the rules.
+	Confirmed *ConfirmedSpec `json:"confirmed,omitempty"`
 }
 
 // Suggests reports whether any rule suggests pairs.
@@ -94,7 +97,7 @@ func (r RuleSpec) Keys(side int) KeyMapping {
 // Plain reports whether m is a match_sql job without exclusive: every row
 // of its one query is a match, written as it is, as before rules existed.
 func (m MatchSpec) Plain() bool {
-	return len(m.Rules) == 1 && !m.Labelled && m.Rules[0].Exclusive == nil && !m.Rules[0].Explain
+	return len(m.Rules) == 1 && !m.Labelled && m.Confirmed == nil && m.Rules[0].Exclusive == nil && !m.Rules[0].Explain
 }
 
 // KeyMapping ties a source's primary-key columns to the match result columns

@@ -28,6 +28,10 @@ type Job struct {
 	Exclusive *Exclusive `json:"exclusive,omitempty"`
 	// Rules are applied in order, each to the rows the earlier ones left.
 	Rules []Rule `json:"rules,omitempty"`
+	// Confirmed is a Parquet or CSV file (local or s3://) of pairs a
+	// person confirmed (such as rows of an earlier suggested.parquet):
+	// matched first, as _kalla_rule "confirmed", when both rows exist.
+	Confirmed string `json:"confirmed,omitempty"`
 	// Explain adds to every unmatched row why it is unmatched and its
 	// nearest candidate, from every rule (see explain.go).
 	Explain bool `json:"explain,omitempty"`

@@ -72,6 +72,12 @@ func (r *Runner) Prepare(ctx context.Context, job *Job, requireRunID bool) (srcs
 		CloseSources(srcs[:])
 		return srcs, nil, err
 	}
+	conf, err := r.openConfirmed(ctx, job)
+	if err != nil {
+		CloseSources(srcs[:])
+		return srcs, nil, err
+	}
+	CloseSources([]Source{conf})
 	return srcs, out, nil
 }
 
@@ -182,7 +188,16 @@ func (r *Runner) run(ctx context.Context, job *Job, progress func(Progress), dry
 	}
 	defer CloseSources(srcs[:])
 
-	sess, err := r.NewSession(ctx, srcs[:])
+	conf, err := r.openConfirmed(ctx, job)
+	if err != nil {
+		return nil, fail(StageValidating, err)
+	}
+	defer CloseSources([]Source{conf})
+	readable := srcs[:]
+	if conf != nil {
+		readable = append(readable, conf)
+	}
+	sess, err := r.NewSession(ctx, readable)
 	if err != nil {
 		return nil, fail(StageValidating, err)
 	}
@@ -191,6 +206,14 @@ func (r *Runner) run(ctx context.Context, job *Job, progress func(Progress), dry
 	spec, err := r.Bind(ctx, sess, job, srcs, Whole)
 	if err != nil {
 		return nil, fail(StageValidating, err)
+	}
+	if conf != nil {
+		if spec.Confirmed, err = r.bindConfirmed(ctx, sess, job, conf); err != nil {
+			return nil, fail(StageValidating, err)
+		}
+		if _, err := sess.Load(ctx, ConfirmedAlias, nil); err != nil {
+			return nil, fail(StageStaging, fmt.Errorf("read confirmed pairs (%s): %w", RedactURI(job.Confirmed), err))
+		}
 	}
 
 	// Staging: read both sources into the engine.

@@ -156,7 +156,7 @@ func checkSpec(field string, s kalla.MatchSpec, job *kalla.Job) error {
 	if len(s.Rules) != len(rules) {
 		return kalla.Invalid(field+".rules", "has %d rules, the job %d", len(s.Rules), len(rules))
 	}
-	if s.Labelled != job.HasRules() {
+	if s.Labelled != (job.HasRules() || job.Confirmed != "") {
 		return kalla.Invalid(field+".labelled", "is %v for a job whose rules are %v", s.Labelled, job.HasRules())
 	}
 	for i, r := range s.Rules {

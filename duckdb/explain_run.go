@@ -39,6 +39,7 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, aliases [2]
 	for k, r := range spec.Rules {
 		ruleName[k] = fmt.Sprintf("WHEN %d THEN %s", k, quoteLiteral(r.Name))
 	}
+	ruleName = append(ruleName, fmt.Sprintf("WHEN %d THEN %s", confirmedBy, quoteLiteral(kalla.ConfirmedRule)))
 	byName := func(col string) string {
 		return fmt.Sprintf("CASE %s %s END", col, strings.Join(ruleName, " "))
 	}

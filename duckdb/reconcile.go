@@ -143,6 +143,15 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 	}
 	var parts, suggested []string
 	var matchedSoFar int64
+	if conf := spec.Confirmed; conf != nil {
+		rc, part, err := s.matchConfirmed(ctx, conf, aliases, taken)
+		if err != nil {
+			return c, fmt.Errorf("confirmed pairs: %w", err)
+		}
+		parts = append(parts, part)
+		matchedSoFar += rc.Matched
+		c.Rules = append(c.Rules, rc)
+	}
 	for k, rule := range spec.Rules {
 		start := time.Now()
 		report(kalla.Progress{Stage: kalla.StageMatching, Progress: float64(k) / float64(len(spec.Rules)), Rule: rule.Name, MatchedSoFar: &matchedSoFar})
@@ -220,6 +229,59 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 		report(kalla.Progress{Stage: kalla.StageWriting, Progress: float64(side+2) / 3, MatchedSoFar: &c.Matched})
 	}
 	return c, nil
+}
+
+// confirmedBy is the _kalla_by of the keys the confirmed pairs took.
+const confirmedBy = -1
+
+// matchConfirmed keeps the confirmed pairs whose two rows are in the
+// sources, records their keys as taken, and returns their count and the
+// query stacking them into matched.parquet.
+func (s *Session) matchConfirmed(ctx context.Context, conf *kalla.ConfirmedSpec, aliases [2]string, taken [2]string) (kalla.RuleCount, string, error) {
+	start := time.Now()
+	rc := kalla.RuleCount{Name: kalla.ConfirmedRule}
+	var err error
+	if rc.LeftIn, err = s.count(ctx, s.qualified(aliases[0])); err != nil {
+		return rc, "", err
+	}
+	if rc.RightIn, err = s.count(ctx, s.qualified(aliases[1])); err != nil {
+		return rc, "", err
+	}
+	from := s.qualified(kalla.ConfirmedAlias)
+	if rc.Candidates, err = s.count(ctx, from); err != nil {
+		return rc, "", err
+	}
+	q := fmt.Sprintf("SELECT %s FROM %s AS c", strings.Join(prefixAll("c.", quoteAll(conf.Columns)), ", "), from)
+	for side, km := range [2]kalla.KeyMapping{conf.Left, conf.Right} {
+		on := make([]string, len(km.SourceColumns))
+		for i := range on {
+			on[i] = fmt.Sprintf("s%d.%s = c.%s", side, quoteIdent(km.SourceColumns[i]), quoteIdent(km.ResultColumns[i]))
+		}
+		q += fmt.Sprintf(" SEMI JOIN %s AS s%d ON %s", s.qualified(aliases[side]), side, strings.Join(on, " AND "))
+	}
+	acc := s.qualified("_kalla_accepted_confirmed")
+	if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", acc, q)); err != nil {
+		return rc, "", err
+	}
+	for side, km := range [2]kalla.KeyMapping{conf.Left, conf.Right} {
+		if err := s.exec(ctx, fmt.Sprintf("INSERT INTO %s SELECT %s, %d FROM %s", taken[side], strings.Join(quoteAll(km.ResultColumns), ", "), confirmedBy, acc)); err != nil {
+			return rc, "", fmt.Errorf("record confirmed keys: %w", err)
+		}
+	}
+	if rc.Matched, err = s.count(ctx, acc); err != nil {
+		return rc, "", err
+	}
+	rc.ElapsedMS = time.Since(start).Milliseconds()
+	return rc, fmt.Sprintf("SELECT %s AS %s, * FROM %s", quoteLiteral(kalla.ConfirmedRule), quoteIdent(kalla.RuleColumn), acc), nil
+}
+
+// prefixAll prefixes each of names with p.
+func prefixAll(p string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = p + n
+	}
+	return out
 }
 
 // suggestingRules lists the indexes of spec's suggested rules, for SQL;

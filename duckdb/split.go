@@ -30,6 +30,9 @@ func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (distributed.Sp
 	single := func(format string, args ...any) (distributed.SplitPlan, error) {
 		return distributed.SplitPlan{Mode: distributed.SplitSingle, Reason: fmt.Sprintf(format, args...)}, nil
 	}
+	if job.Confirmed != "" {
+		return single("a job with confirmed pairs runs whole")
+	}
 	aggs, err := s.aggregateNames(ctx)
 	if err != nil {
 		return distributed.SplitPlan{}, err
