@@ -156,7 +156,9 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 		start := time.Now()
 		report(kalla.Progress{Stage: kalla.StageMatching, Progress: float64(k) / float64(len(spec.Rules)), Rule: rule.Name, MatchedSoFar: &matchedSoFar})
 		rc := kalla.RuleCount{Name: rule.Name}
-		acc, err := s.runRule(ctx, k, rule, aliases, srcKeys, taken, &rc)
+		// Rule 0 reads the sources themselves, unless confirmed pairs
+		// took rows first.
+		acc, err := s.runRule(ctx, k, k > 0 || spec.Confirmed != nil, rule, aliases, srcKeys, taken, &rc)
 		if err != nil {
 			if spec.Labelled {
 				return c, fmt.Errorf("rule %q: %w", rule.Name, err)
@@ -314,11 +316,12 @@ LEFT JOIN (SELECT DISTINCT ON (%s) * FROM %s WHERE _kalla_by IN (%s)) AS t ON %s
 	return out
 }
 
-// runRule runs rule k over the rows earlier rules left and returns the table
-// holding the pairs it keeps, filling in rc.
-func (s *Session) runRule(ctx context.Context, k int, rule kalla.RuleSpec, aliases [2]string, srcKeys [2][]string, taken [2]string, rc *kalla.RuleCount) (string, error) {
+// runRule runs rule k over the rows not taken yet (all of them when
+// remainder is false) and returns the table holding the pairs it keeps,
+// filling in rc.
+func (s *Session) runRule(ctx context.Context, k int, remainder bool, rule kalla.RuleSpec, aliases [2]string, srcKeys [2][]string, taken [2]string, rc *kalla.RuleCount) (string, error) {
 	remaining := [2]string{s.qualified(aliases[0]), s.qualified(aliases[1])}
-	if k > 0 {
+	if remainder {
 		schema := fmt.Sprintf("%s_rule%d", s.schema, k)
 		if err := s.exec(ctx, "CREATE SCHEMA "+quoteIdent(schema)); err != nil {
 			return "", fmt.Errorf("create schema of rule: %w", err)
@@ -342,7 +345,7 @@ func (s *Session) runRule(ctx context.Context, k int, rule kalla.RuleSpec, alias
 	candName := fmt.Sprintf("_kalla_candidates_%d", k)
 	cand := s.qualified(candName)
 	create := fmt.Sprintf("CREATE TABLE %s AS %s", cand, rule.SQL)
-	if k > 0 {
+	if remainder {
 		// The rule's unqualified source names resolve to the views first.
 		path := fmt.Sprintf("%s_rule%d,%s,main", s.schema, k, s.schema)
 		if err := s.withSearchPath(ctx, path, create); err != nil {
