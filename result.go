@@ -46,11 +46,12 @@ type Result struct {
 	LeftCount           int64       `json:"left_count"`
 	RightCount          int64       `json:"right_count"`
 	ElapsedMS           int64       `json:"elapsed_ms"`
-	OutputPaths         OutputPaths `json:"output_paths"`
+	OutputPaths         OutputPaths `json:"output_paths,omitzero"`
 	// Rules says what each rule did, for jobs with rules or exclusive.
 	Rules []RuleCount `json:"rules,omitempty"`
 	// DryRun is set when nothing was written (kallad run --dry-run, or
-	// POST /api/jobs?dry_run=true): OutputPaths is then empty.
+	// POST /api/jobs?dry_run=true): OutputPaths is then empty, and left out
+	// of the JSON, since there are no files to point to.
 	DryRun bool `json:"dry_run,omitempty"`
 }
 
