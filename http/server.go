@@ -60,6 +60,8 @@ type Config struct {
 	// counts them.
 	MaxQueued  int
 	QueueDepth func(context.Context) (int, error)
+	// DryRuns serves POST /api/jobs?dry_run=true (dryrun.go).
+	DryRuns DryRuns
 	// Timeouts of the HTTP server, so that a client that sends slowly (a
 	// slowloris) or never reads cannot hold a connection: the request
 	// header must arrive within ReadHeaderTimeout (default 10s), the whole
