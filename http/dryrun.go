@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/kalla-dev/kalla"
@@ -67,6 +68,11 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, job *kalla.Job) 
 		writeError(w, codeUnavailable, "dry_run", "this server does not run dry runs")
 		return
 	}
+	if !s.dry.add() {
+		writeError(w, codeUnavailable, "", "the scheduler is shutting down")
+		return
+	}
+	defer s.dry.done()
 	if d.TakeSlot != nil {
 		release, ok := d.TakeSlot(r.Context())
 		if !ok {
@@ -109,4 +115,37 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, job *kalla.Job) 
 		log.Info("dry run failed", "stage", stage, "err", msg)
 		writeJSON(w, apiStatus[codeJobFailed], ErrorBody{Error: msg, Stage: stage, Code: string(codeJobFailed)})
 	}
+}
+
+// dryRunning counts the dry runs in flight. Server.Stop waits for them
+// after the HTTP server has stopped: net/http does not wait for handlers
+// still running when it closes their connections at the end of
+// ShutdownTimeout, and the engine a dry run uses is closed right after
+// Stop returns.
+type dryRunning struct {
+	mu      sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// add counts a dry run in, or reports false once stop has begun.
+func (d *dryRunning) add() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return false
+	}
+	d.wg.Add(1)
+	return true
+}
+
+func (d *dryRunning) done() { d.wg.Done() }
+
+// stop refuses new dry runs and waits for those in flight; their
+// connections are closed by then, which cancels them.
+func (d *dryRunning) stop() {
+	d.mu.Lock()
+	d.stopped = true
+	d.mu.Unlock()
+	d.wg.Wait()
 }

@@ -330,3 +330,44 @@ func TestDryRunOutlivesServerTimeouts(t *testing.T) {
 		t.Errorf("the run's context ended: %v", err)
 	}
 }
+
+// Stop returns only once the dry runs in flight have ended (the engine
+// they use is closed right after): those still running when the shutdown
+// timeout closes their connections are cancelled and waited for.
+func TestDryRunStopWaitsForIt(t *testing.T) {
+	t.Parallel()
+	var finished atomic.Bool
+	runner := newDryRunner(func(ctx context.Context, _ *kalla.Job) (*kalla.Result, error) {
+		<-ctx.Done()
+		// An engine takes a moment to stop a query.
+		time.Sleep(300 * time.Millisecond)
+		finished.Store(true)
+		return nil, ctx.Err()
+	})
+	srv, err := NewServer(Config{Addr: "127.0.0.1:0", Validator: testRunner(), Store: newMemStore(), Queue: &memQueue{},
+		Gatherer: prometheus.NewRegistry(), ShutdownTimeout: 100 * time.Millisecond,
+		DryRuns: DryRuns{Runner: runner}, Logger: kallatest.TestLogger(t, slog.LevelDebug)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	srv.MarkReady()
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := http.Post("http://"+srv.Addr()+"/api/jobs?dry_run=true", "application/json", strings.NewReader(string(mustJSON(t, validJob()))))
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-runner.started
+	srv.Stop()
+	if !finished.Load() {
+		t.Fatal("Stop returned while a dry run was still running")
+	}
+	if err := <-errc; err == nil {
+		t.Errorf("the dry run cut by the shutdown got an answer")
+	}
+}

@@ -135,6 +135,8 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	handler http.Handler
+	// dry tracks the dry runs in flight, which Stop waits for.
+	dry dryRunning
 }
 
 // route is one operation of the API; the OpenAPI test checks this table
@@ -202,6 +204,7 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) Stop() {
 	s.Drain()
 	s.listener.stop(s.cfg.ShutdownTimeout, s.log)
+	s.dry.stop()
 }
 
 // readyProbeKey is the run id /ready reads from the store: no job has it
