@@ -108,6 +108,7 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, job *kalla.Job) 
 	case r.Context().Err() != nil:
 		log.Info("dry run cancelled: the client went away", "elapsed", time.Since(start).Round(time.Millisecond))
 	case kalla.IsValidation(err):
+		log.Info("dry run refused", "err", kalla.RedactText(err.Error(), job.Secrets()...))
 		s.invalid(w, err)
 	default:
 		stage := kalla.ErrorStage(err)

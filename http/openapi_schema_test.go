@@ -32,6 +32,14 @@ func readSpec(t *testing.T) openAPISpec {
 	return spec
 }
 
+// schemaKeywords are the OpenAPI 3.0 schema keywords the document uses.
+var schemaKeywords = map[string]bool{
+	"type": true, "format": true, "description": true, "enum": true, "items": true, "$ref": true,
+	"allOf": true, "oneOf": true, "properties": true, "required": true, "additionalProperties": true,
+	"default": true, "minimum": true, "maximum": true, "minItems": true, "maxItems": true,
+	"nullable": true, "pattern": true,
+}
+
 // jsonFields lists the JSON names of v's fields, and those it always
 // writes (no omitempty or omitzero).
 func jsonFields(v any) (all, always []string) {
@@ -90,6 +98,15 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		all, always := jsonFields(tc.v)
 		if !slices.Equal(documented, all) {
 			t.Errorf("schema %s has properties %v; %T has %v", tc.schema, documented, tc.v, all)
+		}
+		for name, prop := range s.Properties {
+			for k := range prop {
+				// A comma in an unquoted flow-style description splits it
+				// into a bogus keyword.
+				if !schemaKeywords[k] {
+					t.Errorf("schema %s, property %s: %q is not a schema keyword (quote the description?)", tc.schema, name, k)
+				}
+			}
 		}
 		if tc.reads {
 			continue
