@@ -104,7 +104,7 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, job *kalla.Job) 
 	case kalla.JobTimeout(ctx) != nil:
 		stage := kalla.ErrorStage(err)
 		log.Warn("dry run stopped: it exceeded the job timeout", "stage", stage, "timeout", d.JobTimeout)
-		writeJSON(w, apiStatus[codeJobFailed], ErrorBody{Error: kalla.JobTimeout(ctx).Error(), Stage: stage, Code: string(codeJobFailed)})
+		jobFailed(w, stage, kalla.JobTimeout(ctx).Error())
 	case r.Context().Err() != nil:
 		log.Info("dry run cancelled: the client went away", "elapsed", time.Since(start).Round(time.Millisecond))
 	case kalla.IsValidation(err):
@@ -114,8 +114,13 @@ func (s *Server) dryRun(w http.ResponseWriter, r *http.Request, job *kalla.Job) 
 		stage := kalla.ErrorStage(err)
 		msg := kalla.RedactText(err.Error(), job.Secrets()...)
 		log.Info("dry run failed", "stage", stage, "err", msg)
-		writeJSON(w, apiStatus[codeJobFailed], ErrorBody{Error: msg, Stage: stage, Code: string(codeJobFailed)})
+		jobFailed(w, stage, msg)
 	}
+}
+
+// jobFailed answers a dry run that failed while running, in stage.
+func jobFailed(w http.ResponseWriter, stage kalla.Stage, msg string) {
+	writeJSON(w, apiStatus[codeJobFailed], ErrorBody{Error: msg, Stage: stage, Code: string(codeJobFailed)})
 }
 
 // dryRunning counts the dry runs in flight. Server.Stop waits for them
