@@ -60,7 +60,14 @@ func (j *Job) Right() SourceSpec { return j.Sources[1] }
 // DecodeJob reads a job from JSON, rejecting unknown fields so that a typo
 // such as "primary_key" is reported instead of silently ignored.
 func DecodeJob(r io.Reader) (*Job, error) {
-	dec := json.NewDecoder(r)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read job: %w", err)
+	}
+	if err := checkRules(data); err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var j Job
 	if err := dec.Decode(&j); err != nil {

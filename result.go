@@ -53,7 +53,7 @@ type Result struct {
 	LeftCount           int64       `json:"left_count"`
 	RightCount          int64       `json:"right_count"`
 	ElapsedMS           int64       `json:"elapsed_ms"`
-	OutputPaths         OutputPaths `json:"output_paths"`
+	OutputPaths         OutputPaths `json:"output_paths,omitzero"`
 	// Rules says what each rule did, for jobs with rules or exclusive.
 	Rules []RuleCount `json:"rules,omitempty"`
 	// SuggestedCount counts the pairs in SuggestedFile, for jobs with
@@ -62,7 +62,8 @@ type Result struct {
 	// Reasons counts the unmatched rows by reason, for jobs that explain.
 	Reasons *ReasonCounts `json:"reasons,omitempty"`
 	// DryRun is set when nothing was written (kallad run --dry-run, or
-	// POST /api/jobs?dry_run=true): OutputPaths is then empty.
+	// POST /api/jobs?dry_run=true): OutputPaths is then empty, and left out
+	// of the JSON, since there are no files to point to.
 	DryRun bool `json:"dry_run,omitempty"`
 }
 

@@ -75,7 +75,7 @@ func (e *Exclusive) UnmarshalJSON(b []byte) error {
 		*e = Exclusive{}
 		return nil
 	case "false", "null":
-		return Invalid("", "exclusive: %s is not a setting: leave the field out for a rule that may use a row more than once", t)
+		return Invalid("exclusive", "%s is not a setting: leave the field out for a rule that may use a row more than once", t)
 	}
 	type plain Exclusive
 	dec := json.NewDecoder(bytes.NewReader(b))

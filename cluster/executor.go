@@ -148,7 +148,7 @@ func (e *Executor) loop(ctx context.Context) {
 			}
 		}
 	}()
-	consume(ctx, e.cfg.MaxTasks, func(ctx context.Context) (*execDelivery, error) {
+	consume(ctx, make(chan struct{}, e.cfg.MaxTasks), func(ctx context.Context) (*execDelivery, error) {
 		return e.cfg.Tasks.next(ctx, e.cfg.FetchWait)
 	}, e.handle, &e.tasks, e.log)
 }

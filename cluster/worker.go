@@ -98,7 +98,11 @@ type Worker struct {
 	cfg WorkerConfig
 	log *slog.Logger
 
-	active  atomic.Int64
+	active atomic.Int64
+	// slots holds a token per job slot in use (TakeSlot), and one while
+	// the loop waits for a task; dry counts TakeSlot's.
+	slots   chan struct{}
+	dry     atomic.Int64
 	mu      sync.Mutex
 	running map[string]uint64 // run id → seq of the task running it here
 
@@ -115,7 +119,8 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Worker{cfg: cfg, log: cfg.Logger.With("component", "worker"), running: map[string]uint64{}}, nil
+	return &Worker{cfg: cfg, log: cfg.Logger.With("component", "worker"), running: map[string]uint64{},
+		slots: make(chan struct{}, cfg.MaxJobs)}, nil
 }
 
 // Start queues again any accepted job whose task may have been lost, then
@@ -159,7 +164,7 @@ func (w *Worker) Stop() {
 func (w *Worker) Active() int { return int(w.active.Load()) }
 
 // Saturated reports whether every job slot of this process is taken.
-func (w *Worker) Saturated() bool { return w.Active() >= w.cfg.MaxJobs }
+func (w *Worker) Saturated() bool { return w.Active()+int(w.dry.Load()) >= w.cfg.MaxJobs }
 
 // requeueUnqueued enqueues again the queued jobs that never started: a
 // process that died between storing a job and queueing it leaves such a
@@ -175,7 +180,7 @@ func (w *Worker) requeueUnqueued(ctx context.Context) error {
 
 func (w *Worker) loop(ctx context.Context) {
 	defer close(w.loopDone)
-	consume(ctx, w.cfg.MaxJobs, func(ctx context.Context) (*Task, error) {
+	consume(ctx, w.slots, func(ctx context.Context) (*Task, error) {
 		return w.cfg.Queue.next(ctx, w.cfg.FetchWait)
 	}, w.handle, &w.jobs, w.log)
 }

@@ -109,12 +109,12 @@ func fetch(ctx context.Context, cons jetstream.Consumer, wait time.Duration) (je
 }
 
 // consume runs handle on what next fetches, each in its own goroutine
-// counted in running, with at most slots of them at once: it fetches only
-// when a slot is free, so a busy process leaves work in the queue for
-// others. A failed fetch other than errNoTask is logged and tried again a
-// second later. It returns when ctx ends.
-func consume[T any](ctx context.Context, slots int, next func(context.Context) (T, error), handle func(T), running *sync.WaitGroup, log *slog.Logger) {
-	free := make(chan struct{}, slots)
+// counted in running, with at most cap(free) of them at once (fewer while
+// others hold tokens of free, see Worker.TakeSlot): it fetches only when a
+// slot is free, so a busy process leaves work in the queue for others. A
+// failed fetch other than errNoTask is logged and tried again a second
+// later. It returns when ctx ends.
+func consume[T any](ctx context.Context, free chan struct{}, next func(context.Context) (T, error), handle func(T), running *sync.WaitGroup, log *slog.Logger) {
 	for {
 		select {
 		case free <- struct{}{}:

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+
+	"github.com/kalla-dev/kalla"
 )
 
 // apiCode names an error answer of the API. Clients switch on the code, not
@@ -28,6 +30,8 @@ const (
 	codeStoreFull        apiCode = "store_full"
 	codeMethodNotAllowed apiCode = "method_not_allowed"
 	codeNoSuchRoute      apiCode = "no_such_route"
+	codeBusy             apiCode = "busy"
+	codeJobFailed        apiCode = "job_failed"
 )
 
 // apiStatus is the one table of error codes and their HTTP statuses.
@@ -48,6 +52,8 @@ var apiStatus = map[apiCode]int{
 	codeUnavailable:      http.StatusServiceUnavailable,
 	codeQueueFull:        http.StatusTooManyRequests,
 	codeStoreFull:        http.StatusServiceUnavailable,
+	codeBusy:             http.StatusTooManyRequests,
+	codeJobFailed:        http.StatusUnprocessableEntity,
 }
 
 // ErrorBody is the JSON body of every error answer.
@@ -57,6 +63,8 @@ type ErrorBody struct {
 	// to blame (e.g. "sources[1].uri").
 	Field string `json:"field,omitempty"`
 	Code  string `json:"code"`
+	// Stage is the stage a dry run failed in (code job_failed).
+	Stage kalla.Stage `json:"stage,omitempty"`
 }
 
 func writeError(w http.ResponseWriter, code apiCode, field, msg string) {

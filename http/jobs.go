@@ -93,6 +93,10 @@ func ViewOf(rec *kalla.JobRecord) JobView {
 }
 
 func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
+	dry, ok := dryRunParam(w, r.URL.Query())
+	if !ok {
+		return
+	}
 	if !isJSON(r.Header.Get("Content-Type")) {
 		writeError(w, codeUnsupportedMedia, "", "Content-Type must be application/json")
 		return
@@ -112,7 +116,8 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		s.invalid(w, err)
 		return
 	}
-	srcs, _, err := s.cfg.Validator.Prepare(r.Context(), job, true)
+	// A dry run needs no run_id: nothing is kept under it.
+	srcs, _, err := s.cfg.Validator.Prepare(r.Context(), job, !dry)
 	for _, src := range srcs {
 		if src != nil {
 			src.Close()
@@ -123,6 +128,10 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	normalize(job)
+	if dry {
+		s.dryRun(w, r, job)
+		return
+	}
 
 	if s.refuseQueueFull(w, r.Context(), job) {
 		return

@@ -60,6 +60,8 @@ type Config struct {
 	// counts them.
 	MaxQueued  int
 	QueueDepth func(context.Context) (int, error)
+	// DryRuns serves POST /api/jobs?dry_run=true (dryrun.go).
+	DryRuns DryRuns
 	// Timeouts of the HTTP server, so that a client that sends slowly (a
 	// slowloris) or never reads cannot hold a connection: the request
 	// header must arrive within ReadHeaderTimeout (default 10s), the whole
@@ -133,6 +135,8 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	handler http.Handler
+	// dry tracks the dry runs in flight, which Stop waits for.
+	dry dryRunning
 }
 
 // route is one operation of the API; the OpenAPI test checks this table
@@ -200,6 +204,7 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) Stop() {
 	s.Drain()
 	s.listener.stop(s.cfg.ShutdownTimeout, s.log)
+	s.dry.stop()
 }
 
 // readyProbeKey is the run id /ready reads from the store: no job has it

@@ -35,6 +35,7 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 		return c.fail(err)
 	}
 	progressFlag := fs.String("progress", "auto", "progress display on stderr: auto (when a terminal), always, never")
+	dryRun := fs.Bool("dry-run", false, "run the job and print its counts, per rule too, without writing anything: output_path is checked, not created")
 	var jobTimeout time.Duration
 	if err := durationFlag(fs, &jobTimeout, "job-timeout", 0, "KALLA_JOB_TIMEOUT", "stop and fail the job when it runs longer; 0 for no limit (env KALLA_JOB_TIMEOUT)"); err != nil {
 		return c.fail(err)
@@ -77,7 +78,11 @@ func (c *RunCommand) Run(ctx context.Context, args []string) error {
 	}
 	jobCtx, cancel := kalla.WithJobTimeout(ctx, jobTimeout)
 	defer cancel()
-	res, err := runner.Run(jobCtx, job, report)
+	runJob := runner.Run
+	if *dryRun {
+		runJob = runner.DryRun
+	}
+	res, err := runJob(jobCtx, job, report)
 	if display != nil {
 		display.finish()
 	}

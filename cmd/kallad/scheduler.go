@@ -318,7 +318,8 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		Saturated: worker.Saturated,
 		Cluster:   members,
 		MaxQueued: o.limits.maxQueued, QueueDepth: queueDepth(queue), ReadHeaderTimeout: o.limits.httpHeaderTimeout,
-		Logger: logger,
+		DryRuns: kallahttp.DryRuns{Runner: runner, TakeSlot: worker.TakeSlot, JobTimeout: o.limits.jobTimeout},
+		Logger:  logger,
 	})
 	if err != nil {
 		return err
