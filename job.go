@@ -53,11 +53,15 @@ func (j *Job) Right() SourceSpec { return j.Sources[1] }
 // DecodeJob reads a job from JSON, rejecting unknown fields so that a typo
 // such as "primary_key" is reported instead of silently ignored.
 func DecodeJob(r io.Reader) (*Job, error) {
-	dec := json.NewDecoder(r)
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return nil, describeJSONError(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	var j Job
 	if err := dec.Decode(&j); err != nil {
-		return nil, describeJSONError(err)
+		return nil, describeJSONError(locateRuleError(body, err))
 	}
 	if dec.More() {
 		return nil, Invalid("", "unexpected data after the job object")

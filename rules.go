@@ -61,7 +61,7 @@ func (e *Exclusive) UnmarshalJSON(b []byte) error {
 		*e = Exclusive{}
 		return nil
 	case "false", "null":
-		return Invalid("", "exclusive: %s is not a setting: leave the field out for a rule that may use a row more than once", t)
+		return Invalid("exclusive", "%s is not a setting: leave the field out for a rule that may use a row more than once", t)
 	}
 	type plain Exclusive
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -75,6 +75,28 @@ func (e *Exclusive) UnmarshalJSON(b []byte) error {
 	}
 	*e = Exclusive(p)
 	return nil
+}
+
+// locateRuleError returns err, an error decoding body as a Job, with the
+// path of the rule it came from: encoding/json names neither the index of
+// the rule nor, for an unknown field, the object that has it. Errors from
+// elsewhere in the job are returned as they are.
+func locateRuleError(body []byte, err error) error {
+	var loose struct {
+		Rules []json.RawMessage `json:"rules"`
+	}
+	if json.Unmarshal(body, &loose) != nil {
+		return err
+	}
+	for i, raw := range loose.Rules {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		var r Rule
+		if rerr := dec.Decode(&r); rerr != nil {
+			return prefixField(fmt.Sprintf("rules[%d]", i), describeJSONError(rerr))
+		}
+	}
+	return err
 }
 
 // OrderKey is one parsed entry of Exclusive.OrderBy.
