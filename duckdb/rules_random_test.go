@@ -206,6 +206,8 @@ func exclusiveModes() []exclusiveMode {
 			rule: refRule{keys: graphKeys, sides: [2]bool{true, false}, order: []refOrder{{gScore, false}}}},
 		{name: "right_only", top: true, ex: kalla.Exclusive{Sides: []string{"RIGHT_SRC"}, OrderBy: []string{"score2 desc", "score"}},
 			rule: refRule{keys: graphKeys, sides: [2]bool{false, true}, order: []refOrder{{gScore2, true}, {gScore, false}}}},
+		{name: "left_only_leave_ties_key_only", ex: kalla.Exclusive{Sides: []string{"left_src"}, Ties: kalla.TiesLeaveUnmatched},
+			rule: refRule{keys: graphKeys, sides: [2]bool{true, false}, leaveTies: true}},
 		{name: "right_only_leave_ties", ex: kalla.Exclusive{Sides: []string{"right_src"}, OrderBy: []string{"score"}, Ties: kalla.TiesLeaveUnmatched},
 			rule: refRule{keys: graphKeys, sides: [2]bool{false, true}, order: []refOrder{{gScore, false}}, leaveTies: true}},
 	}
@@ -261,6 +263,10 @@ func checkGraphJob(t *testing.T, b *bundle, g graphs, mode exclusiveMode, job *k
 	kallatest.SameRows(t, "unmatched right", ducktest.Rows(t, fmt.Sprintf("SELECT * FROM read_parquet('%s')", res.OutputPaths.UnmatchedRight)), sortedText(wantR))
 
 	name := "match"
+	cols := ducktest.Query(t, fmt.Sprintf("SELECT string_agg(column_name, ',') FROM (DESCRIBE SELECT * FROM read_parquet('%s'))", res.OutputPaths.Matched))
+	if labelled := strings.HasPrefix(cols[0], kalla.RuleColumn+","); labelled == mode.top {
+		t.Errorf("matched columns %s: a rule's rows carry %s, a match_sql job's do not", cols[0], kalla.RuleColumn)
+	}
 	if !mode.top {
 		name = "r_" + mode.name
 		labels := ducktest.Rows(t, fmt.Sprintf("SELECT DISTINCT %s FROM read_parquet('%s')", kalla.RuleColumn, res.OutputPaths.Matched))
