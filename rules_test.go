@@ -91,3 +91,24 @@ func TestExclusiveShorthandAndSides(t *testing.T) {
 		t.Errorf("exclusive object: %+v, %v", b, err)
 	}
 }
+
+// order_by entries name a column, in double quotes when it holds spaces,
+// optionally followed by ASC or DESC.
+func TestParseOrderBy(t *testing.T) {
+	t.Parallel()
+	got, err := kalla.ParseOrderBy([]string{"gap", " diff  DESC ", `"Diff Amt" desc`, `"say ""hi"""`, `"score" ASC`})
+	want := []kalla.OrderKey{{Column: "gap"}, {Column: "diff", Desc: true}, {Column: "Diff Amt", Desc: true}, {Column: `say "hi"`}, {Column: "score"}}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("entry %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	for _, bad := range []string{"", "  ", `"unclosed`, `""`, "a b", "a DESC b", `"a" b`} {
+		if _, err := kalla.ParseOrderBy([]string{bad}); err == nil || !strings.Contains(err.Error(), "order_by[0]") {
+			t.Errorf("%q: got %v, want an error naming order_by[0]", bad, err)
+		}
+	}
+}
