@@ -19,10 +19,7 @@ import (
 // r.ix of l.mask is set, with a small score (often equal, sometimes NULL);
 // bit r.ix of l.dmask adds a second row of the pair with other scores, and
 // of l.emask an identical copy of the first.
-const graphSQL = `SELECT l.lid, r.rk1, r.rk2,
-  CASE WHEN (l.nv >> r.ix) & 1 = 1 THEN NULL ELSE (l.sv >> (2 * r.ix)) & 3 END AS score,
-  (l.sv2 >> (2 * r.ix)) & 3 AS score2, 1 AS via
-FROM left_src l JOIN right_src r ON r.grp = l.grp AND (l.mask >> r.ix) & 1 = 1
+const graphSQL = graphMaskSQL + `
 UNION ALL
 SELECT l.lid, r.rk1, r.rk2, (l.tv >> (2 * r.ix)) & 3, (l.sv2 >> (2 * r.ix)) & 3, 2
 FROM left_src l JOIN right_src r ON r.grp = l.grp AND (l.dmask >> r.ix) & 1 = 1
@@ -31,6 +28,13 @@ SELECT l.lid, r.rk1, r.rk2,
   CASE WHEN (l.nv >> r.ix) & 1 = 1 THEN NULL ELSE (l.sv >> (2 * r.ix)) & 3 END,
   (l.sv2 >> (2 * r.ix)) & 3, 1
 FROM left_src l JOIN right_src r ON r.grp = l.grp AND (l.emask >> r.ix) & 1 = 1`
+
+// graphMaskSQL is the first part of graphSQL: one row per pair, from a
+// plain SELECT (which a cluster can partition).
+const graphMaskSQL = `SELECT l.lid, r.rk1, r.rk2,
+  CASE WHEN (l.nv >> r.ix) & 1 = 1 THEN NULL ELSE (l.sv >> (2 * r.ix)) & 3 END AS score,
+  (l.sv2 >> (2 * r.ix)) & 3 AS score2, 1 AS via
+FROM left_src l JOIN right_src r ON r.grp = l.grp AND (l.mask >> r.ix) & 1 = 1`
 
 // The result columns of graphSQL, by index.
 const (
