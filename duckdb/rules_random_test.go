@@ -1,8 +1,10 @@
 package duckdb_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -287,6 +289,14 @@ func checkGraphJob(t *testing.T, b *bundle, g graphs, mode exclusiveMode, job *k
 	gotCount.ElapsedMS = 0
 	if gotCount != wantCount {
 		t.Errorf("rule counts %+v, want %+v", gotCount, wantCount)
+	}
+	var summary kalla.Result
+	if raw, err := os.ReadFile(filepath.Join(job.OutputPath, kalla.SummaryFile)); err != nil {
+		t.Error(err)
+	} else if err := json.Unmarshal(raw, &summary); err != nil {
+		t.Errorf("summary.json: %v", err)
+	} else if len(summary.Rules) != 1 || summary.Rules[0] != res.Rules[0] {
+		t.Errorf("summary.json rules %+v, result %+v", summary.Rules, res.Rules)
 	}
 	if res.MatchedCount != int64(len(want.accepted)) || res.UnmatchedLeftCount != int64(len(wantL)) || res.UnmatchedRightCount != int64(len(wantR)) {
 		t.Errorf("result counts %d/%d/%d, want %d/%d/%d", res.MatchedCount, res.UnmatchedLeftCount, res.UnmatchedRightCount,
