@@ -126,7 +126,10 @@ func randomGraphs(rng *rand.Rand, n int) graphs {
 }
 
 // pairs builds the rows graphSQL returns, as the reference's candidates.
-func (g graphs) pairs() [][]val {
+func (g graphs) pairs() [][]val { return g.pairsOf(false) }
+
+// pairsOf builds the rows graphMaskSQL (maskOnly) or graphSQL returns.
+func (g graphs) pairsOf(maskOnly bool) [][]val {
 	byGrp := map[int64][]graphRight{}
 	for _, r := range g.right {
 		byGrp[r.grp] = append(byGrp[r.grp], r)
@@ -142,6 +145,9 @@ func (g graphs) pairs() [][]val {
 			if l.mask>>r.ix&1 == 1 {
 				out = append(out, []val{l.lid, sval(r.rk1), r.rk2, score, two(l.sv2), ival(1)})
 			}
+			if maskOnly {
+				continue
+			}
 			if l.dmask>>r.ix&1 == 1 {
 				out = append(out, []val{l.lid, sval(r.rk1), r.rk2, two(l.tv), two(l.sv2), ival(2)})
 			}
@@ -153,8 +159,8 @@ func (g graphs) pairs() [][]val {
 	return out
 }
 
-// csv writes the rows of each side as CSV files in dir, in the order perm
-// gives (nil: as generated), and returns their paths.
+// csv writes the rows of each side as CSV files in b's folder, shuffled
+// by shuffle (nil: as generated), and returns their paths.
 func (g graphs) csv(t *testing.T, b *bundle, name string, shuffle *rand.Rand) (left, right string) {
 	t.Helper()
 	lrows := make([]string, len(g.left))
