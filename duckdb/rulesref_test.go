@@ -101,7 +101,7 @@ func (r refRule) keyOf(p []val, side int) (string, bool) {
 			return "", false
 		}
 		b.WriteString(p[c].text())
-		b.WriteByte(0)
+		b.WriteByte('|')
 	}
 	return b.String(), true
 }
@@ -244,9 +244,13 @@ func (r refRule) checkInvariants(t *testing.T, what string, got, eligible [][]va
 		isEligible[rowText(p)] = true
 	}
 	used := [2]map[string]bool{{}, {}}
+	failed := 0
 	for _, p := range got {
 		if !isEligible[rowText(p)] {
 			t.Errorf("%s: kept pair %q is not an eligible candidate", what, rowText(p))
+			if failed++; failed == 5 {
+				return
+			}
 		}
 		for side := range 2 {
 			k, ok := r.keyOf(p, side)
@@ -255,6 +259,9 @@ func (r refRule) checkInvariants(t *testing.T, what string, got, eligible [][]va
 			}
 			if r.sides[side] && used[side][k] {
 				t.Errorf("%s: row %q of side %d used twice", what, k, side)
+				if failed++; failed == 5 {
+					return
+				}
 			}
 			used[side][k] = true
 		}
