@@ -93,9 +93,16 @@ func (s *Session) assign(ctx context.Context, cand string, rule kalla.RuleSpec, 
 		}
 		q := fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM (%s) QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s) = 1",
 			acc, pairs, strings.Join(keys[side], ", "), strings.Join(order, ", "))
-		return ties, s.exec(ctx, q)
+		err = s.exec(ctx, q)
+	} else {
+		err = s.greedy(ctx, pairs, keys, order, accName)
 	}
-	return ties, s.greedy(ctx, pairs, keys, order, accName)
+	if err == nil && x.LeaveTies {
+		// dropTies' copy of the candidates is as large as they are.
+		err = s.exec(ctx, "DROP TABLE "+s.qualified(accName+"_base"),
+			"DROP TABLE IF EXISTS "+s.qualified(accName+"_tied0"), "DROP TABLE IF EXISTS "+s.qualified(accName+"_tied1"))
+	}
+	return ties, err
 }
 
 // dropTies returns pairs without the pairs of tied rows (see assign), read
