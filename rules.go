@@ -97,25 +97,25 @@ type OrderKey struct {
 	Desc   bool   `json:"desc,omitempty"`
 }
 
-// ParseOrderBy parses the entries of Exclusive.OrderBy: a column name,
-// optionally followed by ASC or DESC.
+// ParseOrderBy parses the entries of Exclusive.OrderBy: a column name (in
+// double quotes when it holds spaces), optionally followed by ASC or DESC.
 func ParseOrderBy(list []string) ([]OrderKey, error) {
 	out := make([]OrderKey, 0, len(list))
 	seen := map[string]bool{}
 	for i, s := range list {
-		f := strings.Fields(s)
-		k := OrderKey{}
+		col, rest, ok := splitOrderBy(s)
+		k := OrderKey{Column: col}
 		switch {
-		case len(f) == 1:
-			k.Column = f[0]
-		case len(f) == 2 && strings.EqualFold(f[1], "asc"):
-			k.Column = f[0]
-		case len(f) == 2 && strings.EqualFold(f[1], "desc"):
-			k.Column, k.Desc = f[0], true
+		case !ok:
+		case rest == "", strings.EqualFold(rest, "asc"):
+		case strings.EqualFold(rest, "desc"):
+			k.Desc = true
 		default:
+			ok = false
+		}
+		if !ok {
 			return nil, Invalid(fmt.Sprintf("order_by[%d]", i), "%q must be a result column, optionally followed by ASC or DESC", s)
 		}
-		k.Column = strings.Trim(k.Column, `"`)
 		if seen[strings.ToLower(k.Column)] {
 			return nil, Invalid(fmt.Sprintf("order_by[%d]", i), "names column %q twice", k.Column)
 		}
@@ -133,6 +133,34 @@ func (j *Job) Suggests() bool {
 		}
 	}
 	return false
+}
+
+// splitOrderBy splits an order_by entry into its column, a name or a
+// double-quoted identifier (which may hold spaces; "" is a quote), and the
+// rest; ok is false when there is no column.
+func splitOrderBy(s string) (col, rest string, ok bool) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, `"`) {
+		f := strings.Fields(s)
+		if len(f) == 0 {
+			return "", "", false
+		}
+		return f[0], strings.Join(f[1:], " "), true
+	}
+	var b strings.Builder
+	for i := 1; i < len(s); i++ {
+		if s[i] != '"' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '"' {
+			b.WriteByte('"')
+			i++
+			continue
+		}
+		return b.String(), strings.TrimSpace(s[i+1:]), b.Len() > 0
+	}
+	return "", "", false
 }
 
 // HasRules reports whether the job gives a list of rules rather than one

@@ -93,9 +93,16 @@ func (s *Session) assign(ctx context.Context, candName string, rule kalla.RuleSp
 		}
 		q := fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM (%s) QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s) = 1",
 			acc, pairs, strings.Join(keys[side], ", "), strings.Join(order, ", "))
-		return ties, s.exec(ctx, q)
+		err = s.exec(ctx, q)
+	} else {
+		err = s.greedy(ctx, pairs, keys, order, accName)
 	}
-	return ties, s.greedy(ctx, pairs, keys, order, accName)
+	if err == nil && x.LeaveTies {
+		// dropTies' copy of the candidates is as large as they are; the
+		// tied keys stay, for explain (they are few).
+		err = s.exec(ctx, "DROP TABLE "+s.qualified(candName+"_t"))
+	}
+	return ties, err
 }
 
 // dropTies returns pairs without the pairs of tied rows (see assign), read

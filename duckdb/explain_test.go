@@ -57,7 +57,7 @@ func TestExplainPlantedCases(t *testing.T) {
 			b := setup(t, duckdb.Config{})
 			left, right := b.write(t, "invoices.csv", explainInvoices), b.write(t, "payments.csv", explainPayments)
 			if format == "parquet" {
-				left, right = toParquet(t, left), toParquet(t, right)
+				left, right = amountsToParquet(t, left), amountsToParquet(t, right)
 			}
 			res := b.run(t, explainJob(b, left, right))
 
@@ -127,9 +127,9 @@ func TestExplainRefusesRulesWithoutKey(t *testing.T) {
 	}
 }
 
-// toParquet writes the CSV file at path as Parquet beside it, typed as
+// amountsToParquet writes the CSV file at path as Parquet beside it, typed as
 // DuckDB reads it with the amount as DECIMAL.
-func toParquet(t *testing.T, path string) string {
+func amountsToParquet(t *testing.T, path string) string {
 	t.Helper()
 	out := path[:len(path)-len(filepath.Ext(path))] + ".parquet"
 	ducktest.Query(t, "COPY (SELECT * REPLACE (CAST(amount AS DECIMAL(12,2)) AS amount) FROM read_csv('"+path+"', all_varchar = true)) TO '"+out+"'")

@@ -17,3 +17,15 @@ func (s *Session) Exec(ctx context.Context, query string) error {
 func (s *Session) QueryRow(ctx context.Context, query string, dest any) error {
 	return s.conn.QueryRowContext(ctx, query).Scan(dest)
 }
+
+// SetGreedy sets the knobs of the exclusive assignment (see greedyRounds
+// and greedyWalkBelow) and returns a func that restores them. Tests that
+// call it must not run in parallel with other tests that reconcile.
+func SetGreedy(rounds int, walkBelow int64) (restore func()) {
+	oldRounds, oldBelow := greedyRounds, greedyWalkBelow
+	greedyRounds, greedyWalkBelow = rounds, walkBelow
+	return func() { greedyRounds, greedyWalkBelow = oldRounds, oldBelow }
+}
+
+// GreedyDefaults returns the knobs' values as shipped.
+func GreedyDefaults() (rounds int, walkBelow int64) { return greedyRounds, greedyWalkBelow }

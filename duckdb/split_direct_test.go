@@ -83,10 +83,12 @@ func runSplit(t *testing.T, kr *kalla.Runner, job *kalla.Job, parts int, direct 
 			t.Fatal(err)
 		}
 		dir := distributed.MatchDir(attempt, p)
-		if _, err := r.Match(ctx, job, plan.Spec, in, local(dir)); err != nil {
+		c, err := r.Match(ctx, job, plan.Spec, in, local(dir))
+		if err != nil {
 			t.Fatalf("match %d: %v", p, err)
 		}
 		m.AddPartition(dir)
+		m.Rules = kalla.AddRuleCounts(m.Rules, c.Rules) // as the coordinator sums them
 	}
 	if ps.Broadcast >= 0 {
 		if err := m.SetBroadcast(ctx, st, ps.Sides[ps.Broadcast]); err != nil {
