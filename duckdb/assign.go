@@ -99,8 +99,12 @@ func (s *Session) assign(ctx context.Context, candName string, rule kalla.RuleSp
 	}
 	if err == nil && x.LeaveTies {
 		// dropTies' copy of the candidates is as large as they are; the
-		// tied keys stay, for explain (they are few).
-		err = s.exec(ctx, "DROP TABLE "+s.qualified(candName+"_t"))
+		// tied keys stay when the rule explains (they are few).
+		drop := []string{"DROP TABLE " + s.qualified(candName+"_t")}
+		if !rule.Explain {
+			drop = append(drop, "DROP TABLE IF EXISTS "+s.tiedTable(candName, 0), "DROP TABLE IF EXISTS "+s.tiedTable(candName, 1))
+		}
+		err = s.exec(ctx, drop...)
 	}
 	return ties, err
 }
