@@ -100,10 +100,17 @@ func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (distributed.Sp
 		}
 		return distributed.SplitPlan{Mode: distributed.SplitPartition, Reason: fmt.Sprintf("equality key %s = %s", p[0], p[1]), Hash: hash}, nil
 	}
-	if job.HasRules() && len(rules) > 1 {
+	// Only a plain match_sql job is broadcast: every match task sees all
+	// rows of the broadcast side, so a row of it could be taken by an
+	// exclusive rule in two partitions, a later rule would still see rows
+	// an earlier one took in another partition, and each partition would
+	// count the broadcast side again in the per-rule counts.
+	switch {
+	case job.HasRules() && len(rules) > 1:
 		return single("the rules share no equality key between the sources: every rule must join on one same pair of columns (l.a = r.b) for the job to be partitioned")
-	}
-	if rules[0].Exclusive != nil {
+	case job.HasRules():
+		return single("rule %q has no equality key between the sources (l.a = r.b): a job with rules is partitioned on such a key or runs whole", rules[0].Name)
+	case rules[0].Exclusive != nil:
 		return single("an exclusive match_sql without an equality key between the sources is not split: each row's candidates must be in one partition")
 	}
 	a, node := ps[0].a, ps[0].node

@@ -83,9 +83,11 @@ func runSplit(t *testing.T, kr *kalla.Runner, job *kalla.Job, parts int, direct 
 			t.Fatal(err)
 		}
 		dir := distributed.MatchDir(attempt, p)
-		if _, err := r.Match(ctx, job, plan.Spec, in, local(dir)); err != nil {
+		c, err := r.Match(ctx, job, plan.Spec, in, local(dir))
+		if err != nil {
 			t.Fatalf("match %d: %v", p, err)
 		}
+		m.Rules = kalla.AddRuleCounts(m.Rules, c.Rules)
 		m.AddPartition(dir)
 	}
 	if ps.Broadcast >= 0 {
