@@ -81,7 +81,7 @@ func (s *Session) assign(ctx context.Context, cand string, rule kalla.RuleSpec, 
 
 	var ties int64
 	if x.LeaveTies {
-		if pairs, ties, err = s.dropTies(ctx, pairs, cand, keys, x); err != nil {
+		if pairs, ties, err = s.dropTies(ctx, pairs, accName, keys, x); err != nil {
 			return 0, err
 		}
 	}
@@ -99,8 +99,9 @@ func (s *Session) assign(ctx context.Context, cand string, rule kalla.RuleSpec, 
 }
 
 // dropTies returns pairs without the pairs of tied rows (see assign), read
-// through a table of its own, and the number of tied rows.
-func (s *Session) dropTies(ctx context.Context, pairs, cand string, keys [2][]string, x *kalla.ExclusiveSpec) (string, int64, error) {
+// through a table of its own, and the number of tied rows. Its tables are
+// named after accName (unqualified).
+func (s *Session) dropTies(ctx context.Context, pairs, accName string, keys [2][]string, x *kalla.ExclusiveSpec) (string, int64, error) {
 	var score []string
 	for _, o := range x.OrderBy {
 		dir := "ASC"
@@ -115,7 +116,7 @@ func (s *Session) dropTies(ctx context.Context, pairs, cand string, keys [2][]st
 		}
 		return fmt.Sprintf("OVER (PARTITION BY %s ORDER BY %s)", strings.Join(keys[side], ", "), strings.Join(score, ", "))
 	}
-	base := cand + "_t"
+	base := s.qualified(accName + "_base")
 	if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", base, pairs)); err != nil {
 		return "", 0, err
 	}
@@ -126,7 +127,7 @@ func (s *Session) dropTies(ctx context.Context, pairs, cand string, keys [2][]st
 			continue
 		}
 		other := 1 - side
-		tied := fmt.Sprintf("%s_tied%d", cand, side)
+		tied := s.qualified(fmt.Sprintf("%s_tied%d", accName, side))
 		// A tied row: its best-ranked candidates (rank 1 on the score)
 		// reach two or more different rows of the other side.
 		q := fmt.Sprintf(`CREATE TABLE %[1]s AS
