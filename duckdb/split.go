@@ -24,8 +24,10 @@ import (
 //     partition key with an outer partition key (`p2.b = l.a`), so all the
 //     rows it reads are in the same partition as the outer row.
 //
-// Without an equality key, a query with no source subquery is broadcast.
-// Anything else runs whole on one executor.
+// A job with rules is partitioned on an equality pair every rule has (and
+// each rule must be safe on it). Without an equality key, a plain match_sql
+// (no rules, no exclusive) with no source subquery is broadcast. Anything
+// else runs whole on one executor.
 func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (distributed.SplitPlan, error) {
 	single := func(format string, args ...any) (distributed.SplitPlan, error) {
 		return distributed.SplitPlan{Mode: distributed.SplitSingle, Reason: fmt.Sprintf(format, args...)}, nil
