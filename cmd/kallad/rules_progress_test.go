@@ -66,9 +66,11 @@ func TestRulesProgressNamesTheRule(t *testing.T) {
 	if p.Stage != kalla.StageMatching || p.MatchedSoFar == nil || *p.MatchedSoFar != before || p.Progress != 2.0/3 {
 		t.Errorf("progress in rule slow: %+v (matched so far %v), want matching, 2/3 done, %d matched", p, p.MatchedSoFar, before)
 	}
-	if v := sched.job(t, runID); v.State != kalla.JobRunning || v.Stage != kalla.StageMatching {
-		t.Errorf("job %s in stage %s, want running, matching", v.State, v.Stage)
-	}
+	// The job's record is saved apart from the callbacks, soon after.
+	waitUntil(t, "GET /api/jobs/{run_id} in stage matching", func() bool {
+		v := sched.job(t, runID)
+		return v.State == kalla.JobRunning && v.Stage == kalla.StageMatching
+	})
 	cancelJob(t, sched, rv, runID)
 }
 
