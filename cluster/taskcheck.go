@@ -16,8 +16,9 @@ import (
 // is checked against what the coordinator can have produced from that
 // job, because anyone holding the cluster's credentials can publish a task:
 //
-//   - the match query and its key mappings are the job's own (Spec.SQL is
-//     the job's match_sql, the keys its primary keys);
+//   - the match queries and their key mappings are the job's own (each
+//     rule's name, SQL and exclusive setting are the job's rule's, the keys
+//     its primary keys), and only a plain match_sql job is broadcast;
 //   - the SQL fragments the planner builds (partition hash expressions,
 //     staged column types) match the planner's grammar, so they stay inside
 //     the expression they are spliced into;
