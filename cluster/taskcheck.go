@@ -16,8 +16,9 @@ import (
 // is checked against what the coordinator can have produced from that
 // job, because anyone holding the cluster's credentials can publish a task:
 //
-//   - the match query and its key mappings are the job's own (Spec.SQL is
-//     the job's match_sql, the keys its primary keys);
+//   - the match queries and their key mappings are the job's own (each
+//     rule's name, SQL and exclusive setting are the job's rule's, the keys
+//     its primary keys), and only a plain match_sql job is broadcast;
 //   - the SQL fragments the planner builds (partition hash expressions,
 //     staged column types) match the planner's grammar, so they stay inside
 //     the expression they are spliced into;
@@ -100,8 +101,8 @@ func checkMatch(m *distributed.PartitionSpec, job *kalla.Job, root string) error
 	if m.Partition < 0 || m.Partition >= m.Parts {
 		return kalla.Invalid("task.match.partition", "%d is not a partition of %d", m.Partition, m.Parts)
 	}
-	if m.Broadcast < -1 || m.Broadcast > 1 {
-		return kalla.Invalid("task.match.broadcast", "%d is not a side (-1, 0 or 1)", m.Broadcast)
+	if err := checkBroadcast("task.match.broadcast", m.Broadcast, m.Spec); err != nil {
+		return err
 	}
 	if err := underRoot("task.match.dir", m.Dir, root); err != nil {
 		return err
@@ -128,8 +129,8 @@ func checkMerge(m *distributed.MergeSpec, job *kalla.Job, root string) error {
 	if err := checkSpec("task.merge.spec", m.Spec, job); err != nil {
 		return err
 	}
-	if m.Broadcast < -1 || m.Broadcast > 1 {
-		return kalla.Invalid("task.merge.broadcast", "%d is not a side (-1, 0 or 1)", m.Broadcast)
+	if err := checkBroadcast("task.merge.broadcast", m.Broadcast, m.Spec); err != nil {
+		return err
 	}
 	for _, l := range [][]string{m.Matched, m.Unmatched[0], m.Unmatched[1], m.BroadcastFiles.Files, m.Suggested} {
 		if err := checkKeys("task.merge", l, root); err != nil {
@@ -140,6 +141,19 @@ func checkMerge(m *distributed.MergeSpec, job *kalla.Job, root string) error {
 		return kalla.Invalid("task.merge.broadcast_files.source", "a broadcast side is read whole (partition -1), not partition %d", src.Partition)
 	}
 	return checkColumns("task.merge.broadcast_files.columns", m.BroadcastFiles.Columns)
+}
+
+// checkBroadcast checks the broadcast side b: only a plain match_sql job is
+// broadcast (see duckdb's PlanSplit); with rules or exclusive every match
+// task would use the broadcast side's rows again.
+func checkBroadcast(field string, b int, spec kalla.MatchSpec) error {
+	switch {
+	case b < -1 || b > 1:
+		return kalla.Invalid(field, "%d is not a side (-1, 0 or 1)", b)
+	case b >= 0 && !spec.Plain():
+		return kalla.Invalid(field, "a job with rules or exclusive is never broadcast")
+	}
+	return nil
 }
 
 func checkParts(field string, n int) error {

@@ -47,8 +47,17 @@ func TestTaskCheckRefusesForgedParts(t *testing.T) {
 	plan := func() *ExecTask {
 		return &ExecTask{Gen: "GEN1", ID: "plan", Kind: TaskPlan, Job: job, Root: root, Plan: &distributed.PlanSpec{Splits: 4}}
 	}
+	// exclusive makes x's job exclusive and returns the spec its tasks carry.
+	exclusive := func(x *ExecTask) kalla.MatchSpec {
+		x.Job.Exclusive = &kalla.Exclusive{}
+		s := spec()
+		s.Rules[0].Exclusive = &kalla.ExclusiveSpec{Sides: [2]bool{true, true}}
+		return s
+	}
 	whole := func() *ExecTask { return &ExecTask{Gen: "GEN1", ID: "job", Kind: TaskJob, Job: job, Root: root} }
-	for name, task := range map[string]*ExecTask{"match": match(), "stage": stage(), "merge": merge(), "plan": plan(), "job": whole()} {
+	exclusiveMatch := match()
+	exclusiveMatch.Match.Spec = exclusive(exclusiveMatch)
+	for name, task := range map[string]*ExecTask{"match": match(), "stage": stage(), "merge": merge(), "plan": plan(), "job": whole(), "exclusive match": exclusiveMatch} {
 		if err := task.check(); err != nil {
 			t.Errorf("%s task refused: %v", name, err)
 		}
@@ -102,6 +111,13 @@ func TestTaskCheckRefusesForgedParts(t *testing.T) {
 			x.Merge.BroadcastFiles.Source = &distributed.SourcePartition{Partition: 1}
 			return x
 		}(), "task.merge.broadcast_files.source"},
+		// Only a plain match_sql job is ever broadcast.
+		{"broadcast match of an exclusive job", func() *ExecTask {
+			x := match()
+			x.Match.Spec, x.Match.Broadcast = exclusive(x), 0
+			return x
+		}(), "task.match.broadcast"},
+		{"broadcast merge of an exclusive job", func() *ExecTask { x := merge(); x.Merge.Spec, x.Merge.Broadcast = exclusive(x), 1; return x }(), "task.merge.broadcast"},
 		{"plan splits", func() *ExecTask { x := plan(); x.Plan.Splits = 0; return x }(), "task.plan.splits"},
 		// The tag and the payload agree: a payload of another kind, or
 		// none, is refused rather than ignored.

@@ -2,6 +2,7 @@ package distributed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"time"
@@ -21,7 +22,8 @@ type MergeSpec struct {
 	// all matches instead.
 	Unmatched [2][]string `json:"unmatched"`
 	// Broadcast is the broadcast side (0 or 1) and its staged files; -1 when
-	// nothing was broadcast.
+	// nothing was broadcast. Only a plain match_sql job (Spec.Plain) is
+	// broadcast.
 	Broadcast      int       `json:"broadcast"`
 	BroadcastFiles StagedSet `json:"broadcast_files"`
 	// Counts are the source row counts, and Start when the job started
@@ -98,6 +100,11 @@ func (m MergeSpec) Fetch(ctx context.Context, st Staging, scratch string) (Merge
 func (r *Runner) Merge(ctx context.Context, job *kalla.Job, m MergeSpec) (*kalla.Result, error) {
 	fail := func(err error) (*kalla.Result, error) {
 		return nil, &kalla.StageError{Stage: kalla.StageWriting, Err: err}
+	}
+	if m.Broadcast >= 0 && !m.Spec.Plain() {
+		// The broadcast side's unmatched rows are computed from the first
+		// rule's keys alone, right only for a plain match_sql.
+		return fail(errors.New("a job with rules or exclusive is never broadcast"))
 	}
 	out, err := r.Outputs.Open(ctx, job.OutputPath)
 	if err != nil {

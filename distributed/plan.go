@@ -13,15 +13,20 @@ type SplitMode string
 // The split modes.
 const (
 	// SplitPartition: both sources are hash-partitioned on an equality key
-	// of match_sql; partition p of the left is matched with partition p of
-	// the right only.
+	// of match_sql (for a job with rules, one every rule joins on);
+	// partition p of the left is matched with partition p of the right
+	// only. Every candidate pair of a row is then in the row's partition,
+	// so each partition's waterfall and exclusive assignment are the whole
+	// job's.
 	SplitPartition SplitMode = "partition"
-	// SplitBroadcast: match_sql has no usable equality key; each match
-	// task gets one partition of the larger side and all of the smaller.
+	// SplitBroadcast: a plain match_sql (no rules, no exclusive) has no
+	// usable equality key; each match task gets one partition of the
+	// larger side and all of the smaller. A job with rules or exclusive is
+	// never broadcast: every task would offer the smaller side's rows again.
 	SplitBroadcast SplitMode = "broadcast"
 	// SplitSingle: the query cannot be shown to be partition-safe (an
-	// aggregate over a whole source, a set operation, ...); one executor
-	// runs the whole job.
+	// aggregate over a whole source, a set operation, rules without a
+	// shared key, ...); one executor runs the whole job.
 	SplitSingle SplitMode = "single"
 )
 
@@ -31,7 +36,8 @@ type PlanSpec struct {
 	Splits int `json:"splits"`
 }
 
-// SplitPlan is how a job is split, decided by parsing its match_sql.
+// SplitPlan is how a job is split, decided by parsing its match_sql (every
+// rule's, for a job with rules).
 type SplitPlan struct {
 	Mode SplitMode `json:"mode"`
 	// Reason says why the mode was chosen, for logs.

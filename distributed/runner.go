@@ -23,8 +23,8 @@ func NewRunner(r *kalla.Runner) *Runner { return &Runner{Runner: r} }
 // duckdb engine's sessions implement it.
 type Session interface {
 	kalla.Session
-	// PlanSplit parses match_sql (after both sources are attached) and
-	// decides how the job can be split.
+	// PlanSplit parses match_sql, or every rule's (after both sources are
+	// attached), and decides how the job can be split.
 	PlanSplit(ctx context.Context, job *kalla.Job) (SplitPlan, error)
 	// WritePartitions writes the loaded rows of alias into parts folders
 	// under dir, PartitionFolder(k) for k in [0, parts), choosing each

@@ -24,8 +24,10 @@ import (
 //     partition key with an outer partition key (`p2.b = l.a`), so all the
 //     rows it reads are in the same partition as the outer row.
 //
-// Without an equality key, a query with no source subquery is broadcast.
-// Anything else runs whole on one executor.
+// A job with rules is partitioned on an equality pair every rule has (and
+// each rule must be safe on it). Without an equality key, a plain match_sql
+// (no rules, no exclusive) with no source subquery is broadcast. Anything
+// else runs whole on one executor.
 func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (distributed.SplitPlan, error) {
 	single := func(format string, args ...any) (distributed.SplitPlan, error) {
 		return distributed.SplitPlan{Mode: distributed.SplitSingle, Reason: fmt.Sprintf(format, args...)}, nil
@@ -103,10 +105,17 @@ func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (distributed.Sp
 		}
 		return distributed.SplitPlan{Mode: distributed.SplitPartition, Reason: fmt.Sprintf("equality key %s = %s", p[0], p[1]), Hash: hash}, nil
 	}
-	if job.HasRules() && len(rules) > 1 {
+	// Only a plain match_sql job is broadcast: every match task sees all
+	// rows of the broadcast side, so a row of it could be taken by an
+	// exclusive rule in two partitions, a later rule would still see rows
+	// an earlier one took in another partition, and each partition would
+	// count the broadcast side again in the per-rule counts.
+	switch {
+	case job.HasRules() && len(rules) > 1:
 		return single("the rules share no equality key between the sources: every rule must join on one same pair of columns (l.a = r.b) for the job to be partitioned")
-	}
-	if rules[0].Exclusive != nil || job.ExplainsAny() {
+	case job.HasRules():
+		return single("rule %q has no equality key between the sources (l.a = r.b): a job with rules is partitioned on such a key or runs whole", rules[0].Name)
+	case rules[0].Exclusive != nil || job.ExplainsAny():
 		return single("an exclusive or explained match_sql without a usable equality key between the sources is not split: each row's candidates must be in one partition")
 	}
 	a, node := ps[0].a, ps[0].node

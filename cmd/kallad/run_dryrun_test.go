@@ -13,10 +13,10 @@ import (
 	"github.com/kalla-dev/kalla"
 )
 
-// rulesJob is the bundled example with three rules instead of match_sql:
+// exampleRulesJob is the bundled example with three rules instead of match_sql:
 // an exact one, an exclusive one over both sides and one exclusive on the
 // payments only.
-func rulesJob(t *testing.T, callbackURL, outputPath string) map[string]any {
+func exampleRulesJob(t *testing.T, callbackURL, outputPath string) map[string]any {
 	t.Helper()
 	job := exampleJob(t, callbackURL, outputPath)
 	delete(job, "match_sql")
@@ -112,7 +112,7 @@ func TestRunDryRun(t *testing.T) {
 	before := tree(t, existing)
 
 	realOut := filepath.Join(dir, "real")
-	stdout, stderr, code := kallad(t, dir, "run", writeJob(t, rulesJob(t, "", realOut)))
+	stdout, stderr, code := kallad(t, dir, "run", writeJob(t, exampleRulesJob(t, "", realOut)))
 	if code != 0 {
 		t.Fatalf("kallad run: exit %d: %s", code, stderr)
 	}
@@ -130,7 +130,7 @@ func TestRunDryRun(t *testing.T) {
 		{"flag before the job, an existing output folder", existing, func(job string) []string { return []string{"run", "--dry-run", job} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stdout, stderr, code := kallad(t, dir, tc.args(writeJob(t, rulesJob(t, "", tc.out)))...)
+			stdout, stderr, code := kallad(t, dir, tc.args(writeJob(t, exampleRulesJob(t, "", tc.out)))...)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
@@ -163,7 +163,7 @@ func TestRunDryRun(t *testing.T) {
 func TestRunDryRunInvalidRule(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	job := rulesJob(t, "", filepath.Join(dir, "out"))
+	job := exampleRulesJob(t, "", filepath.Join(dir, "out"))
 	job["rules"].([]any)[1].(map[string]any)["exclusive"] = map[string]any{"order_by": []any{"amount_gap"}}
 	stdout, stderr, code := kallad(t, dir, "run", "--dry-run", writeJob(t, job))
 	if code != 2 || stdout != "" || !strings.Contains(stderr, "rules[1].exclusive.order_by[0]") || !strings.Contains(stderr, `"amount_gap"`) {

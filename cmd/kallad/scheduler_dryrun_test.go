@@ -48,7 +48,7 @@ func TestSchedulerDryRun(t *testing.T) {
 	rv := newCallbackReceiver(t)
 	sched := startScheduler(t, t.TempDir())
 	out := filepath.Join(t.TempDir(), "out")
-	job := rulesJob(t, rv.base(), out)
+	job := exampleRulesJob(t, rv.base(), out)
 	runID := job["run_id"].(string)
 
 	code, body := sched.dryRun(t, job)
@@ -69,7 +69,7 @@ func TestSchedulerDryRun(t *testing.T) {
 
 	// A real job to the same receiver: once its callbacks are in, the dry
 	// run's would have been too.
-	other := rulesJob(t, rv.base(), filepath.Join(t.TempDir(), "other"))
+	other := exampleRulesJob(t, rv.base(), filepath.Join(t.TempDir(), "other"))
 	if code, body := sched.submit(t, other); code != 202 {
 		t.Fatalf("submit: %d %s", code, body)
 	}
@@ -201,7 +201,7 @@ func TestSchedulerDryRunGates(t *testing.T) {
 
 	// No token: 401, and nothing runs.
 	sched.token = ""
-	if code, body := sched.dryRun(t, rulesJob(t, "", out)); code != 401 {
+	if code, body := sched.dryRun(t, exampleRulesJob(t, "", out)); code != 401 {
 		t.Errorf("dry run without the token: %d %s", code, body)
 	}
 	sched.token = token
@@ -243,7 +243,7 @@ func TestSchedulerDryRunGates(t *testing.T) {
 		}, "rules[2].match_sql", "payment_id", false},
 	}
 	for _, tc := range cases {
-		job := rulesJob(t, "", out)
+		job := exampleRulesJob(t, "", out)
 		tc.mutate(job)
 		code, body := sched.dryRun(t, job)
 		var e kallahttp.ErrorBody
@@ -261,7 +261,7 @@ func TestSchedulerDryRunGates(t *testing.T) {
 	}
 
 	// A dry run past --job-timeout stops and says so.
-	slow := rulesJob(t, "", out)
+	slow := exampleRulesJob(t, "", out)
 	rule(slow, 1)["match_sql"] = slowMatchSQL
 	delete(rule(slow, 1), "exclusive")
 	start := time.Now()
