@@ -87,7 +87,6 @@ func runSplit(t *testing.T, kr *kalla.Runner, job *kalla.Job, parts int, direct 
 		if err != nil {
 			t.Fatalf("match %d: %v", p, err)
 		}
-		m.Rules = kalla.AddRuleCounts(m.Rules, c.Rules)
 		m.AddPartition(dir)
 		m.Rules = kalla.AddRuleCounts(m.Rules, c.Rules) // as the coordinator sums them
 	}

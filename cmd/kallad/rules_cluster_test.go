@@ -153,7 +153,7 @@ func TestClusterRulesWithoutSharedKeyRunSingle(t *testing.T) {
 			return rulesJob(t, []any{map[string]any{"name": "same_day", "match_sql": noKeyRule}}, inv, pay, rv.base())
 		}, `rule "same_day" has no equality key between the sources`, []string{"same_day"}},
 		{"exclusive_match_sql_without_key", exclusiveJob,
-			"an exclusive match_sql without an equality key between the sources is not split", []string{"match"}},
+			"an exclusive or explained match_sql without a usable equality key between the sources is not split", []string{"match"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
