@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/duckdb"
+	"github.com/kalla-dev/kalla/ui"
+)
+
+// uiOptions is the scheduler's web console switch, --ui (env KALLA_UI).
+type uiOptions struct{ enabled bool }
+
+func (u *uiOptions) register(fs *flag.FlagSet) error {
+	def := true
+	var err error
+	if v := env("", "KALLA_UI"); v != "" {
+		if def, err = strconv.ParseBool(v); err != nil {
+			def, err = true, fmt.Errorf("environment variable KALLA_UI=%q is not true or false", v)
+		}
+	}
+	fs.BoolVar(&u.enabled, "ui", def, "serve the web console under /ui/ on the HTTP port, with the API's authentication (env KALLA_UI; --ui=false turns it off)")
+	return err
+}
+
+// console builds the web console mounted by kallahttp.Config.UI, or nil
+// with --ui=false. It reads result files with the runner's DuckDB engine.
+func (u *uiOptions) console(runner *kalla.Runner, token string, depth func(context.Context) (int, error), logger *slog.Logger) (func(http.Handler) http.Handler, error) {
+	if !u.enabled {
+		return nil, nil
+	}
+	eng, ok := runner.Engine.(*duckdb.Engine)
+	if !ok {
+		return nil, errors.New("web console: the engine is not DuckDB's")
+	}
+	c, err := ui.New(ui.Config{Token: token, Browser: eng, QueueDepth: depth, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	return c.Handler, nil
+}
+
+// logURL says where the console is, once the API listens.
+func (u *uiOptions) logURL(logger *slog.Logger, addr string) {
+	if u.enabled {
+		logger.Info("web console", "url", "http://"+addr+"/ui/")
+	}
+}
