@@ -150,12 +150,16 @@ func (h *handler) cookie(r *http.Request, name, value string, maxAge int) *http.
 	}
 }
 
-// sameOrigin refuses a POST whose Origin (sent by every current browser)
-// is another site's: a second guard beside the CSRF token.
+// sameOrigin refuses a POST that a browser says comes from another site
+// (Sec-Fetch-Site) or another origin (Origin): a second guard beside the
+// CSRF token. Clients that send neither (curl) rely on the token alone.
 func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return false
+	}
 	origin := r.Header.Get("Origin")
-	if origin == "" || origin == "null" {
-		return origin == ""
+	if origin == "" {
+		return true
 	}
 	u, err := url.Parse(origin)
 	return err == nil && u.Host == r.Host
@@ -165,7 +169,8 @@ func sameOrigin(r *http.Request) bool {
 // token or from another origin.
 func (h *handler) checkPost(w http.ResponseWriter, r *http.Request) bool {
 	if !sameOrigin(r) || !h.csrf.check(r) {
-		h.log.Warn("refused a console POST without a valid CSRF token", "path", r.URL.Path, "remote", r.RemoteAddr)
+		h.log.Warn("refused a console POST without a valid CSRF token or from another site", "path", r.URL.Path, "remote", r.RemoteAddr,
+			"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"))
 		h.fail(w, r, http.StatusForbidden, "This form has expired or did not come from the console. Load the page again and resubmit.")
 		return false
 	}

@@ -43,7 +43,7 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
-	"ago":   func(now, t time.Time) string { return now.Sub(t).Round(100 * time.Millisecond).String() },
+	"ago": func(now, t time.Time) string { return now.Sub(t).Round(100 * time.Millisecond).String() },
 	"field": func(f *submitForm, name, label, value, hint string) formField {
 		return formField{Name: name, Label: label, Value: value, Hint: hint, Error: f.Errors[name]}
 	},
