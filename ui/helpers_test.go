@@ -72,7 +72,7 @@ type sched struct {
 	exited  chan struct{}
 }
 
-var consoleRe = regexp.MustCompile(`msg="web console" url=http://(\S+)/ui/`)
+var listenRe = regexp.MustCompile(`msg="http api listening".* addr=(\S+)`)
 
 // startScheduler starts `kallad scheduler` on free loopback ports, one job
 // at a time, and waits until /ready answers. args are added to its command
@@ -110,17 +110,19 @@ func startScheduler(t testing.TB, args []string, env ...string) *sched {
 			t.Logf("scheduler log:\n%s", s.logs())
 		}
 	})
-	waitFor(t, "the console to listen", func() bool {
+	waitFor(t, "the scheduler to listen", func() bool {
 		select {
 		case <-s.exited:
 			t.Fatalf("scheduler exited:\n%s", s.logs())
 		default:
 		}
-		m := consoleRe.FindStringSubmatch(s.logs())
+		m := listenRe.FindStringSubmatch(s.logs())
 		if m == nil {
 			return false
 		}
-		s.url = "http://" + m[1]
+		// A scheduler bound to every address is reached on loopback.
+		port := m[1][strings.LastIndex(m[1], ":")+1:]
+		s.url = "http://127.0.0.1:" + port
 		return true
 	})
 	waitFor(t, "/ready", func() bool {
