@@ -312,10 +312,11 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err != nil {
 		return err
 	}
-	console, err := o.ui.console(runner, apiToken, queueDepth(queue), logger)
+	console, closeConsole, err := o.ui.console(runner, apiToken, queueDepth(queue), logger)
 	if err != nil {
 		return err
 	}
+	defer closeConsole()
 	api, err := kallahttp.NewServer(kallahttp.Config{
 		Addr:      net.JoinHostPort(o.bindHost, strconv.Itoa(o.httpPort)),
 		Validator: runner, Store: store, Queue: queue, Notifier: notifier, Gatherer: reg,

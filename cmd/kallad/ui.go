@@ -30,20 +30,23 @@ func (u *uiOptions) register(fs *flag.FlagSet) error {
 }
 
 // console builds the web console mounted by kallahttp.Config.UI, or nil
-// with --ui=false. It reads result files with the runner's DuckDB engine.
-func (u *uiOptions) console(runner *kalla.Runner, token string, depth func(context.Context) (int, error), logger *slog.Logger) (func(http.Handler) http.Handler, error) {
+// with --ui=false, and the func that closes it. It reads result files with
+// the runner's DuckDB engine's settings.
+func (u *uiOptions) console(runner *kalla.Runner, token string, depth func(context.Context) (int, error), logger *slog.Logger) (func(http.Handler) http.Handler, func(), error) {
 	if !u.enabled {
-		return nil, nil
+		return nil, func() {}, nil
 	}
 	eng, ok := runner.Engine.(*duckdb.Engine)
 	if !ok {
-		return nil, errors.New("web console: the engine is not DuckDB's")
+		return nil, nil, errors.New("web console: the engine is not DuckDB's")
 	}
-	c, err := ui.New(ui.Config{Token: token, Browser: eng, QueueDepth: depth, Logger: logger})
+	browser := duckdb.NewBrowser(eng)
+	c, err := ui.New(ui.Config{Token: token, Browser: browser, QueueDepth: depth, Logger: logger})
 	if err != nil {
-		return nil, err
+		browser.Close()
+		return nil, nil, err
 	}
-	return c.Handler, nil
+	return c.Handler, func() { browser.Close() }, nil
 }
 
 // logURL says where the console is, once the API listens.
