@@ -49,28 +49,28 @@ type rowsView struct {
 
 // fileQuery reads the run, the file and the filters of a rows or download
 // request, answering the error itself.
-func (h *handler) fileQuery(w http.ResponseWriter, r *http.Request) (dir, file string, q kalla.RowQuery, ok bool) {
+func (h *handler) fileQuery(w http.ResponseWriter, r *http.Request) (dir, location, file string, q kalla.RowQuery, ok bool) {
 	v, ok := h.getRun(w, r)
 	if !ok {
-		return "", "", q, false
+		return "", "", "", q, false
 	}
 	file = r.PathValue("file")
 	if !slices.Contains(resultFiles, file) {
 		h.fail(w, r, http.StatusNotFound, "A result has no file "+strconv.Quote(file)+"; it has matched, unmatched_left, unmatched_right and, with suggested rules, suggested.")
-		return "", "", q, false
+		return "", "", "", q, false
 	}
 	if v.State != kalla.JobCompleted {
 		h.fail(w, r, http.StatusNotFound, "Run "+v.RunID+" is "+string(v.State)+": only a completed run has result files.")
-		return "", "", q, false
+		return "", "", "", q, false
 	}
-	dir, note := h.resultDir(v)
+	dir, location, note := h.resultDir(r.Context(), v)
 	if note != "" {
 		h.fail(w, r, http.StatusNotFound, note)
-		return "", "", q, false
+		return "", "", "", q, false
 	}
 	if _, err := os.Stat(filepath.Join(dir, file+".parquet")); err != nil {
 		h.fail(w, r, http.StatusNotFound, "This result has no "+file+".parquet.")
-		return "", "", q, false
+		return "", "", "", q, false
 	}
 	params := r.URL.Query()
 	q.Equal = map[string]string{}
@@ -82,7 +82,7 @@ func (h *handler) fileQuery(w http.ResponseWriter, r *http.Request) (dir, file s
 	}
 	q.Search = strings.TrimSpace(params.Get("q"))
 	q.SearchColumns = searchKeys(v.job(), file)
-	return dir, file, q, true
+	return dir, location, file, q, true
 }
 
 // searchKeys are the columns a key search looks in: the primary key of the
@@ -112,7 +112,7 @@ func searchKeys(job jobFields, file string) []string {
 }
 
 func (h *handler) rowsPage(w http.ResponseWriter, r *http.Request) {
-	dir, file, q, ok := h.fileQuery(w, r)
+	dir, location, file, q, ok := h.fileQuery(w, r)
 	if !ok {
 		return
 	}
@@ -150,7 +150,7 @@ func (h *handler) rowsPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	view.Query = filters.Encode()
-	view.Files = existingFiles(dir)
+	view.Files = existingFiles(dir, location)
 	view.CSV = "/ui/runs/" + url.PathEscape(view.RunID) + "/download/" + file + "?format=csv"
 	if view.Query != "" {
 		view.CSV += "&" + view.Query
@@ -190,7 +190,7 @@ func (h *handler) browseFailed(w http.ResponseWriter, r *http.Request, err error
 // download sends a result file: ?format=csv streams the rows the filters
 // select as CSV; ?format=parquet sends the whole file as written.
 func (h *handler) download(w http.ResponseWriter, r *http.Request) {
-	dir, file, q, ok := h.fileQuery(w, r)
+	dir, _, file, q, ok := h.fileQuery(w, r)
 	if !ok {
 		return
 	}

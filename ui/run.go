@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -89,10 +90,10 @@ func (h *handler) runPage(w http.ResponseWriter, r *http.Request) {
 	view.Tables = resultTables(v.Result)
 	view.CarryOver = carryOverRun(v.job().CarryOver)
 	if v.State == kalla.JobCompleted {
-		if dir, note := h.resultDir(v); note != "" {
+		if dir, location, note := h.resultDir(r.Context(), v); note != "" {
 			view.FilesNote = note
 		} else {
-			view.Files = existingFiles(dir)
+			view.Files = existingFiles(dir, location)
 		}
 	}
 	switch r.URL.Query().Get("notice") {
@@ -130,44 +131,35 @@ func (h *handler) cancel(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// existingFiles lists the result files in dir.
-func existingFiles(dir string) []resultFile {
+// existingFiles lists the result files in dir, a copy of location.
+func existingFiles(dir, location string) []resultFile {
 	var out []resultFile
 	for _, name := range resultFiles {
-		p := filepath.Join(dir, name+".parquet")
-		if _, err := os.Stat(p); err == nil {
-			out = append(out, resultFile{Name: name, Path: p})
+		if _, err := os.Stat(filepath.Join(dir, name+".parquet")); err == nil {
+			out = append(out, resultFile{Name: name, Path: location + "/" + name + ".parquet"})
 		}
 	}
 	return out
 }
 
-// resultDir returns the local folder of a completed run's result, or why
-// its files cannot be opened: on S3, removed, or replaced by a later run
+// resultDir returns the local folder of a completed run's result (a copy,
+// for a result on S3), the folder's location as the job named it, or why
+// its files cannot be opened: removed, or replaced by a later run
 // publishing to the same output_path (summary.json names that run).
-func (h *handler) resultDir(v *jobView) (string, string) {
+func (h *handler) resultDir(ctx context.Context, v *jobView) (dir, location, note string) {
 	res := v.result()
 	if res == nil || res.OutputPaths.Matched == "" {
-		return "", "The run has no result files."
+		return "", "", "The run has no result files."
 	}
-	if strings.HasPrefix(res.OutputPaths.Matched, "s3://") {
-		return "", "The result is on S3 (" + filepath.Dir(res.OutputPaths.Matched) + "/); the console opens local results only for now: read it with any S3 client."
+	location = res.OutputPaths.Matched[:strings.LastIndex(res.OutputPaths.Matched, "/")]
+	if strings.HasPrefix(location, "s3://") {
+		if h.copies == nil {
+			return "", location, "The result is on S3 (" + location + "/); this console reads local results only."
+		}
+		dir, note = h.copies.local(ctx, v.RunID, location, remoteNames(v.Result))
+		return dir, location, h.redact(note)
 	}
-	dir := filepath.Dir(res.OutputPaths.Matched)
-	raw, err := os.ReadFile(filepath.Join(dir, kalla.SummaryFile))
-	if err != nil {
-		return "", "The result folder has no summary.json: a later run is publishing to it, or the files were removed."
-	}
-	var sum struct {
-		RunID string `json:"run_id"`
-	}
-	if json.Unmarshal(raw, &sum) != nil {
-		return "", "The result folder's summary.json is not readable."
-	}
-	if sum.RunID != v.RunID {
-		return "", "The result folder now holds the result of run " + sum.RunID + ", which wrote to the same output_path later."
-	}
-	return dir, ""
+	return location, location, checkSummary(filepath.Join(location, kalla.SummaryFile), v.RunID)
 }
 
 // knownResult are the result fields the run page shows as counts.

@@ -41,6 +41,11 @@ type Config struct {
 	Browser kalla.ResultBrowser
 	// QueueDepth, if set, counts the jobs waiting (the cluster page).
 	QueueDepth func(context.Context) (int, error)
+	// Fetch, if set, copies results on S3 for the console to read, below
+	// TempDir (default the system's temp folder); without it the console
+	// reads local results only.
+	Fetch   Fetcher
+	TempDir string
 	// SessionTTL is how long a login lasts; default 12h.
 	SessionTTL time.Duration
 	Logger     *slog.Logger
@@ -53,6 +58,7 @@ type Console struct {
 	pages    map[string]*template.Template
 	sessions *sessions
 	csrf     *csrfKey
+	copies   *copies
 }
 
 // New validates cfg and parses the templates.
@@ -74,11 +80,18 @@ func New(cfg Config) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
+	copies, err := newCopies(cfg.Fetch, cfg.TempDir)
+	if err != nil {
+		return nil, err
+	}
 	return &Console{
 		cfg: cfg, log: cfg.Logger.With("component", "ui"), pages: pages,
-		sessions: newSessions(cfg.SessionTTL), csrf: key,
+		sessions: newSessions(cfg.SessionTTL), csrf: key, copies: copies,
 	}, nil
 }
+
+// Close removes the copies of results on S3.
+func (c *Console) Close() error { return c.copies.close() }
 
 // Handler returns the console's handler for /ui/, calling api (the job
 // API's handler) for every job read and change. Its signature is the one

@@ -312,7 +312,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err != nil {
 		return err
 	}
-	console, closeConsole, err := o.ui.console(runner, apiToken, queueDepth(queue), logger)
+	console, closeConsole, err := o.ui.console(runner, eng.TempDir, apiToken, queueDepth(queue), logger)
 	if err != nil {
 		return err
 	}
