@@ -40,11 +40,22 @@ func TestBrowserSubmitProgressCancel(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("run_id"), job["run_id"].(string)),
 		chromedp.SetValue(chromedp.ID("left_uri"), srcs[0].(map[string]any)["uri"].(string)),
 		chromedp.SetValue(chromedp.ID("left_keys"), "invoice_id"),
-		chromedp.SetValue(chromedp.ID("right_uri"), srcs[1].(map[string]any)["uri"].(string)),
 		chromedp.SetValue(chromedp.ID("right_keys"), "payment_id"),
 		chromedp.SetValue(chromedp.ID("match_sql"), job["match_sql"].(string)),
 		chromedp.SetValue(chromedp.ID("output_path"), out),
 	)
+	// Without the right source's URI the API's error comes back next to
+	// that input, and the form keeps what was typed.
+	run(t, ctx, "submit the form without the right URI",
+		chromedp.Click(chromedp.CSS("#submit-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.ID("right_uri-error")))
+	if got := text(t, ctx, "#right_uri-error"); !strings.Contains(got, "sources[1].uri") || !strings.Contains(got, "required") {
+		t.Errorf("the error next to the right URI reads %q", got)
+	}
+	if v, _ := chromedp.Run(ctx, chromedp.Value(chromedp.ID("left_uri"))); v != srcs[0].(map[string]any)["uri"] {
+		t.Errorf("the form lost the left URI: %q", v)
+	}
+	run(t, ctx, "complete the form", chromedp.SetValue(chromedp.ID("right_uri"), srcs[1].(map[string]any)["uri"].(string)))
 	screenshot(t, ctx, "submit")
 	run(t, ctx, "submit the form",
 		chromedp.Click(chromedp.CSS("#submit-form button[type=submit]")),
@@ -64,8 +75,9 @@ func TestBrowserSubmitProgressCancel(t *testing.T) {
 	// The page notes every state and progress it shows; a reload would
 	// clear the notes.
 	eval[bool](t, ctx, `window.kallaSeen = [];
-		new MutationObserver(() => kallaSeen.push(document.getElementById("state").textContent + "|" + document.getElementById("progress").value))
-			.observe(document.getElementById("state"), {childList: true, characterData: true, subtree: true});
+		window.kallaNote = () => kallaSeen.push(document.getElementById("state").textContent + "|" + document.getElementById("progress").value);
+		kallaNote();
+		new MutationObserver(kallaNote).observe(document.getElementById("state"), {childList: true, characterData: true, subtree: true});
 		true`)
 
 	// A second tab cancels the slow job from its page.
@@ -79,8 +91,8 @@ func TestBrowserSubmitProgressCancel(t *testing.T) {
 	// The first tab follows its run to the end without a reload.
 	waitText(t, ctx, "#state", "completed")
 	seen := eval[[]string](t, ctx, `window.kallaSeen`)
-	if len(seen) == 0 {
-		t.Fatal("the run page reloaded or never updated; it should update in place")
+	if len(seen) < 2 {
+		t.Fatalf("the run page reloaded or never updated (it noted %v); it should update in place", seen)
 	}
 	if seen[0] != "queued|0" || seen[len(seen)-1] != "completed|1" {
 		t.Errorf("the page showed %v: want queued at 0 first, completed at 1 last", seen)

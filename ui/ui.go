@@ -99,8 +99,6 @@ func (c *Console) Close() error { return c.copies.close() }
 func (c *Console) Handler(api http.Handler) http.Handler {
 	h := &handler{Console: c, api: apiClient{h: api, token: c.cfg.Token}}
 	mux := http.NewServeMux()
-	static, _ := fs.Sub(staticFS, "static")
-	mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", staticFiles(http.FileServerFS(static))))
 	mux.HandleFunc("GET /ui/login", h.loginPage)
 	mux.HandleFunc("POST /ui/login", h.login)
 	for _, rt := range []struct {
@@ -124,7 +122,13 @@ func (c *Console) Handler(api http.Handler) http.Handler {
 	mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusNotFound, "There is no such page in the console.")
 	})
-	return securityHeaders(h.withCSRFCookie(mux))
+	// The assets are open, and set no cookie: a browser fetching them in
+	// parallel with a page must not replace the page's CSRF cookie.
+	root := http.NewServeMux()
+	static, _ := fs.Sub(staticFS, "static")
+	root.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", staticFiles(http.FileServerFS(static))))
+	root.Handle("/ui/", h.withCSRFCookie(mux))
+	return securityHeaders(root)
 }
 
 // handler is the console bound to the API it calls.
