@@ -67,6 +67,7 @@ type sched struct {
 	t       testing.TB
 	cmd     *exec.Cmd
 	url     string // http://host:port
+	dir     string // --data-dir and --staging-path are below it
 	logPath string
 	token   string
 	exited  chan struct{}
@@ -92,7 +93,7 @@ func startScheduler(t testing.TB, args []string, env ...string) *sched {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &sched{t: t, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	s := &sched{t: t, cmd: cmd, dir: dir, logPath: logPath, exited: make(chan struct{})}
 	for _, e := range env {
 		if v, ok := strings.CutPrefix(e, "KALLA_API_TOKEN="); ok {
 			s.token = v
