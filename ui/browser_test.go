@@ -55,8 +55,8 @@ func TestBrowserSubmitProgressCancel(t *testing.T) {
 	if v, _ := chromedp.Run(ctx, chromedp.Value(chromedp.ID("left_uri"))); v != srcs[0].(map[string]any)["uri"] {
 		t.Errorf("the form lost the left URI: %q", v)
 	}
-	run(t, ctx, "complete the form", chromedp.SetValue(chromedp.ID("right_uri"), srcs[1].(map[string]any)["uri"].(string)))
 	screenshot(t, ctx, "submit")
+	run(t, ctx, "complete the form", chromedp.SetValue(chromedp.ID("right_uri"), srcs[1].(map[string]any)["uri"].(string)))
 	run(t, ctx, "submit the form",
 		chromedp.Click(chromedp.CSS("#submit-form button[type=submit]")),
 		chromedp.WaitVisible(chromedp.ID("state")),
