@@ -142,11 +142,15 @@ func (h *handler) withCSRFCookie(next http.Handler) http.Handler {
 	})
 }
 
-// cookie builds one of the console's cookies; maxAge -1 deletes it.
+// cookie builds one of the console's cookies; maxAge -1 deletes it. It is
+// Secure when the browser came over TLS: to this server, or to a proxy in
+// front of it that says so (X-Forwarded-Proto: https). Believing that
+// header can only make the cookie stricter.
 func (h *handler) cookie(r *http.Request, name, value string, maxAge int) *http.Cookie {
 	return &http.Cookie{
 		Name: name, Value: value, Path: "/ui/", MaxAge: maxAge,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https"),
 	}
 }
 

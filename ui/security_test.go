@@ -81,6 +81,18 @@ func TestBrowserLogin(t *testing.T) {
 		t.Errorf("runs list without a session: %d, want a redirect to the login", code)
 	}
 
+	// Behind a TLS proxy that says so, the cookies are Secure.
+	req, _ := http.NewRequest("GET", s.url+"/ui/login", nil)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	resp, err := client(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if cs := resp.Cookies(); len(cs) != 1 || cs[0].Name != "kalla_csrf" || !cs[0].Secure || !cs[0].HttpOnly {
+		t.Errorf("cookies behind a TLS proxy: %+v, want kalla_csrf Secure and HttpOnly", cs)
+	}
+
 	run(t, ctx, "log out", chromedp.Click(chromedp.CSS("form.logout button")), chromedp.WaitVisible(chromedp.CSS(`body[data-page="login"]`)))
 	run(t, ctx, "open a page after logging out", chromedp.Navigate(s.url+"/ui/"), chromedp.WaitVisible(chromedp.ID("token")))
 }
