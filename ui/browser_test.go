@@ -130,6 +130,9 @@ func TestBrowserSubmitProgressCancel(t *testing.T) {
 	// Its files appear once the page is shown again.
 	run(t, ctx, "show the result", chromedp.Click(chromedp.CSS("#live-ended a")), chromedp.WaitVisible(chromedp.ID("files")))
 	screenshot(t, ctx, "run")
+	if !eval[bool](t, ctx, `document.querySelector("[data-live]") === null`) {
+		t.Error("the page of a finished run still polls")
+	}
 	run(t, ctx, "open the unmatched left rows", chromedp.Click(chromedp.ID("rows-unmatched_left")), chromedp.WaitVisible(chromedp.ID("rows")))
 	screenshot(t, ctx, "rows")
 	if got := text(t, ctx, "#total"); got != strconv.FormatInt(sum.UnmatchedLeftCount, 10) {
