@@ -74,6 +74,10 @@ type Config struct {
 	// ShutdownTimeout bounds Stop's wait for requests in flight.
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// UI, if set, makes the handler served under /ui/ (the web console),
+	// given the API's handler: the console calls the API in process, so it
+	// follows the API's rules and answers.
+	UI func(api http.Handler) http.Handler
 }
 
 func (c *Config) validate() error {
@@ -179,6 +183,9 @@ func NewServer(cfg Config) (*Server, error) {
 		mux.Handle(rt.method+" "+rt.path, h)
 	}
 	s.handler = jsonNotFound(mux)
+	if cfg.UI != nil {
+		mux.Handle("/ui/", cfg.UI(s.handler))
+	}
 	return s, nil
 }
 

@@ -15,6 +15,10 @@ fi
 if ! command -v ip >/dev/null 2>&1; then
   missing+=(iproute2)
 fi
+# The console's browser tests (ui/) drive a headless Chromium.
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-headless-shell >/dev/null 2>&1; then
+  missing+=(chromium)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${missing[*]} for the tests" >&2
   sudo=""

@@ -49,6 +49,7 @@ type schedulerOptions struct {
 	auth               *clusterAuthOptions
 	limits             limitOptions
 	scale              scaleOptions
+	ui                 uiOptions
 }
 
 // Run parses args and serves until ctx is cancelled (SIGINT or SIGTERM),
@@ -134,7 +135,7 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 	fs.StringVar(&o.dataDir, "data-dir", env("./kalla-data", "KALLA_DATA_DIR"), "folder of the durable job store and queue (env KALLA_DATA_DIR)")
 	fs.StringVar(&o.natsURL, "nats-url", env("", "NATS_URL"), "use this NATS cluster instead of the embedded server (env NATS_URL)")
 	o.auth = clusterAuthFlags(fs, true)
-	return o, errors.Join(err, o.limits.register(fs), o.scale.register(fs), replicasFlag(fs, &o.natsReplicas))
+	return o, errors.Join(err, o.limits.register(fs), o.scale.register(fs), replicasFlag(fs, &o.natsReplicas), o.ui.register(fs))
 }
 
 func (o *schedulerOptions) validate() error {
@@ -311,6 +312,11 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err != nil {
 		return err
 	}
+	console, closeConsole, err := o.ui.console(runner, eng.TempDir, apiToken, queueDepth(queue), logger)
+	if err != nil {
+		return err
+	}
+	defer closeConsole()
 	api, err := kallahttp.NewServer(kallahttp.Config{
 		Addr:      net.JoinHostPort(o.bindHost, strconv.Itoa(o.httpPort)),
 		Validator: runner, Store: store, Queue: queue, Notifier: notifier, Gatherer: reg,
@@ -319,7 +325,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		Cluster:   members,
 		MaxQueued: o.limits.maxQueued, QueueDepth: queueDepth(queue), ReadHeaderTimeout: o.limits.httpHeaderTimeout,
 		DryRuns: kallahttp.DryRuns{Runner: runner, TakeSlot: worker.TakeSlot, JobTimeout: o.limits.jobTimeout},
-		Logger:  logger,
+		Logger:  logger, UI: console,
 	})
 	if err != nil {
 		return err
@@ -330,6 +336,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		return err
 	}
 	defer api.Stop()
+	o.ui.logURL(logger, api.Addr())
 	logProtectedMode(ctx, logger, o.bindHost, clusterProtected, apiToken == "")
 	if err := callbacks.Start(ctx); err != nil {
 		return err

@@ -1,0 +1,45 @@
+package ui
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// The parts of a result the run page does not know (issue 13's per-rule
+// counts, issue 14's reasons and ageing) are shown as tables in the
+// order of the JSON: an array of objects by its keys, an object as name
+// and value, a scalar as itself.
+func TestResultTables(t *testing.T) {
+	raw := json.RawMessage(`{"run_id": "r", "matched_count": 3, "output_paths": {"matched": "m"},
+		"rules": [{"name": "exact", "left_in": 10, "matched": 3, "ties": 0}, {"name": "fuzzy", "left_in": 7, "matched": 0, "elapsed_ms": 12}],
+		"reasons": {"no_candidate": 4, "amount_mismatch": 1},
+		"carried_over": 2}`)
+	got := resultTables(raw)
+	want := []table{
+		{Title: "rules", Columns: []string{"name", "left_in", "matched", "ties", "elapsed_ms"}, Rows: [][]string{{"exact", "10", "3", "0", ""}, {"fuzzy", "7", "0", "", "12"}}},
+		{Title: "reasons", Columns: []string{"name", "value"}, Rows: [][]string{{"no_candidate", "4"}, {"amount_mismatch", "1"}}},
+		{Title: "carried_over", Columns: []string{"value"}, Rows: [][]string{{"2"}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("tables:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// An API error lands next to the input that holds its field.
+func TestSubmitErrorInputs(t *testing.T) {
+	f := &submitForm{LeftAlias: "inv", RightAlias: "pay"}
+	for field, want := range map[string]string{
+		"run_id": "run_id", "match_sql": "match_sql", "sources[0].uri": "left_uri", "sources[1].alias": "right_alias",
+		"sources[1].filters[0].op": "right_filters", "primary_keys.PAY": "right_keys", "primary_keys.inv": "left_keys",
+		"sources": "", "primary_keys.other": "",
+	} {
+		if got := f.inputOf(field); got != want {
+			t.Errorf("field %s goes to input %q, want %q", field, got, want)
+		}
+	}
+	f.JSON = `{"run_id": 1}`
+	if got := f.inputOf("run_id"); got != "job_json" {
+		t.Errorf("with a JSON job, an error goes to %q, want job_json", got)
+	}
+}
