@@ -43,3 +43,24 @@ func TestSubmitErrorInputs(t *testing.T) {
 		t.Errorf("with a JSON job, an error goes to %q, want job_json", got)
 	}
 }
+
+// TestPastedJobGetsTheFormsRunID: a job file written for kallad run (no
+// run_id, as examples/job.json) can be pasted as it is; a run_id it has is
+// kept.
+func TestPastedJobGetsTheFormsRunID(t *testing.T) {
+	const id = "6b1f2c7e-3a4d-4e5f-8a9b-0c1d2e3f4a5b"
+	for _, tc := range []struct{ json, want string }{
+		{`{"match_sql": "SELECT 1"}`, id},
+		{`{"run_id": "", "match_sql": "SELECT 1"}`, id},
+		{`{"run_id": "0f0e0d0c-0b0a-4908-8706-050403020100"}`, "0f0e0d0c-0b0a-4908-8706-050403020100"},
+	} {
+		f := submitForm{RunID: id, JSON: tc.json}
+		body, _, msg := f.job()
+		var got struct {
+			RunID string `json:"run_id"`
+		}
+		if msg != "" || json.Unmarshal(body, &got) != nil || got.RunID != tc.want {
+			t.Errorf("%s: body %s (%s), want run_id %s", tc.json, body, msg, tc.want)
+		}
+	}
+}

@@ -83,7 +83,7 @@ func (h *handler) submit(w http.ResponseWriter, r *http.Request) {
 // made into one.
 func (f *submitForm) job() (body []byte, input, msg string) {
 	if strings.TrimSpace(f.JSON) != "" {
-		return []byte(f.JSON), "", ""
+		return f.pastedJob()
 	}
 	src := func(alias, uri, filters string) (map[string]any, string) {
 		s := map[string]any{"alias": alias, "uri": uri}
@@ -112,6 +112,29 @@ func (f *submitForm) job() (body []byte, input, msg string) {
 	if f.CallbackURL != "" {
 		job["callback_url"] = f.CallbackURL
 	}
+	b, err := json.Marshal(job)
+	if err != nil {
+		return nil, "", err.Error()
+	}
+	return b, "", ""
+}
+
+// pastedJob is the pasted job JSON, given the form's run id when it has
+// none (a job file written for kallad run, such as examples/job.json,
+// usually has none; the API requires one).
+func (f *submitForm) pastedJob() (body []byte, input, msg string) {
+	var job map[string]json.RawMessage
+	if json.Unmarshal([]byte(f.JSON), &job) != nil || f.RunID == "" {
+		return []byte(f.JSON), "", "" // the API names what is wrong
+	}
+	if id, ok := job["run_id"]; ok && string(id) != `""` && string(id) != "null" {
+		return []byte(f.JSON), "", ""
+	}
+	id, err := json.Marshal(f.RunID)
+	if err != nil {
+		return nil, "", err.Error()
+	}
+	job["run_id"] = id
 	b, err := json.Marshal(job)
 	if err != nil {
 		return nil, "", err.Error()
