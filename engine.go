@@ -48,6 +48,9 @@ type MatchSpec struct {
 	Rules []RuleSpec `json:"rules"`
 	// Labelled is set for jobs with rules: matched rows carry RuleColumn.
 	Labelled bool `json:"labelled,omitempty"`
+	// CarriedFrom is the run id of the previous run a carry-over job took
+	// its open items from.
+	CarriedFrom string `json:"carried_from,omitempty"`
 }
 
 // RuleSpec is one rule as the engine runs it.
@@ -86,4 +89,7 @@ type KeyMapping struct {
 type Counts struct {
 	Matched, UnmatchedLeft, UnmatchedRight int64
 	Rules                                  []RuleCount `json:",omitempty"`
+	// CarryOver and Ageing are set for carry-over jobs.
+	CarryOver *CarryOverCounts `json:",omitempty"`
+	Ageing    *Ageing          `json:",omitempty"`
 }

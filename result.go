@@ -52,6 +52,9 @@ type Result struct {
 	// DryRun is set when nothing was written (kallad run --dry-run, or
 	// POST /api/jobs?dry_run=true): OutputPaths is then empty.
 	DryRun bool `json:"dry_run,omitempty"`
+	// CarryOver and Ageing report a carry-over job (carryover.go).
+	CarryOver *CarryOverCounts `json:"carry_over,omitempty"`
+	Ageing    *Ageing          `json:"ageing,omitempty"`
 }
 
 // OutputPaths locates the result files.
@@ -59,6 +62,9 @@ type OutputPaths struct {
 	Matched        string `json:"matched"`
 	UnmatchedLeft  string `json:"unmatched_left"`
 	UnmatchedRight string `json:"unmatched_right"`
+	// The expired files of a carry-over job with max_age_days.
+	ExpiredLeft  string `json:"expired_left,omitempty"`
+	ExpiredRight string `json:"expired_right,omitempty"`
 }
 
 // ErrorReport is the payload of an error callback.

@@ -97,7 +97,8 @@ var resultFiles = []string{kalla.MatchedFile, kalla.UnmatchedLeftFile, kalla.Unm
 // Publish renames the result files into place, summary.json last, holding
 // the folder's lock.
 func (o *Output) Publish(ctx context.Context, dir string) error {
-	for _, name := range resultFiles {
+	names := publishNames(dir)
+	for _, name := range names {
 		if err := syncPath(filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("sync %s: %w", name, err)
 		}
@@ -117,7 +118,7 @@ func (o *Output) Publish(ctx context.Context, dir string) error {
 	case !errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("remove previous summary: %w", err)
 	}
-	for i, name := range resultFiles {
+	for i, name := range names {
 		if name == kalla.SummaryFile {
 			// The files' new names must be durable before summary.json
 			// says they are there.
