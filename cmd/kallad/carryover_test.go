@@ -229,3 +229,106 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// A carry-over that cannot be taken up is refused before any row is read,
+// naming the field and why: no summary.json where from points, a carried
+// column whose values today's type cannot hold, a column on one side only,
+// an age_from that is not a date or names no column.
+func TestCarryOverErrors(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	day1 := writeCarryJob(t, filepath.Join(root, "day1"), kalla.NewRunID(), carryDay{
+		bank: "A1,10.50,2026-03-01\n", ledger: "P1,ZZ,1.00\n", carry: map[string]any{"as_of": "2026-03-01"},
+	})
+	runCarry(t, day1)
+	from := filepath.Join(root, "day1", "out")
+	empty := t.TempDir()
+	for _, tc := range []struct {
+		name         string
+		bank         string // replaces the bank file, header included
+		carry        map[string]any
+		field        string
+		says         []string
+		wantExitZero bool
+	}{
+		{"no summary", "", map[string]any{"from": empty}, "carry_over.from", []string{"summary.json", "not a complete result"}, false},
+		{"type", "id,amount,value_date\nA2,7,2026-03-02\n", map[string]any{"from": from}, "carry_over.from",
+			[]string{`"amount"`, "left", "DECIMAL(18,2)", "BIGINT", `"10.50"`}, false},
+		{"missing column", "id,amount\nA2,7.00\n", map[string]any{"from": from}, "carry_over.from",
+			[]string{`"value_date"`, "left", `"l"`}, false},
+		{"age_from text", "", map[string]any{"from": from, "age_from": "id"}, "carry_over.age_from", []string{`"id"`, "DATE or TIMESTAMP"}, false},
+		{"age_from nowhere", "", map[string]any{"from": from, "age_from": "booked"}, "carry_over.age_from", []string{`"booked"`, "neither source"}, false},
+		{"as_of", "", map[string]any{"from": from, "as_of": "2026-13-01"}, "carry_over.as_of", []string{"YYYY-MM-DD"}, false},
+		{"max_age_days", "", map[string]any{"from": from, "max_age_days": -1}, "carry_over.max_age_days", []string{"0 or more"}, false},
+		{"type that converts", "id,amount,value_date\nA2,7.5,2026-03-02\n", map[string]any{"from": from}, "", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(root, strings.ReplaceAll(tc.name, " ", "-"))
+			job := writeCarryJob(t, dir, kalla.NewRunID(), carryDay{bank: "A2,7.00,2026-03-02\n", ledger: "P2,A2,7.00\n", carry: tc.carry})
+			if tc.bank != "" {
+				if err := os.WriteFile(filepath.Join(dir, "bank.csv"), []byte(tc.bank), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, stderr, code := runCarryJob(t, job)
+			if tc.wantExitZero {
+				if code != 0 {
+					t.Fatalf("exit %d: %s", code, stderr)
+				}
+				// Today's amount is DECIMAL(18,1): the carried 10.50 is
+				// 10.5 exactly, and is carried in today's type.
+				kallatest.SameRows(t, "unmatched_left", ducktest.Rows(t, "SELECT id, amount FROM '"+res.OutputPaths.UnmatchedLeft+"'"),
+					[]string{"A1|10.5", "A2|7.5"})
+				return
+			}
+			if code == 0 {
+				t.Fatalf("the job ran: %+v", res)
+			}
+			if !strings.Contains(stderr, tc.field+":") {
+				t.Errorf("stderr does not name %s:\n%s", tc.field, stderr)
+			}
+			for _, s := range tc.says {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("stderr does not say %s:\n%s", s, stderr)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, "out", kalla.SummaryFile)); err == nil {
+				t.Error("a refused job wrote a result")
+			}
+		})
+	}
+}
+
+// Through the API, a carry_over.from outside --allow-paths is refused as a
+// source there is, and one without summary.json is a 400 naming the field.
+func TestCarryOverAPIRefuses(t *testing.T) {
+	t.Parallel()
+	allowed, outside := t.TempDir(), t.TempDir()
+	prev := writeCarryJob(t, filepath.Join(outside, "day1"), kalla.NewRunID(), carryDay{
+		bank: "A1,10.00,2026-03-01\n", ledger: "P1,ZZ,1.00\n", carry: map[string]any{"as_of": "2026-03-01"},
+	})
+	runCarry(t, prev)
+	sched := startSchedulerArgs(t, t.TempDir(), []string{"--allow-paths", allowed})
+	job := writeCarryJob(t, filepath.Join(allowed, "day2"), kalla.NewRunID(), carryDay{
+		bank: "A2,7.00,2026-03-02\n", ledger: "P2,A2,7.00\n", carry: map[string]any{"from": filepath.Join(outside, "day1", "out")},
+	})
+	refused(t, sched, "from outside", job, "carry_over.from", "KALLA_ALLOW_PATHS")
+	job["carry_over"] = map[string]any{"from": filepath.Join(allowed, "nothing-here")}
+	refused(t, sched, "no summary", job, "carry_over.from", "summary.json")
+
+	// Allowed and complete: accepted, and the stored job is fixed on the
+	// day it was prepared.
+	if err := os.Rename(filepath.Join(outside, "day1"), filepath.Join(allowed, "day1")); err != nil {
+		t.Fatal(err)
+	}
+	job["carry_over"] = map[string]any{"from": filepath.Join(allowed, "day1", "out")}
+	if code, body := sched.submit(t, job); code != 202 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	sched.waitState(t, job["run_id"].(string), kalla.JobCompleted)
+	var summary kalla.Result
+	raw, err := os.ReadFile(filepath.Join(allowed, "day2", "out", kalla.SummaryFile))
+	if err != nil || json.Unmarshal(raw, &summary) != nil || summary.CarryOver == nil || summary.CarryOver.Carried.Left != 1 || summary.CarryOver.AsOf == "" {
+		t.Errorf("summary: %v %s", err, raw)
+	}
+}

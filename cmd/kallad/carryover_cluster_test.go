@@ -1,0 +1,113 @@
+package main
+
+import (
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/kallatest"
+	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
+)
+
+// carryChainDays are two days whose second carries the first's open
+// items; the second's carry_over.from is set by the test.
+var carryChainDays = [2]carryDay{
+	{bank: "A1,10.00,2026-03-01\nA2,20.00,2026-03-01\nA3,30.00,2026-02-20\nA4,40.00,2025-12-01\n",
+		ledger: "P1,A1,10.00\nP9,ZZ,5.00\n",
+		carry:  map[string]any{"as_of": "2026-03-01"}},
+	{bank: "A3,30.00,2026-02-20\nA5,50.00,2026-03-02\n",
+		ledger: "P2,A2,20.00\n",
+		carry:  map[string]any{"as_of": "2026-03-02", "max_age_days": 60, "age_from": "value_date"}},
+}
+
+// withFrom returns d with carry_over.from set.
+func withFrom(d carryDay, from string) carryDay {
+	carry := map[string]any{"from": from}
+	for k, v := range d.carry {
+		carry[k] = v
+	}
+	d.carry = carry
+	return d
+}
+
+// sameCarryFiles compares every file two carry-over runs wrote, rows and
+// column types.
+func sameCarryFiles(t *testing.T, got, want kalla.Result) {
+	t.Helper()
+	sameOutputs(t, got, want)
+	for _, f := range [][2]string{{got.OutputPaths.ExpiredLeft, want.OutputPaths.ExpiredLeft}, {got.OutputPaths.ExpiredRight, want.OutputPaths.ExpiredRight}} {
+		kallatest.SameRows(t, filepath.Base(f[0])+" schema", ducktest.Rows(t, "SELECT name, type, logical_type FROM parquet_schema('"+f[0]+"')"),
+			ducktest.Rows(t, "SELECT name, type, logical_type FROM parquet_schema('"+f[1]+"')"))
+		kallatest.SameRows(t, filepath.Base(f[0]), ducktest.Rows(t, "SELECT * FROM '"+f[0]+"'"), ducktest.Rows(t, "SELECT * FROM '"+f[1]+"'"))
+	}
+}
+
+// A previous run published on S3 is carried over like a local one: day 1
+// writes to s3://…/day1, day 2 carries from there, and gives the rows a
+// chain of local folders gives.
+func TestCarryOverFromS3(t *testing.T) {
+	t.Parallel()
+	srv := kallatest.S3(t)
+	srv.CreateBucket(t, "kalla")
+	env := srv.Env(t)
+	root := t.TempDir()
+	runs := [2]string{kalla.NewRunID(), kalla.NewRunID()}
+
+	localDay1 := writeCarryJob(t, filepath.Join(root, "local1"), runs[0], carryChainDays[0])
+	runCarry(t, localDay1)
+	want := runCarry(t, writeCarryJob(t, filepath.Join(root, "local2"), runs[1], withFrom(carryChainDays[1], filepath.Join(root, "local1", "out"))))
+
+	s3Day1 := writeCarryJob(t, filepath.Join(root, "s3-1"), runs[0], carryChainDays[0])
+	s3Day1["output_path"] = "s3://kalla/results/day1"
+	runCarry(t, s3Day1, env...)
+	got := runCarry(t, writeCarryJob(t, filepath.Join(root, "s3-2"), runs[1], withFrom(carryChainDays[1], "s3://kalla/results/day1")), env...)
+	if got.CarryOver == nil || got.CarryOver.FromRunID != runs[0] || got.CarryOver.Carried.Left != 3 {
+		t.Errorf("carry_over from S3: %s", mustJSON(got.CarryOver))
+	}
+	sameCarryFiles(t, got, want)
+
+	// A prefix with no summary.json is not a complete result.
+	missing := writeCarryJob(t, filepath.Join(root, "s3-missing"), runs[1], withFrom(carryChainDays[1], "s3://kalla/results/nothing"))
+	_, stderr, code := runCarryJob(t, missing, env...)
+	if code == 0 || !strings.Contains(stderr, "carry_over.from:") || !strings.Contains(stderr, "summary.json") {
+		t.Errorf("from an S3 prefix without summary.json: exit %d: %s", code, stderr)
+	}
+	if strings.Contains(stderr, srv.SecretAccessKey) {
+		t.Errorf("the error shows the secret key: %s", stderr)
+	}
+}
+
+// A carry-over job submitted to a scheduler with an executor runs whole on
+// the executor (plan reason "carry_over jobs run whole") and writes the
+// files `kallad run` writes.
+func TestCarryOverCluster(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	runs := [2]string{kalla.NewRunID(), kalla.NewRunID()}
+	runCarry(t, writeCarryJob(t, filepath.Join(root, "day1"), runs[0], carryChainDays[0]))
+	day2 := withFrom(carryChainDays[1], filepath.Join(root, "day1", "out"))
+	want := runCarry(t, writeCarryJob(t, filepath.Join(root, "local2"), runs[1], day2))
+
+	rv := newCallbackReceiver(t)
+	data := t.TempDir()
+	sched := startScheduler(t, data)
+	startExecutor(t, sched, filepath.Join(data, "staging"))
+	waitUntil(t, "kallad_executors_connected 1", func() bool { return sched.metric(t, "kallad_executors_connected") == "1" })
+	job := writeCarryJob(t, filepath.Join(root, "cluster2"), runs[1], day2)
+	job["callback_url"] = rv.base()
+	if code, body := sched.submit(t, job); code != 202 {
+		t.Fatalf("submit: %d %s", code, body)
+	}
+	got := completeResult(t, rv, runs[1])
+	if !reflect.DeepEqual(got.CarryOver, want.CarryOver) || !reflect.DeepEqual(got.Ageing, want.Ageing) {
+		t.Errorf("cluster carry_over %s ageing %s\n  local %s %s", mustJSON(got.CarryOver), mustJSON(got.Ageing), mustJSON(want.CarryOver), mustJSON(want.Ageing))
+	}
+	sameCarryFiles(t, got, want)
+	planned := regexp.MustCompile(`msg="job planned".* run_id=` + runs[1] + `.* mode=(\w+) reason="([^"]*)"`).FindStringSubmatch(sched.logs())
+	if planned == nil || planned[1] != "single" || planned[2] != "carry_over jobs run whole" {
+		t.Errorf("job planned as %q", planned)
+	}
+}
