@@ -111,3 +111,51 @@ func TestCarryOverCluster(t *testing.T) {
 		t.Errorf("job planned as %q", planned)
 	}
 }
+
+// Parquet sources, read in place, carry over too, and rules may use the
+// lineage columns: the second rule of day 2 takes a wider tolerance for
+// items open since an earlier run, so A3 (carried, 30.00) clears against
+// 30.40 while A5 (new, 50.00) stays open against 50.40.
+func TestCarryOverParquetRules(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	toParquet := func(dir string) {
+		for _, name := range []string{"bank", "ledger"} {
+			csv := filepath.Join(dir, name+".csv")
+			ducktest.Query(t, "COPY (SELECT * FROM read_csv('"+csv+"', types = {'amount': 'DECIMAL(18,2)'})) TO '"+filepath.Join(dir, name+".parquet")+"' (FORMAT parquet)")
+		}
+	}
+	run := func(dir string, d carryDay, rules bool) map[string]any {
+		job := writeCarryJob(t, dir, kalla.NewRunID(), d)
+		toParquet(dir)
+		for i, name := range []string{"bank", "ledger"} {
+			withSource(job, i, filepath.Join(dir, name+".parquet"))
+		}
+		if rules {
+			delete(job, "match_sql")
+			job["rules"] = []any{
+				map[string]any{"name": "exact", "match_sql": carryMatchSQL},
+				map[string]any{"name": "old_items", "match_sql": `SELECT l.id AS l_id, r.pid AS r_pid FROM l JOIN r ON r.ref = l.id
+					AND abs(r.amount - l.amount) <= 0.50 AND l._kalla_runs_open > 1`},
+			}
+		}
+		return job
+	}
+	day1 := run(filepath.Join(root, "day1"), carryChainDays[0], false)
+	runCarry(t, day1)
+	day2 := carryDay{bank: "A3,30.00,2026-02-20\nA5,50.00,2026-03-02\n", ledger: "P2,A2,20.00\nP3,A3,30.40\nP5,A5,50.40\n",
+		carry: map[string]any{"from": filepath.Join(root, "day1", "out"), "as_of": "2026-03-02"}}
+	job := run(filepath.Join(root, "day2"), day2, true)
+	res := runCarry(t, job)
+	kallatest.SameRows(t, "matched", ducktest.Rows(t, "SELECT _kalla_rule, l_id, r_pid FROM '"+res.OutputPaths.Matched+"'"),
+		[]string{"exact|A2|P2", "old_items|A3|P3"})
+	kallatest.SameRows(t, "unmatched_left", lineageRows(t, res.OutputPaths.UnmatchedLeft, "id"), []string{
+		"A4|" + day1["run_id"].(string) + "|2026-03-01|2|1", "A5|" + job["run_id"].(string) + "|2026-03-02|1|0",
+	})
+	want := &kalla.CarryOverCounts{FromRunID: day1["run_id"].(string), AsOf: "2026-03-02",
+		Carried: kalla.SideCount{Left: 3, Right: 1}, Cleared: kalla.SideCount{Left: 2}, Replaced: kalla.SideCount{Left: 1}}
+	if !reflect.DeepEqual(res.CarryOver, want) {
+		t.Errorf("carry_over %s, want %s", mustJSON(res.CarryOver), mustJSON(want))
+	}
+
+}
