@@ -24,9 +24,10 @@ type CarryOver struct {
 	// AgeFrom names a DATE or TIMESTAMP column the age is counted from, on
 	// the sides that have it; the others age from first seen.
 	AgeFrom string `json:"age_from,omitempty"`
-	// AsOf (YYYY-MM-DD) is the day the run is on; empty means the day the
-	// job was first prepared (UTC), which Prepare writes back here so that
-	// every attempt of a run is on the same day.
+	// AsOf (YYYY-MM-DD) is the day the run is on; empty means the day
+	// (UTC) the run starts. It is not fixed at submission: the scheduler
+	// compares a resubmitted job with the stored one, and a client's
+	// retry after midnight must still be the same job.
 	AsOf string `json:"as_of,omitempty"`
 }
 
@@ -231,8 +232,8 @@ func CarryPaths(job *Job) []string {
 	return []string{dir + string(filepath.Separator)}
 }
 
-// fixAsOf writes the default as_of (today, UTC) into job, so that every
-// later attempt of the run is on the same day.
+// fixAsOf writes the default as_of (today, UTC) into job as its run
+// starts, so that every part of the run counts to the same day.
 func fixAsOf(job *Job) {
 	if job.CarryOver != nil && job.CarryOver.AsOf == "" {
 		job.CarryOver.AsOf = time.Now().UTC().Format(asOfLayout)
@@ -331,13 +332,9 @@ func carryCounts(ctx context.Context, sess Session, job *Job, fromRunID, dir str
 }
 
 // checkCarryOver checks, when job carries items over, that carry_over.from
-// is a complete result the job may read, and fixes its as_of.
+// is a complete result the job may read.
 func (r *Runner) checkCarryOver(ctx context.Context, job *Job) error {
-	if job.CarryOver == nil {
-		return nil
-	}
-	fixAsOf(job)
-	if job.CarryOver.From == "" {
+	if job.CarryOver == nil || job.CarryOver.From == "" {
 		return nil
 	}
 	prev, err := r.openCarried(ctx, job)

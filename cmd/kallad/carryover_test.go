@@ -316,8 +316,7 @@ func TestCarryOverAPIRefuses(t *testing.T) {
 	job["carry_over"] = map[string]any{"from": filepath.Join(allowed, "nothing-here")}
 	refused(t, sched, "no summary", job, "carry_over.from", "summary.json")
 
-	// Allowed and complete: accepted, and the stored job is fixed on the
-	// day it was prepared.
+	// Allowed and complete: accepted and run, on the day it starts.
 	if err := os.Rename(filepath.Join(outside, "day1"), filepath.Join(allowed, "day1")); err != nil {
 		t.Fatal(err)
 	}
