@@ -159,3 +159,32 @@ func TestCarryOverParquetRules(t *testing.T) {
 	}
 
 }
+
+// A Postgres source, streamed into a table, carries over as files do: day
+// 2's bank table gets day 1's open items, typed as Postgres gives them
+// (NUMERIC(12,2), DATE), and A2 clears against the ledger with day 1 as
+// first seen.
+func TestCarryOverPostgres(t *testing.T) {
+	t.Parallel()
+	db := kallatest.Postgres(t).NewSchema(t)
+	db.Exec(t, "CREATE TABLE bank (id text PRIMARY KEY, amount numeric(12,2), value_date date)")
+	db.Exec(t, "CREATE TABLE ledger (pid text PRIMARY KEY, ref text, amount numeric(12,2))")
+	db.Exec(t, "INSERT INTO bank VALUES ('A1', 10.00, '2026-03-01'), ('A2', 20.00, '2026-03-01'), ('A3', 30.00, '2026-02-20')")
+	db.Exec(t, "INSERT INTO ledger VALUES ('P1', 'A1', 10.00)")
+	root := t.TempDir()
+	runs := [2]string{kalla.NewRunID(), kalla.NewRunID()}
+	pgJob := func(dir, runID string, carry map[string]any) map[string]any {
+		job := writeCarryJob(t, dir, runID, carryDay{carry: carry})
+		withSource(job, 0, db.TableURI("bank"))
+		return withSource(job, 1, db.TableURI("ledger"))
+	}
+	runCarry(t, pgJob(filepath.Join(root, "day1"), runs[0], map[string]any{"as_of": "2026-03-01"}))
+	db.Exec(t, "DELETE FROM bank WHERE id IN ('A1', 'A2')")
+	db.Exec(t, "INSERT INTO bank VALUES ('A4', 40.00, '2026-03-02')")
+	db.Exec(t, "INSERT INTO ledger VALUES ('P2', 'A2', 20.00)")
+	res := runCarry(t, pgJob(filepath.Join(root, "day2"), runs[1], map[string]any{"from": filepath.Join(root, "day1", "out"), "as_of": "2026-03-02", "age_from": "value_date"}))
+	kallatest.SameRows(t, "matched", ducktest.Rows(t, "SELECT l_id, r_pid, first_seen_run, runs_open FROM '"+res.OutputPaths.Matched+"'"),
+		[]string{"A2|P2|" + runs[0] + "|2"})
+	kallatest.SameRows(t, "unmatched_left", ducktest.Rows(t, "SELECT id, amount, value_date, _kalla_first_seen_run, _kalla_runs_open, _kalla_age_days FROM '"+res.OutputPaths.UnmatchedLeft+"'"),
+		[]string{"A3|30.00|2026-02-20|" + runs[0] + "|2|10", "A4|40.00|2026-03-02|" + runs[1] + "|1|0"})
+}
