@@ -104,6 +104,9 @@ type Carrier interface {
 	// or of a type that does not hold today's values exactly is a
 	// *ValidationError on carry_over.from.
 	Carry(ctx context.Context, alias string, carried Source, spec CarrySpec) error
+	// CarryLoaded is called once the rows of alias are loaded, before
+	// Reconcile: the rows seen in an earlier run are known from then on.
+	CarryLoaded(ctx context.Context, alias string) error
 	// CarryCounts is called after Reconcile wrote the unmatched files into
 	// dir: it writes the side's expired file there (when max_age_days is
 	// set) and counts what carry-over did. With dir empty (a dry run) it
@@ -297,6 +300,20 @@ func (r *Runner) bindCarryOver(ctx context.Context, sess Session, job *Job, cols
 		}
 	}
 	return prev.runID, nil
+}
+
+// carryLoaded tells the engine that job's sources are loaded.
+func carryLoaded(ctx context.Context, sess Session, job *Job) error {
+	carrier, ok := sess.(Carrier)
+	if !ok {
+		return fmt.Errorf("the engine cannot carry items over")
+	}
+	for _, s := range job.Sources {
+		if err := carrier.CarryLoaded(ctx, s.Alias); err != nil {
+			return fmt.Errorf("carry over the open items of %q: %w", s.Alias, err)
+		}
+	}
+	return nil
 }
 
 // carryCounts gathers what carry-over did on both sides once the result

@@ -214,6 +214,11 @@ func (r *Runner) run(ctx context.Context, job *Job, progress func(Progress), dry
 		log.Info("source staged", "alias", s.Alias, "rows", n, "elapsed", elapsed.Round(time.Millisecond))
 		r.stageDone(StageTime{Stage: StageStaging, Source: s.Alias, Elapsed: elapsed})
 	}
+	if job.CarryOver != nil {
+		if err := carryLoaded(ctx, sess, job); err != nil {
+			return nil, fail(StageStaging, err)
+		}
+	}
 	report(Progress{Stage: StageStaging, Progress: 1, RowsRead: rowsBefore})
 
 	var dir string

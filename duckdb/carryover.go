@@ -13,15 +13,27 @@ import (
 
 var _ kalla.Carrier = (*Session)(nil)
 
-// carrySide is one side of a carry-over job: the relations Carry made.
+// carrySide is one side of a carry-over job and the relations Carry made.
 type carrySide struct {
 	spec kalla.CarrySpec
 	// today is today's rows (the attached table or view, renamed);
-	// carried is a table of the previous run's rows in today's types, ""
-	// when the job starts a chain (no carry_over.from); lineage is a view
-	// of every row with its lineage columns, before expiry; expired its
-	// rows past max_age_days.
-	today, carried, lineage, expired string
+	// carried a table of the previous run's rows in today's types (empty
+	// when the job starts a chain); seen a table of the lineage of each
+	// carried key. before is a table of the rows seen in an earlier run,
+	// filled once today's rows are loaded (CarryLoaded); expired a view of
+	// those past max_age_days.
+	today, carried, seen, before, expired string
+	// carriedOnly counts the carried rows whose key is not in today's
+	// source (the others are replaced).
+	carriedOnly int64
+	// fill are the statements CarryLoaded runs, in order: the carried
+	// rows kept, then today's rows of carried keys; loaded says it ran.
+	fill   [2]string
+	loaded bool
+	// alias, q and expiredIf are what CarryLoaded needs to write the
+	// alias's view again once it knows which parts are empty.
+	alias, expiredIf string
+	q                lineage
 }
 
 // The lineage columns a carried file must hold; _kalla_age_days is
@@ -56,26 +68,31 @@ func (s *Session) Carry(ctx context.Context, alias string, carried kalla.Source,
 	t.alias = todayName
 	cs.today = s.qualified(todayName)
 
+	cs.carried = s.qualified("_kalla_carried_" + alias)
 	if carried != nil {
-		cs.carried = s.qualified("_kalla_carried_" + alias)
 		if err := s.loadCarried(ctx, alias, t, carried, cs); err != nil {
 			return err
 		}
+	} else if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS SELECT *, NULL::VARCHAR AS %s, NULL::DATE AS %s, NULL::INTEGER AS %s FROM %s LIMIT 0",
+		cs.carried, quoteIdent(kalla.FirstSeenRunColumn), quoteIdent(kalla.FirstSeenAtColumn), quoteIdent(kalla.RunsOpenColumn), cs.today)); err != nil {
+		return fmt.Errorf("create carried rows: %w", err)
 	}
-	cs.lineage = s.qualified("_kalla_lineage_" + alias)
-	if err := s.exec(ctx, fmt.Sprintf("CREATE VIEW %s AS %s", cs.lineage, lineageSQL(t.cols, cs))); err != nil {
-		return fmt.Errorf("add lineage columns: %w", err)
-	}
+	cs.seen, cs.before = s.qualified("_kalla_seen_"+alias), s.qualified("_kalla_before_"+alias)
+	cs.expired = s.qualified("_kalla_expired_" + alias)
+	q := lineageQueries(t.cols, cs)
 	expired := "false"
 	if spec.MaxAgeDays != nil {
-		expired = fmt.Sprintf("(%s > 1 AND %s > %d)", quoteIdent(kalla.RunsOpenColumn), quoteIdent(kalla.AgeDaysColumn), *spec.MaxAgeDays)
+		expired = fmt.Sprintf("%s > %d", quoteIdent(kalla.AgeDaysColumn), *spec.MaxAgeDays)
 	}
-	cs.expired = s.qualified("_kalla_expired_" + alias)
+	cs.fill = [2]string{"INSERT INTO " + cs.before + " " + q.carriedOnly, "INSERT INTO " + cs.before + " " + q.todaySeen}
+	cs.alias, cs.expiredIf, cs.q = s.qualified(alias), expired, q
 	if err := s.exec(ctx,
-		fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM %s WHERE %s", cs.expired, cs.lineage, expired),
-		fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM %s WHERE NOT %s", s.qualified(alias), cs.lineage, expired),
+		fmt.Sprintf("CREATE TABLE %s AS %s", cs.seen, q.seen),
+		fmt.Sprintf("CREATE TABLE %s AS %s LIMIT 0", cs.before, q.todaySeen),
+		fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM %s WHERE %s", cs.expired, cs.before, expired),
+		fmt.Sprintf("CREATE VIEW %s AS %s UNION ALL SELECT * FROM %s WHERE NOT (%s)", s.qualified(alias), q.todayNew, cs.before, expired),
 	); err != nil {
-		return fmt.Errorf("set expired rows aside: %w", err)
+		return fmt.Errorf("add lineage columns: %w", err)
 	}
 	if s.carry == nil {
 		s.carry = map[string]*carrySide{}
@@ -171,11 +188,26 @@ func (s *Session) checkExactCast(ctx context.Context, rel, name, from, to string
 		name, cs.spec.Side, from, cs.spec.File, to, alias, bad.String)
 }
 
-// lineageSQL selects every row of the side with its lineage columns:
-// today's rows (first seen today unless their key was carried) and the
-// carried rows whose key is not in today's source. A NULL key equals
-// nothing, as in matching, so such rows never replace each other.
-func lineageSQL(cols []kalla.Column, cs *carrySide) string {
+// lineage are the queries that give a side's rows their lineage columns.
+type lineage struct {
+	// seen is the lineage of each carried key: the oldest, so that a key
+	// carried twice never doubles today's row.
+	seen string
+	// todayNew selects today's rows whose key was not carried (first seen
+	// today), todaySeen today's rows whose key was (they replace the
+	// carried row and keep its first seen), carriedOnly the carried rows
+	// whose key is not in today's source. A NULL key equals nothing, as
+	// in matching, so such rows never replace each other.
+	todayNew, todaySeen, carriedOnly string
+	// todayAll is todayNew when no carried key is in today's source: no
+	// join at all.
+	todayAll string
+}
+
+// lineageQueries writes the lineage queries of a side whose source has
+// cols. Every part reads today's rows once, against the small seen table,
+// so that a source read in place (Parquet) is not joined twice per use.
+func lineageQueries(cols []kalla.Column, cs *carrySide) lineage {
 	spec := cs.spec
 	asOf := "DATE " + quoteLiteral(spec.AsOf)
 	names := make([]string, len(cols))
@@ -183,35 +215,88 @@ func lineageSQL(cols []kalla.Column, cs *carrySide) string {
 		names[i] = quoteIdent(c.Name)
 	}
 	fsr, fsa, ro := quoteIdent(kalla.FirstSeenRunColumn), quoteIdent(kalla.FirstSeenAtColumn), quoteIdent(kalla.RunsOpenColumn)
-	var rows string
-	if cs.carried == "" {
-		rows = fmt.Sprintf("SELECT %s, %s AS %s, %s AS %s, CAST(1 AS INTEGER) AS %s FROM %s",
-			strings.Join(names, ", "), quoteLiteral(spec.RunID), fsr, asOf, fsa, ro, cs.today)
-	} else {
-		keys := quoteAll(spec.Keys)
-		on := make([]string, len(keys))
-		for i, k := range keys {
-			on[i] = fmt.Sprintf("t.%s = c.%s", k, k)
-		}
-		// One lineage per carried key, the oldest, so that a key carried
-		// twice never doubles today's row.
-		prev := fmt.Sprintf("SELECT %s, arg_min(%s, %s) AS %s, min(%s) AS %s, max(%s) AS %s FROM %s GROUP BY ALL",
-			strings.Join(keys, ", "), fsr, fsa, fsr, fsa, fsa, ro, ro, cs.carried)
-		today := make([]string, len(names))
-		for i, n := range names {
-			today[i] = "t." + n
-		}
-		rows = fmt.Sprintf("SELECT %s, coalesce(c.%s, %s) AS %s, coalesce(c.%s, %s) AS %s, CAST(coalesce(c.%s + 1, 1) AS INTEGER) AS %s FROM %s AS t LEFT JOIN (%s) AS c ON %s",
-			strings.Join(today, ", "), fsr, quoteLiteral(spec.RunID), fsr, fsa, asOf, fsa, ro, ro, cs.today, prev, strings.Join(on, " AND "))
-		rows += fmt.Sprintf(" UNION ALL SELECT %s, c.%s, c.%s, CAST(c.%s + 1 AS INTEGER) FROM %s AS c ANTI JOIN %s AS t ON %s",
-			strings.Join(prefixAll("c.", names), ", "), fsr, fsa, ro, cs.carried, cs.today, strings.Join(on, " AND "))
-	}
 	from := fsa
 	if spec.AgeFrom != "" {
 		// A row whose date is NULL ages from first seen.
 		from = fmt.Sprintf("coalesce(CAST(%s AS DATE), %s)", quoteIdent(spec.AgeFrom), fsa)
 	}
-	return fmt.Sprintf("SELECT *, CAST(%s - %s AS INTEGER) AS %s FROM (%s)", asOf, from, quoteIdent(kalla.AgeDaysColumn), rows)
+	aged := func(rows string) string {
+		return fmt.Sprintf("SELECT *, CAST(%s - %s AS INTEGER) AS %s FROM (%s)", asOf, from, quoteIdent(kalla.AgeDaysColumn), rows)
+	}
+	keys := quoteAll(spec.Keys)
+	on := make([]string, len(keys))
+	for i, k := range keys {
+		on[i] = fmt.Sprintf("t.%s = c.%s", k, k)
+	}
+	join := strings.Join(on, " AND ")
+	today := strings.Join(prefixAll("t.", names), ", ")
+	return lineage{
+		seen: fmt.Sprintf("SELECT %s, arg_min(%s, %s) AS %s, min(%s) AS %s, max(%s) AS %s FROM %s WHERE %s GROUP BY ALL",
+			strings.Join(keys, ", "), fsr, fsa, fsr, fsa, fsa, ro, ro, cs.carried, notNull(keys)),
+		todayNew: aged(fmt.Sprintf("SELECT %s, %s AS %s, %s AS %s, CAST(1 AS INTEGER) AS %s FROM %s AS t ANTI JOIN %s AS c ON %s",
+			today, quoteLiteral(spec.RunID), fsr, asOf, fsa, ro, cs.today, cs.seen, join)),
+		todayAll: aged(fmt.Sprintf("SELECT %s, %s AS %s, %s AS %s, CAST(1 AS INTEGER) AS %s FROM %s AS t",
+			today, quoteLiteral(spec.RunID), fsr, asOf, fsa, ro, cs.today)),
+		todaySeen: aged(fmt.Sprintf("SELECT %s, c.%s AS %s, c.%s AS %s, CAST(c.%s + 1 AS INTEGER) AS %s FROM %s AS t JOIN %s AS c ON %s",
+			today, fsr, fsr, fsa, fsa, ro, ro, cs.today, cs.seen, join)),
+		carriedOnly: aged(fmt.Sprintf("SELECT %s, c.%s, c.%s, CAST(c.%s + 1 AS INTEGER) FROM %s AS c ANTI JOIN %s AS t ON %s",
+			strings.Join(prefixAll("c.", names), ", "), fsr, fsa, ro, cs.carried, cs.today, join)),
+	}
+}
+
+// notNull is the condition that no column of cols is NULL.
+func notNull(cols []string) string {
+	conds := make([]string, len(cols))
+	for i, c := range cols {
+		conds[i] = c + " IS NOT NULL"
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// CarryLoaded implements kalla.Carrier: once today's rows of alias are
+// loaded, it stores the rows seen in an earlier run (the carried rows
+// kept, and today's rows of carried keys), which expiry, the alias and the
+// counts then read without joining today's rows again.
+func (s *Session) CarryLoaded(ctx context.Context, alias string) error {
+	cs, ok := s.carry[alias]
+	if !ok {
+		return fmt.Errorf("source %q carries nothing", alias)
+	}
+	res, err := s.conn.ExecContext(ctx, cs.fill[0])
+	if err != nil {
+		return fmt.Errorf("keep the carried rows: %w", cleanError(err))
+	}
+	if cs.carriedOnly, err = res.RowsAffected(); err != nil {
+		return err
+	}
+	res, err = s.conn.ExecContext(ctx, cs.fill[1])
+	if err != nil {
+		return fmt.Errorf("find today's rows of carried keys: %w", cleanError(err))
+	}
+	todaySeen, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	// The view the rules were bound against, without its empty parts: a
+	// join or union over today's rows costs up to half the match of a
+	// Parquet source read in place, and a chain's first run, or a day
+	// when no carried key comes again, needs neither.
+	parts := []string{cs.q.todayNew}
+	if todaySeen == 0 {
+		parts[0] = cs.q.todayAll
+	}
+	kept, err := s.count(ctx, fmt.Sprintf("%s WHERE NOT (%s)", cs.before, cs.expiredIf))
+	if err != nil {
+		return err
+	}
+	if kept > 0 {
+		parts = append(parts, fmt.Sprintf("SELECT * FROM %s WHERE NOT (%s)", cs.before, cs.expiredIf))
+	}
+	if err := s.exec(ctx, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS %s", cs.alias, strings.Join(parts, " UNION ALL "))); err != nil {
+		return fmt.Errorf("write the rows of %q again: %w", alias, err)
+	}
+	cs.loaded = true
+	return nil
 }
 
 func prefixAll(prefix string, names []string) []string {
@@ -229,6 +314,9 @@ func (s *Session) CarryCounts(ctx context.Context, alias, dir string) (kalla.Car
 	if !ok {
 		return c, fmt.Errorf("source %q carries nothing", alias)
 	}
+	if !cs.loaded {
+		return c, fmt.Errorf("the carried rows of %q were never stored (CarryLoaded)", alias)
+	}
 	var err error
 	if cs.spec.MaxAgeDays != nil {
 		name := kalla.ExpiredLeftFile
@@ -239,18 +327,10 @@ func (s *Session) CarryCounts(ctx context.Context, alias, dir string) (kalla.Car
 			return c, fmt.Errorf("write %s: %w", name, err)
 		}
 	}
-	if cs.carried != "" {
-		if c.Carried, err = s.count(ctx, cs.carried); err != nil {
-			return c, err
-		}
-		on := make([]string, len(cs.spec.Keys))
-		for i, k := range quoteAll(cs.spec.Keys) {
-			on[i] = fmt.Sprintf("t.%s = c.%s", k, k)
-		}
-		if c.Replaced, err = s.count(ctx, fmt.Sprintf("(SELECT 1 FROM %s AS c SEMI JOIN %s AS t ON %s)", cs.carried, cs.today, strings.Join(on, " AND "))); err != nil {
-			return c, err
-		}
+	if c.Carried, err = s.count(ctx, cs.carried); err != nil {
+		return c, err
 	}
+	c.Replaced = c.Carried - cs.carriedOnly
 	if dir == "" {
 		return c, nil
 	}
@@ -260,9 +340,10 @@ func (s *Session) CarryCounts(ctx context.Context, alias, dir string) (kalla.Car
 	}
 	ro, age := quoteIdent(kalla.RunsOpenColumn), quoteIdent(kalla.AgeDaysColumn)
 	var openBefore int64
-	if openBefore, err = s.count(ctx, fmt.Sprintf("%s WHERE %s > 1", s.qualified(alias), ro)); err != nil {
+	if openBefore, err = s.count(ctx, cs.before); err != nil {
 		return c, err
 	}
+	openBefore -= c.Expired
 	var stillOpen int64
 	var oldest sql.NullInt64
 	b := &kalla.AgeBuckets{}
