@@ -47,7 +47,8 @@ func sameCarryFiles(t *testing.T, got, want kalla.Result) {
 
 // A previous run published on S3 is carried over like a local one: day 1
 // writes to s3://…/day1, day 2 carries from there, and gives the rows a
-// chain of local folders gives.
+// chain of local folders gives. A prefix without summary.json, or in a
+// bucket the allow-list does not name, is refused.
 func TestCarryOverFromS3(t *testing.T) {
 	t.Parallel()
 	srv := kallatest.S3(t)
@@ -77,6 +78,12 @@ func TestCarryOverFromS3(t *testing.T) {
 	}
 	if strings.Contains(stderr, srv.SecretAccessKey) {
 		t.Errorf("the error shows the secret key: %s", stderr)
+	}
+	// A bucket outside the allow-list is refused as a source's would be.
+	_, stderr, code = runCarryJob(t, writeCarryJob(t, filepath.Join(root, "s3-denied"), runs[1], withFrom(carryChainDays[1], "s3://kalla/results/day1")),
+		append(env, "KALLA_ALLOW_S3_BUCKETS=other")...)
+	if code == 0 || !strings.Contains(stderr, "carry_over.from:") || !strings.Contains(stderr, "KALLA_ALLOW_S3_BUCKETS") {
+		t.Errorf("from a bucket not allowed: exit %d: %s", code, stderr)
 	}
 }
 
