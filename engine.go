@@ -51,6 +51,9 @@ type MatchSpec struct {
 	Labelled bool `json:"labelled,omitempty"`
 	// Confirmed, when set, is matched before the rules.
 	Confirmed *ConfirmedSpec `json:"confirmed,omitempty"`
+	// CarriedFrom is the run id of the previous run a carry-over job took
+	// its open items from.
+	CarriedFrom string `json:"carried_from,omitempty"`
 }
 
 // Suggests reports whether any rule suggests pairs.
@@ -114,6 +117,9 @@ type Counts struct {
 	Matched, UnmatchedLeft, UnmatchedRight int64
 	Rules                                  []RuleCount   `json:",omitempty"`
 	Reasons                                *ReasonCounts `json:",omitempty"`
+	// CarryOver and Ageing are set for carry-over jobs.
+	CarryOver *CarryOverCounts `json:",omitempty"`
+	Ageing    *Ageing          `json:",omitempty"`
 	// Suggested counts the suggested pairs (SuggestedFile).
 	Suggested int64 `json:",omitempty"`
 }

@@ -42,6 +42,8 @@ type Job struct {
 	OutputPath string `json:"output_path"`
 	// PrimaryKeys names, per alias, the columns that identify a source row.
 	PrimaryKeys map[string][]string `json:"primary_keys"`
+	// CarryOver takes up the open items of a previous run (carryover.go).
+	CarryOver *CarryOver `json:"carry_over,omitempty"`
 }
 
 // SourceSpec is one source of a job as the user gives it.
@@ -162,6 +164,11 @@ func (j *Job) Validate(requireRunID bool) error {
 	}
 	if err := j.validateRuleList(); err != nil {
 		return err
+	}
+	if j.CarryOver != nil {
+		if err := j.CarryOver.validate(); err != nil {
+			return err
+		}
 	}
 	for alias := range j.PrimaryKeys {
 		if !seen[strings.ToLower(alias)] {

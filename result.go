@@ -26,7 +26,7 @@ const (
 
 // OptionalResultFiles are the result files only some jobs write. Outputs
 // remove an earlier run's copy when a result lacks one.
-var OptionalResultFiles = []string{SuggestedFile}
+var OptionalResultFiles = []string{SuggestedFile, ExpiredLeftFile, ExpiredRightFile}
 
 // Progress is the payload of a progress callback.
 type Progress struct {
@@ -65,6 +65,9 @@ type Result struct {
 	// POST /api/jobs?dry_run=true): OutputPaths is then empty, and left out
 	// of the JSON, since there are no files to point to.
 	DryRun bool `json:"dry_run,omitempty"`
+	// CarryOver and Ageing report a carry-over job (carryover.go).
+	CarryOver *CarryOverCounts `json:"carry_over,omitempty"`
+	Ageing    *Ageing          `json:"ageing,omitempty"`
 }
 
 // OutputPaths locates the result files.
@@ -73,6 +76,9 @@ type OutputPaths struct {
 	UnmatchedLeft  string `json:"unmatched_left"`
 	UnmatchedRight string `json:"unmatched_right"`
 	Suggested      string `json:"suggested,omitempty"`
+	// The expired files of a carry-over job with max_age_days.
+	ExpiredLeft  string `json:"expired_left,omitempty"`
+	ExpiredRight string `json:"expired_right,omitempty"`
 }
 
 // ErrorReport is the payload of an error callback.

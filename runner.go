@@ -54,6 +54,9 @@ func (r *Runner) Prepare(ctx context.Context, job *Job, requireRunID bool) (srcs
 	if err := r.CheckJob(ctx, job, requireRunID); err != nil {
 		return srcs, nil, err
 	}
+	if err := r.checkCarryOver(ctx, job); err != nil {
+		return srcs, nil, err
+	}
 	if job.CallbackURL != "" {
 		if err := r.CallbackHosts.CheckURL(ctx, job.CallbackURL); err != nil {
 			return srcs, nil, Invalid("callback_url", "%v", err)
@@ -197,7 +200,7 @@ func (r *Runner) run(ctx context.Context, job *Job, progress func(Progress), dry
 	if conf != nil {
 		readable = append(readable, conf)
 	}
-	sess, err := r.NewSession(ctx, readable)
+	sess, err := r.NewSession(ctx, readable, CarryPaths(job)...)
 	if err != nil {
 		return nil, fail(StageValidating, err)
 	}
@@ -234,6 +237,11 @@ func (r *Runner) run(ctx context.Context, job *Job, progress func(Progress), dry
 		log.Info("source staged", "alias", s.Alias, "rows", n, "elapsed", elapsed.Round(time.Millisecond))
 		r.stageDone(StageTime{Stage: StageStaging, Source: s.Alias, Elapsed: elapsed})
 	}
+	if job.CarryOver != nil {
+		if err := carryLoaded(ctx, sess, job); err != nil {
+			return nil, fail(StageStaging, err)
+		}
+	}
 	report(Progress{Stage: StageStaging, Progress: 1, RowsRead: rowsBefore})
 
 	var dir string
@@ -260,6 +268,11 @@ func (r *Runner) run(ctx context.Context, job *Job, progress func(Progress), dry
 	if err != nil {
 		return nil, fail(lastStage, err)
 	}
+	if job.CarryOver != nil {
+		if c.CarryOver, c.Ageing, err = carryCounts(ctx, sess, job, spec.CarriedFrom, dir); err != nil {
+			return nil, fail(StageWriting, err)
+		}
+	}
 	elapsed := time.Since(matchStart)
 	log.Info("reconciled", "matched", c.Matched, "unmatched_left", c.UnmatchedLeft, "unmatched_right", c.UnmatchedRight, "elapsed", elapsed.Round(time.Millisecond))
 	r.stageDone(StageTime{Stage: StageMatching, Elapsed: elapsed})
@@ -283,8 +296,10 @@ func (r *Runner) run(ctx context.Context, job *Job, progress func(Progress), dry
 // reported before any row is read. The MatchSpec says how the result
 // identifies source rows.
 func (r *Runner) Bind(ctx context.Context, sess Session, job *Job, srcs [2]Source, split SourceSplit) (MatchSpec, error) {
+	var attached [2][]Column
 	for i, s := range job.Sources {
 		cols, err := sess.Attach(ctx, s.Alias, srcs[i], split, s.Filters)
+		attached[i] = cols
 		if err != nil {
 			if IsValidation(err) {
 				return MatchSpec{}, prefixField(fmt.Sprintf("sources[%d]", i), err)
@@ -297,7 +312,16 @@ func (r *Runner) Bind(ctx context.Context, sess Session, job *Job, srcs [2]Sourc
 			}
 		}
 	}
-	return bindRules(ctx, sess, job)
+	var from string
+	if job.CarryOver != nil {
+		var err error
+		if from, err = r.bindCarryOver(ctx, sess, job, attached); err != nil {
+			return MatchSpec{}, err
+		}
+	}
+	spec, err := bindRules(ctx, sess, job)
+	spec.CarriedFrom = from
+	return spec, err
 }
 
 // keyMapping finds, for each primary-key column k of alias, the match result
@@ -382,6 +406,8 @@ func newResult(job *Job, c Counts, sizes [2]int64, start time.Time) *Result {
 		Rules:               c.Rules,
 		Reasons:             c.Reasons,
 		SuggestedCount:      c.Suggested,
+		CarryOver:           c.CarryOver,
+		Ageing:              c.Ageing,
 	}
 }
 
@@ -406,6 +432,9 @@ func PublishResult(ctx context.Context, job *Job, out Output, dir string, c Coun
 	}
 	if job.Suggests() {
 		res.OutputPaths.Suggested = out.Location(SuggestedFile)
+	}
+	if job.CarryOver != nil && job.CarryOver.MaxAgeDays != nil {
+		res.OutputPaths.ExpiredLeft, res.OutputPaths.ExpiredRight = out.Location(ExpiredLeftFile), out.Location(ExpiredRightFile)
 	}
 	summary, err := MarshalIndent(res)
 	if err != nil {

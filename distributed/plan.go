@@ -79,7 +79,7 @@ func (r *Runner) Plan(ctx context.Context, job *kalla.Job, p PlanSpec) (SplitPla
 		return fail(err)
 	}
 	defer kalla.CloseSources(srcs[:])
-	sess, err := r.NewSession(ctx, srcs[:])
+	sess, err := r.NewSession(ctx, srcs[:], kalla.CarryPaths(job)...)
 	if err != nil {
 		return fail(err)
 	}
@@ -89,6 +89,11 @@ func (r *Runner) Plan(ctx context.Context, job *kalla.Job, p PlanSpec) (SplitPla
 	spec, err := r.Bind(ctx, sess, job, srcs, kalla.SchemaOnly)
 	if err != nil {
 		return fail(err)
+	}
+	if job.CarryOver != nil {
+		// The carried rows join each source by key before any rule runs;
+		// partitioning that is left for later.
+		return SplitPlan{Mode: SplitSingle, Reason: "carry_over jobs run whole", Spec: spec}, nil
 	}
 	ss, ok := sess.(Session)
 	if !ok {

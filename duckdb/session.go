@@ -30,6 +30,8 @@ type Session struct {
 	// made.
 	folders []string
 	outs    int
+	// carry holds the sides of a carry-over job (carryover.go).
+	carry map[string]*carrySide
 }
 
 var _ kalla.Session = (*Session)(nil)
@@ -179,6 +181,7 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 	if !ok {
 		return 0, fmt.Errorf("source %q is not attached", alias)
 	}
+	alias = t.alias // today's rows, renamed by a carry-over (carryover.go)
 	if t.view {
 		var n int64
 		if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+s.qualified(alias)).Scan(&n); err != nil {
