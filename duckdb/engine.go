@@ -140,6 +140,11 @@ func Open(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
+// Dir is the engine's own temp folder: removed when the engine closes, or
+// at the next start after a crash. Other scratch data of the process (the
+// console's copies of S3 results) belongs below it.
+func (e *Engine) Dir() string { return e.tempDir }
+
 // CheckSQL implements kalla.Engine: it parses query with DuckDB's parser
 // only (nothing is bound or run) and applies the sandbox, so a syntax error
 // is reported with its position and a query reaching outside the job is

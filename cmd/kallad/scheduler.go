@@ -312,7 +312,11 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if err != nil {
 		return err
 	}
-	console, closeConsole, err := o.ui.console(runner, eng.TempDir, apiToken, queueDepth(queue), logger)
+	scratch := eng.TempDir
+	if e, ok := runner.Engine.(interface{ Dir() string }); ok {
+		scratch = e.Dir()
+	}
+	console, closeConsole, err := o.ui.console(runner, scratch, apiToken, queueDepth(queue), logger)
 	if err != nil {
 		return err
 	}
