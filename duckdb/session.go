@@ -204,7 +204,8 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 		return 0, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close()
-	sink := &appendSink{db: s.db, schema: s.schema, table: alias, cols: t.cols}
+	sink := &appendSink{db: s.db, schema: s.schema, table: alias, cols: t.cols,
+		qualified: s.qualified(alias), types: t.types, dir: fmt.Sprintf("%s/fetch-%s", s.dir, alias)}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
