@@ -16,13 +16,14 @@ type rowReadingSession interface {
 }
 
 // stage loads every source of job into sess and returns the row counts.
-// Sources streamed as rows are staged at once: each is bound by the
-// source's server and our decoding more than by the engine, so two
-// together finish well before one after the other (issue 16: 5.3 s staged
-// in turn against the 2.2 s Postgres needs to send both). Files the engine
-// reads itself already use every engine thread, and are staged in turn.
-// The first error cancels the other loads and is returned, naming its
-// source; report receives progress, one call at a time.
+// Sources streamed as rows (Postgres) are staged at once: each is bound by
+// its server, the network and our decoding rather than by the engine, and
+// staging them together overlaps the two servers' work. (Where Postgres
+// shares the engine's CPUs both are busy either way and it gains little;
+// docs/drafts/perfpg.md has the figures.) Files the engine reads itself
+// already use every engine thread, and are staged in turn. The first error
+// cancels the other load and is returned, naming its source; report
+// receives progress, one call at a time.
 func (r *Runner) stage(ctx context.Context, sess Session, job *Job, log *slog.Logger, report func(Progress)) ([2]int64, error) {
 	var (
 		counts [2]int64
