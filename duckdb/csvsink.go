@@ -40,6 +40,9 @@ type csvWriter struct {
 	buf  *bufio.Writer
 	size int64
 	rows int64 // in the current file
+	// pending rows are not yet counted in the sink's progress counter,
+	// which counts rows as they are read, in batches.
+	pending int64
 	// longest is the longest row in the current file: the reader's
 	// max_line_size (2 MB by default) must hold it.
 	longest int
@@ -64,6 +67,10 @@ func (w *csvWriter) WriteRow(row []byte) error {
 	w.size += int64(len(row))
 	w.rows++
 	w.longest = max(w.longest, len(row))
+	if w.pending++; w.pending == 8192 {
+		w.sink.rows.Add(w.pending)
+		w.pending = 0
+	}
 	if w.size >= csvFileBytes {
 		return w.load()
 	}
@@ -89,7 +96,6 @@ func (w *csvWriter) load() error {
 	if n, err := res.RowsAffected(); err != nil || n != w.rows {
 		return fmt.Errorf("load rows into %q: %d of %d rows loaded (%v)", w.sink.table, n, w.rows, err)
 	}
-	w.sink.rows.Add(w.rows)
 	return nil
 }
 
@@ -133,6 +139,8 @@ func (w *csvWriter) Close() error {
 	if w.f != nil {
 		err = w.load()
 	}
+	w.sink.rows.Add(w.pending)
+	w.pending = 0
 	if w.conn != nil {
 		w.conn.Close()
 		w.conn = nil
