@@ -86,7 +86,7 @@ func TestRowSourcesStageAtOnce(t *testing.T) {
 		if p.Stage == kalla.StageStaging && lock == nil {
 			// Staging begins: nothing of the left table is read yet.
 			lock = lockTable(t, db, "inv")
-			time.AfterFunc(20*time.Second, cancel)
+			time.AfterFunc(45*time.Second, cancel)
 		}
 		reports = append(reports, p)
 	}
@@ -143,7 +143,7 @@ func TestRowSourceErrorStopsTheOther(t *testing.T) {
 	progress := func(p kalla.Progress) {
 		if p.Stage == kalla.StageStaging && lock == nil {
 			lock = lockTable(t, db, "inv")
-			time.AfterFunc(20*time.Second, cancel)
+			time.AfterFunc(45*time.Second, cancel)
 		}
 	}
 	_, err := newRunner(t).Run(ctx, job, progress)
