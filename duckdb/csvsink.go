@@ -91,7 +91,7 @@ func (w *csvWriter) load() error {
 	}
 	res, err := w.conn.ExecContext(w.ctx, fmt.Sprintf("INSERT INTO %s SELECT %s FROM %s", w.sink.qualified, w.sink.csvSelect(), w.sink.readCSV(f.Name(), w.longest)))
 	if err != nil {
-		return fmt.Errorf("load rows into %q: %w", w.sink.table, cleanError(err))
+		return &csvLoadError{fmt.Errorf("load rows into %q: %w", w.sink.table, cleanError(err))}
 	}
 	if n, err := res.RowsAffected(); err != nil || n != w.rows {
 		return fmt.Errorf("load rows into %q: %d of %d rows loaded (%v)", w.sink.table, n, w.rows, err)
@@ -113,7 +113,8 @@ func (s *appendSink) readCSV(path string, longest int) string {
 
 // csvSelect lists the columns read by readCSV. DuckDB takes infinite dates
 // and timestamps, which Kalla refuses from every source (binary COPY:
-// postgres/decoder.go): they fail the load here too, naming the column.
+// postgres/decoder.go): they fail the load here too, naming the column, and
+// the read again through binary COPY (csvLoadError) reports them as usual.
 func (s *appendSink) csvSelect() string {
 	list := make([]string, len(s.cols))
 	for i, c := range s.cols {
@@ -131,6 +132,23 @@ func (s *appendSink) csvSelect() string {
 		list[i] = fmt.Sprintf("CASE WHEN isfinite(%s) IS NOT FALSE THEN %s ELSE error(%s) END", list[i], list[i], quoteLiteral(msg))
 	}
 	return strings.Join(list, ", ")
+}
+
+// csvLoadError is DuckDB refusing the CSV text of a row: a value its reader
+// does not take though binary COPY carries it (a date BC, which Postgres
+// writes "0044-03-15 BC"), or one Kalla refuses (infinity). Session.Load
+// then reads the source again through binary COPY, which keeps the value or
+// says what is wrong with it as it does for every source.
+type csvLoadError struct{ err error }
+
+func (e *csvLoadError) Error() string { return e.err.Error() }
+func (e *csvLoadError) Unwrap() error { return e.err }
+
+// binarySink is a sink without the CSV path.
+type binarySink struct{ s *appendSink }
+
+func (b binarySink) NewWriter(ctx context.Context) (kalla.RowWriter, error) {
+	return b.s.NewWriter(ctx)
 }
 
 // Close loads what is left.

@@ -223,7 +223,19 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 			}
 		}
 	}()
-	err = t.rows.Scan(ctx, t.filters, parallelism(ctx, conn), sink)
+	par := parallelism(ctx, conn)
+	err = t.rows.Scan(ctx, t.filters, par, sink)
+	// discarded counts the rows of a first read through CSV that are read
+	// again (progress counts every row read).
+	var discarded int64
+	var csvErr *csvLoadError
+	if errors.As(err, &csvErr) && ctx.Err() == nil {
+		if _, err := conn.ExecContext(ctx, "DELETE FROM "+s.qualified(alias)); err != nil {
+			return 0, fmt.Errorf("empty the table after %v: %w", csvErr, cleanError(err))
+		}
+		discarded = sink.rows.Load()
+		err = t.rows.Scan(ctx, t.filters, par, binarySink{sink})
+	}
 	close(stop)
 	<-done
 	if err != nil {
@@ -233,8 +245,8 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+s.qualified(alias)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count rows: %w", err)
 	}
-	if n != sink.rows.Load() {
-		return 0, fmt.Errorf("staged %d rows of %q but the table holds %d", sink.rows.Load(), alias, n)
+	if staged := sink.rows.Load() - discarded; n != staged {
+		return 0, fmt.Errorf("staged %d rows of %q but the table holds %d", staged, alias, n)
 	}
 	for _, c := range t.cols {
 		if c.Type.Kind == kalla.TypeJSON {

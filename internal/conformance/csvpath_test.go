@@ -74,3 +74,27 @@ func TestPostgresCSVPathRefusesInfinity(t *testing.T) {
 		db.Exec(t, `UPDATE forever SET d = '2026-01-01', ts = now()`)
 	}
 }
+
+// Dates before Christ, which Postgres writes as CSV text DuckDB's reader
+// does not take ("0044-03-15 BC"), arrive exactly: the source is read again
+// through binary COPY.
+func TestPostgresCSVPathFallsBackForBC(t *testing.T) {
+	t.Parallel()
+	db := kallatest.Postgres(t).NewSchema(t)
+	db.Exec(t, `CREATE TABLE ancient (id bigint PRIMARY KEY, d date, ts timestamp, ts_tz timestamptz, note text)`)
+	db.Exec(t, `INSERT INTO ancient SELECT g, date '2026-01-01' - g, timestamp '2026-01-01' - g * interval '1 hour', now(), 'n' || g
+		FROM generate_series(1, 20000) g`)
+	db.Exec(t, `INSERT INTO ancient VALUES (-10, '0044-03-15 BC', '0044-03-15 10:00:00.5 BC', '4713-01-01 00:00:00+00 BC', ''),
+		(-20, '0001-01-01 BC', '0001-12-31 23:59:59.999999 BC', '0001-01-01 00:00:00+00', NULL)`)
+	res, err := newRunner(t).Run(context.Background(), matchNothing(t, db.TableURI("ancient")), nil)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.UnmatchedLeftCount != 20002 || res.LeftCount != 20002 {
+		t.Fatalf("counts: %+v", res)
+	}
+	got := ducktest.Rows(t, `SELECT id, d - DATE '2000-01-01', epoch_us(ts), epoch_us(ts_tz), coalesce('text:' || note, 'null') FROM `+parquetOf(res.OutputPaths.UnmatchedLeft))
+	want := pgRows(t, db.Pool, `SELECT id::text, (d - date '2000-01-01')::text, (extract(epoch from ts) * 1000000)::bigint::text,
+		(extract(epoch from ts_tz) * 1000000)::bigint::text, coalesce('text:' || note, 'null') FROM ancient`)
+	kallatest.SameRows(t, "values", got, want)
+}
