@@ -219,30 +219,17 @@ func (r *Runner) run(ctx context.Context, job *Job, progress func(Progress), dry
 		}
 	}
 
-	// Staging: read both sources into the engine.
-	var counts [2]int64
-	var rowsBefore int64
-	for i, s := range job.Sources {
-		report(Progress{Stage: StageStaging, Progress: float64(i) / 2, Source: s.Alias, RowsRead: rowsBefore})
-		stageStart := time.Now()
-		n, err := sess.Load(ctx, s.Alias, func(rows int64) {
-			report(Progress{Stage: StageStaging, Progress: float64(i) / 2, Source: s.Alias, RowsRead: rowsBefore + rows})
-		})
-		if err != nil {
-			return nil, fail(StageStaging, fmt.Errorf("read source %q (%s): %w", s.Alias, RedactURI(s.URI), err))
-		}
-		counts[i] = n
-		rowsBefore += n
-		elapsed := time.Since(stageStart)
-		log.Info("source staged", "alias", s.Alias, "rows", n, "elapsed", elapsed.Round(time.Millisecond))
-		r.stageDone(StageTime{Stage: StageStaging, Source: s.Alias, Elapsed: elapsed})
+	// Staging: read both sources into the engine (staging.go).
+	counts, err := r.stage(ctx, sess, job, log, report)
+	if err != nil {
+		return nil, fail(StageStaging, err)
 	}
+	rowsBefore := counts[0] + counts[1]
 	if job.CarryOver != nil {
 		if err := carryLoaded(ctx, sess, job); err != nil {
 			return nil, fail(StageStaging, err)
 		}
 	}
-	report(Progress{Stage: StageStaging, Progress: 1, RowsRead: rowsBefore})
 
 	var dir string
 	if !dry {

@@ -200,7 +200,15 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 	if t.rows == nil {
 		return 0, fmt.Errorf("source %q has no rows to load", alias)
 	}
-	sink := &appendSink{db: s.db, schema: s.schema, table: alias, cols: t.cols}
+	// A connection of this load's own: the Runner loads row sources
+	// concurrently, and statements of two loads must not share one.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close()
+	sink := &appendSink{db: s.db, schema: s.schema, table: alias, cols: t.cols,
+		qualified: s.qualified(alias), types: t.types, dir: fmt.Sprintf("%s/fetch-%s", s.dir, alias)}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -218,23 +226,35 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 			}
 		}
 	}()
-	err := t.rows.Scan(ctx, t.filters, s.parallelism(), sink)
+	par := parallelism(ctx, conn)
+	err = t.rows.Scan(ctx, t.filters, par, sink)
+	// discarded counts the rows of a first read through CSV that are read
+	// again (progress counts every row read).
+	var discarded int64
+	var csvErr *csvLoadError
+	if errors.As(err, &csvErr) && ctx.Err() == nil {
+		if _, err := conn.ExecContext(ctx, "DELETE FROM "+s.qualified(alias)); err != nil {
+			return 0, fmt.Errorf("empty the table after %v: %w", csvErr, cleanError(err))
+		}
+		discarded = sink.rows.Load()
+		err = t.rows.Scan(ctx, t.filters, par, binarySink{sink})
+	}
 	close(stop)
 	<-done
 	if err != nil {
 		return 0, err
 	}
 	var n int64
-	if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+s.qualified(alias)).Scan(&n); err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+s.qualified(alias)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count rows: %w", err)
 	}
-	if n != sink.rows.Load() {
-		return 0, fmt.Errorf("staged %d rows of %q but the table holds %d", sink.rows.Load(), alias, n)
+	if staged := sink.rows.Load() - discarded; n != staged {
+		return 0, fmt.Errorf("staged %d rows of %q but the table holds %d", staged, alias, n)
 	}
 	for _, c := range t.cols {
 		if c.Type.Kind == kalla.TypeJSON {
 			alter := fmt.Sprintf("ALTER TABLE %s ALTER COLUMN %s SET DATA TYPE JSON", s.qualified(alias), quoteIdent(c.Name))
-			if _, err := s.conn.ExecContext(ctx, alter); err != nil {
+			if _, err := conn.ExecContext(ctx, alter); err != nil {
 				return 0, fmt.Errorf("column %q holds invalid JSON: %w", c.Name, cleanError(err))
 			}
 		}
@@ -242,9 +262,11 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 	return n, nil
 }
 
-func (s *Session) parallelism() int {
+// parallelism is the number of streams a row source is read in: one per
+// engine thread.
+func parallelism(ctx context.Context, conn *sql.Conn) int {
 	var threads int
-	if err := s.conn.QueryRowContext(context.Background(), "SELECT current_setting('threads')").Scan(&threads); err != nil || threads < 1 {
+	if err := conn.QueryRowContext(ctx, "SELECT current_setting('threads')").Scan(&threads); err != nil || threads < 1 {
 		return 1
 	}
 	return threads

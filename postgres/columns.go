@@ -37,6 +37,9 @@ type column struct {
 	castType string
 	// stringy columns take LIKE as they are; others are cast to text first.
 	stringy bool
+	// declaredScale is set for a numeric whose DECIMAL type is its
+	// declared numeric(p,s): its values never hold more digits.
+	declaredScale bool
 }
 
 // selectExpr is how the column appears in the COPY query.
@@ -136,6 +139,7 @@ func (s *Source) describe(ctx context.Context, conn *pgx.Conn, declared []kalla.
 		if pc.oid == oidNumeric {
 			if p, sc, ok := numericTypmod(pc.typmod); ok && p <= kalla.MaxDecimalPrecision {
 				c.typ = kalla.Type{Kind: kalla.TypeDecimal, Precision: p, Scale: sc}
+				c.declaredScale = true
 			} else if d := findDeclared(declared, pc.name); d != nil {
 				c.typ = d.Type
 				if d.Type.Kind == kalla.TypeVarchar {

@@ -300,6 +300,9 @@ func (s *Source) worker(ctx context.Context, rel *relation, fs *filterSet, r pag
 // stream copies one range into a writer of its own and returns the rows
 // written.
 func (s *Source) stream(ctx context.Context, conn *pgx.Conn, rel *relation, fs *filterSet, r pageRange, sink kalla.RowSink) (int64, error) {
+	if cs, ok := sink.(kalla.CSVRowSink); ok && rel.csvExact() {
+		return s.streamCSV(ctx, conn, rel, fs, r, cs)
+	}
 	w, err := sink.NewWriter(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("open writer: %w", err)

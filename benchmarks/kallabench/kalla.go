@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/duckdb"
@@ -75,14 +78,31 @@ func runKalla(ctx context.Context, spec kallaSpec) (benchRun, error) {
 	sources.Register(postgres.Opener(nil, postgres.Config{}), "postgres", "postgresql")
 	outputs := kalla.NewOutputRegistry()
 	outputs.Register(file.OpenOutput, "file")
+	// Sources staged at the same time (the Runner stages row sources at
+	// once) make one phase, from the first start to the last end, named
+	// after them in alias order.
+	var (
+		stagedFrom, stagedTo time.Time
+		staged               []string
+	)
 	runner := &kalla.Runner{
 		Engine: engine, Sources: sources, Outputs: outputs, Logger: logger,
 		StageDone: func(t kalla.StageTime) {
-			name := "match+write"
-			if t.Stage == kalla.StageStaging {
-				name = "stage " + t.Source
+			now := time.Now()
+			if t.Stage != kalla.StageStaging {
+				run.Phases = append(run.Phases, benchPhase{Name: "match+write", Seconds: t.Elapsed.Seconds()})
+				return
 			}
-			run.Phases = append(run.Phases, benchPhase{Name: name, Seconds: t.Elapsed.Seconds()})
+			began := now.Add(-t.Elapsed)
+			if len(staged) > 0 && began.Before(stagedTo) {
+				staged = append(staged, t.Source)
+				slices.Sort(staged)
+				stagedFrom, stagedTo = minTime(stagedFrom, began), now
+				run.Phases[len(run.Phases)-1] = benchPhase{Name: "stage " + strings.Join(staged, "+"), Seconds: stagedTo.Sub(stagedFrom).Seconds()}
+				return
+			}
+			staged, stagedFrom, stagedTo = []string{t.Source}, began, now
+			run.Phases = append(run.Phases, benchPhase{Name: "stage " + t.Source, Seconds: t.Elapsed.Seconds()})
 		},
 	}
 	res, err := runner.Run(ctx, job, nil)
@@ -91,6 +111,13 @@ func runKalla(ctx context.Context, spec kallaSpec) (benchRun, error) {
 	}
 	run.Counts = benchdata.ResultCounts(res)
 	return run, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // newLogger logs as `kallad run` does: to stderr, secrets masked.

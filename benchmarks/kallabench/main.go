@@ -61,6 +61,11 @@ type benchVariant struct {
 	PeakRSS int64 `json:"peak_rss_bytes,omitempty"`
 	// VsRaw is Best over raw DuckDB's Best.
 	VsRaw float64 `json:"ratio_vs_raw_duckdb,omitempty"`
+	// VsFloor is Best over the COPY floor's Best, for Postgres variants.
+	VsFloor float64 `json:"ratio_vs_copy_floor,omitempty"`
+	// noCounts marks a variant that reads without matching: it has no
+	// counts to check.
+	noCounts bool
 
 	run func(context.Context) (benchRun, error)
 }
@@ -235,12 +240,13 @@ func (c *benchCommand) run(ctx context.Context, o *benchOptions) error {
 			run: func(ctx context.Context) (benchRun, error) { return child.runRaw(ctx, data) }},
 		{Name: "kalla-postgres", Note: "the Runner as kallad run wires it, Postgres tables, end to end, 3 Parquet outputs"},
 		{Name: "postgres", Note: "Postgres SQL: CREATE TEMP TABLE AS join, 2 anti-join counts, no outputs"},
+		{Name: copyFloorVariant, Note: copyFloorNote, noCounts: true},
 	}
 	switch {
 	case o.skipPostgres:
-		variants[2].Skipped, variants[3].Skipped = "--skip-postgres", "--skip-postgres"
+		variants[2].Skipped, variants[3].Skipped, variants[4].Skipped = "--skip-postgres", "--skip-postgres", "--skip-postgres"
 	case o.postgres == "":
-		variants[2].Skipped, variants[3].Skipped = "no --postgres", "no --postgres"
+		variants[2].Skipped, variants[3].Skipped, variants[4].Skipped = "no --postgres", "no --postgres", "no --postgres"
 	default:
 		pg, err := benchdata.SeedPostgres(ctx, o.postgres, data, c.logf)
 		if err != nil {
@@ -260,6 +266,7 @@ func (c *benchCommand) run(ctx context.Context, o *benchOptions) error {
 		}
 		variants[2].run = func(ctx context.Context) (benchRun, error) { return child.runKalla(ctx, pgJob) }
 		variants[3].run = func(ctx context.Context) (benchRun, error) { return runPostgresNative(ctx, pg) }
+		variants[4].run = func(ctx context.Context) (benchRun, error) { return runCopyFloor(ctx, pg, data) }
 	}
 
 	loadBefore := benchLoadAvg()
@@ -280,7 +287,11 @@ func (c *benchCommand) run(ctx context.Context, o *benchOptions) error {
 				continue
 			}
 			v.Runs = append(v.Runs, r)
-			c.logf("run %d/%d %-15s %6.2fs  %s", round, o.runs, v.Name, r.Seconds, r.Counts)
+			counts := r.Counts.String()
+			if v.noCounts {
+				counts = "(reads only, no match)"
+			}
+			c.logf("run %d/%d %-15s %6.2fs  %s", round, o.runs, v.Name, r.Seconds, counts)
 		}
 	}
 

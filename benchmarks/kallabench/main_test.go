@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kalla-dev/kalla/internal/benchdata"
 	"github.com/kalla-dev/kalla/internal/kallatest"
 )
 
@@ -26,9 +27,11 @@ func TestMain(m *testing.M) {
 }
 
 // TestBenchmark runs every variant at a small size against a throwaway
-// Postgres, each in its own child process, and checks that all four agree
-// with the generator's design and that Kalla's phases are the stages its
-// Runner reported, covering no more than the run's wall time.
+// Postgres, each in its own child process, and checks that the four that
+// match agree with the generator's design and that Kalla's phases are the
+// stages its Runner reported (the two Postgres tables staged at once, one
+// phase), covering no more than the run's wall time; the COPY floor copies
+// both tables and sets the Postgres variants' ratio to it.
 func TestBenchmark(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs DuckDB and Postgres")
@@ -55,12 +58,22 @@ func TestBenchmark(t *testing.T) {
 	}
 	want := map[string][]string{
 		"kalla-parquet":  {"stage left_src", "stage right_src", "match+write", "other"},
-		"kalla-postgres": {"stage left_src", "stage right_src", "match+write", "other"},
+		"kalla-postgres": {"stage left_src+right_src", "match+write", "other"},
 		"raw-duckdb":     {"join", "write matched", "anti-join left", "anti-join right", "other"},
 		"postgres":       {"join", "anti-join left", "anti-join right"},
+		copyFloorVariant: {"copy " + benchdata.InvoicesTable, "copy " + benchdata.PaymentsTable},
 	}
 	if len(rep.Variants) != len(want) {
 		t.Fatalf("%d variants, want %d", len(rep.Variants), len(want))
+	}
+	var floor float64
+	for _, v := range rep.Variants {
+		if v.Name == copyFloorVariant {
+			floor = v.Best
+		}
+	}
+	if floor <= 0 {
+		t.Fatalf("no COPY floor measured: %+v", rep.Variants)
 	}
 	for _, v := range rep.Variants {
 		if v.Error != "" || v.Skipped != "" || len(v.Runs) != 1 {
@@ -68,6 +81,22 @@ func TestBenchmark(t *testing.T) {
 			continue
 		}
 		r := v.Runs[0]
+		if v.Name == copyFloorVariant {
+			// Two parallel copies, no match: each copy within the run,
+			// and the floor is its own unit.
+			for _, p := range r.Phases {
+				if p.Seconds <= 0 || p.Seconds > r.Seconds*1.001 {
+					t.Errorf("%s: phase %s took %.3fs of a %.3fs run", v.Name, p.Name, p.Seconds, r.Seconds)
+				}
+			}
+			if v.VsFloor != 1 {
+				t.Errorf("%s: %.2fx the COPY floor, want 1", v.Name, v.VsFloor)
+			}
+			continue
+		}
+		if want := v.Best / floor; v.Name == "kalla-postgres" && v.VsFloor != want {
+			t.Errorf("%s: %.2fx the COPY floor, want %.2fx", v.Name, v.VsFloor, want)
+		}
 		if r.Counts != rep.Expected {
 			t.Errorf("%s: counts %s, expected %s", v.Name, r.Counts, rep.Expected)
 		}
