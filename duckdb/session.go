@@ -181,7 +181,8 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 	if !ok {
 		return 0, fmt.Errorf("source %q is not attached", alias)
 	}
-	alias = t.alias // today's rows, renamed by a carry-over (carryover.go)
+	fetch := fmt.Sprintf("%s/fetch-%s", s.dir, alias) // made by Attach
+	alias = t.alias                                   // today's rows, renamed by a carry-over (carryover.go)
 	if t.view {
 		var n int64
 		if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+s.qualified(alias)).Scan(&n); err != nil {
@@ -208,7 +209,7 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 	}
 	defer conn.Close()
 	sink := &appendSink{db: s.db, schema: s.schema, table: alias, cols: t.cols,
-		qualified: s.qualified(alias), types: t.types, dir: fmt.Sprintf("%s/fetch-%s", s.dir, alias)}
+		qualified: s.qualified(alias), types: t.types, dir: fetch}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
