@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kalla-dev/kalla"
@@ -44,8 +48,37 @@ func BenchmarkSubmitBind(b *testing.B) {
 			sess.Close()
 		}
 	})
+	// A CSV file beyond the sample (about 7 MB): the check reads its
+	// head; binding it whole (bind_whole) scans every value for its types.
+	bigCSV := filepath.Join(b.TempDir(), "big.csv")
+	var big strings.Builder
+	big.WriteString("invoice_id,customer_id,invoice_ref,amount,due_on\n")
+	for i := range 200_000 {
+		fmt.Fprintf(&big, "%d,%d,INV-%d,%d.25,2026-01-%02d\n", i, i%60, i, i%1000, 1+i%28)
+	}
+	if err := os.WriteFile(bigCSV, []byte(big.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	bigJob := jobOf(bigCSV, parquetR)
+	b.Run("bind_whole/csv_7MB", func(b *testing.B) {
+		for b.Loop() {
+			srcs, _, err := runner.Prepare(ctx, bigJob, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sess, err := runner.NewSession(ctx, srcs[:])
+			if err == nil {
+				_, err = runner.Bind(ctx, sess, bigJob, srcs, kalla.SchemaOnly)
+				sess.Close()
+			}
+			kalla.CloseSources(srcs[:])
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	for _, kind := range []struct{ name, left, right string }{
-		{"parquet", parquetL, parquetR}, {"csv", csvL, csvR},
+		{"parquet", parquetL, parquetR}, {"csv", csvL, csvR}, {"csv_7MB", bigCSV, parquetR},
 		{"postgres", db.TableURI("invoices"), db.TableURI("payments")},
 	} {
 		job := jobOf(kind.left, kind.right)
