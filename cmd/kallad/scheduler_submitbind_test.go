@@ -121,7 +121,7 @@ func TestSchedulerSubmitBindCSVSample(t *testing.T) {
 	left := filepath.Join(dir, "left.csv")
 	var b strings.Builder
 	b.WriteString("id,ref,amount\n")
-	const rows = 300_000 // about 7 MB: beyond the 4 MiB sample
+	const rows = 300_000 // about 7 MB: well beyond the 1 MiB sample
 	for i := range rows {
 		ref := fmt.Sprint(1000000 + i)
 		if i == rows-1 {
@@ -129,7 +129,7 @@ func TestSchedulerSubmitBindCSVSample(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "%d,%s,%d.25\n", i, ref, i%1000)
 	}
-	if b.Len() <= 4<<20 {
+	if b.Len() <= 1<<20 {
 		t.Fatalf("the file is %d bytes, not beyond the sample", b.Len())
 	}
 	if err := os.WriteFile(left, []byte(b.String()), 0o644); err != nil {
