@@ -22,6 +22,11 @@ import (
 type Accepted struct {
 	RunID  string `json:"run_id"`
 	Status string `json:"status"`
+	// ChecksDeferred, when set, says why the job's rules were not bound
+	// against its sources' columns before it was accepted (a source
+	// unreachable, or slower than the check's time; see SubmitBind): its
+	// run checks them and reports a fault through the error callback.
+	ChecksDeferred string `json:"checks_deferred,omitempty"`
 }
 
 // JobView is a run as the API shows it: GET /api/jobs/{run_id}, the items of
@@ -118,18 +123,20 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	}
 	// A dry run needs no run_id: nothing is kept under it.
 	srcs, _, err := s.cfg.Validator.Prepare(r.Context(), job, !dry)
-	for _, src := range srcs {
-		if src != nil {
-			src.Close()
-		}
-	}
+	defer kalla.CloseSources(srcs[:])
 	if err != nil {
 		s.invalid(w, err)
 		return
 	}
 	normalize(job)
 	if dry {
+		kalla.CloseSources(srcs[:])
 		s.dryRun(w, r, job)
+		return
+	}
+	outcome, deferred := s.checkBind(w, r, job, srcs)
+	kalla.CloseSources(srcs[:])
+	if outcome == bindAnswered {
 		return
 	}
 
@@ -159,8 +166,12 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, codeUnavailable, "", "the job is stored but could not be queued; submit it again")
 		return
 	}
-	s.log.Info("job accepted", "run_id", job.RunID)
-	writeJSON(w, http.StatusAccepted, Accepted{RunID: job.RunID, Status: "accepted"})
+	if deferred != "" {
+		s.log.Info("job accepted unchecked", "run_id", job.RunID, "checks_deferred", deferred)
+	} else {
+		s.log.Info("job accepted", "run_id", job.RunID)
+	}
+	writeJSON(w, http.StatusAccepted, Accepted{RunID: job.RunID, Status: "accepted", ChecksDeferred: deferred})
 }
 
 // refuseQueueFull answers 429 when MaxQueued jobs already wait, unless job

@@ -62,6 +62,9 @@ type Config struct {
 	QueueDepth func(context.Context) (int, error)
 	// DryRuns serves POST /api/jobs?dry_run=true (dryrun.go).
 	DryRuns DryRuns
+	// SubmitBind binds a submitted job against its sources' columns
+	// (submitbind.go).
+	SubmitBind SubmitBind
 	// Timeouts of the HTTP server, so that a client that sends slowly (a
 	// slowloris) or never reads cannot hold a connection: the request
 	// header must arrive within ReadHeaderTimeout (default 10s), the whole
@@ -141,6 +144,8 @@ type Server struct {
 	handler http.Handler
 	// dry tracks the dry runs in flight, which Stop waits for.
 	dry dryRunning
+	// bind limits the submissions' bind checks; nil makes none.
+	bind *binding
 }
 
 // route is one operation of the API; the OpenAPI test checks this table
@@ -169,7 +174,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "http")}
+	s := &Server{cfg: cfg, log: cfg.Logger.With("component", "http"), bind: newBinding(cfg.SubmitBind)}
 	s.Probes = Probes{gatherer: cfg.Gatherer, log: s.log, check: s.storeAnswers}
 	if cfg.Saturated != nil {
 		s.Probes.extra = func(body map[string]any) { body["saturated"] = cfg.Saturated() }

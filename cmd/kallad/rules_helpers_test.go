@@ -52,7 +52,7 @@ var sharedKeyRules = []any{
 }
 
 // seedRules creates the rules data in a Postgres schema of its own.
-func seedRules(t *testing.T) *kallatest.DB {
+func seedRules(t testing.TB) *kallatest.DB {
 	t.Helper()
 	db := kallatest.Postgres(t).NewSchema(t)
 	for _, q := range rulesData {
@@ -64,7 +64,7 @@ func seedRules(t *testing.T) *kallatest.DB {
 // writeRulesFiles runs rulesData in a scratch DuckDB and writes the
 // invoices and payments as files of format (parquet, or csv with a
 // header) in dir.
-func writeRulesFiles(t *testing.T, dir, format string) (invoices, payments string) {
+func writeRulesFiles(t testing.TB, dir, format string) (invoices, payments string) {
 	t.Helper()
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
@@ -87,7 +87,7 @@ func writeRulesFiles(t *testing.T, dir, format string) (invoices, payments strin
 
 // rulesJob is a job of rules over the invoices (left_src) and payments
 // (right_src) at the URIs left and right.
-func rulesJob(t *testing.T, rules []any, left, right, callbackURL string) map[string]any {
+func rulesJob(t testing.TB, rules []any, left, right, callbackURL string) map[string]any {
 	job := map[string]any{
 		"run_id": kalla.NewRunID(),
 		"rules":  rules,

@@ -50,6 +50,7 @@ type schedulerOptions struct {
 	limits             limitOptions
 	scale              scaleOptions
 	ui                 uiOptions
+	submitCheck        submitCheckOptions
 }
 
 // Run parses args and serves until ctx is cancelled (SIGINT or SIGTERM),
@@ -135,7 +136,7 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 	fs.StringVar(&o.dataDir, "data-dir", env("./kalla-data", "KALLA_DATA_DIR"), "folder of the durable job store and queue (env KALLA_DATA_DIR)")
 	fs.StringVar(&o.natsURL, "nats-url", env("", "NATS_URL"), "use this NATS cluster instead of the embedded server (env NATS_URL)")
 	o.auth = clusterAuthFlags(fs, true)
-	return o, errors.Join(err, o.limits.register(fs), o.scale.register(fs), replicasFlag(fs, &o.natsReplicas), o.ui.register(fs))
+	return o, errors.Join(err, o.limits.register(fs), o.scale.register(fs), replicasFlag(fs, &o.natsReplicas), o.ui.register(fs), o.submitCheck.register(fs))
 }
 
 func (o *schedulerOptions) validate() error {
@@ -157,7 +158,7 @@ func (o *schedulerOptions) validate() error {
 	case o.shutdownTimeout < 0:
 		return fmt.Errorf("--shutdown-timeout %s: must not be negative", o.shutdownTimeout)
 	}
-	return errors.Join(checkReplicas(o.natsReplicas, o.natsURL), o.limits.validate(), o.scale.validate())
+	return errors.Join(checkReplicas(o.natsReplicas, o.natsURL), o.limits.validate(), o.scale.validate(), o.submitCheck.validate())
 }
 
 // daemonFlags is the start of the command line of a long-running mode
@@ -328,8 +329,9 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		Saturated: worker.Saturated,
 		Cluster:   members,
 		MaxQueued: o.limits.maxQueued, QueueDepth: queueDepth(queue), ReadHeaderTimeout: o.limits.httpHeaderTimeout,
-		DryRuns: kallahttp.DryRuns{Runner: runner, TakeSlot: worker.TakeSlot, JobTimeout: o.limits.jobTimeout},
-		Logger:  logger, UI: console,
+		DryRuns:    kallahttp.DryRuns{Runner: runner, TakeSlot: worker.TakeSlot, JobTimeout: o.limits.jobTimeout},
+		SubmitBind: o.submitCheck.config(runner),
+		Logger:     logger, UI: console,
 	})
 	if err != nil {
 		return err
