@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) {
 }
 
 // TestBenchmark runs every variant at a small size against a throwaway
-// Postgres, each in its own child process, and checks that all four agree
+// Postgres (and S3 server), each in its own child process, and checks that all agree
 // with the generator's design and that Kalla's phases are the stages its
 // Runner reported, covering no more than the run's wall time.
 func TestBenchmark(t *testing.T) {
@@ -58,11 +59,18 @@ func TestBenchmark(t *testing.T) {
 		"kalla-postgres": {"stage left_src", "stage right_src", "match+write", "other"},
 		"raw-duckdb":     {"join", "write matched", "anti-join left", "anti-join right", "other"},
 		"postgres":       {"join", "anti-join left", "anti-join right"},
+		kallaCSVVariant:  {"stage left_src", "stage right_src", "match+write", "other"},
+		rawCSVVariant:    {"join", "write matched", "anti-join left", "anti-join right", "other"},
+		kallaS3Variant:   {"stage left_src", "stage right_src", "match+write", "other"},
 	}
 	if len(rep.Variants) != len(want) {
 		t.Fatalf("%d variants, want %d", len(rep.Variants), len(want))
 	}
 	for _, v := range rep.Variants {
+		if v.Name == kallaS3Variant && strings.HasPrefix(v.Skipped, "no versitygw") {
+			t.Logf("%s skipped: %s", v.Name, v.Skipped)
+			continue
+		}
 		if v.Error != "" || v.Skipped != "" || len(v.Runs) != 1 {
 			t.Errorf("%s: error %q, skipped %q, %d runs", v.Name, v.Error, v.Skipped, len(v.Runs))
 			continue
@@ -82,6 +90,9 @@ func TestBenchmark(t *testing.T) {
 		}
 		if sum <= 0 || sum > r.Seconds*1.001 {
 			t.Errorf("%s: phases sum to %.3fs of a %.3fs run", v.Name, sum, r.Seconds)
+		}
+		if (v.Reference != "") != (v.VsRef > 0) {
+			t.Errorf("%s: ratio %.2f to reference %q", v.Name, v.VsRef, v.Reference)
 		}
 	}
 }
