@@ -167,8 +167,11 @@ func fitsSQL(c string, typ kalla.Type, sample numericStats) string {
 		v := "TRY_CAST(" + c + " AS BIGINT)"
 		ok = fmt.Sprintf("CAST(%s AS VARCHAR) = %s AND %s BETWEEN -999999999999999999 AND 999999999999999999", v, c, v)
 	case kalla.TypeDecimal:
+		// A CASE, not an OR: in a projection DuckDB evaluates both sides
+		// of an OR on every row (1.8 s of CPU at 5M rows), a CASE's ELSE
+		// only on the rows its WHEN leaves.
 		r := "CAST(TRY_CAST(" + c + " AS " + typ.SQL() + ") AS VARCHAR)"
-		ok = fmt.Sprintf("%s = %s OR (starts_with(%s, %s) AND NOT ends_with(%s, '.') AND rtrim(substr(%s, length(%s) + 1), '0') IN ('', '.'))",
+		ok = fmt.Sprintf("CASE WHEN %s = %s THEN true ELSE starts_with(%s, %s) AND NOT ends_with(%s, '.') AND rtrim(substr(%s, length(%s) + 1), '0') IN ('', '.') END",
 			r, c, r, c, c, r, c)
 	default:
 		// A VARCHAR the sniffer called DOUBLE turns DOUBLE with enough
