@@ -153,6 +153,52 @@ func (s *Session) typeNumeric(ctx context.Context, ct *csvTyping, cols []kalla.C
 	return nil
 }
 
+// settleFiltered types from every value the sampled columns that a filter
+// compares with a value their sampled type cannot hold (code = "A-1" on a
+// column whose sample held only integers): typed from every value, the
+// column may hold it, and the filter is then checked against that type, as
+// it always was.
+func (s *Session) settleFiltered(ctx context.Context, t *table) error {
+	if t.csv == nil || len(t.csv.guesses) == 0 {
+		return nil
+	}
+	var wrong, right []csvGuess
+	for _, g := range t.csv.guesses {
+		fits := true
+		for _, f := range t.filters {
+			if !strings.EqualFold(f.Column, t.cols[g.col].Name) || f.Op == kalla.OpLike {
+				continue
+			}
+			ops, err := f.Operands()
+			if err != nil {
+				continue // filterSQL reports it
+			}
+			for _, op := range ops {
+				var ok bool
+				q := fmt.Sprintf("SELECT TRY_CAST(%s AS %s) IS NOT NULL", quoteLiteral(op.Text), t.types[g.col])
+				if err := s.conn.QueryRowContext(ctx, q).Scan(&ok); err != nil {
+					return fmt.Errorf("check filter value: %w", cleanError(err))
+				}
+				fits = fits && ok
+			}
+		}
+		if fits {
+			right = append(right, g)
+		} else {
+			wrong = append(wrong, g)
+		}
+	}
+	if len(wrong) == 0 {
+		return nil
+	}
+	t.csv.guesses = wrong
+	if err := s.typeFromAll(ctx, t); err != nil {
+		return err
+	}
+	t.csv.guesses = right
+	return nil
+}
+
 // fitsSQL returns a condition, on column c read as text, that holds when
 // its value leaves the type decided from the sample as it is: so that when
 // every value passes, decideNumeric on all of them gives that type too. It
@@ -302,9 +348,8 @@ func (s *Session) settleCSV(ctx context.Context, t *table) error {
 	return s.retypeCSV(ctx, t)
 }
 
-// retypeCSV types t's guessed columns from every value, and declares its
-// table again with the new types (and its filters with them).
-func (s *Session) retypeCSV(ctx context.Context, t *table) error {
+// typeFromAll types t's guessed columns from every value.
+func (s *Session) typeFromAll(ctx context.Context, t *table) error {
 	idx := make([]int, len(t.csv.guesses))
 	for k, g := range t.csv.guesses {
 		idx[k] = g.col
@@ -319,6 +364,15 @@ func (s *Session) retypeCSV(ctx context.Context, t *table) error {
 	}
 	t.csv.guesses = nil
 	t.from = t.csv.base + ", " + textTypes(t.cols, t.types, nil) + ")"
+	return nil
+}
+
+// retypeCSV types t's guessed columns from every value, and declares its
+// table again with the new types (and its filters with them).
+func (s *Session) retypeCSV(ctx context.Context, t *table) error {
+	if err := s.typeFromAll(ctx, t); err != nil {
+		return err
+	}
 	if _, err := s.conn.ExecContext(ctx, "DROP TABLE "+s.qualified(t.alias)); err != nil {
 		return fmt.Errorf("retype %q: %w", t.alias, cleanError(err))
 	}

@@ -177,3 +177,19 @@ func TestCSVGlobCheckedInEveryFile(t *testing.T) {
 	got := ducktest.Rows(t, "SELECT typeof(amount), amount::VARCHAR FROM read_parquet('"+res.OutputPaths.UnmatchedLeft+"') WHERE id IN (1, 900001)")
 	kallatest.SameRows(t, "amounts", got, []string{"DECIMAL(18,3)|1.005", "DECIMAL(18,3)|1.010"})
 }
+
+// A filter comparing a sampled column with a value its sampled type cannot
+// hold is checked against the type from every value, as it always was: the
+// text after the sample makes the column text, and the filter keeps its row.
+func TestCSVFilterValueOutsideSampledType(t *testing.T) {
+	t.Parallel()
+	only := []kalla.Filter{{Column: "v", Op: kalla.OpEq, Value: json.RawMessage(`"A-1"`)}}
+	tail := []string{"A-1", "12"}
+	typ, rows := typedCSV(t, sampledCSV, intHead, tail, nil, only)
+	wholeTyp, wholeRows := typedCSV(t, wholeCSV, intHead, tail, nil, only)
+	if typ != "VARCHAR" || wholeTyp != "VARCHAR" {
+		t.Errorf("v typed %s from the sample, %s from every value; want VARCHAR", typ, wholeTyp)
+	}
+	kallatest.SameRows(t, "staged rows", rows, []string{fmt.Sprintf("%d|A-1|1", csvHeadRows+1)})
+	kallatest.SameRows(t, "staged rows from every value", wholeRows, rows)
+}

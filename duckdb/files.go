@@ -55,7 +55,7 @@ func (s *Session) describeCSV(ctx context.Context, t *table, pattern string) err
 	}
 	t.from = base + ", " + textTypes(sniffed, sniffedTypes, nil) + ")"
 	t.cols, t.types, t.csv = sniffed, sniffedTypes, ct
-	return nil
+	return s.settleFiltered(ctx, t)
 }
 
 // csvQuotedEmpty reads a quoted empty field ("") as an empty string and
