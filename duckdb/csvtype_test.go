@@ -30,6 +30,14 @@ const (
 func intHead(i int) string { return fmt.Sprint(i%997 + 1) }
 func decHead(i int) string { return fmt.Sprintf("%d.%02d", i%500, i%100) }
 
+// withExponent is decHead with 1e5 in its second row.
+func withExponent(i int) string {
+	if i == 2 {
+		return "1e5"
+	}
+	return decHead(i)
+}
+
 // quoteFirst quotes the first value of head: DuckDB's sniffer reads quotes
 // as text when its sample holds none.
 func quoteFirst(head func(int) string) func(int) string {
@@ -106,6 +114,10 @@ func TestCSVTypedFromSampleAndChecked(t *testing.T) {
 		{"exponent after decimals", decHead, []string{"1e5"}, "VARCHAR", []string{"1e5"}},
 		{"empty string and NULL after integers", quoteFirst(intHead), []string{`""`, ``}, "VARCHAR", []string{"", "NULL"}},
 		{"NULL after integers", intHead, []string{``, "8"}, "BIGINT", []string{"NULL", "8"}},
+		// The sniffer's DOUBLE stays DOUBLE only with more digits than a
+		// DECIMAL holds; the sample (an exponent in it) says text, the
+		// 40 digits after it say DOUBLE.
+		{"40 digits after an exponent", withExponent, []string{"1234567890123456789012345678901234567890.5"}, "DOUBLE", []string{"1.2345678901234568e+39"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
