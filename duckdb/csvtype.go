@@ -9,11 +9,11 @@ import (
 )
 
 // defaultCSVSampleRows is how many rows, from the start of a CSV source,
-// type its numeric-looking columns when it is attached. Scanning every value as text
-// to type them, then reading the file again typed, took twice what DuckDB
-// needs to read it once (7.2 s against 3.4 s at 5M invoices); the sample
-// costs a few milliseconds, and the rows after it are checked as they are
-// staged (see csvGuess).
+// type its numeric-looking columns when it is attached. Scanning every
+// value as text to type them, then reading the file again typed, took twice
+// what DuckDB needs to read it once (7.2 s against 3.4 s at 5M invoices);
+// the sample costs a few milliseconds, and the rows after it are checked as
+// they are staged (see fitsSQL).
 const defaultCSVSampleRows = 100_000
 
 // csvTyping is how a CSV source's numeric-looking columns were typed.
@@ -29,8 +29,8 @@ type csvTyping struct {
 	guesses []csvGuess
 }
 
-// csvGuess is a column typed from the sample: typ is what every value of
-// the whole source would decide too if each one passes fits.
+// csvGuess is a column typed from the sample: every value of the whole
+// source decides the same type if each one passes fitsSQL.
 type csvGuess struct {
 	col     int
 	sniffed kalla.Type // the sniffer's type, which decideNumeric takes
