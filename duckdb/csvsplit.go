@@ -78,11 +78,13 @@ func (s *Session) SplitFiles(ctx context.Context, alias string, n int) ([]kalla.
 	if err != nil || !ok {
 		return nil, err
 	}
-	if err := s.settleCSV(ctx, t); err != nil {
-		return nil, err
-	}
 	parts, err := cutCSV(ctx, files, d, n, s.engine.minSplitBytes)
 	if err != nil || len(parts) < 2 {
+		return nil, err
+	}
+	// Only a source that is cut needs its types final here: one read
+	// whole types itself as it is staged.
+	if err := s.settleCSV(ctx, t); err != nil {
 		return nil, err
 	}
 	splits := make([]kalla.SourceSplit, len(parts))
