@@ -242,12 +242,12 @@ func (c *benchCommand) run(ctx context.Context, o *benchOptions) error {
 		{Name: "kalla-postgres", Note: "the Runner as kallad run wires it, Postgres tables, end to end, 3 Parquet outputs"},
 		{Name: "postgres", Note: "Postgres SQL: CREATE TEMP TABLE AS join, 2 anti-join counts, no outputs"},
 	}
-	csvVariants, stopCSV, err := c.csvVariants(ctx, o, data, child)
+	csvVars, stopCSV, err := c.csvVariants(ctx, o, data, child)
 	if err != nil {
 		return err
 	}
 	defer stopCSV()
-	variants = append(variants, csvVariants...)
+	variants = append(variants, csvVars...)
 	switch {
 	case o.skipPostgres:
 		variants[2].Skipped, variants[3].Skipped = "--skip-postgres", "--skip-postgres"
