@@ -43,8 +43,8 @@ type csvRange struct {
 // dialect, and the DuckDB types of every column.
 //
 // The column types are decided once, for the whole source, by the plan
-// task's Attach (describeCSV scans every numeric-looking value of every
-// file), and travel in the split. Deciding them per range would type a
+// task (describeCSV types from a sample, settleCSV checks every value of
+// every file before cutting), and travel in the split. Deciding them per range would type a
 // column BIGINT in one range and DECIMAL or VARCHAR in another (a range
 // without decimals, or with a "007"), and the staged partitions could not
 // be combined; staging text and deciding from merged per-range statistics
@@ -80,6 +80,11 @@ func (s *Session) SplitFiles(ctx context.Context, alias string, n int) ([]kalla.
 	}
 	parts, err := cutCSV(ctx, files, d, n, s.engine.minSplitBytes)
 	if err != nil || len(parts) < 2 {
+		return nil, err
+	}
+	// Only a source that is cut needs its types final here: one read
+	// whole types itself as it is staged.
+	if err := s.settleCSV(ctx, t); err != nil {
 		return nil, err
 	}
 	splits := make([]kalla.SourceSplit, len(parts))

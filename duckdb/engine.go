@@ -47,7 +47,11 @@ type Config struct {
 	// small files. kallad sets it from --csv-min-split-bytes (env
 	// KALLA_CSV_MIN_SPLIT_BYTES).
 	MinCSVSplitBytes int64
-	Logger           *slog.Logger
+	// CSVSampleRows is how many rows at the start of a CSV source type its
+	// numeric-looking columns before staging checks every value against
+	// them; 0 means defaultCSVSampleRows. Tests lower it.
+	CSVSampleRows int64
+	Logger        *slog.Logger
 }
 
 // Engine is a kalla.Engine on embedded, in-memory DuckDB databases: one
@@ -67,6 +71,8 @@ type Engine struct {
 	logger    *slog.Logger
 	// minSplitBytes is Config.MinCSVSplitBytes, or its default.
 	minSplitBytes int64
+	// csvSampleRows is Config.CSVSampleRows, or its default.
+	csvSampleRows int64
 	// unchecked turns the sandbox off, for tests that prove the lockdown
 	// holds on its own.
 	unchecked bool
@@ -79,6 +85,9 @@ func Open(cfg Config) (*Engine, error) {
 	e := &Engine{logger: cfg.Logger, minSplitBytes: cfg.MinCSVSplitBytes}
 	if e.minSplitBytes <= 0 {
 		e.minSplitBytes = defaultMinSplitBytes
+	}
+	if e.csvSampleRows = cfg.CSVSampleRows; e.csvSampleRows <= 0 {
+		e.csvSampleRows = defaultCSVSampleRows
 	}
 	if e.logger == nil {
 		e.logger = slog.Default()

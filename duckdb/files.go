@@ -29,13 +29,10 @@ func (s *Session) describeFiles(ctx context.Context, t *table, src *kalla.FileSo
 	}
 }
 
-// describeCSV types the columns of a CSV file exactly. DuckDB's sniffer
-// guesses from a sample and reads 12.34 as DOUBLE, which loses true matches
-// at a tolerance boundary (about 4% of them on our boundary test set), and
-// reads 007 as the integer 7. So every column the sniffer calls numeric is
-// read as text and its values decide: integers without leading zeros become
-// BIGINT, plain decimals DECIMAL with the largest scale seen, anything else
-// stays VARCHAR, unchanged.
+// describeCSV types the columns of a CSV file exactly: DuckDB's sniffer
+// types dates, times and booleans, and the columns it calls numeric are
+// typed from their values (decideNumeric): from a sample of them here, and
+// checked against every value as they are staged (loadCSV).
 func (s *Session) describeCSV(ctx context.Context, t *table, pattern string) error {
 	// Reconciliation files have a header row; the sniffer cannot tell one
 	// when every column is text, so it is not left to guess.
@@ -44,28 +41,21 @@ func (s *Session) describeCSV(ctx context.Context, t *table, pattern string) err
 	if err != nil {
 		return fmt.Errorf("read csv %s: %w", pattern, err)
 	}
-	var numeric []int
+	ct := &csvTyping{base: base}
 	for i, c := range sniffed {
 		switch c.Type.Kind {
 		case kalla.TypeSmallint, kalla.TypeInteger, kalla.TypeBigint, kalla.TypeDouble, kalla.TypeReal, kalla.TypeDecimal:
-			numeric = append(numeric, i)
+			ct.numeric = append(ct.numeric, i)
 		}
 	}
-	if len(numeric) > 0 {
-		if err := s.refineNumeric(ctx, base, sniffed, numeric); err != nil {
+	if len(ct.numeric) > 0 {
+		if err := s.typeNumeric(ctx, ct, sniffed, sniffedTypes); err != nil {
 			return fmt.Errorf("read csv %s: %w", pattern, err)
 		}
-		for _, i := range numeric {
-			sniffedTypes[i] = sniffed[i].Type.SQL()
-		}
 	}
-	types := make([]string, len(sniffed))
-	for i, c := range sniffed {
-		types[i] = quoteLiteral(c.Name) + ": " + quoteLiteral(sniffedTypes[i])
-	}
-	t.from = base + ", types = {" + strings.Join(types, ", ") + "})"
-	t.cols, t.types = sniffed, sniffedTypes
-	return nil
+	t.from = base + ", " + textTypes(sniffed, sniffedTypes, nil) + ")"
+	t.cols, t.types, t.csv = sniffed, sniffedTypes, ct
+	return s.settleFiltered(ctx, t)
 }
 
 // csvQuotedEmpty reads a quoted empty field ("") as an empty string and
@@ -73,49 +63,6 @@ func (s *Session) describeCSV(ctx context.Context, t *table, pattern string) err
 // writer mean them: DuckDB's reader would otherwise turn every empty
 // string into NULL, and "" = "" would no longer match.
 const csvQuotedEmpty = "allow_quoted_nulls = false"
-
-// refineNumeric scans the numeric-looking columns as text and retypes them
-// in cols.
-func (s *Session) refineNumeric(ctx context.Context, base string, cols []kalla.Column, numeric []int) error {
-	var overrides, aggs []string
-	for _, i := range numeric {
-		overrides = append(overrides, quoteLiteral(cols[i].Name)+": 'VARCHAR'")
-		c := quoteIdent(cols[i].Name)
-		aggs = append(aggs,
-			fmt.Sprintf("count(*) FILTER (WHERE %s IS NOT NULL AND NOT regexp_full_match(%s, '-?(0|[1-9][0-9]*)'))", c, c),
-			fmt.Sprintf("count(*) FILTER (WHERE %s IS NOT NULL AND NOT regexp_full_match(%s, '-?(0|[1-9][0-9]*)(\\.[0-9]+)?'))", c, c),
-			fmt.Sprintf("coalesce(max(length(ltrim(split_part(%s, '.', 1), '-'))), 0)", c),
-			fmt.Sprintf("coalesce(max(length(split_part(%s, '.', 2))), 0)", c),
-		)
-	}
-	q := fmt.Sprintf("SELECT %s FROM %s, types = {%s})", strings.Join(aggs, ", "), base, strings.Join(overrides, ", "))
-	stats := make([]int64, len(aggs))
-	ptrs := make([]any, len(aggs))
-	for i := range stats {
-		ptrs[i] = &stats[i]
-	}
-	if err := s.conn.QueryRowContext(ctx, q).Scan(ptrs...); err != nil {
-		return cleanError(err)
-	}
-	for k, i := range numeric {
-		notInt, notDec, intDigits, scale := stats[4*k], stats[4*k+1], int(stats[4*k+2]), int(stats[4*k+3])
-		switch {
-		case notInt == 0 && intDigits <= 18:
-			cols[i].Type = kalla.Type{Kind: kalla.TypeBigint}
-		case notDec == 0 && intDigits+scale <= kalla.MaxDecimalPrecision:
-			p := 18
-			if intDigits+scale > 18 {
-				p = kalla.MaxDecimalPrecision
-			}
-			cols[i].Type = kalla.Type{Kind: kalla.TypeDecimal, Precision: p, Scale: scale}
-		case cols[i].Type.Kind == kalla.TypeDouble && notDec > 0 && notInt > 0 && intDigits+scale > kalla.MaxDecimalPrecision:
-			// Too wide for DECIMAL: keep the sniffer's DOUBLE.
-		default:
-			cols[i].Type = kalla.Type{Kind: kalla.TypeVarchar}
-		}
-	}
-	return nil
-}
 
 // filterSQL renders the WHERE clause of a file source's filters. Operands
 // are SQL literals cast to the column's type; each is checked by DuckDB

@@ -53,6 +53,8 @@ type table struct {
 	// including the column types Kalla decided; empty for row sources.
 	from  string
 	where string
+	// csv is how a CSV source's columns were typed; nil for other sources.
+	csv *csvTyping
 	// view is set for Parquet files, which DuckDB reads as fast as its own
 	// tables: staging them into a table cost more than the whole match
 	// (2.5 s of 4.5 s at 1M invoices), so they are read where they are.
@@ -191,12 +193,7 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 		return n, nil
 	}
 	if t.from != "" {
-		insert := fmt.Sprintf("INSERT INTO %s SELECT * FROM %s%s", s.qualified(alias), t.from, t.where)
-		res, err := s.conn.ExecContext(ctx, insert)
-		if err != nil {
-			return 0, cleanError(err)
-		}
-		return res.RowsAffected()
+		return s.loadCSV(ctx, t)
 	}
 	if t.rows == nil {
 		return 0, fmt.Errorf("source %q has no rows to load", alias)

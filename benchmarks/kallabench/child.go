@@ -119,14 +119,23 @@ type rawBenchSpec struct {
 	MemoryLimit string `json:"memory_limit"`
 	TempDir     string `json:"temp_dir"`
 	Threads     int    `json:"threads"`
+	// Format is "csv" for CSV files (see rawReader), else Parquet.
+	Format string `json:"format,omitempty"`
 }
 
 // runRaw runs the raw DuckDB variant in a child process.
 func (b *benchChild) runRaw(ctx context.Context, d *benchdata.Set) (benchRun, error) {
+	return b.runRawFiles(ctx, "raw-duckdb", "parquet", d.InvoicesParquet, d.PaymentsParquet)
+}
+
+// runRawFiles runs the raw DuckDB variant name on files of format in a
+// child process.
+func (b *benchChild) runRawFiles(ctx context.Context, name, format, invoices, payments string) (benchRun, error) {
 	spec := rawBenchSpec{
-		Invoices:    d.InvoicesParquet,
-		Payments:    d.PaymentsParquet,
-		OutDir:      filepath.Join(b.dir, "out", "raw-duckdb"),
+		Invoices:    invoices,
+		Payments:    payments,
+		Format:      format,
+		OutDir:      filepath.Join(b.dir, "out", name),
 		MemoryLimit: b.eng.MemoryLimit,
 		TempDir:     b.eng.TempDir,
 		Threads:     b.eng.Partitions,
@@ -161,8 +170,8 @@ func rawDuckDB(ctx context.Context, spec rawBenchSpec) (benchRun, error) {
 		"SET temp_directory = " + benchdata.Quote(spec.TempDir),
 		"SET preserve_insertion_order = false",
 		"CREATE MACRO tolerance_match(a, b, t) AS abs(a - b) <= t",
-		"CREATE VIEW " + benchdata.LeftAlias + " AS SELECT * FROM read_parquet(" + benchdata.Quote(spec.Invoices) + ")",
-		"CREATE VIEW " + benchdata.RightAlias + " AS SELECT * FROM read_parquet(" + benchdata.Quote(spec.Payments) + ")",
+		"CREATE VIEW " + benchdata.LeftAlias + " AS SELECT * FROM " + rawReader(spec.Format, spec.Invoices),
+		"CREATE VIEW " + benchdata.RightAlias + " AS SELECT * FROM " + rawReader(spec.Format, spec.Payments),
 	}
 	if spec.Threads > 0 {
 		setup = append(setup, fmt.Sprintf("SET threads = %d", spec.Threads))

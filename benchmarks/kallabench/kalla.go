@@ -15,6 +15,7 @@ import (
 	"github.com/kalla-dev/kalla/file"
 	"github.com/kalla-dev/kalla/internal/benchdata"
 	"github.com/kalla-dev/kalla/postgres"
+	"github.com/kalla-dev/kalla/s3"
 )
 
 // kallaChildCommand is the hidden first argument that makes kallabench run
@@ -29,7 +30,7 @@ type kallaSpec struct {
 }
 
 // runKallaChild runs the job with the engine, sources and output `kallad run`
-// wires (DuckDB; local files and Postgres, with no allow-list; a local
+// wires (DuckDB; local files, Postgres and S3, with no allow-list; a local
 // output folder), and takes its phases from the Runner's stage durations.
 func (c *benchCommand) runKallaChild(ctx context.Context, args []string) error {
 	if len(args) != 1 {
@@ -76,6 +77,7 @@ func runKalla(ctx context.Context, spec kallaSpec) (benchRun, error) {
 	sources := kalla.NewSourceRegistry()
 	sources.Register(file.OpenSource, "file")
 	sources.Register(postgres.Opener(nil, postgres.Config{}), "postgres", "postgresql")
+	sources.Register(s3.New(s3.Config{Logger: logger}).OpenSource, "s3")
 	outputs := kalla.NewOutputRegistry()
 	outputs.Register(file.OpenOutput, "file")
 	// Sources staged at the same time (the Runner stages row sources at

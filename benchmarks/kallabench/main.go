@@ -46,6 +46,7 @@ type benchOptions struct {
 	runs         int
 	json         bool
 	eng          engineOptions
+	csv          csvOptions
 }
 
 // benchVariant is one way of doing the job, and its measurements.
@@ -66,6 +67,10 @@ type benchVariant struct {
 	// noCounts marks a variant that reads without matching: it has no
 	// counts to check.
 	noCounts bool
+	// Reference names the variant VsRef compares with; VsRef is Best over
+	// its Best.
+	Reference string  `json:"reference,omitempty"`
+	VsRef     float64 `json:"ratio_vs_reference,omitempty"`
 
 	run func(context.Context) (benchRun, error)
 }
@@ -161,6 +166,7 @@ func (c *benchCommand) parse(args []string) (*benchOptions, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the default temp work folder")
 	fs.IntVar(&o.runs, "runs", 1, "run every variant this many times and report the best and the median")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of a table")
+	o.csv.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(c.Stderr, "Usage: go run ./benchmarks/kallabench [flags]\n\nTimes Kalla from Parquet and from Postgres against raw DuckDB SQL and Postgres doing the same job.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -242,6 +248,12 @@ func (c *benchCommand) run(ctx context.Context, o *benchOptions) error {
 		{Name: "postgres", Note: "Postgres SQL: CREATE TEMP TABLE AS join, 2 anti-join counts, no outputs"},
 		{Name: copyFloorVariant, Note: copyFloorNote, noCounts: true},
 	}
+	csvVars, stopCSV, err := c.csvVariants(ctx, o, data, child)
+	if err != nil {
+		return err
+	}
+	defer stopCSV()
+	variants = append(variants, csvVars...)
 	switch {
 	case o.skipPostgres:
 		variants[2].Skipped, variants[3].Skipped, variants[4].Skipped = "--skip-postgres", "--skip-postgres", "--skip-postgres"

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,11 +28,12 @@ func TestMain(m *testing.M) {
 }
 
 // TestBenchmark runs every variant at a small size against a throwaway
-// Postgres, each in its own child process, and checks that the four that
-// match agree with the generator's design and that Kalla's phases are the
-// stages its Runner reported (the two Postgres tables staged at once, one
-// phase), covering no more than the run's wall time; the COPY floor copies
-// both tables and sets the Postgres variants' ratio to it.
+// Postgres (and S3 server), each in its own child process, and checks that
+// the variants that match agree with the generator's design and that
+// Kalla's phases are the stages its Runner reported (the two Postgres tables
+// staged at once, one phase), covering no more than the run's wall time;
+// the COPY floor copies both tables and sets the Postgres variants' ratio
+// to it.
 func TestBenchmark(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs DuckDB and Postgres")
@@ -62,6 +64,9 @@ func TestBenchmark(t *testing.T) {
 		"raw-duckdb":     {"join", "write matched", "anti-join left", "anti-join right", "other"},
 		"postgres":       {"join", "anti-join left", "anti-join right"},
 		copyFloorVariant: {"copy " + benchdata.InvoicesTable, "copy " + benchdata.PaymentsTable},
+		kallaCSVVariant:  {"stage left_src", "stage right_src", "match+write", "other"},
+		rawCSVVariant:    {"join", "write matched", "anti-join left", "anti-join right", "other"},
+		kallaS3Variant:   {"stage left_src", "stage right_src", "match+write", "other"},
 	}
 	if len(rep.Variants) != len(want) {
 		t.Fatalf("%d variants, want %d", len(rep.Variants), len(want))
@@ -76,6 +81,10 @@ func TestBenchmark(t *testing.T) {
 		t.Fatalf("no COPY floor measured: %+v", rep.Variants)
 	}
 	for _, v := range rep.Variants {
+		if v.Name == kallaS3Variant && strings.HasPrefix(v.Skipped, "no versitygw") {
+			t.Logf("%s skipped: %s", v.Name, v.Skipped)
+			continue
+		}
 		if v.Error != "" || v.Skipped != "" || len(v.Runs) != 1 {
 			t.Errorf("%s: error %q, skipped %q, %d runs", v.Name, v.Error, v.Skipped, len(v.Runs))
 			continue
@@ -111,6 +120,9 @@ func TestBenchmark(t *testing.T) {
 		}
 		if sum <= 0 || sum > r.Seconds*1.001 {
 			t.Errorf("%s: phases sum to %.3fs of a %.3fs run", v.Name, sum, r.Seconds)
+		}
+		if (v.Reference != "") != (v.VsRef > 0) {
+			t.Errorf("%s: ratio %.2f to reference %q", v.Name, v.VsRef, v.Reference)
 		}
 	}
 }

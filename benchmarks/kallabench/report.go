@@ -40,6 +40,7 @@ func (r *benchReport) summarize() {
 			raw = v.Best
 		}
 	}
+	r.summarizeReferences()
 	if raw > 0 {
 		for _, v := range r.Variants {
 			if v.Best > 0 {
@@ -100,7 +101,7 @@ func (r *benchReport) printTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	// Names are padded here so that they stay left-aligned while the
 	// numbers align right.
-	fmt.Fprintln(tw, "variant        \tbest s\tmedian s\tcpu s\trows/s\tpeak RSS\tmatched\tunmatched_left\tunmatched_right\tvs raw DuckDB\tvs COPY floor\t")
+	fmt.Fprintln(tw, "variant        \tbest s\tmedian s\tcpu s\trows/s\tpeak RSS\tmatched\tunmatched_left\tunmatched_right\tvs raw DuckDB\tvs COPY floor\tvs reference\t")
 	rows := float64(r.Invoices + r.Payments)
 	for _, v := range r.Variants {
 		switch {
@@ -124,11 +125,11 @@ func (r *benchReport) printTable(w io.Writer) {
 		if v.noCounts {
 			counts = "-\t-\t-"
 		}
-		fmt.Fprintf(tw, "%-15s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", v.Name, v.Best, v.Median, cpu,
-			benchRate(rows/v.Best), rss, counts, benchRatio(v.VsRaw), benchRatio(v.VsFloor))
+		fmt.Fprintf(tw, "%-15s\t%.2f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", v.Name, v.Best, v.Median, cpu,
+			benchRate(rows/v.Best), rss, counts, benchRatio(v.VsRaw), benchRatio(v.VsFloor), v.referenceRatio())
 	}
 	e := r.Expected
-	fmt.Fprintf(tw, "%-15s\t\t\t\t\t\t%d\t%d\t%d\t\t\t\n", "expected", e.Matched, e.UnmatchedLeft, e.UnmatchedRight)
+	fmt.Fprintf(tw, "%-15s\t\t\t\t\t\t%d\t%d\t%d\t\t\t\t\n", "expected", e.Matched, e.UnmatchedLeft, e.UnmatchedRight)
 	tw.Flush()
 
 	fmt.Fprintf(w, "\nwhere the time goes (best run; seconds):\n")
