@@ -97,14 +97,24 @@ func (s *Session) assign(ctx context.Context, cand string, rule kalla.RuleSpec, 
 		}
 		// The side's own key is the same throughout its partition: ranking
 		// on it again only slows the sort.
-		var within []string
+		var within, fields []string
 		for i, c := range orderCols {
 			if !slices.Contains(keys[side], c) {
 				within = append(within, order[i])
+				fields = append(fields, "_kalla_pair."+c+" IS NULL", "_kalla_pair."+c)
 			}
 		}
 		q := fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM (%s) QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s) = 1",
 			acc, pairs, strings.Join(keys[side], ", "), strings.Join(within, ", "))
+		if !slices.ContainsFunc(x.OrderBy, func(o kalla.OrderKey) bool { return o.Desc }) {
+			// All ascending: the row with the least (col IS NULL, col, …)
+			// of each group is the QUALIFY's first, found by a grouped
+			// arg_min 3-4x faster than the window's sort (5M rows, 12.5M
+			// pairs). A struct compares each field ascending, hence DESC
+			// keeps the QUALIFY.
+			q = fmt.Sprintf("CREATE TABLE %s AS SELECT unnest(_kalla_best) FROM (SELECT arg_min(_kalla_pair, row(%s)) AS _kalla_best FROM (%s) AS _kalla_pair GROUP BY %s)",
+				acc, strings.Join(fields, ", "), pairs, "_kalla_pair."+strings.Join(keys[side], ", _kalla_pair."))
+		}
 		return ties, s.exec(ctx, q)
 	}
 	return ties, s.greedy(ctx, pairs, keys, order, accName)
