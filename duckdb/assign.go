@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
+	"slices"
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -42,27 +43,30 @@ func (s *Session) assign(ctx context.Context, candName string, rule kalla.RuleSp
 	x := rule.Exclusive
 	cand, acc := s.qualified(candName), s.qualified(accName)
 	keys := [2][]string{quoteAll(rule.Left.ResultColumns), quoteAll(rule.Right.ResultColumns)}
-	var order []string
+	// A column already ranked on cannot break a tie again, so each column
+	// is ranked on once (repeated sort keys cost time on every comparison).
+	var order, orderCols []string
+	add := func(col, expr string) {
+		if !slices.Contains(orderCols, col) {
+			order, orderCols = append(order, expr), append(orderCols, col)
+		}
+	}
 	for _, o := range x.OrderBy {
 		dir := "ASC"
 		if o.Desc {
 			dir = "DESC"
 		}
-		order = append(order, fmt.Sprintf("%s %s NULLS LAST", quoteIdent(o.Column), dir))
+		add(quoteIdent(o.Column), fmt.Sprintf("%s %s NULLS LAST", quoteIdent(o.Column), dir))
 	}
 	cols, _, err := s.describe(ctx, "SELECT * FROM "+cand)
 	if err != nil {
 		return 0, err
 	}
-	inKey := map[string]bool{}
 	for _, k := range append(append([]string{}, keys[0]...), keys[1]...) {
-		inKey[k] = true
-		order = append(order, k+" NULLS LAST")
+		add(k, k+" NULLS LAST")
 	}
 	for _, c := range cols {
-		if q := quoteIdent(c.Name); !inKey[q] {
-			order = append(order, q+" NULLS LAST")
-		}
+		add(quoteIdent(c.Name), quoteIdent(c.Name)+" NULLS LAST")
 	}
 	// A pair whose key is NULL on an exclusive side identifies no row that
 	// could be used once: it is no candidate.
@@ -91,8 +95,26 @@ func (s *Session) assign(ctx context.Context, candName string, rule kalla.RuleSp
 		if x.Sides[1] {
 			side = 1
 		}
+		// The side's own key is the same throughout its partition: ranking
+		// on it again only slows the sort.
+		var within, fields []string
+		for i, c := range orderCols {
+			if !slices.Contains(keys[side], c) {
+				within = append(within, order[i])
+				fields = append(fields, "_kalla_pair."+c+" IS NULL", "_kalla_pair."+c)
+			}
+		}
 		q := fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM (%s) QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s) = 1",
-			acc, pairs, strings.Join(keys[side], ", "), strings.Join(order, ", "))
+			acc, pairs, strings.Join(keys[side], ", "), strings.Join(within, ", "))
+		if !slices.ContainsFunc(x.OrderBy, func(o kalla.OrderKey) bool { return o.Desc }) {
+			// All ascending: the row with the least (col IS NULL, col, …)
+			// of each group is the QUALIFY's first, found by a grouped
+			// arg_min 3-4x faster than the window's sort (5M rows, 12.5M
+			// pairs). A struct compares each field ascending, hence DESC
+			// keeps the QUALIFY.
+			q = fmt.Sprintf("CREATE TABLE %s AS SELECT unnest(_kalla_best) FROM (SELECT arg_min(_kalla_pair, row(%s)) AS _kalla_best FROM (%s) AS _kalla_pair GROUP BY %s)",
+				acc, strings.Join(fields, ", "), pairs, "_kalla_pair."+strings.Join(keys[side], ", _kalla_pair."))
+		}
 		err = s.exec(ctx, q)
 	} else {
 		err = s.greedy(ctx, pairs, keys, order, accName)
@@ -214,11 +236,12 @@ func (s *Session) greedy(ctx context.Context, pairs string, keys [2][]string, or
 			break
 		}
 		// The locally dominant pairs: the best of their left row's pairs
-		// and of their right row's. Ranks are unique, so a rank that is
-		// both minima is one pair.
+		// and of their right row's. Two window minima over the pairs are
+		// about a third faster than intersecting two grouped minima and
+		// joining back.
 		if err := s.exec(ctx,
-			fmt.Sprintf(`CREATE OR REPLACE TABLE %[1]s AS SELECT * FROM %[2]s SEMI JOIN (
-SELECT min(_kalla_rank) AS m FROM %[2]s GROUP BY %[3]s INTERSECT SELECT min(_kalla_rank) FROM %[2]s GROUP BY %[4]s) AS d ON %[2]s._kalla_rank = d.m`,
+			fmt.Sprintf(`CREATE OR REPLACE TABLE %[1]s AS SELECT * FROM %[2]s
+QUALIFY _kalla_rank = min(_kalla_rank) OVER (PARTITION BY %[3]s) AND _kalla_rank = min(_kalla_rank) OVER (PARTITION BY %[4]s)`,
 				won, live, strings.Join(lk, ", "), strings.Join(rk, ", ")),
 			fmt.Sprintf("INSERT INTO %s SELECT _kalla_rank FROM %s", chosen, won),
 			fmt.Sprintf("CREATE OR REPLACE TABLE %[1]s AS SELECT * FROM %[1]s ANTI JOIN %[2]s AS a ON %[3]s ANTI JOIN %[2]s AS b ON %[4]s",

@@ -32,6 +32,8 @@ type benchRun struct {
 	PeakRSS    int64            `json:"peak_rss_bytes,omitempty"`
 	Counts     benchdata.Counts `json:"counts"`
 	Phases     []benchPhase     `json:"phases,omitempty"`
+	// Rules are the per-rule counts of a rules variant (rules.go).
+	Rules []kalla.RuleCount `json:"rules,omitempty"`
 }
 
 // benchChild runs the variants that need their own process, so that each
@@ -90,7 +92,7 @@ func (b *benchChild) runChild(ctx context.Context, command string, spec any) (be
 	if err := json.Unmarshal(out.Bytes(), &child); err != nil {
 		return run, fmt.Errorf("decode the result of %s: %w", command, err)
 	}
-	run.Counts, run.Phases = child.Counts, child.Phases
+	run.Counts, run.Phases, run.Rules = child.Counts, child.Phases, child.Rules
 	if len(run.Phases) > 0 {
 		sum := 0.0
 		for _, p := range run.Phases {

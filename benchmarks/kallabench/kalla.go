@@ -112,6 +112,7 @@ func runKalla(ctx context.Context, spec kallaSpec) (benchRun, error) {
 		return run, err
 	}
 	run.Counts = benchdata.ResultCounts(res)
+	run.Rules = res.Rules
 	return run, nil
 }
 

@@ -41,6 +41,7 @@ type benchOptions struct {
 	rows         int64
 	postgres     string
 	skipPostgres bool
+	skipRules    bool
 	dir          string
 	keep         bool
 	runs         int
@@ -71,8 +72,13 @@ type benchVariant struct {
 	// its Best.
 	Reference string  `json:"reference,omitempty"`
 	VsRef     float64 `json:"ratio_vs_reference,omitempty"`
+	// Baseline, when set, names the variant whose counts this one's must
+	// equal (and whose time VsRaw divides by) instead of the generator's
+	// design and raw-duckdb's: see rules.go.
+	Baseline string `json:"baseline,omitempty"`
 
-	run func(context.Context) (benchRun, error)
+	run     func(context.Context) (benchRun, error)
+	compare func(run, base benchRun) []string
 }
 
 // benchReport is the --json output.
@@ -124,6 +130,8 @@ func (c *benchCommand) Run(ctx context.Context, args []string) error {
 			return c.runRawChild(ctx, args[1:])
 		case kallaChildCommand:
 			return c.runKallaChild(ctx, args[1:])
+		case rawRulesChildCommand:
+			return c.runRawRulesChild(ctx, args[1:])
 		}
 	}
 	opts, err := c.parse(args)
@@ -162,6 +170,7 @@ func (c *benchCommand) parse(args []string) (*benchOptions, error) {
 	fs.Int64Var(&o.rows, "rows", 1_000_000, "number of invoices (payments are about 0.95 times as many)")
 	fs.StringVar(&o.postgres, "postgres", env("", "KALLA_BENCH_POSTGRES"), "Postgres URL to seed and read, postgres://user:pass@host:port/db (env KALLA_BENCH_POSTGRES); without it the Postgres variants are skipped")
 	fs.BoolVar(&o.skipPostgres, "skip-postgres", false, "skip the Postgres variants even if --postgres is set")
+	fs.BoolVar(&o.skipRules, "skip-rules", false, "skip the rules variants (issue 13's three rules, Kalla against the same rules in raw DuckDB SQL)")
 	fs.StringVar(&o.dir, "dir", "", "work folder for data, jobs and outputs; kept, and its data reused by later runs with the same --rows (default a temp folder, removed)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the default temp work folder")
 	fs.IntVar(&o.runs, "runs", 1, "run every variant this many times and report the best and the median")
@@ -279,6 +288,14 @@ func (c *benchCommand) run(ctx context.Context, o *benchOptions) error {
 		variants[2].run = func(ctx context.Context) (benchRun, error) { return child.runKalla(ctx, pgJob) }
 		variants[3].run = func(ctx context.Context) (benchRun, error) { return runPostgresNative(ctx, pg) }
 		variants[4].run = func(ctx context.Context) (benchRun, error) { return runCopyFloor(ctx, pg, data) }
+	}
+
+	if !o.skipRules {
+		rules, err := rulesVariants(child, data)
+		if err != nil {
+			return err
+		}
+		variants = append(variants, rules...)
 	}
 
 	loadBefore := benchLoadAvg()

@@ -17,7 +17,7 @@ import (
 // TestMain runs the hidden child variants when the test binary is started
 // as one (the benchmark re-executes itself: here, the test binary).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && (os.Args[1] == kallaChildCommand || os.Args[1] == rawChildCommand) {
+	if len(os.Args) > 1 && (os.Args[1] == kallaChildCommand || os.Args[1] == rawChildCommand || os.Args[1] == rawRulesChildCommand) {
 		c := &benchCommand{Stdout: os.Stdout, Stderr: os.Stderr}
 		if err := c.Run(context.Background(), os.Args[1:]); err != nil {
 			os.Exit(1)
@@ -43,7 +43,7 @@ func TestBenchmark(t *testing.T) {
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	c := &benchCommand{Stdout: &stdout, Stderr: &stderr}
-	err := c.Run(ctx, []string{"--rows", "2000", "--partitions", "2", "--postgres", db.URL, "--dir", t.TempDir(), "--json"})
+	err := c.Run(ctx, []string{"--rows", "2000", "--partitions", "2", "--postgres", db.URL, "--dir", t.TempDir(), "--json", "--skip-rules"})
 	t.Logf("stderr:\n%s", stderr.String())
 	if err != nil {
 		t.Fatal(err)
