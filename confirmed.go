@@ -31,6 +31,11 @@ func (r *Runner) openConfirmed(ctx context.Context, job *Job) (Source, error) {
 	}
 	src, err := r.Sources.Open(ctx, job.Confirmed)
 	if err != nil {
+		// An opener names the field of a source's URI ("uri"): here
+		// that is the field "confirmed" itself.
+		if v, ok := err.(*ValidationError); ok && v.Field == "uri" {
+			return nil, &ValidationError{Field: "confirmed", Message: v.Message}
+		}
 		return nil, prefixField("confirmed", err)
 	}
 	return src, nil

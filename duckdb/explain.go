@@ -209,7 +209,10 @@ func minLocation(v any) int {
 	return best
 }
 
-var trailingKeyword = regexp.MustCompile(`(?is)\s*(\bAND|\bWHERE|;)\s*$`)
+// trailingKeyword is what may join a condition to the next one: AND,
+// WHERE, and the opening parentheses of a next condition written in
+// parentheses ("... AND (a OR b)").
+var trailingKeyword = regexp.MustCompile(`(?is)\s*(\bAND|\bWHERE|;|\()\s*$`)
 
 // sourceText cuts a condition's text out of query: from its start to the
 // next condition's start, without the keyword that joins them, balanced

@@ -46,6 +46,13 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, aliases [2]
 	counts := &kalla.ReasonCounts{Left: map[string]int64{}, Right: map[string]int64{}}
 	var out [2]string
 	for side := range 2 {
+		// The unmatched rows are read by every rule and by the final
+		// join: an anti-join of the whole source, computed once.
+		kept := s.qualified(fmt.Sprintf("_kalla_unmatched_%d", side))
+		if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", kept, unmatched[side])); err != nil {
+			return unmatched, nil, fmt.Errorf("keep the unmatched rows: %w", err)
+		}
+		unmatched[side] = "SELECT * FROM " + kept
 		uCols := make([]string, len(srcKeys[side]))
 		for i := range uCols {
 			uCols[i] = fmt.Sprintf("_kalla_u%d", i)

@@ -298,6 +298,12 @@ func (c *benchCommand) run(ctx context.Context, o *benchOptions) error {
 		variants = append(variants, rules...)
 	}
 
+	explained, err := explainVariants(child, data)
+	if err != nil {
+		return err
+	}
+	variants = append(variants, explained...)
+
 	loadBefore := benchLoadAvg()
 	// Rounds interleave the variants, so that a slow spell of the machine
 	// does not land on one variant only.

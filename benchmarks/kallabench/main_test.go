@@ -61,6 +61,7 @@ func TestBenchmark(t *testing.T) {
 	want := map[string][]string{
 		"kalla-parquet":  {"stage left_src", "stage right_src", "match+write", "other"},
 		"kalla-postgres": {"stage left_src+right_src", "match+write", "other"},
+		explainVariant:   {"stage left_src", "stage right_src", "match+write", "other"},
 		"raw-duckdb":     {"join", "write matched", "anti-join left", "anti-join right", "other"},
 		"postgres":       {"join", "anti-join left", "anti-join right"},
 		copyFloorVariant: {"copy " + benchdata.InvoicesTable, "copy " + benchdata.PaymentsTable},

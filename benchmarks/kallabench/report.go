@@ -157,6 +157,7 @@ func (r *benchReport) printTable(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %-15s %s\n", v.Name, note)
 	}
+	r.printExplainOverhead(w)
 	if len(r.Mismatches) == 0 {
 		fmt.Fprintln(w, "\ncounts: every variant that ran agrees with the generator's design, or with its baseline (rules)")
 	} else {
