@@ -53,7 +53,7 @@ func (r *Runner) CheckBind(ctx context.Context, job *Job, srcs [2]Source) error 
 // bindSchemas binds job in a session of its own that may read the files of
 // allowed, attaching read in their place.
 func (r *Runner) bindSchemas(ctx context.Context, job *Job, allowed, read [2]Source) error {
-	sess, err := r.NewSession(ctx, allowed[:])
+	sess, err := r.NewSession(ctx, allowed[:], CarryPaths(job)...)
 	if err != nil {
 		return err
 	}

@@ -216,9 +216,13 @@ func TestBrowserEscapesAndMasks(t *testing.T) {
 	okID := s.submit(t, job)
 	s.waitState(t, okID, kalla.JobCompleted)
 
-	// A job that fails with an error quoting a column named by the payload.
+	// A job that fails while running with an error quoting the payload: a
+	// value of the source that does not convert. (A column named by the
+	// payload is a 400 at submission now, which binds the rules.)
 	bad := exampleJob(t, t.TempDir())
-	bad["match_sql"] = `SELECT i."` + strings.ReplaceAll(payload, `"`, `""`) + `" FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id`
+	bad["sources"].([]any)[0].(map[string]any)["uri"] = left
+	bad["match_sql"] = `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id
+		AND CASE WHEN i.customer = 'Evil Corp' THEN CAST(i.invoice_id AS INTEGER) > 0 ELSE true END`
 	badID := s.submit(t, bad)
 	s.waitState(t, badID, kalla.JobFailed)
 
