@@ -263,6 +263,11 @@ func (c *benchCommand) run(ctx context.Context, o *benchOptions) error {
 	}
 	defer stopCSV()
 	variants = append(variants, csvVars...)
+	carried, err := c.carryVariants(ctx, child, data)
+	if err != nil {
+		return err
+	}
+	variants = append(variants, carried...)
 	switch {
 	case o.skipPostgres:
 		variants[2].Skipped, variants[3].Skipped, variants[4].Skipped = "--skip-postgres", "--skip-postgres", "--skip-postgres"
