@@ -148,32 +148,30 @@ func (b *benchChild) runRawFiles(ctx context.Context, name, format, invoices, pa
 	return b.runChild(ctx, rawChildCommand, spec)
 }
 
-// rawDuckDB does by hand what a Kalla job does, on a fresh DuckDB with the
-// settings Kalla's engine uses (memory limit, spill folder, threads,
-// preserve_insertion_order = false), reading the Parquet files in place
-// through views named like the job's aliases so the match SQL is the same
-// text.
-func rawDuckDB(ctx context.Context, spec rawBenchSpec) (benchRun, error) {
-	var run benchRun
+// openRaw opens a fresh DuckDB with the settings Kalla's engine uses
+// (memory limit, spill folder, threads, preserve_insertion_order = false),
+// tolerance_match, and the two sources as views named like the job's
+// aliases over the table expressions left and right, plus extra setup
+// statements; done closes it.
+func openRaw(ctx context.Context, spec rawBenchSpec, left, right string, extra ...string) (conn *sql.Conn, done func(), err error) {
 	if err := os.MkdirAll(spec.OutDir, 0o755); err != nil {
-		return run, err
+		return nil, nil, err
 	}
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
-		return run, err
+		return nil, nil, err
 	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return run, err
+	if conn, err = db.Conn(ctx); err != nil {
+		db.Close()
+		return nil, nil, err
 	}
-	defer conn.Close()
+	done = func() { conn.Close(); db.Close() }
 	setup := []string{
 		"SET temp_directory = " + benchdata.Quote(spec.TempDir),
 		"SET preserve_insertion_order = false",
 		"CREATE MACRO tolerance_match(a, b, t) AS abs(a - b) <= t",
-		"CREATE VIEW " + benchdata.LeftAlias + " AS SELECT * FROM " + rawReader(spec.Format, spec.Invoices),
-		"CREATE VIEW " + benchdata.RightAlias + " AS SELECT * FROM " + rawReader(spec.Format, spec.Payments),
+		"CREATE VIEW " + benchdata.LeftAlias + " AS SELECT * FROM " + left,
+		"CREATE VIEW " + benchdata.RightAlias + " AS SELECT * FROM " + right,
 	}
 	if spec.Threads > 0 {
 		setup = append(setup, fmt.Sprintf("SET threads = %d", spec.Threads))
@@ -181,11 +179,27 @@ func rawDuckDB(ctx context.Context, spec rawBenchSpec) (benchRun, error) {
 	if spec.MemoryLimit != "" {
 		setup = append(setup, "SET memory_limit = "+benchdata.Quote(spec.MemoryLimit))
 	}
-	for _, s := range setup {
+	for _, s := range append(setup, extra...) {
 		if _, err := conn.ExecContext(ctx, s); err != nil {
-			return run, fmt.Errorf("%s: %w", s, err)
+			done()
+			return nil, nil, fmt.Errorf("%s: %w", s, err)
 		}
 	}
+	return conn, done, nil
+}
+
+// rawDuckDB does by hand what a Kalla job does, on a fresh DuckDB with the
+// settings Kalla's engine uses (memory limit, spill folder, threads,
+// preserve_insertion_order = false), reading the Parquet files in place
+// through views named like the job's aliases so the match SQL is the same
+// text.
+func rawDuckDB(ctx context.Context, spec rawBenchSpec) (benchRun, error) {
+	var run benchRun
+	conn, done, err := openRaw(ctx, spec, rawReader(spec.Format, spec.Invoices), rawReader(spec.Format, spec.Payments))
+	if err != nil {
+		return run, err
+	}
+	defer done()
 	out := func(name string) string { return benchdata.Quote(filepath.Join(spec.OutDir, name)) }
 	steps := []struct {
 		name, sql string

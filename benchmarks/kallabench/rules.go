@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -302,19 +301,12 @@ func (c *benchCommand) runRawRulesChild(ctx context.Context, args []string) erro
 // two keys rank them totally.
 func rawRules(ctx context.Context, spec rawBenchSpec) (benchRun, error) {
 	var run benchRun
-	if err := os.MkdirAll(spec.OutDir, 0o755); err != nil {
-		return run, err
-	}
-	db, err := sql.Open("duckdb", "")
+	conn, done, err := openRaw(ctx, spec, "read_parquet("+benchdata.Quote(spec.Invoices)+")", "read_parquet("+benchdata.Quote(spec.Payments)+")",
+		"CREATE TABLE taken_l (invoice_id BIGINT)", "CREATE TABLE taken_r (payment_id BIGINT)")
 	if err != nil {
 		return run, err
 	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return run, err
-	}
-	defer conn.Close()
+	defer done()
 	exec := func(q string) (int64, error) {
 		res, err := conn.ExecContext(ctx, q)
 		if err != nil {
@@ -337,27 +329,6 @@ func rawRules(ctx context.Context, spec rawBenchSpec) (benchRun, error) {
 		run.Phases = append(run.Phases, benchPhase{Name: name, Seconds: time.Since(start).Seconds()})
 		return nil
 	}
-	setup := []string{
-		"SET temp_directory = " + benchdata.Quote(spec.TempDir),
-		"SET preserve_insertion_order = false",
-		"CREATE MACRO tolerance_match(a, b, t) AS abs(a - b) <= t",
-		"CREATE VIEW " + benchdata.LeftAlias + " AS SELECT * FROM read_parquet(" + benchdata.Quote(spec.Invoices) + ")",
-		"CREATE VIEW " + benchdata.RightAlias + " AS SELECT * FROM read_parquet(" + benchdata.Quote(spec.Payments) + ")",
-		"CREATE TABLE taken_l (invoice_id BIGINT)",
-		"CREATE TABLE taken_r (payment_id BIGINT)",
-	}
-	if spec.Threads > 0 {
-		setup = append(setup, fmt.Sprintf("SET threads = %d", spec.Threads))
-	}
-	if spec.MemoryLimit != "" {
-		setup = append(setup, "SET memory_limit = "+benchdata.Quote(spec.MemoryLimit))
-	}
-	for _, q := range setup {
-		if _, err := exec(q); err != nil {
-			return run, err
-		}
-	}
-
 	var parts []string
 	for k, rule := range benchRules {
 		rc := kalla.RuleCount{Name: rule.Name}
