@@ -1,7 +1,6 @@
 package main
 
 import (
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -51,23 +50,7 @@ func plantedJob(t *testing.T, rules []any, left, right, callbackURL string) map[
 // writePlanted writes the planted tables as files of format in dir.
 func writePlanted(t *testing.T, dir, format string) (invoices, payments string) {
 	t.Helper()
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range plantedData {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	invoices, payments = filepath.Join(dir, "invoices."+format), filepath.Join(dir, "payments."+format)
-	for table, path := range map[string]string{"invoices": invoices, "payments": payments} {
-		if _, err := db.Exec(fmt.Sprintf("COPY %s TO '%s' (FORMAT %s)", table, path, format)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return invoices, payments
+	return writeTables(t, plantedData, dir, format)
 }
 
 // plantedReasons are the reason counts of the planted cases.

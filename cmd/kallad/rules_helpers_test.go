@@ -66,12 +66,20 @@ func seedRules(t testing.TB) *kallatest.DB {
 // header) in dir.
 func writeRulesFiles(t testing.TB, dir, format string) (invoices, payments string) {
 	t.Helper()
+	return writeTables(t, rulesData, dir, format)
+}
+
+// writeTables runs data (statements creating the tables invoices and
+// payments) in a scratch DuckDB and writes both tables as files of format
+// in dir.
+func writeTables(t testing.TB, data []string, dir, format string) (invoices, payments string) {
+	t.Helper()
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, q := range rulesData {
+	for _, q := range data {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
