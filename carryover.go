@@ -11,7 +11,7 @@ import (
 
 // CarryOver makes a job take up the open items of a previous run: the rows
 // of its unmatched_left/right.parquet join today's sources, with lineage
-// columns saying since when each row is open (see docs/drafts/carryover.md).
+// columns saying since when each row is open (see docs/exceptions.md).
 type CarryOver struct {
 	// From is the previous run's output_path (a local folder or
 	// s3://bucket/prefix); its summary.json must exist. Empty starts a

@@ -20,7 +20,7 @@ type rowReadingSession interface {
 // its server, the network and our decoding rather than by the engine, and
 // staging them together overlaps the two servers' work. (Where Postgres
 // shares the engine's CPUs both are busy either way and it gains little;
-// docs/drafts/perfpg.md has the figures.) Files the engine reads itself
+// docs/benchmarks.md has the figures.) Files the engine reads itself
 // already use every engine thread, and are staged in turn. The first error
 // cancels the other load and is returned, naming its source; report
 // receives progress, one call at a time.

@@ -48,7 +48,7 @@ type SubmitBind struct {
 }
 
 // defaultBindTimeout is SubmitBind.Timeout unless configured: binding reads
-// catalogs and footers, a few milliseconds each (docs/drafts/submitbind.md);
+// catalogs and footers, a few milliseconds each (docs/benchmarks.md);
 // 5s is a connection attempt to a slow host, and a client's patience.
 const defaultBindTimeout = 5 * time.Second
 

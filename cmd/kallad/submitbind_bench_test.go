@@ -17,7 +17,7 @@ import (
 // against its sources' columns (kalla.Runner.CheckBind), by source kind,
 // beside its parts: the checks made before (Prepare: fields, sandbox,
 // opening the sources) and an engine session alone. The job is the
-// issue's three rules. docs/drafts/submitbind.md has the figures.
+// issue's three rules. docs/benchmarks.md has the figures.
 func BenchmarkSubmitBind(b *testing.B) {
 	runner, closeRunner, err := newRunner(engineOptions{Sessions: 4}, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -17,7 +17,7 @@ type submitCheckOptions struct {
 
 // defaultSubmitCheckTimeout bounds the check: binding reads catalogs and
 // footers in milliseconds; longer is a source slow to answer, whose job is
-// then accepted unchecked rather than held (docs/drafts/submitbind.md).
+// then accepted unchecked rather than held (docs/benchmarks.md).
 const defaultSubmitCheckTimeout = 5 * time.Second
 
 func (o *submitCheckOptions) register(fs *flag.FlagSet) error {
