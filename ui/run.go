@@ -204,11 +204,7 @@ func resultTables(raw json.RawMessage) []table {
 				t.Rows = append(t.Rows, row)
 			}
 		case len(v) > 0 && v[0] == '{':
-			t.Columns = []string{"name", "value"}
-			ik, iv := orderedObject(v)
-			for j, c := range ik {
-				t.Rows = append(t.Rows, []string{c, text(iv[j])})
-			}
+			t.Columns, t.Rows = objectTable(v)
 		default:
 			t.Columns = []string{"value"}
 			t.Rows = [][]string{{text(v)}}
@@ -221,6 +217,49 @@ func resultTables(raw json.RawMessage) []table {
 		out = append(out, t)
 	}
 	return out
+}
+
+// objectTable lays out an object: one row per member whose value is an
+// object, with a column per field (reasons and ageing: a row per side),
+// when every member's value is one; else a row per name, an object value
+// spread over rows named "name.field" (carry_over's counts per side).
+func objectTable(v json.RawMessage) (columns []string, rows [][]string) {
+	ik, iv := orderedObject(v)
+	nested := len(ik) > 0
+	for _, x := range iv {
+		if k, _ := orderedObject(x); k == nil {
+			nested = false
+		}
+	}
+	if nested {
+		columns = []string{"name"}
+		for j, c := range ik {
+			row := make([]string, len(columns))
+			row[0] = c
+			fk, fv := orderedObject(iv[j])
+			for n, f := range fk {
+				col := indexOf(columns, f)
+				if col < 0 {
+					columns = append(columns, f)
+					row = append(row, "")
+					col = len(columns) - 1
+				}
+				row[col] = text(fv[n])
+			}
+			rows = append(rows, row)
+		}
+		return columns, rows
+	}
+	for j, c := range ik {
+		if fk, fv := orderedObject(iv[j]); fk != nil {
+			for n, f := range fk {
+				rows = append(rows, []string{c + "." + f, text(fv[n])})
+			}
+			continue
+		}
+		rows = append(rows, []string{c, text(iv[j])})
+	}
+	return []string{"name", "value"}, rows
 }
 
 func indexOf(s []string, v string) int {

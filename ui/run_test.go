@@ -64,3 +64,20 @@ func TestPastedJobGetsTheFormsRunID(t *testing.T) {
 		}
 	}
 }
+
+// Results of issue 14 nest per side: reasons and ageing become a row per
+// side with a column per reason or bucket; carry_over a row per count and
+// side.
+func TestResultTablesPerSide(t *testing.T) {
+	raw := json.RawMessage(`{"run_id": "r",
+		"reasons": {"left": {"no_candidate": 2, "tie": 1}, "right": {"taken": 3}},
+		"carry_over": {"from_run_id": "x", "carried": {"left": 3, "right": 1}}}`)
+	got := resultTables(raw)
+	want := []table{
+		{Title: "reasons", Columns: []string{"name", "no_candidate", "tie", "taken"}, Rows: [][]string{{"left", "2", "1", ""}, {"right", "", "", "3"}}},
+		{Title: "carry_over", Columns: []string{"name", "value"}, Rows: [][]string{{"from_run_id", "x"}, {"carried.left", "3"}, {"carried.right", "1"}}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("tables:\n got %+v\nwant %+v", got, want)
+	}
+}
