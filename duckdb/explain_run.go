@@ -93,20 +93,15 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, aliases [2]
 		for i, c := range srcKeys[side] {
 			on[i] = fmt.Sprintf("w._kalla_u%d = src.%s", i, quoteIdent(c))
 		}
-		table := s.qualified(fmt.Sprintf("_kalla_explained_%d", side))
-		q := fmt.Sprintf(`CREATE TABLE %s AS SELECT src.*,
-  coalesce(w._kalla_reason, CASE WHEN %s THEN %s ELSE %s END) AS %s,
-  w._kalla_near_key AS %s, w._kalla_near_rule AS %s, w._kalla_near_failed AS %s, w._kalla_near_distance AS %s, w._kalla_near_taken_by AS %s
-FROM (%s) AS src LEFT JOIN %s AS w ON %s`,
-			table, strings.Join(nullKey, " AND "), quoteLiteral(kalla.ReasonNullKey), quoteLiteral(kalla.ReasonNoCandidate), quoteIdent(kalla.ReasonColumn),
-			quoteIdent(kalla.NearKeyColumn), quoteIdent(kalla.NearRuleColumn), quoteIdent(kalla.NearFailedColumn), quoteIdent(kalla.NearDistColumn), quoteIdent(kalla.NearTakenByColumn),
-			unmatched[side], why, strings.Join(on, " AND "))
-		if err := s.explainExec(ctx, "explained", q); err != nil {
-			return unmatched, nil, fmt.Errorf("add reasons: %w", err)
-		}
-		rows, err := s.conn.QueryContext(ctx, fmt.Sprintf("SELECT %s, count(*) FROM %s GROUP BY 1", quoteIdent(kalla.ReasonColumn), table))
+		reason := fmt.Sprintf("coalesce(w._kalla_reason, CASE WHEN %s THEN %s ELSE %s END)",
+			strings.Join(nullKey, " AND "), quoteLiteral(kalla.ReasonNullKey), quoteLiteral(kalla.ReasonNoCandidate))
+		join := fmt.Sprintf("FROM (%s) AS src LEFT JOIN %s AS w ON %s", unmatched[side], why, strings.Join(on, " AND "))
+		// The explained rows are not kept: the write streams them, and the
+		// counts read only the keys and the reasons of the same join.
+		start := time.Now()
+		rows, err := s.conn.QueryContext(ctx, fmt.Sprintf("SELECT %s, count(*) %s GROUP BY 1", reason, join))
 		if err != nil {
-			return unmatched, nil, cleanError(err)
+			return unmatched, nil, fmt.Errorf("count reasons: %w", cleanError(err))
 		}
 		m := counts.Left
 		if side == 1 {
@@ -124,10 +119,13 @@ FROM (%s) AS src LEFT JOIN %s AS w ON %s`,
 		if err := rows.Close(); err != nil {
 			return unmatched, nil, err
 		}
-		if err := s.exec(ctx, "DROP TABLE "+why); err != nil {
-			return unmatched, nil, err
-		}
-		out[side] = "SELECT * FROM " + table
+		s.engine.logger.Debug("explain step", "step", "count", "seconds", time.Since(start).Seconds())
+		out[side] = fmt.Sprintf(`SELECT src.*, %s AS %s,
+  w._kalla_near_key AS %s, w._kalla_near_rule AS %s, w._kalla_near_failed AS %s, w._kalla_near_distance AS %s, w._kalla_near_taken_by AS %s
+%s`,
+			reason, quoteIdent(kalla.ReasonColumn),
+			quoteIdent(kalla.NearKeyColumn), quoteIdent(kalla.NearRuleColumn), quoteIdent(kalla.NearFailedColumn), quoteIdent(kalla.NearDistColumn), quoteIdent(kalla.NearTakenByColumn),
+			join)
 	}
 	return out, counts, nil
 }
