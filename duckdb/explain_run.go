@@ -60,10 +60,18 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, aliases [2]
 		}
 		var entries []string
 		var nullKey []string
+		// Each rule's own entries name a row once (a nearest candidate or
+		// too many); only several rules, ties or suggestions need a choice.
+		choose := suggestingRules(spec) != ""
+		explaining := 0
 		for k, rule := range spec.Rules {
 			sh := shapes[k]
 			if sh == nil {
 				continue
+			}
+			explaining++
+			if x := rule.Exclusive; explaining > 1 || (x != nil && x.LeaveTies && x.Sides[side]) {
+				choose = true
 			}
 			e, err := s.explainRule(ctx, k, rule, sh, side, aliases, srcKeys, taken, unmatched[side], byName)
 			if err != nil {
@@ -85,8 +93,12 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, aliases [2]
 				strings.Join(tSel, ", "), quoteLiteral(kalla.ReasonSuggested), byName("_kalla_by"), taken[side], ks))
 		}
 		why := s.qualified(fmt.Sprintf("_kalla_why_%d", side))
-		if err := s.explainExec(ctx, "why", fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM (%s) QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _kalla_score, _kalla_rule_idx) = 1",
-			why, strings.Join(entries, " UNION ALL "), strings.Join(uCols, ", "))); err != nil {
+		pick := ""
+		if choose {
+			pick = fmt.Sprintf(" QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _kalla_score, _kalla_rule_idx) = 1", strings.Join(uCols, ", "))
+		}
+		if err := s.explainExec(ctx, "why", fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM (%s)%s",
+			why, strings.Join(entries, " UNION ALL "), pick)); err != nil {
 			return unmatched, nil, fmt.Errorf("choose explanations: %w", err)
 		}
 		on := make([]string, len(srcKeys[side]))
