@@ -9,9 +9,11 @@ import (
 	"github.com/kalla-dev/kalla"
 )
 
-// explain turns each side's unmatched rows (the queries unmatched) into a
-// table that adds why each row is unmatched and its nearest candidate, and
-// returns queries reading those tables and the counts by reason.
+// explain returns, for each side's unmatched rows (the queries unmatched),
+// a query that adds why each row is unmatched and its nearest candidate,
+// and the counts by reason. The work is done on the unmatched rows' keys
+// wherever it can be: at millions of unmatched rows, explain costs what
+// its few large statements cost (logged at debug level, "explain step").
 //
 // For each explaining rule, the unmatched rows of a side are joined again
 // to all the other side's rows on the rule's key alone, every other
