@@ -4,13 +4,16 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kalla-dev/kalla"
 )
 
-// explain turns each side's unmatched rows (the queries unmatched) into a
-// table that adds why each row is unmatched and its nearest candidate, and
-// returns queries reading those tables and the counts by reason.
+// explain returns, for each side's unmatched rows (the queries unmatched),
+// a query that adds why each row is unmatched and its nearest candidate,
+// and the counts by reason. The work is done on the unmatched rows' keys
+// wherever it can be: at millions of unmatched rows, explain costs what
+// its few large statements cost (logged at debug level, "explain step").
 //
 // For each explaining rule, the unmatched rows of a side are joined again
 // to all the other side's rows on the rule's key alone, every other
@@ -49,7 +52,7 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, aliases [2]
 		// The unmatched rows are read by every rule and by the final
 		// join: an anti-join of the whole source, computed once.
 		kept := s.qualified(fmt.Sprintf("_kalla_unmatched_%d", side))
-		if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", kept, unmatched[side])); err != nil {
+		if err := s.explainExec(ctx, "unmatched", fmt.Sprintf("CREATE TABLE %s AS %s", kept, unmatched[side])); err != nil {
 			return unmatched, nil, fmt.Errorf("keep the unmatched rows: %w", err)
 		}
 		unmatched[side] = "SELECT * FROM " + kept
@@ -59,10 +62,18 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, aliases [2]
 		}
 		var entries []string
 		var nullKey []string
+		// Each rule's own entries name a row once (a nearest candidate or
+		// too many); only several rules, ties or suggestions need a choice.
+		choose := suggestingRules(spec) != ""
+		explaining := 0
 		for k, rule := range spec.Rules {
 			sh := shapes[k]
 			if sh == nil {
 				continue
+			}
+			explaining++
+			if x := rule.Exclusive; explaining > 1 || (x != nil && x.LeaveTies && x.Sides[side]) {
+				choose = true
 			}
 			e, err := s.explainRule(ctx, k, rule, sh, side, aliases, srcKeys, taken, unmatched[side], byName)
 			if err != nil {
@@ -84,28 +95,27 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, aliases [2]
 				strings.Join(tSel, ", "), quoteLiteral(kalla.ReasonSuggested), byName("_kalla_by"), taken[side], ks))
 		}
 		why := s.qualified(fmt.Sprintf("_kalla_why_%d", side))
-		if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM (%s) QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _kalla_score, _kalla_rule_idx) = 1",
-			why, strings.Join(entries, " UNION ALL "), strings.Join(uCols, ", "))); err != nil {
+		pick := ""
+		if choose {
+			pick = fmt.Sprintf(" QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _kalla_score, _kalla_rule_idx) = 1", strings.Join(uCols, ", "))
+		}
+		if err := s.explainExec(ctx, "why", fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM (%s)%s",
+			why, strings.Join(entries, " UNION ALL "), pick)); err != nil {
 			return unmatched, nil, fmt.Errorf("choose explanations: %w", err)
 		}
 		on := make([]string, len(srcKeys[side]))
 		for i, c := range srcKeys[side] {
 			on[i] = fmt.Sprintf("w._kalla_u%d = src.%s", i, quoteIdent(c))
 		}
-		table := s.qualified(fmt.Sprintf("_kalla_explained_%d", side))
-		q := fmt.Sprintf(`CREATE TABLE %s AS SELECT src.*,
-  coalesce(w._kalla_reason, CASE WHEN %s THEN %s ELSE %s END) AS %s,
-  w._kalla_near_key AS %s, w._kalla_near_rule AS %s, w._kalla_near_failed AS %s, w._kalla_near_distance AS %s, w._kalla_near_taken_by AS %s
-FROM (%s) AS src LEFT JOIN %s AS w ON %s`,
-			table, strings.Join(nullKey, " AND "), quoteLiteral(kalla.ReasonNullKey), quoteLiteral(kalla.ReasonNoCandidate), quoteIdent(kalla.ReasonColumn),
-			quoteIdent(kalla.NearKeyColumn), quoteIdent(kalla.NearRuleColumn), quoteIdent(kalla.NearFailedColumn), quoteIdent(kalla.NearDistColumn), quoteIdent(kalla.NearTakenByColumn),
-			unmatched[side], why, strings.Join(on, " AND "))
-		if err := s.exec(ctx, q); err != nil {
-			return unmatched, nil, fmt.Errorf("add reasons: %w", err)
-		}
-		rows, err := s.conn.QueryContext(ctx, fmt.Sprintf("SELECT %s, count(*) FROM %s GROUP BY 1", quoteIdent(kalla.ReasonColumn), table))
+		reason := fmt.Sprintf("coalesce(w._kalla_reason, CASE WHEN %s THEN %s ELSE %s END)",
+			strings.Join(nullKey, " AND "), quoteLiteral(kalla.ReasonNullKey), quoteLiteral(kalla.ReasonNoCandidate))
+		join := fmt.Sprintf("FROM (%s) AS src LEFT JOIN %s AS w ON %s", unmatched[side], why, strings.Join(on, " AND "))
+		// The explained rows are not kept: the write streams them, and the
+		// counts read only the keys and the reasons of the same join.
+		start := time.Now()
+		rows, err := s.conn.QueryContext(ctx, fmt.Sprintf("SELECT %s, count(*) %s GROUP BY 1", reason, join))
 		if err != nil {
-			return unmatched, nil, cleanError(err)
+			return unmatched, nil, fmt.Errorf("count reasons: %w", cleanError(err))
 		}
 		m := counts.Left
 		if side == 1 {
@@ -123,10 +133,13 @@ FROM (%s) AS src LEFT JOIN %s AS w ON %s`,
 		if err := rows.Close(); err != nil {
 			return unmatched, nil, err
 		}
-		if err := s.exec(ctx, "DROP TABLE "+why); err != nil {
-			return unmatched, nil, err
-		}
-		out[side] = "SELECT * FROM " + table
+		s.engine.logger.Debug("explain step", "step", "count", "seconds", time.Since(start).Seconds())
+		out[side] = fmt.Sprintf(`SELECT src.*, %s AS %s,
+  w._kalla_near_key AS %s, w._kalla_near_rule AS %s, w._kalla_near_failed AS %s, w._kalla_near_distance AS %s, w._kalla_near_taken_by AS %s
+%s`,
+			reason, quoteIdent(kalla.ReasonColumn),
+			quoteIdent(kalla.NearKeyColumn), quoteIdent(kalla.NearRuleColumn), quoteIdent(kalla.NearFailedColumn), quoteIdent(kalla.NearDistColumn), quoteIdent(kalla.NearTakenByColumn),
+			join)
 	}
 	return out, counts, nil
 }
@@ -137,17 +150,19 @@ FROM (%s) AS src LEFT JOIN %s AS w ON %s`,
 func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, sh *explainShape, side int, aliases [2]string, srcKeys [2][]string, taken [2]string, unmatched string, byName func(string) string) ([]string, error) {
 	other := 1 - side
 	uKey, oKey := sh.sideKeys(side), sh.sideKeys(other)
-	heavy := s.qualified(fmt.Sprintf("_kalla_heavy_%d_%d", k, side))
-	if err := s.exec(ctx, fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT %s FROM %s GROUP BY ALL HAVING count(*) > %d",
-		heavy, strings.Join(quoteAll(oKey), ", "), s.qualified(aliases[other]), kalla.MaxExplainCandidates)); err != nil {
-		return nil, fmt.Errorf("count candidates: %w", err)
-	}
 	eq := func(a, b string, ac, bc []string) string {
 		c := make([]string, len(ac))
 		for i := range ac {
 			c[i] = fmt.Sprintf("%s.%s = %s.%s", a, quoteIdent(ac[i]), b, quoteIdent(bc[i]))
 		}
 		return strings.Join(c, " AND ")
+	}
+	// Candidates are counted only for the keys of unmatched rows: the
+	// semi join leaves the GROUP BY a fraction of the other side.
+	heavy := s.qualified(fmt.Sprintf("_kalla_heavy_%d_%d", k, side))
+	if err := s.explainExec(ctx, "heavy", fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT %s FROM %s AS o SEMI JOIN (%s) AS u ON %s GROUP BY ALL HAVING count(*) > %d",
+		heavy, strings.Join(prefixAll("o.", quoteAll(oKey)), ", "), s.qualified(aliases[other]), unmatched, eq("o", "u", oKey, uKey), kalla.MaxExplainCandidates)); err != nil {
+		return nil, fmt.Errorf("count candidates: %w", err)
 	}
 	// The side's unmatched rows that have few enough candidates, and the
 	// other side's rows, under the names the rule gives them.
@@ -205,7 +220,7 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
 	pairs := fmt.Sprintf("SELECT %s FROM %s AS %s JOIN %s AS %s ON %s", strings.Join(sel, ", "), from[0], alias[0], from[1], alias[1], strings.Join(keyEq, " AND "))
 	rank := append([]string{"_kalla_failed"}, order...)
 	rank = append(rank, cCols...)
-	if err := s.exec(ctx, fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT *, %s AS _kalla_failed FROM (%s) QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s) = 1",
+	if err := s.explainExec(ctx, "near", fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT *, %s AS _kalla_failed FROM (%s) QUALIFY row_number() OVER (PARTITION BY %s ORDER BY %s) = 1",
 		nearest, failedSum, pairs, strings.Join(uCols, ", "), strings.Join(rank, ", "))); err != nil {
 		return nil, fmt.Errorf("find nearest candidates: %w", err)
 	}
@@ -244,7 +259,7 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
   %[7]s AS _kalla_near_failed, %[8]s AS _kalla_near_distance,
   %[9]s AS _kalla_near_taken_by,
   CASE WHEN n._kalla_failed > 0 THEN 10 + n._kalla_failed WHEN t._kalla_by IS NOT NULL THEN 1 ELSE 0 END AS _kalla_score, %[10]d AS _kalla_rule_idx
-FROM %[11]s AS n LEFT JOIN (SELECT * FROM %[12]s QUALIFY row_number() OVER (PARTITION BY %[13]s ORDER BY _kalla_by) = 1) AS t ON %[14]s`,
+FROM %[11]s AS n LEFT JOIN (SELECT %[13]s, min(_kalla_by) AS _kalla_by FROM %[12]s AS t SEMI JOIN %[11]s AS n ON %[14]s GROUP BY ALL) AS t ON %[14]s`,
 		prefixed("n.", uCols), quoteLiteral(kalla.ReasonOutsideRule), quoteLiteral(kalla.ReasonTaken), quoteLiteral(passed),
 		nearKey, quoteLiteral(rule.Name), listOf(failedText), listOf(dist), byName("t._kalla_by"), k,
 		nearest, taken[other], strings.Join(quoteAll(srcKeys[other]), ", "), strings.Join(takenOn, " AND "))}
@@ -270,4 +285,14 @@ FROM (%s) AS u SEMI JOIN %s AS h ON %s`,
 			strings.Join(tSel, ", "), quoteLiteral(kalla.ReasonTie), quoteLiteral(rule.Name), k, s.tiedTable(fmt.Sprintf("_kalla_candidates_%d", k), side)))
 	}
 	return entries, nil
+}
+
+// explainExec runs one statement of explain and logs its duration at debug
+// level: explain's cost is the sum of a few large statements, and this is
+// how each is measured on real data.
+func (s *Session) explainExec(ctx context.Context, step, stmt string) error {
+	start := time.Now()
+	err := s.exec(ctx, stmt)
+	s.engine.logger.Debug("explain step", "step", step, "seconds", time.Since(start).Seconds())
+	return err
 }
