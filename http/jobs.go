@@ -46,6 +46,9 @@ type JobView struct {
 	RowsRead int64       `json:"rows_read,omitempty"`
 	// MatchedSoFar is known once the match query has run.
 	MatchedSoFar *int64 `json:"matched_so_far,omitempty"`
+	// Rule is the rule being run, for a job with rules run in one process
+	// (a partitioned job runs every rule in each match task).
+	Rule string `json:"rule,omitempty"`
 	// Result carries the counts and output paths of a completed job: the
 	// body of its complete callback.
 	Result *kalla.Result `json:"result,omitempty"`
@@ -74,6 +77,9 @@ func ViewOf(rec *kalla.JobRecord) JobView {
 	}
 	if p := rec.Progress; p != nil {
 		v.Stage, v.Progress, v.Source, v.RowsRead, v.MatchedSoFar = p.Stage, p.Progress, p.Source, p.RowsRead, p.MatchedSoFar
+		if rec.State == kalla.JobRunning {
+			v.Rule = p.Rule
+		}
 	}
 	switch rec.State {
 	case kalla.JobRunning:

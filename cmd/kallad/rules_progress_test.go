@@ -67,9 +67,9 @@ func TestRulesProgressNamesTheRule(t *testing.T) {
 		t.Errorf("progress in rule slow: %+v (matched so far %v), want matching, 2/3 done, %d matched", p, p.MatchedSoFar, before)
 	}
 	// The job's record is saved apart from the callbacks, soon after.
-	waitUntil(t, "GET /api/jobs/{run_id} in stage matching", func() bool {
+	waitUntil(t, "GET /api/jobs/{run_id} in rule slow", func() bool {
 		v := sched.job(t, runID)
-		return v.State == kalla.JobRunning && v.Stage == kalla.StageMatching
+		return v.State == kalla.JobRunning && v.Stage == kalla.StageMatching && v.Rule == "slow"
 	})
 	cancelJob(t, sched, rv, runID)
 }
