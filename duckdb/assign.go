@@ -52,11 +52,7 @@ func (s *Session) assign(ctx context.Context, candName string, rule kalla.RuleSp
 		}
 	}
 	for _, o := range x.OrderBy {
-		dir := "ASC"
-		if o.Desc {
-			dir = "DESC"
-		}
-		add(quoteIdent(o.Column), fmt.Sprintf("%s %s NULLS LAST", quoteIdent(o.Column), dir))
+		add(quoteIdent(o.Column), orderTerm(quoteIdent(o.Column), o.Desc))
 	}
 	cols, _, err := s.describe(ctx, "SELECT * FROM "+cand)
 	if err != nil {
@@ -137,11 +133,7 @@ func (s *Session) assign(ctx context.Context, candName string, rule kalla.RuleSp
 func (s *Session) dropTies(ctx context.Context, pairs, candName string, keys [2][]string, x *kalla.ExclusiveSpec) (string, int64, error) {
 	var score []string
 	for _, o := range x.OrderBy {
-		dir := "ASC"
-		if o.Desc {
-			dir = "DESC"
-		}
-		score = append(score, fmt.Sprintf("%s %s NULLS LAST", quoteIdent(o.Column), dir))
+		score = append(score, orderTerm(quoteIdent(o.Column), o.Desc))
 	}
 	over := func(side int) string {
 		if len(score) == 0 {
@@ -214,13 +206,6 @@ func (s *Session) greedy(ctx context.Context, pairs string, keys [2][]string, or
 	); err != nil {
 		return err
 	}
-	on := func(a, b string, cols []string) string {
-		c := make([]string, len(cols))
-		for i, k := range cols {
-			c[i] = fmt.Sprintf("%s.%s = %s.%s", a, k, b, k)
-		}
-		return strings.Join(c, " AND ")
-	}
 	for round := 0; ; round++ {
 		n, err := s.count(ctx, live)
 		if err != nil {
@@ -245,7 +230,7 @@ QUALIFY _kalla_rank = min(_kalla_rank) OVER (PARTITION BY %[3]s) AND _kalla_rank
 				won, live, strings.Join(lk, ", "), strings.Join(rk, ", ")),
 			fmt.Sprintf("INSERT INTO %s SELECT _kalla_rank FROM %s", chosen, won),
 			fmt.Sprintf("CREATE OR REPLACE TABLE %[1]s AS SELECT * FROM %[1]s ANTI JOIN %[2]s AS a ON %[3]s ANTI JOIN %[2]s AS b ON %[4]s",
-				live, won, on(live, "a", lk), on(live, "b", rk)),
+				live, won, joinOn(live, lk, "a", lk), joinOn(live, rk, "b", rk)),
 		); err != nil {
 			return fmt.Errorf("round %d: %w", round+1, err)
 		}

@@ -103,13 +103,9 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, aliases [2]
 			why, strings.Join(entries, " UNION ALL "), pick)); err != nil {
 			return unmatched, nil, fmt.Errorf("choose explanations: %w", err)
 		}
-		on := make([]string, len(srcKeys[side]))
-		for i, c := range srcKeys[side] {
-			on[i] = fmt.Sprintf("w._kalla_u%d = src.%s", i, quoteIdent(c))
-		}
 		reason := fmt.Sprintf("coalesce(w._kalla_reason, CASE WHEN %s THEN %s ELSE %s END)",
 			strings.Join(nullKey, " AND "), quoteLiteral(kalla.ReasonNullKey), quoteLiteral(kalla.ReasonNoCandidate))
-		join := fmt.Sprintf("FROM (%s) AS src LEFT JOIN %s AS w ON %s", unmatched[side], why, strings.Join(on, " AND "))
+		join := fmt.Sprintf("FROM (%s) AS src LEFT JOIN %s AS w ON %s", unmatched[side], why, joinOn("w", uCols, "src", srcKeys[side]))
 		// The explained rows are not kept: the write streams them, and the
 		// counts read only the keys and the reasons of the same join.
 		start := time.Now()
@@ -150,24 +146,17 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, aliases [2]
 func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, sh *explainShape, side int, aliases [2]string, srcKeys [2][]string, taken [2]string, unmatched string, byName func(string) string) ([]string, error) {
 	other := 1 - side
 	uKey, oKey := sh.sideKeys(side), sh.sideKeys(other)
-	eq := func(a, b string, ac, bc []string) string {
-		c := make([]string, len(ac))
-		for i := range ac {
-			c[i] = fmt.Sprintf("%s.%s = %s.%s", a, quoteIdent(ac[i]), b, quoteIdent(bc[i]))
-		}
-		return strings.Join(c, " AND ")
-	}
 	// Candidates are counted only for the keys of unmatched rows: the
 	// semi join leaves the GROUP BY a fraction of the other side.
 	heavy := s.qualified(fmt.Sprintf("_kalla_heavy_%d_%d", k, side))
 	if err := s.explainExec(ctx, "heavy", fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT %s FROM %s AS o SEMI JOIN (%s) AS u ON %s GROUP BY ALL HAVING count(*) > %d",
-		heavy, strings.Join(prefixAll("o.", quoteAll(oKey)), ", "), s.qualified(aliases[other]), unmatched, eq("o", "u", oKey, uKey), kalla.MaxExplainCandidates)); err != nil {
+		heavy, strings.Join(prefixAll("o.", quoteAll(oKey)), ", "), s.qualified(aliases[other]), unmatched, joinOn("o", oKey, "u", uKey), kalla.MaxExplainCandidates)); err != nil {
 		return nil, fmt.Errorf("count candidates: %w", err)
 	}
 	// The side's unmatched rows that have few enough candidates, and the
 	// other side's rows, under the names the rule gives them.
 	from := [2]string{}
-	from[side] = fmt.Sprintf("(SELECT u.* FROM (%s) AS u ANTI JOIN %s AS h ON %s)", unmatched, heavy, eq("u", "h", uKey, oKey))
+	from[side] = fmt.Sprintf("(SELECT u.* FROM (%s) AS u ANTI JOIN %s AS h ON %s)", unmatched, heavy, joinOn("u", uKey, "h", oKey))
 	from[other] = s.qualified(aliases[other])
 	alias := [2]string{quoteIdent(sh.aliases[0]), quoteIdent(sh.aliases[1])}
 	keyEq := make([]string, len(sh.keys))
@@ -196,11 +185,7 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
 				continue
 			}
 			sel = append(sel, fmt.Sprintf("(%s) AS _kalla_o%d", expr, j))
-			dir := "ASC"
-			if o.Desc {
-				dir = "DESC"
-			}
-			order = append(order, fmt.Sprintf("_kalla_o%d %s NULLS LAST", j, dir))
+			order = append(order, orderTerm(fmt.Sprintf("_kalla_o%d", j), o.Desc))
 			dist = append(dist, fmt.Sprintf("%s || ' = ' || CAST(_kalla_o%d AS VARCHAR)", quoteLiteral(o.Column), j))
 		}
 	}
@@ -209,7 +194,7 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
 			continue
 		}
 		sel = append(sel, fmt.Sprintf("(%s) AS _kalla_g%d", c.gap, i))
-		order = append(order, fmt.Sprintf("_kalla_g%d NULLS LAST", i))
+		order = append(order, orderTerm(fmt.Sprintf("_kalla_g%d", i), false))
 		dist = append(dist, fmt.Sprintf("%s || ' = ' || CAST(_kalla_g%d AS VARCHAR)", quoteLiteral(c.label), i))
 	}
 	failedSum := "0"
@@ -242,17 +227,6 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
 		}
 		return fmt.Sprintf("[x FOR x IN [%s] IF x IS NOT NULL]", strings.Join(items, ", "))
 	}
-	takenOn := make([]string, len(srcKeys[other]))
-	for i, c := range srcKeys[other] {
-		takenOn[i] = fmt.Sprintf("t.%s = n._kalla_c%d", quoteIdent(c), i)
-	}
-	prefixed := func(p string, cols []string) string {
-		out := make([]string, len(cols))
-		for i, c := range cols {
-			out[i] = p + c
-		}
-		return strings.Join(out, ", ")
-	}
 	entries := []string{fmt.Sprintf(`SELECT %[1]s,
   CASE WHEN n._kalla_failed > 0 THEN %[2]s WHEN t._kalla_by IS NOT NULL THEN %[3]s ELSE %[4]s END AS _kalla_reason,
   %[5]s AS _kalla_near_key, %[6]s AS _kalla_near_rule,
@@ -260,9 +234,9 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
   %[9]s AS _kalla_near_taken_by,
   CASE WHEN n._kalla_failed > 0 THEN 10 + n._kalla_failed WHEN t._kalla_by IS NOT NULL THEN 1 ELSE 0 END AS _kalla_score, %[10]d AS _kalla_rule_idx
 FROM %[11]s AS n LEFT JOIN (SELECT %[13]s, min(_kalla_by) AS _kalla_by FROM %[12]s AS t SEMI JOIN %[11]s AS n ON %[14]s GROUP BY ALL) AS t ON %[14]s`,
-		prefixed("n.", uCols), quoteLiteral(kalla.ReasonOutsideRule), quoteLiteral(kalla.ReasonTaken), quoteLiteral(passed),
+		strings.Join(prefixAll("n.", uCols), ", "), quoteLiteral(kalla.ReasonOutsideRule), quoteLiteral(kalla.ReasonTaken), quoteLiteral(passed),
 		nearKey, quoteLiteral(rule.Name), listOf(failedText), listOf(dist), byName("t._kalla_by"), k,
-		nearest, taken[other], strings.Join(quoteAll(srcKeys[other]), ", "), strings.Join(takenOn, " AND "))}
+		nearest, taken[other], strings.Join(quoteAll(srcKeys[other]), ", "), joinOn("t", srcKeys[other], "n", cCols))}
 
 	// Rows whose key has too many candidates on the other side.
 	var uSel []string
@@ -271,7 +245,7 @@ FROM %[11]s AS n LEFT JOIN (SELECT %[13]s, min(_kalla_by) AS _kalla_by FROM %[12
 	}
 	entries = append(entries, fmt.Sprintf(`SELECT %s, %s, NULL::VARCHAR, %s, NULL::VARCHAR[], NULL::VARCHAR[], NULL::VARCHAR, 1000, %d
 FROM (%s) AS u SEMI JOIN %s AS h ON %s`,
-		strings.Join(uSel, ", "), quoteLiteral(kalla.ReasonTooManyCandidates), quoteLiteral(rule.Name), k, unmatched, heavy, eq("u", "h", uKey, oKey)))
+		strings.Join(uSel, ", "), quoteLiteral(kalla.ReasonTooManyCandidates), quoteLiteral(rule.Name), k, unmatched, heavy, joinOn("u", uKey, "h", oKey)))
 
 	// The rule's ties on this side: its tied rows' keys, as the rule's
 	// result named them.

@@ -72,12 +72,8 @@ func (s *Session) unmatchedSQL(k kalla.KeyMapping) string {
 // antiJoin selects the rows of the source alias whose key columns srcCols
 // equal no row's keyCols in the table keys.
 func (s *Session) antiJoin(alias, keys string, keyCols, srcCols []string) string {
-	conds := make([]string, len(srcCols))
-	for i := range srcCols {
-		conds[i] = fmt.Sprintf("m.%s = src.%s", quoteIdent(keyCols[i]), quoteIdent(srcCols[i]))
-	}
 	return fmt.Sprintf("SELECT src.* FROM %s AS src ANTI JOIN %s AS m ON %s",
-		s.qualified(alias), keys, strings.Join(conds, " AND "))
+		s.qualified(alias), keys, joinOn("m", keyCols, "src", srcCols))
 }
 
 // copyTo writes the rows of query to the Parquet file name in dir and
@@ -255,11 +251,8 @@ func (s *Session) matchConfirmed(ctx context.Context, conf *kalla.ConfirmedSpec,
 	}
 	q := fmt.Sprintf("SELECT %s FROM %s AS c", strings.Join(prefixAll("c.", quoteAll(conf.Columns)), ", "), from)
 	for side, km := range [2]kalla.KeyMapping{conf.Left, conf.Right} {
-		on := make([]string, len(km.SourceColumns))
-		for i := range on {
-			on[i] = fmt.Sprintf("s%d.%s = c.%s", side, quoteIdent(km.SourceColumns[i]), quoteIdent(km.ResultColumns[i]))
-		}
-		q += fmt.Sprintf(" SEMI JOIN %s AS s%d ON %s", s.qualified(aliases[side]), side, strings.Join(on, " AND "))
+		src := fmt.Sprintf("s%d", side)
+		q += fmt.Sprintf(" SEMI JOIN %s AS %s ON %s", s.qualified(aliases[side]), src, joinOn(src, km.SourceColumns, "c", km.ResultColumns))
 	}
 	acc := s.qualified("_kalla_accepted_confirmed")
 	if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS %s", acc, q)); err != nil {
@@ -275,6 +268,25 @@ func (s *Session) matchConfirmed(ctx context.Context, conf *kalla.ConfirmedSpec,
 	}
 	rc.ElapsedMS = time.Since(start).Milliseconds()
 	return rc, fmt.Sprintf("SELECT %s AS %s, * FROM %s", quoteLiteral(kalla.ConfirmedRule), quoteIdent(kalla.RuleColumn), acc), nil
+}
+
+// joinOn is the condition that rows a and b agree on their columns: a's
+// acols[i] equals b's bcols[i] for every i (names are quoted here).
+func joinOn(a string, acols []string, b string, bcols []string) string {
+	conds := make([]string, len(acols))
+	for i := range acols {
+		conds[i] = fmt.Sprintf("%s.%s = %s.%s", a, quoteIdent(acols[i]), b, quoteIdent(bcols[i]))
+	}
+	return strings.Join(conds, " AND ")
+}
+
+// orderTerm is expr as an ORDER BY term of a ranking: ascending unless
+// desc, NULLs last either way.
+func orderTerm(expr string, desc bool) string {
+	if desc {
+		return expr + " DESC NULLS LAST"
+	}
+	return expr + " ASC NULLS LAST"
 }
 
 // prefixAll prefixes each of names with p.
@@ -304,14 +316,10 @@ func suggestingRules(spec kalla.MatchSpec) string {
 func (s *Session) markSuggested(spec kalla.MatchSpec, srcKeys [2][]string, taken, unmatched [2]string) [2]string {
 	var out [2]string
 	for side := range 2 {
-		on := make([]string, len(srcKeys[side]))
-		for i, c := range srcKeys[side] {
-			on[i] = fmt.Sprintf("t.%s = u.%s", quoteIdent(c), quoteIdent(c))
-		}
 		out[side] = fmt.Sprintf(`SELECT u.*, CASE WHEN t._kalla_by IS NOT NULL THEN %s END AS %s FROM (%s) AS u
 LEFT JOIN (SELECT DISTINCT ON (%s) * FROM %s WHERE _kalla_by IN (%s)) AS t ON %s`,
 			quoteLiteral(kalla.ReasonSuggested), quoteIdent(kalla.ReasonColumn), unmatched[side],
-			strings.Join(quoteAll(srcKeys[side]), ", "), taken[side], suggestingRules(spec), strings.Join(on, " AND "))
+			strings.Join(quoteAll(srcKeys[side]), ", "), taken[side], suggestingRules(spec), joinOn("t", srcKeys[side], "u", srcKeys[side]))
 	}
 	return out
 }
