@@ -203,10 +203,8 @@ func (s *Session) AttachStaged(ctx context.Context, alias string, in distributed
 		return 0, cleanError(err)
 	}
 	s.tables[alias] = t
-	var n int64
 	// Parquet footers hold the row counts: this reads no column.
-	err = s.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+s.qualified(alias)).Scan(&n)
-	return n, cleanError(err)
+	return s.count(ctx, s.qualified(alias))
 }
 
 // MergeResults writes the union of the partial results into dir. For a

@@ -186,11 +186,7 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 	fetch := fmt.Sprintf("%s/fetch-%s", s.dir, alias) // made by Attach
 	alias = t.alias                                   // today's rows, renamed by a carry-over (carryover.go)
 	if t.view {
-		var n int64
-		if err := s.conn.QueryRowContext(ctx, "SELECT count(*) FROM "+s.qualified(alias)).Scan(&n); err != nil {
-			return 0, cleanError(err)
-		}
-		return n, nil
+		return s.count(ctx, s.qualified(alias))
 	}
 	if t.from != "" {
 		return s.loadCSV(ctx, t)
