@@ -8,10 +8,12 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/duckdb"
 	"github.com/kalla-dev/kalla/internal/authlimit"
 	"github.com/kalla-dev/kalla/internal/kallatest"
@@ -115,4 +117,45 @@ func withCookies(t testing.TB, c *http.Client) *http.Client {
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return c
+}
+
+// In the real scheduler the API's bearer token and the console's login
+// count wrong tokens together: after 10 wrong bearer tokens from one
+// address, that address's login with the right token is refused with 429
+// and Retry-After, while a browser on another address logs in.
+func TestGuessesCountAcrossAPIAndLogin(t *testing.T) {
+	token := "ui-test-token-" + kalla.NewRunID()
+	s := startScheduler(t, nil, "KALLA_API_TOKEN="+token)
+	guesser, other := browserFrom(t, "127.0.0.1"), browserFrom(t, "127.0.0.2")
+	csrf := formToken(t, guesser, s.url+"/ui/login")
+	for i := range authlimit.DefaultBurst {
+		req, _ := http.NewRequest("GET", s.url+"/api/jobs", nil)
+		req.Header.Set("Authorization", "Bearer wrong-"+strconv.Itoa(i))
+		resp, err := guesser.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong bearer token %d: %d, want 401", i+1, resp.StatusCode)
+		}
+	}
+	resp, err := guesser.PostForm(s.url+"/ui/login", url.Values{"csrf": {csrf}, "token": {token}, "next": {"/ui/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("login with the right token after %d wrong bearer tokens: %d (Retry-After %q), want 429 with Retry-After",
+			authlimit.DefaultBurst, resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	csrf = formToken(t, other, s.url+"/ui/login")
+	resp, err = other.PostForm(s.url+"/ui/login", url.Values{"csrf": {csrf}, "token": {token}, "next": {"/ui/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("login from another address: %d, want 303", resp.StatusCode)
+	}
 }
