@@ -32,6 +32,8 @@ const (
 	codeNoSuchRoute      apiCode = "no_such_route"
 	codeBusy             apiCode = "busy"
 	codeJobFailed        apiCode = "job_failed"
+	// codeTooManyAttempts refuses a client that sent too many wrong tokens.
+	codeTooManyAttempts apiCode = "too_many_attempts"
 )
 
 // apiStatus is the one table of error codes and their HTTP statuses.
@@ -54,6 +56,7 @@ var apiStatus = map[apiCode]int{
 	codeStoreFull:        http.StatusServiceUnavailable,
 	codeBusy:             http.StatusTooManyRequests,
 	codeJobFailed:        http.StatusUnprocessableEntity,
+	codeTooManyAttempts:  http.StatusTooManyRequests,
 }
 
 // ErrorBody is the JSON body of every error answer.

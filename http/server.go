@@ -7,18 +7,16 @@ package kallahttp
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/authlimit"
 )
 
 // Validator checks a job before it is accepted; *kalla.Runner is one.
@@ -81,6 +79,10 @@ type Config struct {
 	// given the API's handler: the console calls the API in process, so it
 	// follows the API's rules and answers.
 	UI func(api http.Handler) http.Handler
+	// AuthLimiter counts failed bearer tokens per client address (auth.go);
+	// nil makes one with authlimit's defaults. The scheduler shares it with
+	// the console's login.
+	AuthLimiter *authlimit.Limiter
 }
 
 func (c *Config) validate() error {
@@ -99,6 +101,9 @@ func (c *Config) validate() error {
 	}
 	if c.Notifier == nil {
 		c.Notifier = nopNotifier{}
+	}
+	if c.AuthLimiter == nil {
+		c.AuthLimiter = authlimit.New(authlimit.Config{})
 	}
 	if c.Gatherer == nil {
 		c.Gatherer = prometheus.NewRegistry()
@@ -189,7 +194,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.handler = jsonNotFound(mux)
 	if cfg.UI != nil {
-		mux.Handle("/ui/", cfg.UI(s.handler))
+		mux.Handle("/ui/", cfg.UI(fromConsole(s.handler)))
 	}
 	return s, nil
 }
@@ -235,23 +240,6 @@ func (s *Server) storeAnswers(ctx context.Context) string {
 		return "store unreachable"
 	}
 	return ""
-}
-
-// requireToken checks the bearer token in constant time. Both sides are
-// hashed first so that the comparison's length does not leak either.
-func (s *Server) requireToken(next http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(s.cfg.Token))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth := r.Header.Get("Authorization")
-		token, ok := strings.CutPrefix(auth, "Bearer ")
-		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		if !ok || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="kalla"`)
-			writeError(w, codeUnauthorized, "", "missing or wrong bearer token (Authorization: Bearer <KALLA_API_TOKEN>)")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // jsonNotFound turns the mux's plain-text 404 and 405 answers into the API's

@@ -131,9 +131,6 @@ type jobFields struct {
 	} `json:"sources"`
 	OutputPath  string              `json:"output_path"`
 	PrimaryKeys map[string][]string `json:"primary_keys"`
-	// CarryOver names the run whose open items this one carries over
-	// (issue 14), in either of the shapes it may take.
-	CarryOver json.RawMessage `json:"carry_over"`
 }
 
 func (v *jobView) job() jobFields {

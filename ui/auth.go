@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kalla-dev/kalla/internal/authlimit"
 )
 
 // Cookie names. Both are HttpOnly and SameSite=Strict, scoped to /ui/, and
@@ -232,6 +234,7 @@ func (h *handler) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // login checks the token once, in constant time, and starts a session.
+// Wrong tokens are counted per client address (Config.Limiter).
 func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Token == "" {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
@@ -243,7 +246,17 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostFormValue("next"))
 	got := sha256.Sum256([]byte(strings.TrimSpace(r.PostFormValue("token"))))
 	want := sha256.Sum256([]byte(h.cfg.Token))
-	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+	good := subtle.ConstantTimeCompare(got[:], want[:]) == 1
+	// Past the limit of wrong tokens from this address, every token is
+	// refused, the right one too, so a guesser learns nothing more.
+	if wait := h.cfg.Limiter.Attempt(r.RemoteAddr, good); wait > 0 {
+		h.log.Warn("console login refused: too many wrong tokens from this address", "remote", r.RemoteAddr, "retry_after", wait)
+		w.Header().Set("Retry-After", authlimit.RetryAfter(wait))
+		h.render(w, r, http.StatusTooManyRequests, "login", "Log in", loginView{Next: next,
+			Error: "Too many wrong tokens from your address: try again in " + authlimit.RetryAfter(wait) + " seconds."})
+		return
+	}
+	if !good {
 		h.log.Warn("console login refused: wrong token", "remote", r.RemoteAddr)
 		h.render(w, r, http.StatusUnauthorized, "login", "Log in", loginView{Next: next, Error: "That is not the scheduler's KALLA_API_TOKEN."})
 		return

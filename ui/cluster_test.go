@@ -21,7 +21,7 @@ var natsURLRe = regexp.MustCompile(`msg="nats server started" url=(\S+)`)
 // does, and the queue depth.
 func TestBrowserCluster(t *testing.T) {
 	s := startScheduler(t, nil)
-	m := natsURLRe.FindStringSubmatch(s.logs())
+	m := natsURLRe.FindStringSubmatch(s.Logs())
 	if m == nil {
 		t.Fatalf("no NATS URL in the scheduler's log")
 	}

@@ -1,19 +1,15 @@
 package ui_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -62,118 +58,40 @@ func kalladBin(t testing.TB) string {
 	return built.bin
 }
 
-// sched is a running `kallad scheduler`.
+// sched is a running `kallad scheduler` (kallatest.Scheduler) with one
+// job slot.
 type sched struct {
-	t       testing.TB
-	cmd     *exec.Cmd
-	url     string // http://host:port
-	dir     string // --data-dir and --staging-path are below it
-	logPath string
-	token   string
-	exited  chan struct{}
+	*kallatest.Scheduler
+	url string // http://host:port
+	dir string // --data-dir; --staging-path is below it
 }
-
-var listenRe = regexp.MustCompile(`msg="http api listening".* addr=(\S+)`)
 
 // startScheduler starts `kallad scheduler` on free loopback ports, one job
 // at a time, and waits until /ready answers. args are added to its command
 // line, env to its environment.
 func startScheduler(t testing.TB, args []string, env ...string) *sched {
 	t.Helper()
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, "scheduler.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(kalladBin(t), append([]string{"scheduler", "--http-port", "0", "--grpc-port", "-1", "--bind-host", "127.0.0.1",
-		"--data-dir", filepath.Join(dir, "data"), "--staging-path", filepath.Join(dir, "staging"), "--partitions", "2", "--max-jobs", "1"}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &sched{t: t, cmd: cmd, dir: dir, logPath: logPath, exited: make(chan struct{})}
-	for _, e := range env {
-		if v, ok := strings.CutPrefix(e, "KALLA_API_TOKEN="); ok {
-			s.token = v
-		}
-	}
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-s.exited
-		if t.Failed() {
-			t.Logf("scheduler log:\n%s", s.logs())
-		}
-	})
-	waitFor(t, "the scheduler to listen", func() bool {
-		select {
-		case <-s.exited:
-			t.Fatalf("scheduler exited:\n%s", s.logs())
-		default:
-		}
-		m := listenRe.FindStringSubmatch(s.logs())
-		if m == nil {
-			return false
-		}
-		// A scheduler bound to every address is reached on loopback.
-		port := m[1][strings.LastIndex(m[1], ":")+1:]
-		s.url = "http://127.0.0.1:" + port
-		return true
-	})
-	waitFor(t, "/ready", func() bool {
-		resp, err := http.Get(s.url + "/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return s
-}
-
-func (s *sched) logs() string {
-	b, _ := os.ReadFile(s.logPath)
-	return string(b)
+	s := kallatest.StartScheduler(t, kallatest.SchedulerConfig{Bin: kalladBin(t), Args: append([]string{"--max-jobs", "1"}, args...), Env: env})
+	return &sched{Scheduler: s, url: s.URL, dir: s.DataDir}
 }
 
 // api calls the job API with the scheduler's token.
 func (s *sched) api(t testing.TB, method, path string, body any) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			t.Fatal(err)
 		}
-		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, s.url+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if s.token != "" {
-		req.Header.Set("Authorization", "Bearer "+s.token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
+	return s.Call(t, method, path, b)
 }
 
 // submit submits job over the API and returns its run id.
 func (s *sched) submit(t testing.TB, job map[string]any) string {
 	t.Helper()
-	code, body := s.api(t, "POST", "/api/jobs", job)
+	code, body := s.Submit(t, job)
 	if code != http.StatusAccepted {
 		t.Fatalf("submit: %d %s", code, body)
 	}
@@ -186,23 +104,10 @@ type jobState struct {
 	Result *kalla.Result  `json:"result"`
 }
 
-func (s *sched) job(t testing.TB, runID string) jobState {
-	t.Helper()
-	code, body := s.api(t, "GET", "/api/jobs/"+runID, nil)
-	var v jobState
-	if code != 200 || json.Unmarshal(body, &v) != nil {
-		t.Fatalf("GET job %s: %d %s", runID, code, body)
-	}
-	return v
-}
-
 func (s *sched) waitState(t testing.TB, runID string, state kalla.JobState) jobState {
 	t.Helper()
 	var v jobState
-	waitFor(t, "run "+runID+" to be "+string(state), func() bool {
-		v = s.job(t, runID)
-		return v.State == state
-	})
+	s.WaitState(t, runID, state, &v)
 	return v
 }
 
@@ -210,11 +115,7 @@ func (s *sched) waitState(t testing.TB, runID string, state kalla.JobState) jobS
 // redirects, as a browser's requests are checked one by one.
 func client(t testing.TB) *http.Client {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return withCookies(t, &http.Client{})
 }
 
 // get fetches url with c and returns the status and body.

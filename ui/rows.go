@@ -56,7 +56,7 @@ func (h *handler) fileQuery(w http.ResponseWriter, r *http.Request) (dir, locati
 	}
 	file = r.PathValue("file")
 	if !slices.Contains(resultFiles, file) {
-		h.fail(w, r, http.StatusNotFound, "A result has no file "+strconv.Quote(file)+"; it has matched, unmatched_left, unmatched_right and, with suggested rules, suggested.")
+		h.fail(w, r, http.StatusNotFound, "A result has no file "+strconv.Quote(file)+"; it has matched, unmatched_left, unmatched_right and, as the job asks, suggested, expired_left and expired_right.")
 		return "", "", "", q, false
 	}
 	if v.State != kalla.JobCompleted {
@@ -102,9 +102,9 @@ func searchKeys(job jobFields, file string) []string {
 		return nil
 	}
 	switch file {
-	case "unmatched_left":
+	case "unmatched_left", "expired_left":
 		return keysOf(0)
-	case "unmatched_right":
+	case "unmatched_right", "expired_right":
 		return keysOf(1)
 	default:
 		return slices.Concat(keysOf(0), keysOf(1))

@@ -18,8 +18,9 @@ import (
 
 // resultFiles are the Parquet files a result may hold, in the order the
 // run page lists them; suggested.parquet only when the job has suggested
-// rules (issue 14).
-var resultFiles = []string{"matched", "unmatched_left", "unmatched_right", "suggested"}
+// rules, expired_{left,right}.parquet only for a carry-over job with
+// max_age_days (issue 14).
+var resultFiles = []string{"matched", "unmatched_left", "unmatched_right", "suggested", "expired_left", "expired_right"}
 
 // runView is the data of the run page.
 type runView struct {
@@ -36,9 +37,10 @@ type runView struct {
 	Files  []resultFile
 	// FilesNote says why there are no files to open.
 	FilesNote string
-	// CarryOver is the run whose open items this one carried over.
-	CarryOver string
-	Notice    string
+	// CarryOver is the run whose open items this one carried over, once
+	// its result names it; CarryFrom the folder they come from.
+	CarryOver, CarryFrom string
+	Notice               string
 }
 
 // resultFile is a result file on the run page.
@@ -88,7 +90,8 @@ func (h *handler) runPage(w http.ResponseWriter, r *http.Request) {
 		view.Job = h.redact(buf.String())
 	}
 	view.Tables = resultTables(v.Result)
-	view.CarryOver = carryOverRun(v.job().CarryOver)
+	view.CarryOver, view.CarryFrom = carryOverRun(v)
+	view.CarryFrom = h.redact(view.CarryFrom)
 	if v.State == kalla.JobCompleted {
 		if dir, location, note := h.resultDir(r.Context(), v); note != "" {
 			view.FilesNote = note
@@ -308,22 +311,24 @@ func text(v json.RawMessage) string {
 	return string(v)
 }
 
-// carryOverRun finds the run id a job's carry_over names: a run id, or an
-// object with one.
-func carryOverRun(raw json.RawMessage) string {
-	if len(raw) == 0 {
-		return ""
+// carryOverRun finds the run whose open items v carried over: the job's
+// carry_over names the previous result's folder, and only the result says
+// which run wrote it (from_run_id, read from that folder's summary.json),
+// so before the result there is the folder alone. A chain's first run
+// carries nothing.
+func carryOverRun(v *jobView) (runID, from string) {
+	var job struct {
+		CarryOver *struct {
+			From string `json:"from"`
+		} `json:"carry_over"`
 	}
-	var id string
-	if json.Unmarshal(raw, &id) != nil {
-		var obj struct {
-			RunID string `json:"run_id"`
+	if json.Unmarshal(v.Job, &job) != nil || job.CarryOver == nil || job.CarryOver.From == "" {
+		return "", ""
+	}
+	if res := v.result(); res != nil && res.CarryOver != nil {
+		if _, err := uuid.Parse(res.CarryOver.FromRunID); err == nil {
+			runID = res.CarryOver.FromRunID
 		}
-		_ = json.Unmarshal(raw, &obj)
-		id = obj.RunID
 	}
-	if _, err := uuid.Parse(id); err != nil {
-		return ""
-	}
-	return id
+	return runID, job.CarryOver.From
 }

@@ -180,8 +180,9 @@ func TestCSRF(t *testing.T) {
 			t.Errorf("%s: %d, want 403", tc.name, code)
 		}
 	}
-	if st := s.job(t, runID).State; st != kalla.JobRunning {
-		t.Fatalf("after the refused posts the job is %s, want still running", st)
+	var job jobState
+	if s.Job(t, runID, &job); job.State != kalla.JobRunning {
+		t.Fatalf("after the refused posts the job is %s, want still running", job.State)
 	}
 	if code := post(victim, url.Values{"csrf": {token}}); code != http.StatusSeeOther {
 		t.Fatalf("the console's own cancel: %d, want 303", code)

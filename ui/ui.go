@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/authlimit"
 )
 
 //go:embed templates/*.html
@@ -48,7 +49,11 @@ type Config struct {
 	TempDir string
 	// SessionTTL is how long a login lasts; default 12h.
 	SessionTTL time.Duration
-	Logger     *slog.Logger
+	// Limiter counts wrong tokens at login per client address; nil makes
+	// one with authlimit's defaults. The scheduler passes the API's, so
+	// that guesses at the login and at the API count together.
+	Limiter *authlimit.Limiter
+	Logger  *slog.Logger
 }
 
 // Console serves the web console.
@@ -71,6 +76,9 @@ func New(cfg Config) (*Console, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Limiter == nil {
+		cfg.Limiter = authlimit.New(authlimit.Config{})
 	}
 	pages, err := parsePages()
 	if err != nil {

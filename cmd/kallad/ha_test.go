@@ -175,13 +175,13 @@ func TestSchedulerFencesStalledRunner(t *testing.T) {
 	}
 	b := startSchedulerArgs(t, t.TempDir(), args)
 
-	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := a.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	stopped := true
 	defer func() {
 		if stopped {
-			_ = a.cmd.Process.Signal(syscall.SIGCONT)
+			_ = a.Signal(syscall.SIGCONT)
 		}
 	}()
 	waitUntil(t, "B to take the job over", func() bool {
@@ -202,7 +202,7 @@ func TestSchedulerFencesStalledRunner(t *testing.T) {
 		t.Fatalf("output holds %v, want the four result files", published)
 	}
 
-	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := a.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	stopped = false

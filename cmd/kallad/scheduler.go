@@ -21,6 +21,7 @@ import (
 	"github.com/kalla-dev/kalla/cluster"
 	"github.com/kalla-dev/kalla/distributed"
 	kallahttp "github.com/kalla-dev/kalla/http"
+	"github.com/kalla-dev/kalla/internal/authlimit"
 )
 
 // SchedulerCommand serves the HTTP job API and runs the accepted jobs:
@@ -317,7 +318,9 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 	if e, ok := runner.Engine.(interface{ Dir() string }); ok {
 		scratch = e.Dir()
 	}
-	console, closeConsole, err := o.ui.console(runner, scratch, apiToken, queueDepth(queue), logger)
+	// One count of wrong tokens per address for the API and the console.
+	guesses := authlimit.New(authlimit.Config{})
+	console, closeConsole, err := o.ui.console(runner, scratch, apiToken, guesses, queueDepth(queue), logger)
 	if err != nil {
 		return err
 	}
@@ -331,7 +334,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		MaxQueued: o.limits.maxQueued, QueueDepth: queueDepth(queue), ReadHeaderTimeout: o.limits.httpHeaderTimeout,
 		DryRuns:    kallahttp.DryRuns{Runner: runner, TakeSlot: worker.TakeSlot, JobTimeout: o.limits.jobTimeout},
 		SubmitBind: o.submitCheck.config(runner),
-		Logger:     logger, UI: console,
+		Logger:     logger, UI: console, AuthLimiter: guesses,
 	})
 	if err != nil {
 		return err

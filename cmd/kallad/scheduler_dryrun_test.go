@@ -196,15 +196,14 @@ func TestSchedulerDryRunGates(t *testing.T) {
 	const token = "dry-t0ken"
 	sched := startSchedulerArgs(t, filepath.Join(dir, "data"), []string{"--job-timeout", "3s"},
 		"KALLA_API_TOKEN="+token, "KALLA_ALLOW_PATHS="+examplesDir(t)+","+allowed)
-	sched.token = token
 	out := filepath.Join(allowed, "out")
 
 	// No token: 401, and nothing runs.
-	sched.token = ""
+	sched.Token = ""
 	if code, body := sched.dryRun(t, exampleRulesJob(t, "", out)); code != 401 {
 		t.Errorf("dry run without the token: %d %s", code, body)
 	}
-	sched.token = token
+	sched.Token = token
 	if strings.Contains(sched.logs(), "dry run started") {
 		t.Errorf("a dry run without the token ran")
 	}

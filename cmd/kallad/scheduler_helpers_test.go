@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,23 +18,16 @@ import (
 	"github.com/kalla-dev/kalla/internal/kallatest"
 )
 
-// schedProc is a running `kallad scheduler` process.
+// schedProc is a running `kallad scheduler` process (kallatest.Scheduler).
 type schedProc struct {
-	t       *testing.T
-	cmd     *exec.Cmd
-	url     string
-	logPath string
-	// token is sent as the bearer token when set.
-	token  string
-	exited chan struct{}
-	err    error
+	*kallatest.Scheduler
+	t   *testing.T
+	url string
 }
-
-var listenRe = regexp.MustCompile(`msg="http api listening".* addr=(\S+)`)
 
 // startScheduler starts `kallad scheduler` on free ports with its durable
 // state in dataDir, and waits until /ready answers 200. env is added to the
-// process's environment.
+// process's environment; a KALLA_API_TOKEN in it is sent with every call.
 func startScheduler(t *testing.T, dataDir string, env ...string) *schedProc {
 	t.Helper()
 	return startSchedulerArgs(t, dataDir, nil, env...)
@@ -49,117 +37,34 @@ func startScheduler(t *testing.T, dataDir string, env ...string) *schedProc {
 // the command line's.
 func startSchedulerArgs(t *testing.T, dataDir string, args []string, env ...string) *schedProc {
 	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "scheduler.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(kalladBin, "scheduler", "--http-port", "0", "--grpc-port", "-1", "--bind-host", "127.0.0.1",
-		"--data-dir", dataDir, "--staging-path", filepath.Join(dataDir, "staging"), "--partitions", "2")
-	cmd.Args = append(cmd.Args, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &schedProc{t: t, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		logFile.Close()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("scheduler log:\n%s", p.logs())
-		}
-	})
-	waitUntil(t, "the scheduler to listen", func() bool {
-		select {
-		case <-p.exited:
-			t.Fatalf("scheduler exited: %v\n%s", p.err, p.logs())
-		default:
-		}
-		m := listenRe.FindStringSubmatch(p.logs())
-		if m == nil {
-			return false
-		}
-		p.url = "http://" + m[1]
-		return true
-	})
-	// Started: /ready answers 200, busy or not.
-	waitUntil(t, "/ready", func() bool {
-		resp, err := http.Get(p.url + "/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return p
+	s := kallatest.StartScheduler(t, kallatest.SchedulerConfig{Bin: kalladBin, DataDir: dataDir, Args: args, Env: env})
+	return &schedProc{Scheduler: s, t: t, url: s.URL}
 }
 
-func (p *schedProc) logs() string {
-	b, _ := os.ReadFile(p.logPath)
-	return string(b)
-}
+func (p *schedProc) logs() string { return p.Logs() }
 
 // kill ends the process with SIGKILL, as a crash or the OOM killer would.
-func (p *schedProc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exited
-}
+func (p *schedProc) kill() { p.Kill() }
 
 // terminate ends the process with SIGTERM and returns its exit error.
-func (p *schedProc) terminate() error {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(60 * time.Second):
-		p.t.Fatalf("scheduler did not stop after SIGTERM\n%s", p.logs())
-	}
-	return p.err
-}
+func (p *schedProc) terminate() error { return p.Terminate(p.t) }
 
 // submit POSTs job and returns the status code and body.
 func (p *schedProc) submit(t *testing.T, job any) (int, []byte) {
 	t.Helper()
-	body, err := json.Marshal(job)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p.call(t, "POST", "/api/jobs", body)
+	return p.Submit(t, job)
 }
 
 func (p *schedProc) call(t *testing.T, method, path string, body []byte) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, p.url+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if p.token != "" {
-		req.Header.Set("Authorization", "Bearer "+p.token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
+	return p.Call(t, method, path, body)
 }
 
 // job returns the API view of runID.
 func (p *schedProc) job(t *testing.T, runID string) kallahttp.JobView {
 	t.Helper()
-	code, body := p.call(t, "GET", "/api/jobs/"+runID, nil)
 	var v kallahttp.JobView
-	if code != 200 || json.Unmarshal(body, &v) != nil {
-		t.Fatalf("GET job %s: %d %s", runID, code, body)
-	}
+	p.Job(t, runID, &v)
 	return v
 }
 
@@ -167,10 +72,7 @@ func (p *schedProc) job(t *testing.T, runID string) kallahttp.JobView {
 func (p *schedProc) waitState(t *testing.T, runID string, state kalla.JobState) kallahttp.JobView {
 	t.Helper()
 	var v kallahttp.JobView
-	waitUntil(t, fmt.Sprintf("job %s to be %s", runID, state), func() bool {
-		v = p.job(t, runID)
-		return v.State == state
-	})
+	p.WaitState(t, runID, state, &v)
 	return v
 }
 

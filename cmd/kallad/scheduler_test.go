@@ -386,6 +386,7 @@ func TestSchedulerShutdownRequeues(t *testing.T) {
 func TestSchedulerRejects(t *testing.T) {
 	t.Parallel()
 	sched := startScheduler(t, t.TempDir(), "KALLA_API_TOKEN=t0ken")
+	sched.Token = ""
 	job := exampleJob(t, "", t.TempDir())
 	if code, _ := sched.submit(t, job); code != 401 {
 		t.Fatalf("without token: %d", code)
@@ -395,7 +396,7 @@ func TestSchedulerRejects(t *testing.T) {
 			t.Errorf("GET %s without token: %d", path, code)
 		}
 	}
-	sched.token = "t0ken"
+	sched.Token = "t0ken"
 	with := func(change func(j map[string]any)) map[string]any {
 		j := exampleJob(t, "", t.TempDir())
 		change(j)

@@ -169,7 +169,6 @@ func TestProtectedModeFromAnotherHost(t *testing.T) {
 		data := t.TempDir()
 		staging := filepath.Join(data, "staging")
 		sched := startSchedulerArgs(t, data, []string{"--bind-host", "0.0.0.0"}, "KALLA_CLUSTER_TOKEN="+clusterToken, "KALLA_API_TOKEN="+apiToken)
-		sched.token = apiToken
 		api := "http://" + net.JoinHostPort(ns.hostIP, port(t, sched.url))
 		natsURL := "nats://" + net.JoinHostPort(ns.hostIP, port(t, sched.natsURL(t)))
 		if lines := protectedLine.FindAllString(sched.logs(), -1); len(lines) != 0 {

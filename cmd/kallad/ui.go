@@ -12,6 +12,7 @@ import (
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/duckdb"
+	"github.com/kalla-dev/kalla/internal/authlimit"
 	"github.com/kalla-dev/kalla/s3"
 	"github.com/kalla-dev/kalla/ui"
 )
@@ -34,7 +35,7 @@ func (u *uiOptions) register(fs *flag.FlagSet) error {
 // console builds the web console mounted by kallahttp.Config.UI, or nil
 // with --ui=false, and the func that closes it. It reads result files with
 // the runner's DuckDB engine's settings.
-func (u *uiOptions) console(runner *kalla.Runner, tempDir, token string, depth func(context.Context) (int, error), logger *slog.Logger) (func(http.Handler) http.Handler, func(), error) {
+func (u *uiOptions) console(runner *kalla.Runner, tempDir, token string, guesses *authlimit.Limiter, depth func(context.Context) (int, error), logger *slog.Logger) (func(http.Handler) http.Handler, func(), error) {
 	if !u.enabled {
 		return nil, func() {}, nil
 	}
@@ -43,7 +44,7 @@ func (u *uiOptions) console(runner *kalla.Runner, tempDir, token string, depth f
 		return nil, nil, errors.New("web console: the engine is not DuckDB's")
 	}
 	browser := duckdb.NewBrowser(eng)
-	c, err := ui.New(ui.Config{Token: token, Browser: browser, QueueDepth: depth, Fetch: fetchS3(logger), TempDir: tempDir, Logger: logger})
+	c, err := ui.New(ui.Config{Token: token, Limiter: guesses, Browser: browser, QueueDepth: depth, Fetch: fetchS3(logger), TempDir: tempDir, Logger: logger})
 	if err != nil {
 		browser.Close()
 		return nil, nil, err
