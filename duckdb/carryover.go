@@ -31,7 +31,8 @@ type carrySide struct {
 	// was carried. Both are known once loaded.
 	carriedOnly, todaySeen int64
 	loaded                 bool
-	cols                   []kalla.Column
+	// cols are today's columns, which CarryLoaded writes the view with.
+	cols []kalla.Column
 }
 
 // The lineage columns a carried file must hold; _kalla_age_days is
