@@ -17,23 +17,22 @@ var _ kalla.Carrier = (*Session)(nil)
 type carrySide struct {
 	spec kalla.CarrySpec
 	// today is today's rows (the attached table or view, renamed);
-	// carried a table of the previous run's rows in today's types (empty
-	// when the job starts a chain); seen a table of the lineage of each
-	// carried key. before is a table of the rows seen in an earlier run,
-	// filled once today's rows are loaded (CarryLoaded); expired a view of
-	// those past max_age_days.
-	today, carried, seen, before, expired string
+	// carried a view of the previous run's rows in today's types, read in
+	// place from its Parquet files (an empty table when the job starts a
+	// chain); present, filled once today's rows are loaded (CarryLoaded),
+	// a table of the lineage of each carried key that today's source has
+	// again, with n the number of today's rows of that key.
+	today, carried, present string
+	// alias is the view the rules read; expired selects the rows seen in
+	// an earlier run past max_age_days.
+	alias, expired string
 	// carriedOnly counts the carried rows whose key is not in today's
-	// source (the others are replaced).
-	carriedOnly int64
-	// fill are the statements CarryLoaded runs, in order: the carried
-	// rows kept, then today's rows of carried keys; loaded says it ran.
-	fill   [2]string
-	loaded bool
-	// alias, q and expiredIf are what CarryLoaded needs to write the
-	// alias's view again once it knows which parts are empty.
-	alias, expiredIf string
-	q                lineage
+	// source (the others are replaced); todaySeen today's rows whose key
+	// was carried. Both are known once loaded.
+	carriedOnly, todaySeen int64
+	loaded                 bool
+	// cols are today's columns, which CarryLoaded writes the view with.
+	cols []kalla.Column
 }
 
 // The lineage columns a carried file must hold; _kalla_age_days is
@@ -44,19 +43,24 @@ var carriedLineage = []struct{ name, typ string }{
 	{kalla.RunsOpenColumn, "INTEGER"},
 }
 
+// seenColumn marks, inside the carry-over views, the rows seen in an
+// earlier run: only they can expire.
+const seenColumn = kalla.ReservedPrefix + "carry_seen"
+
 // Carry implements kalla.Carrier. The attached alias is renamed (Load
 // fills it under its new name) and replaced by a view of today's rows and
 // the carried ones with lineage, so every later use of the alias (match
 // rules, unmatched anti-joins) sees one set. A carried row whose key is in
-// today's source gives way to today's row, which keeps its first_seen. The
-// carried rows are copied into a table: they are a previous run's open
-// items, few next to a source, and are read several times.
+// today's source gives way to today's row, which keeps its first_seen.
+// The carried rows are read in place from the previous run's Parquet
+// files, never copied: a large carried set (millions of open items) would
+// otherwise be held twice, as the copy and as the rows that replace it.
 func (s *Session) Carry(ctx context.Context, alias string, carried kalla.Source, spec kalla.CarrySpec) error {
 	t, ok := s.tables[alias]
 	if !ok {
 		return fmt.Errorf("source %q is not attached", alias)
 	}
-	cs := &carrySide{spec: spec}
+	cs := &carrySide{spec: spec, cols: t.cols}
 	todayName := "_kalla_today_" + alias
 	kind := "TABLE"
 	if t.view {
@@ -77,20 +81,14 @@ func (s *Session) Carry(ctx context.Context, alias string, carried kalla.Source,
 		cs.carried, quoteIdent(kalla.FirstSeenRunColumn), quoteIdent(kalla.FirstSeenAtColumn), quoteIdent(kalla.RunsOpenColumn), cs.today)); err != nil {
 		return fmt.Errorf("create carried rows: %w", err)
 	}
-	cs.seen, cs.before = s.qualified("_kalla_seen_"+alias), s.qualified("_kalla_before_"+alias)
-	cs.expired = s.qualified("_kalla_expired_" + alias)
+	cs.present = s.qualified("_kalla_present_" + alias)
+	cs.alias, cs.expired = s.qualified(alias), s.qualified("_kalla_expired_"+alias)
 	q := lineageQueries(t.cols, cs)
-	expired := "false"
-	if spec.MaxAgeDays != nil {
-		expired = fmt.Sprintf("%s > %d", quoteIdent(kalla.AgeDaysColumn), *spec.MaxAgeDays)
-	}
-	cs.fill = [2]string{"INSERT INTO " + cs.before + " " + q.carriedOnly, "INSERT INTO " + cs.before + " " + q.todaySeen}
-	cs.alias, cs.expiredIf, cs.q = s.qualified(alias), expired, q
+	// Until CarryLoaded knows which parts are empty, the alias is the
+	// whole union, so that the rules can be bound against it.
 	if err := s.exec(ctx,
-		fmt.Sprintf("CREATE TABLE %s AS %s", cs.seen, q.seen),
-		fmt.Sprintf("CREATE TABLE %s AS %s LIMIT 0", cs.before, q.todaySeen),
-		fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM %s WHERE %s", cs.expired, cs.before, expired),
-		fmt.Sprintf("CREATE VIEW %s AS %s UNION ALL SELECT * FROM %s WHERE NOT (%s)", s.qualified(alias), q.todayNew, cs.before, expired),
+		fmt.Sprintf("CREATE TABLE %s AS %s", cs.present, q.present+" LIMIT 0"),
+		fmt.Sprintf("CREATE VIEW %s AS %s", cs.alias, q.rows(true, true, cs.notExpired())),
 	); err != nil {
 		return fmt.Errorf("add lineage columns: %w", err)
 	}
@@ -101,8 +99,19 @@ func (s *Session) Carry(ctx context.Context, alias string, carried kalla.Source,
 	return nil
 }
 
-// loadCarried reads the previous run's file of the side into cs.carried,
-// each column in today's type. A column missing on either side, or whose
+// notExpired is the condition on a carry-over view's rows that keeps the
+// ones not expired; expiredIf the one that keeps the expired ones.
+func (cs *carrySide) notExpired() string { return "NOT (" + cs.expiredIf() + ")" }
+
+func (cs *carrySide) expiredIf() string {
+	if cs.spec.MaxAgeDays == nil {
+		return "false"
+	}
+	return fmt.Sprintf("%s AND %s > %d", quoteIdent(seenColumn), quoteIdent(kalla.AgeDaysColumn), *cs.spec.MaxAgeDays)
+}
+
+// loadCarried makes cs.carried a view of the previous run's file of the
+// side, each column in today's type. A column missing on either side, or whose
 // values today's type cannot hold exactly, is a *kalla.ValidationError.
 func (s *Session) loadCarried(ctx context.Context, alias string, t *table, src kalla.Source, cs *carrySide) error {
 	dir := filepath.Join(s.dir, "carry-"+alias)
@@ -161,7 +170,7 @@ func (s *Session) loadCarried(ctx context.Context, alias string, t *table, src k
 				cs.spec.File, c.Name, prev.types[i], cs.spec.Side, alias, kalla.ColumnNames(t.cols))
 		}
 	}
-	create := fmt.Sprintf("CREATE TABLE %s AS SELECT %s FROM %s", cs.carried, strings.Join(selects, ", "), prev.from)
+	create := fmt.Sprintf("CREATE VIEW %s AS SELECT %s FROM %s", cs.carried, strings.Join(selects, ", "), prev.from)
 	if err := s.exec(ctx, create); err != nil {
 		return fmt.Errorf("read carried %s: %w", cs.spec.File, err)
 	}
@@ -189,24 +198,44 @@ func (s *Session) checkExactCast(ctx context.Context, rel, name, from, to string
 }
 
 // lineage are the queries that give a side's rows their lineage columns.
+// Each part selects the source's columns, the lineage columns and
+// seenColumn, in that order, so that parts stack with UNION ALL.
 type lineage struct {
-	// seen is the lineage of each carried key: the oldest, so that a key
-	// carried twice never doubles today's row.
-	seen string
-	// todayNew selects today's rows whose key was not carried (first seen
-	// today), todaySeen today's rows whose key was (they replace the
-	// carried row and keep its first seen), carriedOnly the carried rows
-	// whose key is not in today's source. A NULL key equals nothing, as
-	// in matching, so such rows never replace each other.
-	todayNew, todaySeen, carriedOnly string
-	// todayAll is todayNew when no carried key is in today's source: no
-	// join at all.
-	todayAll string
+	// present fills cs.present: the lineage of each carried key today's
+	// source has again (the oldest, so that a key carried twice never
+	// doubles today's row), with the count of today's rows of the key.
+	// A NULL key equals nothing, as in matching, so such rows never
+	// replace each other.
+	present string
+	// todayAll is today's rows, all first seen today: no join at all, for
+	// a chain's first run or a day when no carried key comes again;
+	// todayJoined today's rows, those of a present key with its lineage;
+	// todaySeen only the latter; carriedOnly the carried rows whose key
+	// is not in today's source.
+	todayAll, todayJoined, todaySeen, carriedOnly string
+}
+
+// rows stacks the parts of lineage named by the flags and keeps those
+// rows meeting where, without seenColumn.
+func (q lineage) rows(joined, carried bool, where string) string {
+	parts := []string{q.todayAll}
+	if joined {
+		parts[0] = q.todayJoined
+	}
+	if carried {
+		parts = append(parts, q.carriedOnly)
+	}
+	return q.union(parts, where)
+}
+
+func (q lineage) union(parts []string, where string) string {
+	return fmt.Sprintf("SELECT * EXCLUDE (%s) FROM (%s) WHERE %s", quoteIdent(seenColumn), strings.Join(parts, " UNION ALL "), where)
 }
 
 // lineageQueries writes the lineage queries of a side whose source has
-// cols. Every part reads today's rows once, against the small seen table,
-// so that a source read in place (Parquet) is not joined twice per use.
+// cols. Today's rows are joined only to cs.present, the carried keys they
+// share, which is small next to a source and read from memory; the
+// carried rows are read in place.
 func lineageQueries(cols []kalla.Column, cs *carrySide) lineage {
 	spec := cs.spec
 	asOf := "DATE " + quoteLiteral(spec.AsOf)
@@ -214,7 +243,7 @@ func lineageQueries(cols []kalla.Column, cs *carrySide) lineage {
 	for i, c := range cols {
 		names[i] = quoteIdent(c.Name)
 	}
-	fsr, fsa, ro := quoteIdent(kalla.FirstSeenRunColumn), quoteIdent(kalla.FirstSeenAtColumn), quoteIdent(kalla.RunsOpenColumn)
+	fsr, fsa, ro, seen := quoteIdent(kalla.FirstSeenRunColumn), quoteIdent(kalla.FirstSeenAtColumn), quoteIdent(kalla.RunsOpenColumn), quoteIdent(seenColumn)
 	from := fsa
 	if spec.AgeFrom != "" {
 		// A row whose date is NULL ages from first seen.
@@ -224,23 +253,25 @@ func lineageQueries(cols []kalla.Column, cs *carrySide) lineage {
 		return fmt.Sprintf("SELECT *, CAST(%s - %s AS INTEGER) AS %s FROM (%s)", asOf, from, quoteIdent(kalla.AgeDaysColumn), rows)
 	}
 	keys := quoteAll(spec.Keys)
-	on := make([]string, len(keys))
-	for i, k := range keys {
-		on[i] = fmt.Sprintf("t.%s = c.%s", k, k)
-	}
-	join := strings.Join(on, " AND ")
+	join := joinOnKeys(spec.Keys)
 	today := strings.Join(prefixAll("t.", names), ", ")
+	// In today's rows left-joined to present, c's key is NULL exactly
+	// when the row's key was not carried (present holds no NULL key).
+	hit := "c." + keys[0] + " IS NOT NULL"
+	n := quoteIdent(kalla.ReservedPrefix + "n")
 	return lineage{
-		seen: fmt.Sprintf("SELECT %s, arg_min(%s, %s) AS %s, min(%s) AS %s, max(%s) AS %s FROM %s WHERE %s GROUP BY ALL",
-			strings.Join(keys, ", "), fsr, fsa, fsr, fsa, fsa, ro, ro, cs.carried, notNull(keys)),
-		todayNew: aged(fmt.Sprintf("SELECT %s, %s AS %s, %s AS %s, CAST(1 AS INTEGER) AS %s FROM %s AS t ANTI JOIN %s AS c ON %s",
-			today, quoteLiteral(spec.RunID), fsr, asOf, fsa, ro, cs.today, cs.seen, join)),
-		todayAll: aged(fmt.Sprintf("SELECT %s, %s AS %s, %s AS %s, CAST(1 AS INTEGER) AS %s FROM %s AS t",
-			today, quoteLiteral(spec.RunID), fsr, asOf, fsa, ro, cs.today)),
-		todaySeen: aged(fmt.Sprintf("SELECT %s, c.%s AS %s, c.%s AS %s, CAST(c.%s + 1 AS INTEGER) AS %s FROM %s AS t JOIN %s AS c ON %s",
-			today, fsr, fsr, fsa, fsa, ro, ro, cs.today, cs.seen, join)),
-		carriedOnly: aged(fmt.Sprintf("SELECT %s, c.%s, c.%s, CAST(c.%s + 1 AS INTEGER) FROM %s AS c ANTI JOIN %s AS t ON %s",
-			strings.Join(prefixAll("c.", names), ", "), fsr, fsa, ro, cs.carried, cs.today, join)),
+		present: fmt.Sprintf("SELECT %s, c.%s, c.%s, c.%s, count(*) AS %s FROM (SELECT %s, arg_min(%s, %s) AS %s, min(%s) AS %s, max(%s) AS %s FROM %s WHERE %s GROUP BY ALL) AS c JOIN %s AS t ON %s GROUP BY ALL",
+			strings.Join(prefixAll("c.", keys), ", "), fsr, fsa, ro, n,
+			strings.Join(keys, ", "), fsr, fsa, fsr, fsa, fsa, ro, ro, cs.carried, notNull(keys), cs.today, join),
+		todayAll: aged(fmt.Sprintf("SELECT %s, %s AS %s, %s AS %s, CAST(1 AS INTEGER) AS %s, false AS %s FROM %s AS t",
+			today, quoteLiteral(spec.RunID), fsr, asOf, fsa, ro, seen, cs.today)),
+		todayJoined: aged(fmt.Sprintf("SELECT %[1]s, CASE WHEN %[2]s THEN c.%[3]s ELSE %[4]s END AS %[3]s, CASE WHEN %[2]s THEN c.%[5]s ELSE %[6]s END AS %[5]s, "+
+			"CAST(CASE WHEN %[2]s THEN c.%[7]s + 1 ELSE 1 END AS INTEGER) AS %[7]s, %[2]s AS %[8]s FROM %[9]s AS t LEFT JOIN %[10]s AS c ON %[11]s",
+			today, hit, fsr, quoteLiteral(spec.RunID), fsa, asOf, ro, seen, cs.today, cs.present, join)),
+		todaySeen: aged(fmt.Sprintf("SELECT %[1]s, c.%[2]s, c.%[3]s, CAST(c.%[4]s + 1 AS INTEGER) AS %[4]s, true AS %[5]s FROM %[6]s AS t JOIN %[7]s AS c ON %[8]s",
+			today, fsr, fsa, ro, seen, cs.today, cs.present, join)),
+		carriedOnly: aged(fmt.Sprintf("SELECT %[1]s, t.%[2]s, t.%[3]s, CAST(t.%[4]s + 1 AS INTEGER) AS %[4]s, true AS %[5]s FROM %[6]s AS t ANTI JOIN %[7]s AS c ON %[8]s",
+			today, fsr, fsa, ro, seen, cs.carried, cs.present, join)),
 	}
 }
 
@@ -254,49 +285,63 @@ func notNull(cols []string) string {
 }
 
 // CarryLoaded implements kalla.Carrier: once today's rows of alias are
-// loaded, it stores the rows seen in an earlier run (the carried rows
-// kept, and today's rows of carried keys), which expiry, the alias and the
-// counts then read without joining today's rows again.
+// loaded, it stores the lineage of the carried keys today's source has
+// again, counts the rows seen in an earlier run, and writes the alias's
+// view again without its empty parts: a join or union over today's rows
+// costs up to half the match of a Parquet source read in place, and a
+// chain's first run, or a day when no carried key comes again, needs
+// neither.
 func (s *Session) CarryLoaded(ctx context.Context, alias string) error {
 	cs, ok := s.carry[alias]
 	if !ok {
 		return fmt.Errorf("source %q carries nothing", alias)
 	}
-	res, err := s.conn.ExecContext(ctx, cs.fill[0])
-	if err != nil {
-		return fmt.Errorf("keep the carried rows: %w", cleanError(err))
-	}
-	if cs.carriedOnly, err = res.RowsAffected(); err != nil {
-		return err
-	}
-	res, err = s.conn.ExecContext(ctx, cs.fill[1])
+	q := lineageQueries(cs.cols, cs)
+	res, err := s.conn.ExecContext(ctx, "INSERT INTO "+cs.present+" "+q.present)
 	if err != nil {
 		return fmt.Errorf("find today's rows of carried keys: %w", cleanError(err))
 	}
-	todaySeen, err := res.RowsAffected()
+	present, err := res.RowsAffected()
 	if err != nil {
 		return err
 	}
-	// The view the rules were bound against, without its empty parts: a
-	// join or union over today's rows costs up to half the match of a
-	// Parquet source read in place, and a chain's first run, or a day
-	// when no carried key comes again, needs neither.
-	parts := []string{cs.q.todayNew}
-	if todaySeen == 0 {
-		parts[0] = cs.q.todayAll
+	var seen sql.NullInt64
+	if err := s.conn.QueryRowContext(ctx, fmt.Sprintf("SELECT sum(%s) FROM %s", quoteIdent(kalla.ReservedPrefix+"n"), cs.present)).Scan(&seen); err != nil {
+		return fmt.Errorf("count today's rows of carried keys: %w", cleanError(err))
 	}
-	kept, err := s.count(ctx, fmt.Sprintf("%s WHERE NOT (%s)", cs.before, cs.expiredIf))
-	if err != nil {
-		return err
+	cs.todaySeen = seen.Int64
+	if cs.carriedOnly, err = s.count(ctx, fmt.Sprintf("%s AS t ANTI JOIN %s AS c ON %s", cs.carried, cs.present, joinOnKeys(cs.spec.Keys))); err != nil {
+		return fmt.Errorf("count the carried rows kept: %w", err)
 	}
-	if kept > 0 {
-		parts = append(parts, fmt.Sprintf("SELECT * FROM %s WHERE NOT (%s)", cs.before, cs.expiredIf))
+	joined, carried := present > 0, cs.carriedOnly > 0
+	var seenParts []string
+	if joined {
+		seenParts = append(seenParts, q.todaySeen)
 	}
-	if err := s.exec(ctx, fmt.Sprintf("CREATE OR REPLACE VIEW %s AS %s", cs.alias, strings.Join(parts, " UNION ALL "))); err != nil {
+	if carried {
+		seenParts = append(seenParts, q.carriedOnly)
+	}
+	expired := q.union(seenParts, cs.expiredIf())
+	if len(seenParts) == 0 {
+		expired = q.rows(false, false, "false")
+	}
+	if err := s.exec(ctx,
+		fmt.Sprintf("CREATE OR REPLACE VIEW %s AS %s", cs.alias, q.rows(joined, carried, cs.notExpired())),
+		fmt.Sprintf("CREATE VIEW %s AS %s", cs.expired, expired),
+	); err != nil {
 		return fmt.Errorf("write the rows of %q again: %w", alias, err)
 	}
 	cs.loaded = true
 	return nil
+}
+
+// joinOnKeys is the condition joining t and c on keys.
+func joinOnKeys(keys []string) string {
+	on := make([]string, len(keys))
+	for i, k := range quoteAll(keys) {
+		on[i] = fmt.Sprintf("t.%s = c.%s", k, k)
+	}
+	return strings.Join(on, " AND ")
 }
 
 // CarryCounts implements kalla.Carrier.
@@ -331,11 +376,9 @@ func (s *Session) CarryCounts(ctx context.Context, alias, dir string) (kalla.Car
 		return c, err
 	}
 	ro, age := quoteIdent(kalla.RunsOpenColumn), quoteIdent(kalla.AgeDaysColumn)
-	var openBefore int64
-	if openBefore, err = s.count(ctx, cs.before); err != nil {
-		return c, err
-	}
-	openBefore -= c.Expired
+	// The rows seen in an earlier run and not expired were open at the
+	// start of the run; those of them still unmatched were not cleared.
+	openBefore := cs.carriedOnly + cs.todaySeen - c.Expired
 	var stillOpen int64
 	var oldest sql.NullInt64
 	b := &kalla.AgeBuckets{}
