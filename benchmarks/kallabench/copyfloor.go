@@ -61,8 +61,8 @@ func runCopyFloor(ctx context.Context, p *benchdata.Postgres, d *benchdata.Set) 
 	return run, nil
 }
 
-// floorRatios sets VsFloor of the variants that read from Postgres: their
-// best time over the COPY floor's best.
+// floorRatios sets VsFloor of the variants that read from Postgres (and of
+// the pruned floor): their best time over the COPY floor's best.
 func (r *benchReport) floorRatios() {
 	var floor float64
 	for _, v := range r.Variants {
@@ -74,7 +74,7 @@ func (r *benchReport) floorRatios() {
 		return
 	}
 	for _, v := range r.Variants {
-		if v.Best > 0 && (v.Name == "kalla-postgres" || v.Name == copyFloorVariant) {
+		if v.Best > 0 && (v.Name == "kalla-postgres" || v.Name == copyFloorVariant || v.Name == pruneFloorVariant) {
 			v.VsFloor = v.Best / floor
 		}
 	}

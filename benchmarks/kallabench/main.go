@@ -256,6 +256,7 @@ func (c *benchCommand) run(ctx context.Context, o *benchOptions) error {
 		{Name: "kalla-postgres", Note: "the Runner as kallad run wires it, Postgres tables, end to end, 3 Parquet outputs"},
 		{Name: "postgres", Note: "Postgres SQL: CREATE TEMP TABLE AS join, 2 anti-join counts, no outputs"},
 		{Name: copyFloorVariant, Note: copyFloorNote, noCounts: true},
+		{Name: pruneFloorVariant, Note: pruneFloorNote, noCounts: true},
 	}
 	csvVars, stopCSV, err := c.csvVariants(ctx, o, data, child)
 	if err != nil {
@@ -270,9 +271,13 @@ func (c *benchCommand) run(ctx context.Context, o *benchOptions) error {
 	variants = append(variants, carried...)
 	switch {
 	case o.skipPostgres:
-		variants[2].Skipped, variants[3].Skipped, variants[4].Skipped = "--skip-postgres", "--skip-postgres", "--skip-postgres"
+		for _, v := range variants[2:6] {
+			v.Skipped = "--skip-postgres"
+		}
 	case o.postgres == "":
-		variants[2].Skipped, variants[3].Skipped, variants[4].Skipped = "no --postgres", "no --postgres", "no --postgres"
+		for _, v := range variants[2:6] {
+			v.Skipped = "no --postgres"
+		}
 	default:
 		pg, err := benchdata.SeedPostgres(ctx, o.postgres, data, c.logf)
 		if err != nil {
@@ -293,6 +298,7 @@ func (c *benchCommand) run(ctx context.Context, o *benchOptions) error {
 		variants[2].run = func(ctx context.Context) (benchRun, error) { return child.runKalla(ctx, pgJob) }
 		variants[3].run = func(ctx context.Context) (benchRun, error) { return runPostgresNative(ctx, pg) }
 		variants[4].run = func(ctx context.Context) (benchRun, error) { return runCopyFloor(ctx, pg, data) }
+		variants[5].run = func(ctx context.Context) (benchRun, error) { return runPruneFloor(ctx, pg, data) }
 	}
 
 	if !o.skipRules {
