@@ -80,9 +80,6 @@ func carriedKindOf(t *testing.T, base string) carriedKind {
 		// allow list admits; a copy anywhere else is denied.
 		dir := filepath.Dir(strings.TrimPrefix(c.Put(t, "probe", "SELECT 1 AS id"), "file://"))
 		c.Out = func(t *testing.T, n string) string { return filepath.Join(dir, "results", n) }
-		c.Without = func(t *testing.T, from, name string) string {
-			return copyResult(t, from, c.Out(t, "without-"+name), name)
-		}
 		c.Denied = func(t *testing.T, from string) (string, []string) {
 			return copyResult(t, from, filepath.Join(t.TempDir(), "elsewhere"), ""), []string{"elsewhere"}
 		}
@@ -90,9 +87,6 @@ func carriedKindOf(t *testing.T, base string) carriedKind {
 		c.Kind = postgresKind(t, base)
 		out := t.TempDir()
 		c.Out = func(t *testing.T, n string) string { return filepath.Join(out, n) }
-		c.Without = func(t *testing.T, from, name string) string {
-			return copyResult(t, from, c.Out(t, "without-"+name), name)
-		}
 	case "s3_csv", "s3_parquet":
 		srv := kallatest.S3(t)
 		c.Kind = s3KindOn(t, base, ext, srv)
@@ -116,6 +110,11 @@ func carriedKindOf(t *testing.T, base string) carriedKind {
 		}
 	default:
 		t.Fatalf("no carried kind over %s", base)
+	}
+	if c.Without == nil {
+		c.Without = func(t *testing.T, from, name string) string {
+			return copyResult(t, from, c.Out(t, "without-"+name), name)
+		}
 	}
 	c.Name = "carried_" + base
 	c.Known = map[string]string{}
