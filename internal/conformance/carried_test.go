@@ -53,6 +53,9 @@ type carriedKind struct {
 	Out func(t *testing.T, n string) string
 	// Outputs registers the output Out needs besides local folders.
 	Outputs func(*kalla.Registry[kalla.Output])
+	// Local returns a local path of the result file at path, an Out
+	// folder's file; nil for a kind whose Out is local.
+	Local func(t *testing.T, path string) string
 	// Without returns a copy of the result at from without the file name.
 	Without func(t *testing.T, from, name string) string
 	// Denied is a complete result the runner may not read, with what the
@@ -101,6 +104,13 @@ func carriedKindOf(t *testing.T, base string) carriedKind {
 		client := s3.New(s3.Config{AWS: &cfg})
 		c.Outputs = func(r *kalla.Registry[kalla.Output]) { r.Register(client.OpenOutput, "s3") }
 		c.Out = func(t *testing.T, n string) string { return "s3://data/results/" + n }
+		c.Local = func(t *testing.T, path string) string {
+			local := filepath.Join(t.TempDir(), filepath.Base(path))
+			if err := os.WriteFile(local, srv.Get(t, "data", strings.TrimPrefix(path, "s3://data/")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return local
+		}
 		c.Without = func(t *testing.T, from, name string) string {
 			to := "results/without-" + name
 			prefix := strings.TrimPrefix(from, "s3://data/") + "/"
@@ -126,6 +136,11 @@ func carriedKindOf(t *testing.T, base string) carriedKind {
 	c.Name = "carried_" + base
 	c.Known = maps.Clone(carriedKnown)
 	maps.Copy(c.Known, known[base])
+	for k, v := range known[base] {
+		if strings.HasPrefix(k, "types/") {
+			c.Known["empty_today/next_day/"+k] = v
+		}
+	}
 	if ext == "csv" {
 		for _, col := range typedColumns {
 			if col.typ != "VARCHAR" {
@@ -189,7 +204,7 @@ func RunCarried(t *testing.T, c carriedKind) {
 	t.Run("types", func(t *testing.T) { testTypes(t, c.Kind, carried) })
 	t.Run("values", func(t *testing.T) { testValues(t, c.Kind, carried) })
 	t.Run("lineage", func(t *testing.T) { testLineage(t, res, day1, out) })
-	t.Run("empty_today", func(t *testing.T) { testCarriedEmpty(t, c, from) })
+	t.Run("empty_today", func(t *testing.T) { testCarriedEmpty(t, c, from, today) })
 	t.Run("filters", func(t *testing.T) { c.known(t) })
 	t.Run("filters_today_only", func(t *testing.T) { testCarriedFilters(t, c, from, today) })
 	t.Run("splits", func(t *testing.T) { c.known(t) })
@@ -261,16 +276,31 @@ func testLineage(t *testing.T, res *kalla.Result, day1, out string) {
 }
 
 // testCarriedEmpty: with today's source empty, what day 2 leaves open is
-// day 1's rows, in their declared types with their values.
-func testCarriedEmpty(t *testing.T, c carriedKind, from string) {
-	c.known(t)
-	res, err := c.day2(t, from, c.Put(t, "today_empty", typedData+" WHERE false"))
+// day 1's rows, in their declared types with their values; and the next
+// day, whose source has rows again, carries them in those types.
+func testCarriedEmpty(t *testing.T, c carriedKind, from, today string) {
+	job := c.day2Job(t, from, c.Put(t, "today_empty", typedData+" WHERE false"))
+	job.OutputPath = c.Out(t, "empty_day")
+	res, err := c.r.Run(context.Background(), job, nil)
 	if err != nil {
 		t.Fatalf("day 2: %v", err)
 	}
-	out := fmt.Sprintf("(SELECT * EXCLUDE (%s) FROM %s)", strings.Join(kalla.LineageColumns, ", "), parquetOf(res.OutputPaths.UnmatchedLeft))
+	file := res.OutputPaths.UnmatchedLeft
+	if c.Local != nil {
+		file = c.Local(t, file)
+	}
+	out := fmt.Sprintf("(SELECT * EXCLUDE (%s) FROM %s)", strings.Join(kalla.LineageColumns, ", "), parquetOf(file))
 	t.Run("types", func(t *testing.T) { testTypes(t, c.Kind, out) })
 	t.Run("values", func(t *testing.T) { testValues(t, c.Kind, out) })
+	t.Run("next_day", func(t *testing.T) {
+		res, err := c.day2(t, job.OutputPath, today)
+		if err != nil {
+			t.Fatalf("day 3: %v", err)
+		}
+		out := fmt.Sprintf("(SELECT * EXCLUDE (%s) FROM %s WHERE id < 100)", strings.Join(kalla.LineageColumns, ", "), parquetOf(res.OutputPaths.UnmatchedLeft))
+		t.Run("types", func(t *testing.T) { testTypes(t, c.Kind, out) })
+		t.Run("values", func(t *testing.T) { testValues(t, c.Kind, out) })
+	})
 }
 
 // testCarriedFilters: a filter on day 2's source keeps today's rows its
