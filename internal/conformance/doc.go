@@ -122,7 +122,8 @@
 //     key while partitions follow the rule's key;
 //   - on a day whose CSV (local or S3) is empty, its columns have no
 //     values to be typed from and are VARCHAR, so the carried rows come
-//     out as text (the same text).
+//     out as text (the same text); the next day, whose CSV has rows,
+//     carries them back in their types (empty_today/next_day checks this).
 //
 // # The Source seam
 //
