@@ -200,7 +200,7 @@ func RunCarried(t *testing.T, c carriedKind) {
 		t.Fatalf("day 2: %v", err)
 	}
 	out := parquetOf(res.OutputPaths.UnmatchedLeft)
-	carried := fmt.Sprintf("(SELECT * EXCLUDE (%s) FROM %s WHERE id < 100)", strings.Join(kalla.LineageColumns, ", "), out)
+	carried := withoutLineage(out, "id < 100")
 	t.Run("types", func(t *testing.T) { testTypes(t, c.Kind, carried) })
 	t.Run("values", func(t *testing.T) { testValues(t, c.Kind, carried) })
 	t.Run("lineage", func(t *testing.T) { testLineage(t, res, day1, out) })
@@ -210,6 +210,12 @@ func RunCarried(t *testing.T, c carriedKind) {
 	t.Run("splits", func(t *testing.T) { c.known(t) })
 	t.Run("runs_whole", func(t *testing.T) { testCarriedWhole(t, c, from, today) })
 	t.Run("errors", func(t *testing.T) { testCarriedErrors(t, c, from, today) })
+}
+
+// withoutLineage is the rows of the table expression from that meet where,
+// without the lineage columns: the columns of the data set.
+func withoutLineage(from, where string) string {
+	return fmt.Sprintf("(SELECT * EXCLUDE (%s) FROM %s WHERE %s)", strings.Join(kalla.LineageColumns, ", "), from, where)
 }
 
 // day1 runs matchNothing over typedData, put as name, on carriedDay1 as
@@ -289,7 +295,7 @@ func testCarriedEmpty(t *testing.T, c carriedKind, from, today string) {
 	if c.Local != nil {
 		file = c.Local(t, file)
 	}
-	out := fmt.Sprintf("(SELECT * EXCLUDE (%s) FROM %s)", strings.Join(kalla.LineageColumns, ", "), parquetOf(file))
+	out := withoutLineage(parquetOf(file), "true")
 	t.Run("types", func(t *testing.T) { testTypes(t, c.Kind, out) })
 	t.Run("values", func(t *testing.T) { testValues(t, c.Kind, out) })
 	t.Run("next_day", func(t *testing.T) {
@@ -297,7 +303,7 @@ func testCarriedEmpty(t *testing.T, c carriedKind, from, today string) {
 		if err != nil {
 			t.Fatalf("day 3: %v", err)
 		}
-		out := fmt.Sprintf("(SELECT * EXCLUDE (%s) FROM %s WHERE id < 100)", strings.Join(kalla.LineageColumns, ", "), parquetOf(res.OutputPaths.UnmatchedLeft))
+		out := withoutLineage(parquetOf(res.OutputPaths.UnmatchedLeft), "id < 100")
 		t.Run("types", func(t *testing.T) { testTypes(t, c.Kind, out) })
 		t.Run("values", func(t *testing.T) { testValues(t, c.Kind, out) })
 	})
