@@ -8,9 +8,10 @@
 // RunSource(t, kind) holds one source kind to the contract every kind
 // shares. TestSourceConformance runs it against the five kinds: local CSV,
 // local Parquet, Postgres, S3 CSV and S3 Parquet (S3 on gofakes3, or
-// versitygw with KALLA_TEST_S3=versitygw). A new kind (carry-over of a
-// previous run's results, say) is one more Kind: how to put a data set
-// where it reads it, its opener, its bad URIs.
+// versitygw with KALLA_TEST_S3=versitygw). A new kind is one more Kind:
+// how to put a data set where it reads it, its opener, its bad URIs.
+// Carried rows, a previous run's open items, are held to the same
+// contract by RunCarried (see Carried rows below).
 //
 // Most checks go through the path a job takes: a kalla.Runner with the
 // duckdb engine runs a job whose left side is the source under test and
@@ -90,6 +91,39 @@
 // filter on a number, date or timestamp column of a file was a DuckDB
 // binder error at staging, while Postgres matches the value's text (files
 // now do the same).
+//
+// # Carried rows
+//
+// RunCarried (carried_test.go) holds carried rows to the contract over
+// each of the five kinds: day 1, the first run of a chain, reads typedData
+// from the kind and leaves every row unmatched, writing its result to a
+// local folder (to S3 for the S3 kinds); day 2 carries that result
+// (carry_over.from) with today's source disjoint (typedData under other
+// ids) or empty. Day 2's unmatched_left must hold day 1's rows with their
+// declared types and unchanged values, and the lineage columns right
+// (_kalla_first_seen_run day 1's run, _kalla_first_seen_at day 1,
+// _kalla_runs_open 2, _kalla_age_days from as_of; today's rows first seen
+// today), with the summary's carried count. Errors: a from that is missing,
+// has no summary.json, or is outside what the runner may read (a folder
+// outside the allow list, a denied bucket), and a carried column today's
+// column cannot hold exactly (naming the column and a value), are each a
+// *ValidationError on carry_over.from, with no secret in it or in the log.
+// TestCarriedEqualsPostgres compares day 2 of a chain (keys replaced,
+// cleared and still open, on both sides) with the same carry-over written
+// in Postgres SQL, row for row with the lineage and counts.
+//
+// Known differences of carried rows:
+//
+//   - filters select today's rows only: the carried rows were selected by
+//     the run that left them open and all come through
+//     (filters_today_only checks this);
+//   - carry-over jobs run whole: the cluster's plan never splits them
+//     (runs_whole checks this), since carried rows are replaced by primary
+//     key while partitions follow the rule's key;
+//   - on a day whose CSV (local or S3) is empty, its columns have no
+//     values to be typed from and are VARCHAR, so the carried rows come
+//     out as text (the same text); the next day, whose CSV has rows,
+//     carries them back in their types (empty_today/next_day checks this).
 //
 // # The Source seam
 //

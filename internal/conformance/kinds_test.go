@@ -233,8 +233,11 @@ func stallS3(srv *kallatest.S3Server, path string) (<-chan struct{}, func()) {
 // s3Kind is CSV or Parquet objects in a bucket of the test S3 server, read
 // with a client configured for it. "missing" is a key not in the bucket,
 // "denied" an object of a bucket the server denies the test's account.
-func s3Kind(t *testing.T, name, ext string) Kind {
-	srv := kallatest.S3(t)
+func s3Kind(t *testing.T, name, ext string) Kind { return s3KindOn(t, name, ext, kallatest.S3(t)) }
+
+// s3KindOn is s3Kind on the server srv, which a test may also write
+// results to.
+func s3KindOn(t *testing.T, name, ext string, srv *kallatest.S3Server) Kind {
 	srv.CreateBucket(t, "data")
 	srv.CreateBucket(t, "locked")
 	cfg := srv.Config()
