@@ -51,6 +51,15 @@ func (s *Session) Reconcile(ctx context.Context, spec kalla.MatchSpec, dir strin
 	if c.UnmatchedRight, err = s.copyTo(ctx, s.unmatchedSQL(rule.Right), dir, kalla.UnmatchedRightFile); err != nil {
 		return c, fmt.Errorf("write %s: %w", kalla.UnmatchedRightFile, err)
 	}
+	for side, k := range [2]kalla.KeyMapping{rule.Left, rule.Right} {
+		in, err := s.count(ctx, s.qualified(k.Alias))
+		if err != nil {
+			return c, fmt.Errorf("count the rows of %q: %w", k.Alias, err)
+		}
+		if err := s.checkKeysUnique(ctx, k.Alias, k.SourceColumns, matched, k.ResultColumns, in, [2]int64{c.UnmatchedLeft, c.UnmatchedRight}[side]); err != nil {
+			return c, err
+		}
+	}
 	if _, err := s.conn.ExecContext(ctx, "DROP TABLE "+matched); err != nil {
 		return c, fmt.Errorf("drop matched table: %w", err)
 	}
@@ -225,6 +234,14 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 			return c, fmt.Errorf("write %s: %w", names[side], err)
 		}
 		report(kalla.Progress{Stage: kalla.StageWriting, Progress: float64(side+2) / 3, MatchedSoFar: &c.Matched})
+	}
+	// Every rule's counts start with the whole sources (confirmed
+	// pairs, when there are some, are counted first).
+	in := [2]int64{c.Rules[0].LeftIn, c.Rules[0].RightIn}
+	for side, alias := range aliases {
+		if err := s.checkKeysUnique(ctx, alias, srcKeys[side], matchedKeys[side], srcKeys[side], in[side], *counts[side]); err != nil {
+			return c, err
+		}
 	}
 	return c, nil
 }
