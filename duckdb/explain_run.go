@@ -107,14 +107,15 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, shapes []*e
 			entries = append(entries, fmt.Sprintf(`SELECT %s, %s, NULL::VARCHAR, %s, NULL::VARCHAR[], NULL::VARCHAR[], NULL::VARCHAR, -2, _kalla_by FROM %s WHERE _kalla_by IN (%s)`,
 				strings.Join(tSel, ", "), quoteLiteral(kalla.ReasonSuggested), byName("_kalla_by"), taken[side], ks))
 		}
-		why := s.qualified(fmt.Sprintf("_kalla_why_%d", side))
-		pick := ""
+		// Without a choice to make, the entries are read once, by the
+		// write: they are not kept in a table.
+		why := "(" + strings.Join(entries, " UNION ALL ") + ")"
 		if choose {
-			pick = fmt.Sprintf(" QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _kalla_score, _kalla_rule_idx) = 1", strings.Join(uCols, ", "))
-		}
-		if err := s.explainExec(ctx, "why", fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM (%s)%s",
-			why, strings.Join(entries, " UNION ALL "), pick)); err != nil {
-			return unmatched, fmt.Errorf("choose explanations: %w", err)
+			why = s.qualified(fmt.Sprintf("_kalla_why_%d", side))
+			if err := s.explainExec(ctx, "why", fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM (%s) QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _kalla_score, _kalla_rule_idx) = 1",
+				why, strings.Join(entries, " UNION ALL "), strings.Join(uCols, ", "))); err != nil {
+				return unmatched, fmt.Errorf("choose explanations: %w", err)
+			}
 		}
 		reason := fmt.Sprintf("coalesce(w._kalla_reason, CASE WHEN %s THEN %s ELSE %s END)",
 			strings.Join(nullKey, " AND "), quoteLiteral(kalla.ReasonNullKey), quoteLiteral(kalla.ReasonNoCandidate))
