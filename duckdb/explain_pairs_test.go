@@ -176,3 +176,38 @@ ON p.ref = i.ref AND tolerance_match(i.amount, p.amount, 0.50) AND regexp_full_m
 		})
 	}
 }
+
+// TestExplainFromPairsShapes: rules written in other ways are explained
+// from their pairs with the same results as joining again: a comma join
+// keyed in WHERE, a select list with a star and upper-case aliases, and
+// a BETWEEN condition with the primary keys renamed in the select list.
+func TestExplainFromPairsShapes(t *testing.T) {
+	const invoices = "id,ref,amount\nI1,R1,100.00\nI2,R2,200.00\nI3,R3,50.00\nI4,R4,75.00\nI5,,20.00\n"
+	const payments = "pid,ref,amount\nP1,R1,100.40\nP2,R2,201.00\nP3,R9,10.00\nP4,R4,75.00\nP5,R4,75.30\n"
+	for name, sql := range map[string]string{
+		"comma join": `SELECT i.id, p.pid FROM left_src i, right_src p WHERE p.ref = i.ref AND tolerance_match(i.amount, p.amount, 0.50)`,
+		"star":       `SELECT I.*, P.pid FROM left_src I JOIN right_src P ON P.ref = I.ref AND tolerance_match(I.amount, P.amount, 0.50)`,
+		"between":    `SELECT i.id AS left_src_id, p.pid AS right_src_pid FROM left_src i JOIN right_src p ON p.ref = i.ref WHERE p.amount BETWEEN i.amount - 0.50 AND i.amount + 0.50`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			mk := func(b *bundle) *kalla.Job {
+				job := b.job("", b.write(t, "invoices.csv", invoices), b.write(t, "payments.csv", payments), []string{"id"}, []string{"pid"})
+				job.Explain = true
+				job.Rules = []kalla.Rule{{Name: "r", MatchSQL: sql}}
+				return job
+			}
+			got := runExplained(t, true, mk)
+			sameExplained(t, got, runExplained(t, false, mk))
+			if !slices.Contains(got.log.steps, "pairs") || slices.Contains(got.log.steps, "heavy") {
+				t.Errorf("steps %v: want the rule's pairs", got.log.steps)
+			}
+			want := &kalla.ReasonCounts{
+				Left:  map[string]int64{"outside_rule": 1, "no_candidate": 1, "null_key": 1},
+				Right: map[string]int64{"outside_rule": 1, "no_candidate": 1},
+			}
+			if !reflect.DeepEqual(got.res.Reasons, want) {
+				t.Errorf("reasons %+v, want %+v", got.res.Reasons, want)
+			}
+		})
+	}
+}
