@@ -74,6 +74,7 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, shapes []*e
 		}
 		var entries []string
 		var nullKey []string
+		var nw *narrowExplain
 		// Each rule's own entries name a row once (a nearest candidate or
 		// too many); only several rules, ties or suggestions need a choice.
 		choose := suggestingRules(spec) != ""
@@ -88,11 +89,11 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, shapes []*e
 				choose = true
 			}
 			src := explainSource{unmatched: unmatched[side], pairs: pairs[k], matchedKeys: matchedKeys[side]}
-			e, err := s.explainRule(ctx, k, rule, sh, side, aliases, srcKeys, taken, src, byName)
+			e, n, err := s.explainRule(ctx, k, rule, sh, side, aliases, srcKeys, taken, src, byName)
 			if err != nil {
 				return unmatched, fmt.Errorf("rule %q: %w", rule.Name, err)
 			}
-			entries = append(entries, e...)
+			entries, nw = append(entries, e...), n
 			var anyNull []string
 			for _, c := range sh.sideKeys(side) {
 				anyNull = append(anyNull, "src."+quoteIdent(c)+" IS NULL")
@@ -107,25 +108,33 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, shapes []*e
 			entries = append(entries, fmt.Sprintf(`SELECT %s, %s, NULL::VARCHAR, %s, NULL::VARCHAR[], NULL::VARCHAR[], NULL::VARCHAR, -2, _kalla_by FROM %s WHERE _kalla_by IN (%s)`,
 				strings.Join(tSel, ", "), quoteLiteral(kalla.ReasonSuggested), byName("_kalla_by"), taken[side], ks))
 		}
-		// Without a choice to make, the entries are read once, by the
-		// write: they are not kept in a table.
-		why := "(" + strings.Join(entries, " UNION ALL ") + ")"
-		if choose {
+		nullReason := fmt.Sprintf("CASE WHEN %s THEN %s ELSE %s END",
+			strings.Join(nullKey, " AND "), quoteLiteral(kalla.ReasonNullKey), quoteLiteral(kalla.ReasonNoCandidate))
+		cols := [6]string{"w._kalla_reason", "w._kalla_near_key", "w._kalla_near_rule", "w._kalla_near_failed", "w._kalla_near_distance", "w._kalla_near_taken_by"}
+		var why string
+		switch {
+		case choose:
 			why = s.qualified(fmt.Sprintf("_kalla_why_%d", side))
 			if err := s.explainExec(ctx, "why", fmt.Sprintf("CREATE TABLE %s AS SELECT * FROM (%s) QUALIFY row_number() OVER (PARTITION BY %s ORDER BY _kalla_score, _kalla_rule_idx) = 1",
 				why, strings.Join(entries, " UNION ALL "), strings.Join(uCols, ", "))); err != nil {
 				return unmatched, fmt.Errorf("choose explanations: %w", err)
 			}
+		case nw != nil:
+			// One rule explains from its pairs: the write joins its
+			// nearest pairs and builds the explanations after the join.
+			why, cols = nw.from, nw.cols
+		default:
+			// Nothing to choose: the entries are read once, by the write.
+			why = "(" + strings.Join(entries, " UNION ALL ") + ")"
 		}
-		reason := fmt.Sprintf("coalesce(w._kalla_reason, CASE WHEN %s THEN %s ELSE %s END)",
-			strings.Join(nullKey, " AND "), quoteLiteral(kalla.ReasonNullKey), quoteLiteral(kalla.ReasonNoCandidate))
 		// The explained rows are not kept: the write streams them, and
 		// the counts by reason read the written file (explainCounts).
-		out[side] = fmt.Sprintf(`SELECT src.*, %s AS %s,
-  w._kalla_near_key AS %s, w._kalla_near_rule AS %s, w._kalla_near_failed AS %s, w._kalla_near_distance AS %s, w._kalla_near_taken_by AS %s
+		out[side] = fmt.Sprintf(`SELECT src.*, coalesce(%s, %s) AS %s,
+  %s AS %s, %s AS %s, %s AS %s, %s AS %s, %s AS %s
 FROM (%s) AS src LEFT JOIN %s AS w ON %s`,
-			reason, quoteIdent(kalla.ReasonColumn),
-			quoteIdent(kalla.NearKeyColumn), quoteIdent(kalla.NearRuleColumn), quoteIdent(kalla.NearFailedColumn), quoteIdent(kalla.NearDistColumn), quoteIdent(kalla.NearTakenByColumn),
+			cols[0], nullReason, quoteIdent(kalla.ReasonColumn),
+			cols[1], quoteIdent(kalla.NearKeyColumn), cols[2], quoteIdent(kalla.NearRuleColumn), cols[3], quoteIdent(kalla.NearFailedColumn),
+			cols[4], quoteIdent(kalla.NearDistColumn), cols[5], quoteIdent(kalla.NearTakenByColumn),
 			unmatched[side], why, joinOn("w", uCols, "src", srcKeys[side]))
 	}
 	return out, nil
@@ -156,6 +165,16 @@ func (s *Session) explainCounts(ctx context.Context, from string) (map[string]in
 	return m, nil
 }
 
+// narrowExplain is one rule's explanations of one side as explainRule
+// gives them for a write that needs no choice: the nearest pairs (from,
+// read as w, keyed by _kalla_u*) and the explanation columns built from
+// them (reason, or NULL for a row without a candidate; nearest key, rule,
+// failed conditions, distances and taken by).
+type narrowExplain struct {
+	from string
+	cols [6]string
+}
+
 // explainSource is where explainRule finds one side's unmatched rows'
 // candidates: the rule's pairs table, less the pairs of matched rows;
 // or, without one, the unmatched rows joined again to the other side.
@@ -167,7 +186,7 @@ type explainSource struct {
 // explainRule returns the SELECTs that give, for rule k, the explanations
 // of side's unmatched rows: their nearest candidates, the rows with too
 // many candidates, and the rule's ties.
-func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, sh *explainShape, side int, aliases [2]string, srcKeys [2][]string, taken [2]string, src explainSource, byName func(string) string) ([]string, error) {
+func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, sh *explainShape, side int, aliases [2]string, srcKeys [2][]string, taken [2]string, src explainSource, byName func(string) string) (entries []string, nw *narrowExplain, err error) {
 	other := 1 - side
 	uKey, oKey := sh.sideKeys(side), sh.sideKeys(other)
 	alias := [2]string{quoteIdent(sh.aliases[0]), quoteIdent(sh.aliases[1])}
@@ -253,7 +272,7 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
 		}
 		if err := s.explainExec(ctx, "near", fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT *, count(*) %s) AS _kalla_n FROM (%s) QUALIFY row_number() %s ORDER BY %s) = 1",
 			nearest, over, pairs, over, strings.Join(rank, ", "))); err != nil {
-			return nil, fmt.Errorf("find nearest candidates: %w", err)
+			return nil, nil, fmt.Errorf("find nearest candidates: %w", err)
 		}
 		near = fmt.Sprintf("(SELECT * FROM %s WHERE _kalla_n <= %d)", nearest, kalla.MaxExplainCandidates)
 		tooMany = fmt.Sprintf("SELECT %s, %s FROM %s WHERE _kalla_n > %d", strings.Join(uCols, ", "), tooManyCols, nearest, kalla.MaxExplainCandidates)
@@ -263,7 +282,7 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
 		heavy := s.qualified(fmt.Sprintf("_kalla_heavy_%d_%d", k, side))
 		if err := s.explainExec(ctx, "heavy", fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT %s FROM %s AS o SEMI JOIN (%s) AS u ON %s GROUP BY ALL HAVING count(*) > %d",
 			heavy, strings.Join(prefixAll("o.", quoteAll(oKey)), ", "), s.qualified(aliases[other]), src.unmatched, joinOn("o", oKey, "u", uKey), kalla.MaxExplainCandidates)); err != nil {
-			return nil, fmt.Errorf("count candidates: %w", err)
+			return nil, nil, fmt.Errorf("count candidates: %w", err)
 		}
 		// The side's unmatched rows that have few enough candidates, and
 		// the other side's rows, under the names the rule gives them.
@@ -277,7 +296,7 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
 		pairs := fmt.Sprintf("SELECT %s FROM %s AS %s JOIN %s AS %s ON %s", strings.Join(sel, ", "), from[0], alias[0], from[1], alias[1], strings.Join(keyEq, " AND "))
 		if err := s.explainExec(ctx, "near", fmt.Sprintf("CREATE OR REPLACE TABLE %s AS SELECT *, %s AS _kalla_failed FROM (%s) QUALIFY row_number() %s ORDER BY %s) = 1",
 			nearest, failedSum, pairs, over, strings.Join(rank, ", "))); err != nil {
-			return nil, fmt.Errorf("find nearest candidates: %w", err)
+			return nil, nil, fmt.Errorf("find nearest candidates: %w", err)
 		}
 		near = nearest
 		var uSel []string
@@ -287,17 +306,25 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
 		tooMany = fmt.Sprintf("SELECT %s, %s FROM (%s) AS u SEMI JOIN %s AS h ON %s",
 			strings.Join(uSel, ", "), tooManyCols, src.unmatched, heavy, joinOn("u", uKey, "h", oKey))
 	}
-	nearKey := "CAST(n._kalla_c0 AS VARCHAR)"
-	if len(cCols) > 1 {
+	nearKey := func(n string) string {
 		parts := make([]string, len(cCols))
 		for i, c := range cCols {
-			parts[i] = fmt.Sprintf("CAST(n.%s AS VARCHAR)", c)
+			parts[i] = fmt.Sprintf("CAST(%s.%s AS VARCHAR)", n, c)
 		}
-		nearKey = fmt.Sprintf("CAST([%s] AS VARCHAR)", strings.Join(parts, ", "))
+		if len(parts) == 1 {
+			return parts[0]
+		}
+		return fmt.Sprintf("CAST([%s] AS VARCHAR)", strings.Join(parts, ", "))
 	}
 	passed := kalla.ReasonTaken
 	if rule.Exclusive != nil && rule.Exclusive.LeaveTies {
 		passed = kalla.ReasonTie
+	}
+	// reasonOf is the reason given by the nearest pair n whose other row
+	// the rule t took (NULL: none).
+	reasonOf := func(n, t string) string {
+		return fmt.Sprintf("CASE WHEN %s._kalla_failed > 0 THEN %s WHEN %s._kalla_by IS NOT NULL THEN %s ELSE %s END",
+			n, quoteLiteral(kalla.ReasonOutsideRule), t, quoteLiteral(kalla.ReasonTaken), quoteLiteral(passed))
 	}
 	// Each item is a list of zero or one element, so that a list is their
 	// concatenation: cheaper than filtering out NULLs with a lambda.
@@ -307,16 +334,36 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
 		}
 		return "(" + strings.Join(items, " || ") + ")"
 	}
-	entries := []string{fmt.Sprintf(`SELECT %[1]s,
-  CASE WHEN n._kalla_failed > 0 THEN %[2]s WHEN t._kalla_by IS NOT NULL THEN %[3]s ELSE %[4]s END AS _kalla_reason,
-  %[5]s AS _kalla_near_key, %[6]s AS _kalla_near_rule,
-  %[7]s AS _kalla_near_failed, %[8]s AS _kalla_near_distance,
-  %[9]s AS _kalla_near_taken_by,
-  CASE WHEN n._kalla_failed > 0 THEN 10 + n._kalla_failed WHEN t._kalla_by IS NOT NULL THEN 1 ELSE 0 END AS _kalla_score, %[10]d AS _kalla_rule_idx
-FROM %[11]s AS n LEFT JOIN (SELECT %[13]s, min(_kalla_by) AS _kalla_by FROM %[12]s AS t SEMI JOIN %[11]s AS n ON %[14]s GROUP BY ALL) AS t ON %[14]s`,
-		strings.Join(prefixAll("n.", uCols), ", "), quoteLiteral(kalla.ReasonOutsideRule), quoteLiteral(kalla.ReasonTaken), quoteLiteral(passed),
-		nearKey, quoteLiteral(rule.Name), listOf(failedText), listOf(dist), byName("t._kalla_by"), k,
-		near, taken[other], strings.Join(quoteAll(srcKeys[other]), ", "), joinOn("t", srcKeys[other], "n", cCols))}
+	// The rule that took each nearest candidate's row, if any.
+	takenBy := func(n string) string {
+		return fmt.Sprintf("(SELECT %s, min(_kalla_by) AS _kalla_by FROM %s AS t SEMI JOIN %s AS n ON %s GROUP BY ALL)",
+			strings.Join(quoteAll(srcKeys[other]), ", "), taken[other], n, joinOn("t", srcKeys[other], "n", cCols))
+	}
+	entries = []string{fmt.Sprintf(`SELECT %[1]s, %[2]s AS _kalla_reason,
+  %[3]s AS _kalla_near_key, %[4]s AS _kalla_near_rule,
+  %[5]s AS _kalla_near_failed, %[6]s AS _kalla_near_distance,
+  %[7]s AS _kalla_near_taken_by,
+  CASE WHEN n._kalla_failed > 0 THEN 10 + n._kalla_failed WHEN t._kalla_by IS NOT NULL THEN 1 ELSE 0 END AS _kalla_score, %[8]d AS _kalla_rule_idx
+FROM %[9]s AS n LEFT JOIN %[10]s AS t ON %[11]s`,
+		strings.Join(prefixAll("n.", uCols), ", "), reasonOf("n", "t"), nearKey("n"), quoteLiteral(rule.Name),
+		listOf(failedText), listOf(dist), byName("t._kalla_by"), k,
+		near, takenBy(near), joinOn("t", srcKeys[other], "n", cCols))}
+	if p != nil {
+		// The same explanations, for a write that joins the nearest pairs
+		// themselves and builds the text after the join (a narrower join).
+		w := func(expr string) string {
+			return fmt.Sprintf("CASE WHEN w._kalla_n <= %d THEN %s END", kalla.MaxExplainCandidates, expr)
+		}
+		nw = &narrowExplain{
+			from: fmt.Sprintf("(SELECT n.*, t._kalla_by FROM %s AS n LEFT JOIN %s AS t ON %s)", nearest, takenBy(nearest), joinOn("t", srcKeys[other], "n", cCols)),
+			cols: [6]string{
+				fmt.Sprintf("CASE WHEN w._kalla_n IS NULL THEN NULL WHEN w._kalla_n > %d THEN %s ELSE %s END", kalla.MaxExplainCandidates, quoteLiteral(kalla.ReasonTooManyCandidates), reasonOf("w", "w")),
+				w(nearKey("w")),
+				fmt.Sprintf("CASE WHEN w._kalla_n IS NOT NULL THEN %s END", quoteLiteral(rule.Name)),
+				w(listOf(failedText)), w(listOf(dist)), w(byName("w._kalla_by")),
+			},
+		}
+	}
 
 	// Rows whose key has too many candidates on the other side.
 	entries = append(entries, tooMany)
@@ -332,7 +379,7 @@ FROM %[11]s AS n LEFT JOIN (SELECT %[13]s, min(_kalla_by) AS _kalla_by FROM %[12
 		entries = append(entries, fmt.Sprintf(`SELECT %s, %s, NULL::VARCHAR, %s, NULL::VARCHAR[], NULL::VARCHAR[], NULL::VARCHAR, -1, %d FROM %s`,
 			strings.Join(tSel, ", "), quoteLiteral(kalla.ReasonTie), quoteLiteral(rule.Name), k, s.tiedTable(fmt.Sprintf("_kalla_candidates_%d", k), side)))
 	}
-	return entries, nil
+	return entries, nw, nil
 }
 
 // distance is the list of the one distance "label = value" of the
