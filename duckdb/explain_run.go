@@ -137,6 +137,15 @@ FROM (%s) AS src LEFT JOIN %s AS w ON %s`,
 			cols[4], quoteIdent(kalla.NearDistColumn), cols[5], quoteIdent(kalla.NearTakenByColumn),
 			unmatched[side], why, joinOn("w", uCols, "src", srcKeys[side]))
 	}
+	// The pairs were read by the nearest-candidate steps: the writes do
+	// not need them, and dropping them frees their memory first.
+	for _, p := range pairs {
+		if p != nil {
+			if err := s.exec(ctx, "DROP TABLE "+s.qualified(p.table)); err != nil {
+				return out, fmt.Errorf("drop the rule's pairs: %w", err)
+			}
+		}
+	}
 	return out, nil
 }
 
