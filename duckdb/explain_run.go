@@ -194,7 +194,8 @@ type explainSource struct {
 
 // explainRule returns the SELECTs that give, for rule k, the explanations
 // of side's unmatched rows: their nearest candidates, the rows with too
-// many candidates, and the rule's ties.
+// many candidates, and the rule's ties; and, for a rule explained from its
+// pairs, the same explanations in the narrow form (see narrowExplain).
 func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, sh *explainShape, side int, aliases [2]string, srcKeys [2][]string, taken [2]string, src explainSource, byName func(string) string) (entries []string, nw *narrowExplain, err error) {
 	other := 1 - side
 	uKey, oKey := sh.sideKeys(side), sh.sideKeys(other)
