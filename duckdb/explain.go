@@ -21,6 +21,10 @@ type explainShape struct {
 	conds []explainCond
 	// selects maps a result column's lower-cased name to its expression.
 	selects map[string]string
+	// node is the rule's parse tree and keyNodes its key conditions' nodes,
+	// from which the rule's pairs statement is built (pairsSQL).
+	node     map[string]any
+	keyNodes []any
 }
 
 // explainCond is a condition of a rule other than its key.
@@ -54,7 +58,7 @@ func (s *Session) explainShape(ctx context.Context, query string, aliases [2]str
 	if len(pairs) == 0 {
 		return nil, fmt.Errorf("it has no equality condition between the sources (such as l.ref = r.ref): explaining joins each unmatched row to the other side's rows on it")
 	}
-	sh := &explainShape{selects: map[string]string{}}
+	sh := &explainShape{selects: map[string]string{}, node: node}
 	for alias, side := range a.outer {
 		sh.aliases[side] = alias
 	}
@@ -73,6 +77,7 @@ func (s *Session) explainShape(ctx context.Context, query string, aliases [2]str
 					lc, rc = rc, lc
 				}
 				sh.keys = append(sh.keys, [2]string{lc, rc})
+				sh.keyNodes = append(sh.keyNodes, c)
 				continue
 			}
 		}

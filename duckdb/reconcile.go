@@ -88,20 +88,37 @@ func (s *Session) antiJoin(alias, keys string, keyCols, srcCols []string) string
 // copyTo writes the rows of query to the Parquet file name in dir and
 // returns their count; with dir empty (a dry run) it only counts them.
 func (s *Session) copyTo(ctx context.Context, query, dir, name string) (int64, error) {
+	return s.copyThen(ctx, query, dir, name, nil)
+}
+
+// copyThen is copyTo that, unless then is nil, calls then with the
+// written file's path before it is moved into dir ("" in a dry run): the
+// session's database may read it there.
+func (s *Session) copyThen(ctx context.Context, query, dir, name string, then func(file string) error) (int64, error) {
 	if dir == "" {
-		return s.count(ctx, "("+query+")")
+		n, err := s.count(ctx, "("+query+")")
+		if err == nil && then != nil {
+			err = then("")
+		}
+		return n, err
 	}
 	out, err := s.outDir(dir)
 	if err != nil {
 		return 0, err
 	}
-	res, err := s.conn.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet)", query, quoteLiteral(filepath.Join(out, name))))
+	file := filepath.Join(out, name)
+	res, err := s.conn.ExecContext(ctx, fmt.Sprintf("COPY (%s) TO %s (FORMAT parquet)", query, quoteLiteral(file)))
 	if err != nil {
 		return 0, cleanError(err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
 		return 0, err
+	}
+	if then != nil {
+		if err := then(file); err != nil {
+			return 0, err
+		}
 	}
 	return n, move(out, dir, name)
 }
@@ -146,6 +163,16 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 			return c, fmt.Errorf("create taken keys of %q: %w", alias, err)
 		}
 	}
+	var shapes []*explainShape
+	if spec.Explains() {
+		var err error
+		if shapes, err = s.explainShapes(ctx, spec, aliases); err != nil {
+			return c, fmt.Errorf("explain unmatched rows: %w", err)
+		}
+	}
+	// pairs are, for each explaining rule, its pairs that explain reads
+	// (nil when the rule ran as written).
+	pairs := make([]*rulePairs, len(spec.Rules))
 	var parts, suggested []string
 	var matchedSoFar int64
 	if conf := spec.Confirmed; conf != nil {
@@ -163,7 +190,11 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 		rc := kalla.RuleCount{Name: rule.Name}
 		// Rule 0 reads the sources themselves, unless confirmed pairs
 		// took rows first.
-		acc, err := s.runRule(ctx, k, k > 0 || spec.Confirmed != nil, rule, aliases, srcKeys, taken, &rc)
+		var sh *explainShape
+		if shapes != nil {
+			sh = shapes[k]
+		}
+		acc, err := s.runRule(ctx, k, k > 0 || spec.Confirmed != nil, rule, sh, aliases, srcKeys, taken, &rc, &pairs[k])
 		if err != nil {
 			if spec.Labelled {
 				return c, fmt.Errorf("rule %q: %w", rule.Name, err)
@@ -223,17 +254,34 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 	if !spec.Explains() && spec.Suggests() {
 		unmatched = s.markSuggested(spec, srcKeys, taken, unmatched)
 	}
+	var reasons [2]map[string]int64
+	var then [2]func(file string) error
 	if spec.Explains() {
 		report(kalla.Progress{Stage: kalla.StageWriting, Progress: 1.0 / 3, MatchedSoFar: &c.Matched})
-		if unmatched, c.Reasons, err = s.explain(ctx, spec, aliases, srcKeys, taken, unmatched); err != nil {
+		if unmatched, err = s.explain(ctx, spec, shapes, pairs, aliases, srcKeys, taken, matchedKeys, unmatched); err != nil {
 			return c, fmt.Errorf("explain unmatched rows: %w", err)
+		}
+		// The counts by reason are read from the written files, or
+		// from the explained rows themselves in a dry run.
+		for side := range 2 {
+			then[side] = func(file string) (err error) {
+				from := "(" + unmatched[side] + ")"
+				if file != "" {
+					from = "read_parquet(" + quoteLiteral(file) + ")"
+				}
+				reasons[side], err = s.explainCounts(ctx, from)
+				return err
+			}
 		}
 	}
 	for side := range aliases {
-		if *counts[side], err = s.copyTo(ctx, unmatched[side], dir, names[side]); err != nil {
+		if *counts[side], err = s.copyThen(ctx, unmatched[side], dir, names[side], then[side]); err != nil {
 			return c, fmt.Errorf("write %s: %w", names[side], err)
 		}
 		report(kalla.Progress{Stage: kalla.StageWriting, Progress: float64(side+2) / 3, MatchedSoFar: &c.Matched})
+	}
+	if spec.Explains() {
+		c.Reasons = &kalla.ReasonCounts{Left: reasons[0], Right: reasons[1]}
 	}
 	// Every rule's counts start with the whole sources (confirmed
 	// pairs, when there are some, are counted first).
@@ -343,8 +391,9 @@ LEFT JOIN (SELECT DISTINCT ON (%s) * FROM %s WHERE _kalla_by IN (%s)) AS t ON %s
 
 // runRule runs rule k over the rows not taken yet (all of them when
 // remainder is false) and returns the table holding the pairs it keeps,
-// filling in rc.
-func (s *Session) runRule(ctx context.Context, k int, remainder bool, rule kalla.RuleSpec, aliases [2]string, srcKeys [2][]string, taken [2]string, rc *kalla.RuleCount) (string, error) {
+// filling in rc. An explained rule of shape sh keeps its pairs for
+// explain when it can (runPairs), and sets *pairs to their table.
+func (s *Session) runRule(ctx context.Context, k int, remainder bool, rule kalla.RuleSpec, sh *explainShape, aliases [2]string, srcKeys [2][]string, taken [2]string, rc *kalla.RuleCount, pairs **rulePairs) (string, error) {
 	remaining := [2]string{s.qualified(aliases[0]), s.qualified(aliases[1])}
 	if remainder {
 		schema := fmt.Sprintf("%s_rule%d", s.schema, k)
@@ -369,15 +418,30 @@ func (s *Session) runRule(ctx context.Context, k int, remainder bool, rule kalla
 	}
 	candName := fmt.Sprintf("_kalla_candidates_%d", k)
 	cand := s.qualified(candName)
+	kind := "TABLE"
+	if sh != nil {
+		made, p, err := s.runPairs(ctx, k, remainder, rule, sh, srcKeys, taken, candName)
+		if err != nil {
+			return "", err
+		}
+		if p != nil {
+			kind, *pairs = made, p
+		}
+	}
 	create := fmt.Sprintf("CREATE TABLE %s AS %s", cand, rule.SQL)
-	if remainder {
+	switch {
+	case *pairs != nil:
+		// runPairs made the candidates.
+	case remainder:
 		// The rule's unqualified source names resolve to the views first.
 		path := fmt.Sprintf("%s_rule%d,%s,main", s.schema, k, s.schema)
 		if err := s.withSearchPath(ctx, path, create); err != nil {
 			return "", fmt.Errorf("run match_sql: %w", err)
 		}
-	} else if err := s.exec(ctx, create); err != nil {
-		return "", fmt.Errorf("run match_sql: %w", err)
+	default:
+		if err := s.exec(ctx, create); err != nil {
+			return "", fmt.Errorf("run match_sql: %w", err)
+		}
 	}
 	if rc.Candidates, err = s.count(ctx, cand); err != nil {
 		return "", err
@@ -394,7 +458,7 @@ func (s *Session) runRule(ctx context.Context, k int, remainder bool, rule kalla
 	if rc.Matched, err = s.count(ctx, acc); err != nil {
 		return "", err
 	}
-	if err := s.exec(ctx, "DROP TABLE "+cand); err != nil {
+	if err := s.exec(ctx, fmt.Sprintf("DROP %s %s", kind, cand)); err != nil {
 		return "", err
 	}
 	return acc, nil
