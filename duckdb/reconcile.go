@@ -56,7 +56,7 @@ func (s *Session) Reconcile(ctx context.Context, spec kalla.MatchSpec, dir strin
 		if err != nil {
 			return c, fmt.Errorf("count the rows of %q: %w", k.Alias, err)
 		}
-		if err := s.checkKeysUnique(ctx, k.Alias, k.SourceColumns, matched, k.ResultColumns, in, [2]int64{c.UnmatchedLeft, c.UnmatchedRight}[side]); err != nil {
+		if err := s.checkKeysUnique(ctx, k.Alias, k.SourceColumns, matched, k.ResultColumns, in, [2]int64{c.UnmatchedLeft, c.UnmatchedRight}[side], c.Matched); err != nil {
 			return c, err
 		}
 	}
@@ -287,7 +287,11 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 	// pairs, when there are some, are counted first).
 	in := [2]int64{c.Rules[0].LeftIn, c.Rules[0].RightIn}
 	for side, alias := range aliases {
-		if err := s.checkKeysUnique(ctx, alias, srcKeys[side], matchedKeys[side], srcKeys[side], in[side], *counts[side]); err != nil {
+		pairs, err := s.count(ctx, matchedKeys[side])
+		if err != nil {
+			return c, fmt.Errorf("count the matched keys of %q: %w", alias, err)
+		}
+		if err := s.checkKeysUnique(ctx, alias, srcKeys[side], matchedKeys[side], srcKeys[side], in[side], *counts[side], pairs); err != nil {
 			return c, err
 		}
 	}
