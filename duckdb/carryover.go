@@ -60,6 +60,16 @@ func (s *Session) Carry(ctx context.Context, alias string, carried kalla.Source,
 	if !ok {
 		return fmt.Errorf("source %q is not attached", alias)
 	}
+	var prev *table
+	if carried != nil {
+		var err error
+		if prev, err = s.describeCarried(ctx, alias, carried, spec); err != nil {
+			return err
+		}
+		if err := s.typeFromCarried(ctx, t, prev); err != nil {
+			return fmt.Errorf("type today's columns of %q from the carried rows: %w", alias, err)
+		}
+	}
 	cs := &carrySide{spec: spec, cols: t.cols}
 	todayName := "_kalla_today_" + alias
 	kind := "TABLE"
@@ -73,8 +83,8 @@ func (s *Session) Carry(ctx context.Context, alias string, carried kalla.Source,
 	cs.today = s.qualified(todayName)
 
 	cs.carried = s.qualified("_kalla_carried_" + alias)
-	if carried != nil {
-		if err := s.loadCarried(ctx, alias, t, carried, cs); err != nil {
+	if prev != nil {
+		if err := s.loadCarried(ctx, alias, t, prev, cs); err != nil {
 			return err
 		}
 	} else if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS SELECT *, NULL::VARCHAR AS %s, NULL::DATE AS %s, NULL::INTEGER AS %s FROM %s LIMIT 0",
@@ -110,25 +120,31 @@ func (cs *carrySide) expiredIf() string {
 	return fmt.Sprintf("%s AND %s > %d", quoteIdent(seenColumn), quoteIdent(kalla.AgeDaysColumn), *cs.spec.MaxAgeDays)
 }
 
-// loadCarried makes cs.carried a view of the previous run's file of the
-// side, each column in today's type. A column missing on either side, or whose
-// values today's type cannot hold exactly, is a *kalla.ValidationError.
-func (s *Session) loadCarried(ctx context.Context, alias string, t *table, src kalla.Source, cs *carrySide) error {
+// describeCarried reads the columns of the previous run's file of the
+// side of alias, and the table expression that reads it in place.
+func (s *Session) describeCarried(ctx context.Context, alias string, src kalla.Source, spec kalla.CarrySpec) (*table, error) {
 	dir := filepath.Join(s.dir, "carry-"+alias)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create carry dir: %w", err)
+		return nil, fmt.Errorf("create carry dir: %w", err)
 	}
 	rd, err := src.Read(ctx, kalla.Whole, dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if rd.Files == nil || rd.Files.Format != kalla.FormatParquet {
-		return fmt.Errorf("carried %s is not read as Parquet files", cs.spec.File)
+		return nil, fmt.Errorf("carried %s is not read as Parquet files", spec.File)
 	}
 	prev := &table{alias: "_kalla_prev_" + alias}
 	if err := s.describeFiles(ctx, prev, rd.Files); err != nil {
-		return kalla.Invalid("", "%s: %v", cs.spec.File, err)
+		return nil, kalla.Invalid("", "%s: %v", spec.File, err)
 	}
+	return prev, nil
+}
+
+// loadCarried makes cs.carried a view of the previous run's file of the
+// side, prev, each column in today's type. A column missing on either side, or whose
+// values today's type cannot hold exactly, is a *kalla.ValidationError.
+func (s *Session) loadCarried(ctx context.Context, alias string, t, prev *table, cs *carrySide) error {
 	types := map[string]string{}
 	names := map[string]string{}
 	for i, c := range prev.cols {

@@ -378,3 +378,63 @@ func (s *Session) retypeCSV(ctx context.Context, t *table) error {
 	}
 	return s.declare(ctx, t)
 }
+
+// typeFromCarried types the columns of today's CSV source t that have no
+// value to be typed from (every column, on a day whose file has a header
+// and no rows) as the carried rows prev hold them, and declares t again
+// with those types. DuckDB reads such a column as VARCHAR, and the carried
+// rows, which take today's types, would then compare DECIMAL amounts and
+// DATEs as text. Only columns the carried file holds in a type a CSV value
+// is read as change; a column with a value keeps the type its values give.
+func (s *Session) typeFromCarried(ctx context.Context, t *table, prev *table) error {
+	if t.csv == nil {
+		return nil
+	}
+	carried := make(map[string]string, len(prev.cols))
+	for i, c := range prev.cols {
+		switch c.Type.Kind {
+		case kalla.TypeVarchar, kalla.TypeBlob, kalla.TypeJSON:
+			// VARCHAR is what the column is already; DuckDB reads any
+			// type it does not name as VARCHAR, and BLOB or JSON from a
+			// CSV would not be the text it holds.
+		default:
+			carried[strings.ToLower(c.Name)] = prev.types[i]
+		}
+	}
+	guessed := make(map[int]bool, len(t.csv.guesses))
+	for _, g := range t.csv.guesses {
+		guessed[g.col] = true
+	}
+	all := make([]int, len(t.cols))
+	for i := range all {
+		all[i] = i
+	}
+	// Every column read as text: only whether a value is there counts.
+	from := t.csv.base + ", " + textTypes(t.cols, t.types, all) + ")"
+	changed := false
+	for i, c := range t.cols {
+		typ, ok := carried[strings.ToLower(c.Name)]
+		if !ok || t.types[i] != "VARCHAR" || guessed[i] {
+			continue
+		}
+		// One query a column, each ending at its first value: a column
+		// with values usually has one in its first rows.
+		var has bool
+		q := fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s IS NOT NULL)", from, quoteIdent(c.Name))
+		if err := s.conn.QueryRowContext(ctx, q).Scan(&has); err != nil {
+			return fmt.Errorf("look for a value of csv column %q: %w", c.Name, cleanError(err))
+		}
+		if !has {
+			t.cols[i].Type, t.types[i] = parseType(typ), typ
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	t.from = t.csv.base + ", " + textTypes(t.cols, t.types, nil) + ")"
+	if _, err := s.conn.ExecContext(ctx, "DROP TABLE "+s.qualified(t.alias)); err != nil {
+		return fmt.Errorf("retype %q: %w", t.alias, cleanError(err))
+	}
+	return s.declare(ctx, t)
+}

@@ -119,11 +119,12 @@
 //     (filters_today_only checks this);
 //   - carry-over jobs run whole: the cluster's plan never splits them
 //     (runs_whole checks this), since carried rows are replaced by primary
-//     key while partitions follow the rule's key;
-//   - on a day whose CSV (local or S3) is empty, its columns have no
-//     values to be typed from and are VARCHAR, so the carried rows come
-//     out as text (the same text); the next day, whose CSV has rows,
-//     carries them back in their types (empty_today/next_day checks this).
+//     key while partitions follow the rule's key.
+//
+// On a day whose CSV (local or S3) is empty, its columns have no values to
+// be typed from: they take the carried file's types, so the carried rows
+// keep theirs (empty_today checks this, and that the next day, whose CSV
+// has rows, carries them on).
 //
 // # The Source seam
 //
