@@ -259,12 +259,12 @@ func (r *Runner) bindCarryOver(ctx context.Context, sess Session, job *Job, cols
 			if i < 0 {
 				continue
 			}
-			switch cols[side][i].Type.Kind {
-			case TypeDate, TypeTimestamp, TypeTimestampTZ:
-				ageFrom[side] = cols[side][i].Name
-			default:
-				return "", Invalid("carry_over.age_from", "column %q of source %q is %s: it must be a DATE or TIMESTAMP", co.AgeFrom, job.Sources[side].Alias, cols[side][i].Type.SQL())
+			// A VARCHAR column of a CSV with no value today takes the
+			// carried type (Carry): it is checked again once carried.
+			if err := checkAgeFrom(job, side, cols[side][i].Type); err != nil && cols[side][i].Type.Kind != TypeVarchar {
+				return "", err
 			}
+			ageFrom[side] = cols[side][i].Name
 		}
 		if ageFrom[0] == "" && ageFrom[1] == "" {
 			return "", Invalid("carry_over.age_from", "column %q is in neither source (left: %s; right: %s)", co.AgeFrom, ColumnNames(cols[0]), ColumnNames(cols[1]))
@@ -299,7 +299,30 @@ func (r *Runner) bindCarryOver(ctx context.Context, sess Session, job *Job, cols
 			return "", fmt.Errorf("carry over the open items of %q: %w", s.Alias, err)
 		}
 	}
+	for side, s := range job.Sources {
+		if ageFrom[side] == "" {
+			continue
+		}
+		q := fmt.Sprintf(`SELECT "%s" FROM "%s"`, strings.ReplaceAll(ageFrom[side], `"`, `""`), strings.ReplaceAll(s.Alias, `"`, `""`))
+		got, err := sess.QueryColumns(ctx, q)
+		if err != nil {
+			return "", fmt.Errorf("read the type of carry_over.age_from in %q: %w", s.Alias, err)
+		}
+		if err := checkAgeFrom(job, side, got[0].Type); err != nil {
+			return "", err
+		}
+	}
 	return prev.runID, nil
+}
+
+// checkAgeFrom refuses a carry_over.age_from column of source side whose
+// type typ is not a date or timestamp.
+func checkAgeFrom(job *Job, side int, typ Type) error {
+	switch typ.Kind {
+	case TypeDate, TypeTimestamp, TypeTimestampTZ:
+		return nil
+	}
+	return Invalid("carry_over.age_from", "column %q of source %q is %s: it must be a DATE or TIMESTAMP", job.CarryOver.AgeFrom, job.Sources[side].Alias, typ.SQL())
 }
 
 // carryLoaded tells the engine that job's sources are loaded.
