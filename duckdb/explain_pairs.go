@@ -153,14 +153,20 @@ func (s *Session) pairsSQL(ctx context.Context, rule kalla.RuleSpec, sh *explain
 		more, _ := extra["select_list"].([]any)
 		node["select_list"] = append(append([]any{}, list...), more...)
 	}
-	key := sh.keyNodes[0]
-	if len(sh.keyNodes) > 1 {
+	var key any
+	switch len(sh.keyNodes) {
+	case 0: // JOIN … USING alone
+	case 1:
+		key = sh.keyNodes[0]
+	default:
 		key = map[string]any{"class": "CONJUNCTION", "type": "CONJUNCTION_AND", "alias": "",
 			"query_location": json.Number("18446744073709551615"), "children": sh.keyNodes}
 	}
 	from := maps(node["from_table"].(map[string]any))
 	node["from_table"] = from
-	if from["ref_type"] == "CROSS" {
+	// A join USING columns keeps them (they are key columns, and they
+	// make the star's columns): a condition beside them would be dropped.
+	if using, _ := from["using_columns"].([]any); from["ref_type"] == "CROSS" || len(using) > 0 {
 		node["where_clause"] = key
 	} else {
 		from["condition"] = key
