@@ -243,10 +243,16 @@ func listedColumns(sh *explainShape) map[[2]string]string {
 }
 
 // pairable reports whether every expression of the rule's parse tree node
-// gives each pair the same value whatever other pairs there are: no window
-// function, aggregate or subquery. Only then may the select list be
+// gives each pair the same value whatever other pairs there are: no GROUP
+// BY, window function, aggregate or subquery. Only then may the select list be
 // evaluated over all the pairs of the key and filtered after.
 func pairable(node map[string]any, aggs map[string]bool) bool {
+	// GROUP BY, even without an aggregate, makes one row of several
+	// pairs: the pairs' added columns would split or refuse its groups.
+	// (plainSelect reads it under another name, and never sees it.)
+	if g, _ := node["group_expressions"].([]any); len(g) > 0 || node["aggregate_handling"] == "FORCE_AGGREGATES" {
+		return false
+	}
 	ok := true
 	var walk func(any)
 	walk = func(v any) {
