@@ -76,7 +76,14 @@ func (s *Session) explainShape(ctx context.Context, query string, aliases [2]str
 	for _, c := range all {
 		starts = append(starts, minLocation(c))
 	}
+	named, err := s.selectAliases(ctx, node, aliases)
+	if err != nil {
+		return nil, err
+	}
 	for i, c := range all {
+		if len(named) > 0 {
+			c = inlineAliases(c, named, map[string]bool{}).(map[string]any)
+		}
 		if c["type"] == "COMPARE_EQUAL" {
 			ls, lc, lok := a.columnOf(c["left"], a.outer)
 			rs, rc, rok := a.columnOf(c["right"], a.outer)
