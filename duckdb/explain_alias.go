@@ -51,6 +51,19 @@ func inlineAliases(v any, named map[string]map[string]any, seen map[string]bool)
 		}
 		return out
 	case map[string]any:
+		if x["class"] == "LAMBDA" {
+			// A lambda's parameters hide the names they share.
+			inner := make(map[string]map[string]any, len(named))
+			for k, e := range named {
+				inner[k] = e
+			}
+			for _, p := range refNames(x["lhs"]) {
+				delete(inner, p)
+			}
+			out := maps(x)
+			out["expr"] = inlineAliases(x["expr"], inner, seen)
+			return out
+		}
 		if x["class"] == "COLUMN_REF" {
 			if names, _ := x["column_names"].([]any); len(names) == 1 {
 				name, _ := names[0].(string)
@@ -69,4 +82,24 @@ func inlineAliases(v any, named map[string]map[string]any, seen map[string]bool)
 		return out
 	}
 	return v
+}
+
+// refNames lists the lower-cased unqualified column names v refers to.
+func refNames(v any) []string {
+	var out []string
+	switch x := v.(type) {
+	case []any:
+		for _, c := range x {
+			out = append(out, refNames(c)...)
+		}
+	case map[string]any:
+		if names, _ := x["column_names"].([]any); x["class"] == "COLUMN_REF" && len(names) == 1 {
+			name, _ := names[0].(string)
+			return []string{strings.ToLower(name)}
+		}
+		for _, c := range x {
+			out = append(out, refNames(c)...)
+		}
+	}
+	return out
 }

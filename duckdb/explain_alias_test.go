@@ -15,7 +15,8 @@ import (
 // fallback of explaining from the pairs, so such a rule failed whenever
 // its pairs could not be kept. Both ways now give the same explanations,
 // with the condition as the user wrote it; a name that is also a source
-// column (fee) keeps meaning the column, as in DuckDB.
+// column (fee) keeps meaning the column, as in DuckDB, and a lambda's
+// parameter (d2) its argument.
 func TestExplainWhereNamesSelectAlias(t *testing.T) {
 	const invoices = "id,ref,amount,fee\nI1,R1,100.00,1\nI2,R2,200.00,2\nI3,R3,50.00,9\n"
 	const payments = "pid,ref,amount\nP1,R1,100.40\nP2,R2,201.00\nP3,R3,49.80\n"
@@ -23,7 +24,7 @@ func TestExplainWhereNamesSelectAlias(t *testing.T) {
 		job := b.job("", b.write(t, "invoices.csv", invoices), b.write(t, "payments.csv", payments), []string{"id"}, []string{"pid"})
 		job.Explain = true
 		job.Rules = []kalla.Rule{{Name: "r", MatchSQL: `SELECT i.id, p.pid, abs(i.amount - p.amount) AS d, d * 2 AS d2, 0 AS fee
-FROM left_src i JOIN right_src p ON p.ref = i.ref WHERE d2 <= 1 AND fee < 5`}}
+FROM left_src i JOIN right_src p ON p.ref = i.ref WHERE d2 <= 1 AND fee < 5 AND list_bool_and(list_transform([i.amount], d2 -> d2 > 0))`}}
 		return job
 	}
 	got := runExplained(t, true, mk)
