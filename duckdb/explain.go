@@ -55,20 +55,35 @@ func (s *Session) explainShape(ctx context.Context, query string, aliases [2]str
 	if why != "" {
 		return nil, fmt.Errorf("%s", strings.Replace(why, "is not split", "cannot be explained", 1))
 	}
-	if len(pairs) == 0 {
+	from, _ := node["from_table"].(map[string]any)
+	// JOIN … USING (c) is the key l.c = r.c: its rows are joined on it
+	// again too, or a row would be explained by rows of another key.
+	using, _ := from["using_columns"].([]any)
+	if len(pairs) == 0 && len(using) == 0 {
 		return nil, fmt.Errorf("it has no equality condition between the sources (such as l.ref = r.ref): explaining joins each unmatched row to the other side's rows on it")
 	}
 	sh := &explainShape{selects: map[string]string{}, node: node}
 	for alias, side := range a.outer {
 		sh.aliases[side] = alias
 	}
-	from, _ := node["from_table"].(map[string]any)
+	for _, u := range using {
+		if c, ok := u.(string); ok {
+			sh.keys = append(sh.keys, [2]string{c, c})
+		}
+	}
 	all := append(conjuncts(from["condition"]), conjuncts(node["where_clause"])...)
 	var starts []int
 	for _, c := range all {
 		starts = append(starts, minLocation(c))
 	}
+	named, err := s.selectAliases(ctx, node, aliases)
+	if err != nil {
+		return nil, err
+	}
 	for i, c := range all {
+		if len(named) > 0 {
+			c = inlineAliases(c, named, map[string]bool{}).(map[string]any)
+		}
 		if c["type"] == "COMPARE_EQUAL" {
 			ls, lc, lok := a.columnOf(c["left"], a.outer)
 			rs, rc, rok := a.columnOf(c["right"], a.outer)

@@ -21,11 +21,19 @@ import (
 // (a side every rule is exclusive on); when a rule can match a key twice
 // (one invoice, two payments), a duplicate key hidden behind such a double
 // match is not seen. The duplicates are looked up only to name one.
+//
+// A pair whose key has a NULL takes no row out of the unmatched ones (the
+// anti-join compares with =), so it is not counted: it would hide a
+// duplicate key elsewhere. Counting them reads the key columns once.
 func (s *Session) checkKeysUnique(ctx context.Context, alias string, srcCols []string, keys string, keyCols []string, inRows, unmatched, pairs int64) error {
-	if inRows-unmatched <= pairs {
+	cols := strings.Join(quoteAll(keyCols), ", ")
+	var nulls int64
+	if err := s.conn.QueryRowContext(ctx, fmt.Sprintf("SELECT count(*) FROM %s AS m WHERE %s", keys, strings.Join(prefixAll("m.", quoteAll(keyCols)), " IS NULL OR ")+" IS NULL")).Scan(&nulls); err != nil {
+		return fmt.Errorf("count the matched keys of %q with a NULL: %w", alias, cleanError(err))
+	}
+	if inRows-unmatched <= pairs-nulls {
 		return nil
 	}
-	cols := strings.Join(quoteAll(keyCols), ", ")
 	// An example for the message: a matched key that several rows have.
 	q := fmt.Sprintf("SELECT %s, count(*) FROM %s AS src SEMI JOIN (SELECT DISTINCT %s FROM %s) AS m ON %s GROUP BY ALL HAVING count(*) > 1 LIMIT 1",
 		keyText(srcCols, "src."), s.qualified(alias), cols, keys, joinOn("m", keyCols, "src", srcCols))
