@@ -293,10 +293,9 @@ func plainSelect(node map[string]any) string {
 			return "match_sql has a WITH clause"
 		}
 	}
-	if g, _ := node["groups"].(map[string]any); g != nil {
-		if e, _ := g["group_expressions"].([]any); len(e) > 0 {
-			return "match_sql has GROUP BY"
-		}
+	// GROUP BY ALL has no group expressions: it forces aggregation.
+	if e, _ := node["group_expressions"].([]any); len(e) > 0 || node["aggregate_handling"] == "FORCE_AGGREGATES" {
+		return "match_sql has GROUP BY"
 	}
 	for _, k := range []string{"having", "qualify", "sample"} {
 		if node[k] != nil {
