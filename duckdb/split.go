@@ -16,8 +16,10 @@ import (
 // what DuckDB will run. Only shapes proven safe are split:
 //
 //   - one SELECT over `left JOIN right` (INNER or CROSS, no DISTINCT, LIMIT,
-//     GROUP BY, HAVING, window or top-level aggregate, no CTE or set
-//     operation);
+//     HAVING, window or top-level aggregate, no CTE or set operation). A
+//     GROUP BY without an aggregate only folds equal result rows, and a
+//     result row holds both sources' primary keys, so equal rows come from
+//     the same two rows, in the same partition;
 //   - a top-level conjunct `l.a = r.b` between plain columns of compatible
 //     types makes a's and b's hash the partition key;
 //   - a subquery that reads a source must be correlated on that source's
@@ -292,10 +294,6 @@ func plainSelect(node map[string]any) string {
 		if m, _ := cte["map"].([]any); len(m) > 0 {
 			return "match_sql has a WITH clause"
 		}
-	}
-	// GROUP BY ALL has no group expressions: it forces aggregation.
-	if e, _ := node["group_expressions"].([]any); len(e) > 0 || node["aggregate_handling"] == "FORCE_AGGREGATES" {
-		return "match_sql has GROUP BY"
 	}
 	for _, k := range []string{"having", "qualify", "sample"} {
 		if node[k] != nil {

@@ -28,8 +28,8 @@ var patterns = []struct {
 	{"broadcast_no_key", `SELECT i.invoice_id, p.payment_id FROM left_src i, right_src p WHERE i.amount = p.amount AND i.invoice_id < 300`, distributed.SplitPartition},
 	{"broadcast_range", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.amount BETWEEN i.amount - 0.001 AND i.amount AND i.invoice_id % 7 = 0`, distributed.SplitBroadcast},
 	{"single_aggregate", `SELECT i.invoice_id, max(p.payment_id) AS payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id GROUP BY i.invoice_id`, distributed.SplitSingle},
-	{"single_group_by", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id GROUP BY i.invoice_id, p.payment_id`, distributed.SplitSingle},
-	{"single_group_by_all", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id GROUP BY ALL`, distributed.SplitSingle},
+	{"group_by_no_aggregate", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id GROUP BY i.invoice_id, p.payment_id`, distributed.SplitPartition},
+	{"group_by_all_no_aggregate", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id GROUP BY ALL`, distributed.SplitPartition},
 	{"single_uncorrelated", `SELECT i.invoice_id, p.payment_id FROM left_src i JOIN right_src p ON p.invoice_ref = i.invoice_id
 		WHERE p.amount < (SELECT avg(amount) FROM right_src)`, distributed.SplitSingle},
 }
