@@ -45,7 +45,8 @@ func loopbackClient(remoteAddr string) bool {
 
 // requireToken checks the bearer token in constant time. Both sides are
 // hashed first so that the comparison's length does not leak either.
-// Wrong tokens are counted per client address (Config.AuthLimiter): past
+// Wrong tokens are counted per client address (Config.AuthLimiter, read
+// through a trusted proxy's X-Forwarded-For by Limiter.ClientAddr): past
 // the limit, every token from that address, right or wrong, gets 429 with
 // Retry-After until the address has earned another try, so a guesser
 // learns nothing more. A request without a token is not a guess: 401.
@@ -60,8 +61,9 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 		got := sha256.Sum256([]byte(strings.TrimSpace(token)))
 		good := ok && subtle.ConstantTimeCompare(got[:], want[:]) == 1
 		if ok && r.Context().Value(consoleCall{}) == nil {
-			if wait := s.cfg.AuthLimiter.Attempt(r.RemoteAddr, good); wait > 0 {
-				s.log.Warn("refused a bearer token: too many wrong tokens from this address", "remote", r.RemoteAddr, "retry_after", wait)
+			client := s.cfg.AuthLimiter.ClientAddr(r)
+			if wait := s.cfg.AuthLimiter.Attempt(client, good); wait > 0 {
+				s.log.Warn("refused a bearer token: too many wrong tokens from this address", "remote", r.RemoteAddr, "client", client, "retry_after", wait)
 				w.Header().Set("Retry-After", authlimit.RetryAfter(wait))
 				writeError(w, codeTooManyAttempts, "", "too many wrong bearer tokens from this address; retry after "+authlimit.RetryAfter(wait)+" s")
 				return

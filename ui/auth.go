@@ -234,7 +234,8 @@ func (h *handler) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // login checks the token once, in constant time, and starts a session.
-// Wrong tokens are counted per client address (Config.Limiter).
+// Wrong tokens are counted per client address (Config.Limiter), read
+// through a trusted proxy's X-Forwarded-For (Limiter.ClientAddr).
 func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Token == "" {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
@@ -249,8 +250,9 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	good := subtle.ConstantTimeCompare(got[:], want[:]) == 1
 	// Past the limit of wrong tokens from this address, every token is
 	// refused, the right one too, so a guesser learns nothing more.
-	if wait := h.cfg.Limiter.Attempt(r.RemoteAddr, good); wait > 0 {
-		h.log.Warn("console login refused: too many wrong tokens from this address", "remote", r.RemoteAddr, "retry_after", wait)
+	client := h.cfg.Limiter.ClientAddr(r)
+	if wait := h.cfg.Limiter.Attempt(client, good); wait > 0 {
+		h.log.Warn("console login refused: too many wrong tokens from this address", "remote", r.RemoteAddr, "client", client, "retry_after", wait)
 		w.Header().Set("Retry-After", authlimit.RetryAfter(wait))
 		h.render(w, r, http.StatusTooManyRequests, "login", "Log in", loginView{Next: next,
 			Error: "Too many wrong tokens from your address: try again in " + authlimit.RetryAfter(wait) + " seconds."})

@@ -14,6 +14,7 @@ package authlimit
 import (
 	"math"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -39,6 +40,9 @@ type Config struct {
 	MaxClients int
 	// Now is the clock; tests pass one they advance.
 	Now func() time.Time
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is
+	// believed (ClientAddr); none by default.
+	TrustedProxies []netip.Prefix
 }
 
 // Limiter counts failed token attempts per client address. It is safe for
@@ -72,7 +76,7 @@ func New(cfg Config) *Limiter {
 	return &Limiter{cfg: cfg, clients: map[string]*bucket{}}
 }
 
-// Attempt records an attempt from remoteAddr (a request's RemoteAddr)
+// Attempt records an attempt from remoteAddr (a request's ClientAddr)
 // whose token was good or not, and returns how long the client must wait
 // when the attempt is refused, or 0 when the caller may answer it: let a
 // good one in, refuse a wrong one as wrong. The decision and the count are
