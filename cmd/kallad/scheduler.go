@@ -52,6 +52,7 @@ type schedulerOptions struct {
 	scale              scaleOptions
 	ui                 uiOptions
 	submitCheck        submitCheckOptions
+	proxies            proxyOptions
 }
 
 // Run parses args and serves until ctx is cancelled (SIGINT or SIGTERM),
@@ -137,6 +138,7 @@ func schedulerFlags(fs *flag.FlagSet) (*schedulerOptions, error) {
 	fs.StringVar(&o.dataDir, "data-dir", env("./kalla-data", "KALLA_DATA_DIR"), "folder of the durable job store and queue (env KALLA_DATA_DIR)")
 	fs.StringVar(&o.natsURL, "nats-url", env("", "NATS_URL"), "use this NATS cluster instead of the embedded server (env NATS_URL)")
 	o.auth = clusterAuthFlags(fs, true)
+	o.proxies.register(fs)
 	return o, errors.Join(err, o.limits.register(fs), o.scale.register(fs), replicasFlag(fs, &o.natsReplicas), o.ui.register(fs), o.submitCheck.register(fs))
 }
 
@@ -159,7 +161,7 @@ func (o *schedulerOptions) validate() error {
 	case o.shutdownTimeout < 0:
 		return fmt.Errorf("--shutdown-timeout %s: must not be negative", o.shutdownTimeout)
 	}
-	return errors.Join(checkReplicas(o.natsReplicas, o.natsURL), o.limits.validate(), o.scale.validate(), o.submitCheck.validate())
+	return errors.Join(checkReplicas(o.natsReplicas, o.natsURL), o.limits.validate(), o.scale.validate(), o.submitCheck.validate(), o.proxies.validate())
 }
 
 // daemonFlags is the start of the command line of a long-running mode
@@ -319,7 +321,7 @@ func serve(ctx context.Context, o *schedulerOptions, eng engineOptions, logger *
 		scratch = e.Dir()
 	}
 	// One count of wrong tokens per address for the API and the console.
-	guesses := authlimit.New(authlimit.Config{})
+	guesses := authlimit.New(authlimit.Config{TrustedProxies: o.proxies.nets})
 	console, closeConsole, err := o.ui.console(runner, scratch, apiToken, guesses, queueDepth(queue), logger)
 	if err != nil {
 		return err
