@@ -50,7 +50,7 @@ func plantedJob(t *testing.T, rules []any, left, right, callbackURL string) map[
 // writePlanted writes the planted tables as files of format in dir.
 func writePlanted(t *testing.T, dir, format string) (invoices, payments string) {
 	t.Helper()
-	return writeTables(t, plantedData, dir, format)
+	return ducktest.WriteTables(t, plantedData, dir, format)
 }
 
 // plantedReasons are the reason counts of the planted cases.

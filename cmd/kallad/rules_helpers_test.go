@@ -1,15 +1,14 @@
 package main
 
 import (
-	"database/sql"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/internal/kallatest"
+	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
 // rulesData is SQL (DuckDB and Postgres alike) for invoices and payments
@@ -66,32 +65,9 @@ func seedRules(t testing.TB) *kallatest.DB {
 // header) in dir.
 func writeRulesFiles(t testing.TB, dir, format string) (invoices, payments string) {
 	t.Helper()
-	return writeTables(t, rulesData, dir, format)
+	return ducktest.WriteTables(t, rulesData, dir, format)
 }
 
-// writeTables runs data (statements creating the tables invoices and
-// payments) in a scratch DuckDB and writes both tables as files of format
-// in dir.
-func writeTables(t testing.TB, data []string, dir, format string) (invoices, payments string) {
-	t.Helper()
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range data {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	invoices, payments = filepath.Join(dir, "invoices."+format), filepath.Join(dir, "payments."+format)
-	for table, path := range map[string]string{"invoices": invoices, "payments": payments} {
-		if _, err := db.Exec(fmt.Sprintf("COPY %s TO '%s' (FORMAT %s)", table, path, format)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return invoices, payments
-}
 
 // rulesJob is a job of rules over the invoices (left_src) and payments
 // (right_src) at the URIs left and right.

@@ -35,12 +35,20 @@ func WritePatternParquet(t testing.TB, dir string) (invoices, payments string) {
 // with a header row).
 func WritePatternFiles(t testing.TB, dir, format string) (invoices, payments string) {
 	t.Helper()
+	return WriteTables(t, PatternData, dir, format)
+}
+
+// WriteTables runs data (statements creating the tables invoices and
+// payments) in a scratch DuckDB and writes both tables in dir as files of
+// format.
+func WriteTables(t testing.TB, data []string, dir, format string) (invoices, payments string) {
+	t.Helper()
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for _, q := range PatternData {
+	for _, q := range data {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
