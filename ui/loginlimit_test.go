@@ -27,22 +27,8 @@ import (
 // address logs in meanwhile; after the wait the right token logs in.
 func TestLoginGuessing(t *testing.T) {
 	const token = "ui-login-token-0123456789"
-	eng, err := duckdb.Open(duckdb.Config{TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	browser := duckdb.NewBrowser(eng)
-	t.Cleanup(func() { browser.Close() })
 	clk := kallatest.NewClock(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
-	c, err := ui.New(ui.Config{Token: token, Browser: browser, Logger: kallatest.TestLogger(t, 0),
-		Limiter: authlimit.New(authlimit.Config{Burst: 4, Every: 20 * time.Second, Now: clk.Now})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	srv := httptest.NewServer(c.Handler(http.NotFoundHandler()))
-	t.Cleanup(srv.Close)
+	srv := limitedConsole(t, token, authlimit.Config{Burst: 4, Every: 20 * time.Second, Now: clk.Now})
 
 	// login posts the login form with tok from a browser (a client with
 	// cookies) and returns the status, Retry-After and the error shown.
@@ -158,4 +144,25 @@ func TestGuessesCountAcrossAPIAndLogin(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("login from another address: %d, want 303", resp.StatusCode)
 	}
+}
+
+// limitedConsole serves a console that asks for token, whose login is
+// limited as lc says, over real HTTP.
+func limitedConsole(t *testing.T, token string, lc authlimit.Config) *httptest.Server {
+	t.Helper()
+	eng, err := duckdb.Open(duckdb.Config{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	browser := duckdb.NewBrowser(eng)
+	t.Cleanup(func() { browser.Close() })
+	c, err := ui.New(ui.Config{Token: token, Browser: browser, Logger: kallatest.TestLogger(t, 0), Limiter: authlimit.New(lc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	srv := httptest.NewServer(c.Handler(http.NotFoundHandler()))
+	t.Cleanup(srv.Close)
+	return srv
 }

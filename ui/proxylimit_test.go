@@ -2,15 +2,12 @@ package ui_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
 
-	"github.com/kalla-dev/kalla/duckdb"
 	"github.com/kalla-dev/kalla/internal/authlimit"
 	"github.com/kalla-dev/kalla/internal/kallatest"
-	"github.com/kalla-dev/kalla/ui"
 )
 
 // Behind a trusted reverse proxy (127.0.0.2) the console's login counts
@@ -18,26 +15,12 @@ import (
 // right token too, while another browser behind the same proxy logs in.
 func TestProxyLoginGuessing(t *testing.T) {
 	const token = "ui-proxy-token-0123456789"
-	eng, err := duckdb.Open(duckdb.Config{TempDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { eng.Close() })
-	browser := duckdb.NewBrowser(eng)
-	t.Cleanup(func() { browser.Close() })
 	nets, err := authlimit.ParseTrustedProxies("127.0.0.2/32")
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk := kallatest.NewClock(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC))
-	c, err := ui.New(ui.Config{Token: token, Browser: browser, Logger: kallatest.TestLogger(t, 0),
-		Limiter: authlimit.New(authlimit.Config{Burst: 3, Every: 20 * time.Second, Now: clk.Now, TrustedProxies: nets})})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	srv := httptest.NewServer(c.Handler(http.NotFoundHandler()))
-	t.Cleanup(srv.Close)
+	srv := limitedConsole(t, token, authlimit.Config{Burst: 3, Every: 20 * time.Second, Now: clk.Now, TrustedProxies: nets})
 	login := func(b *http.Client, tok string) int {
 		t.Helper()
 		csrf := formToken(t, b, srv.URL+"/ui/login")
