@@ -68,9 +68,9 @@ func (s *Session) runPairs(ctx context.Context, k int, remainder bool, rule kall
 	}
 	var rows int64
 	for _, alias := range []string{rule.Left.Alias, rule.Right.Alias} {
-		n, err := s.count(ctx, s.qualified(alias))
+		n, err := s.rowsOf(ctx, alias)
 		if err != nil {
-			return "", nil, fmt.Errorf("count the rows of %q: %w", alias, err)
+			return "", nil, err
 		}
 		rows += n
 	}

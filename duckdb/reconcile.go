@@ -23,6 +23,7 @@ func (s *Session) Reconcile(ctx context.Context, spec kalla.MatchSpec, dir strin
 	if len(spec.Rules) == 0 {
 		return kalla.Counts{}, fmt.Errorf("no rule to run")
 	}
+	s.sourceRows = map[string]int64{}
 	if !spec.Plain() {
 		return s.reconcileRules(ctx, spec, dir, progress)
 	}
@@ -52,9 +53,9 @@ func (s *Session) Reconcile(ctx context.Context, spec kalla.MatchSpec, dir strin
 		return c, fmt.Errorf("write %s: %w", kalla.UnmatchedRightFile, err)
 	}
 	for side, k := range [2]kalla.KeyMapping{rule.Left, rule.Right} {
-		in, err := s.count(ctx, s.qualified(k.Alias))
+		in, err := s.rowsOf(ctx, k.Alias)
 		if err != nil {
-			return c, fmt.Errorf("count the rows of %q: %w", k.Alias, err)
+			return c, err
 		}
 		if err := s.checkKeysUnique(ctx, k.Alias, k.SourceColumns, matched, k.ResultColumns, in, [2]int64{c.UnmatchedLeft, c.UnmatchedRight}[side], c.Matched); err != nil {
 			return c, err
@@ -121,6 +122,24 @@ func (s *Session) copyThen(ctx context.Context, query, dir, name string, then fu
 		}
 	}
 	return n, move(out, dir, name)
+}
+
+// rowsOf returns the rows of the source alias, counted once per
+// Reconcile: the key check, confirmed pairs, the first rule and every
+// explained rule's bound on its pairs need them, and counting a
+// carry-over's view runs its joins.
+func (s *Session) rowsOf(ctx context.Context, alias string) (int64, error) {
+	if n, ok := s.sourceRows[alias]; ok {
+		return n, nil
+	}
+	n, err := s.count(ctx, s.qualified(alias))
+	if err != nil {
+		return 0, fmt.Errorf("count the rows of %q: %w", alias, err)
+	}
+	if s.sourceRows != nil {
+		s.sourceRows[alias] = n
+	}
+	return n, nil
 }
 
 // exec runs statements in order.
@@ -308,10 +327,10 @@ func (s *Session) matchConfirmed(ctx context.Context, conf *kalla.ConfirmedSpec,
 	start := time.Now()
 	rc := kalla.RuleCount{Name: kalla.ConfirmedRule}
 	var err error
-	if rc.LeftIn, err = s.count(ctx, s.qualified(aliases[0])); err != nil {
+	if rc.LeftIn, err = s.rowsOf(ctx, aliases[0]); err != nil {
 		return rc, "", err
 	}
-	if rc.RightIn, err = s.count(ctx, s.qualified(aliases[1])); err != nil {
+	if rc.RightIn, err = s.rowsOf(ctx, aliases[1]); err != nil {
 		return rc, "", err
 	}
 	from := s.qualified(kalla.ConfirmedAlias)
@@ -414,11 +433,15 @@ func (s *Session) runRule(ctx context.Context, k int, remainder bool, rule kalla
 		}
 	}
 	var err error
-	if rc.LeftIn, err = s.count(ctx, remaining[0]); err != nil {
-		return "", fmt.Errorf("count remaining rows of %q: %w", aliases[0], err)
-	}
-	if rc.RightIn, err = s.count(ctx, remaining[1]); err != nil {
-		return "", fmt.Errorf("count remaining rows of %q: %w", aliases[1], err)
+	for side, n := range [2]*int64{&rc.LeftIn, &rc.RightIn} {
+		if !remainder {
+			*n, err = s.rowsOf(ctx, aliases[side])
+		} else if *n, err = s.count(ctx, remaining[side]); err != nil {
+			err = fmt.Errorf("count remaining rows of %q: %w", aliases[side], err)
+		}
+		if err != nil {
+			return "", err
+		}
 	}
 	candName := fmt.Sprintf("_kalla_candidates_%d", k)
 	cand := s.qualified(candName)

@@ -32,6 +32,9 @@ type Session struct {
 	outs    int
 	// carry holds the sides of a carry-over job (carryover.go).
 	carry map[string]*carrySide
+	// sourceRows holds the sources' row counts during Reconcile
+	// (reconcile.go rowsOf).
+	sourceRows map[string]int64
 }
 
 var _ kalla.Session = (*Session)(nil)
