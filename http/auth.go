@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"net"
 	"net/http"
 	"strings"
 
@@ -22,25 +21,13 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		return s.requireToken(next)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !loopbackClient(r.RemoteAddr) {
+		if !authlimit.IsLoopback(r.RemoteAddr) {
 			s.log.Debug("protected mode: refused a request from a client not on loopback", "remote", r.RemoteAddr, "path", r.URL.Path)
 			writeError(w, codeForbidden, "", "protected mode: without KALLA_API_TOKEN the job API answers clients on this host (loopback) only; set KALLA_API_TOKEN on the scheduler and send Authorization: Bearer <token>")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// loopbackClient reports whether a request's RemoteAddr is a loopback
-// address. A reverse proxy on the same host makes every client look local:
-// such a setup needs the token.
-func loopbackClient(remoteAddr string) bool {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // requireToken checks the bearer token in constant time. Both sides are

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kalla-dev/kalla/internal/authlimit"
 	"github.com/kalla-dev/kalla/internal/kallatest"
 )
 
@@ -63,8 +64,8 @@ func TestLoopbackClient(t *testing.T) {
 		"127.0.0.1:5": true, "127.8.9.10:5": true, "[::1]:5": true, "[::ffff:127.0.0.1]:5": true,
 		"10.0.0.1:5": false, "[::ffff:10.0.0.1]:5": false, "[fe80::1]:5": false, "": false, "localhost:5": false,
 	} {
-		if got := loopbackClient(addr); got != want {
-			t.Errorf("loopbackClient(%q) = %v, want %v", addr, got, want)
+		if got := authlimit.IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
 		}
 	}
 }

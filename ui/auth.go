@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -189,7 +188,7 @@ func (h *handler) checkPost(w http.ResponseWriter, r *http.Request) bool {
 func (h *handler) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if h.cfg.Token == "" {
-			if !loopbackClient(r.RemoteAddr) {
+			if !authlimit.IsLoopback(r.RemoteAddr) {
 				h.fail(w, r, http.StatusForbidden, "Protected mode: without KALLA_API_TOKEN the console answers clients on the scheduler's own host (loopback) only. Set KALLA_API_TOKEN on the scheduler to open it to the network; the console then asks for the token once.")
 				return
 			}
@@ -206,17 +205,6 @@ func (h *handler) authenticate(next http.Handler) http.Handler {
 		}
 		http.Redirect(w, r, "/ui/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 	})
-}
-
-// loopbackClient reports whether RemoteAddr is a loopback address (the
-// API's protected-mode rule).
-func loopbackClient(remoteAddr string) bool {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // loginView is the data of the login page.

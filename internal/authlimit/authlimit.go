@@ -139,11 +139,7 @@ func (l *Limiter) makeRoom(now time.Time) {
 // clientKey is the address attempts are counted by: the IP, and for IPv6
 // its /64, since one host usually holds a whole /64.
 func clientKey(remoteAddr string) string {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	ip := net.ParseIP(host)
+	host, ip := remoteIP(remoteAddr)
 	if ip == nil {
 		return host
 	}
@@ -151,6 +147,25 @@ func clientKey(remoteAddr string) string {
 		return v4.String()
 	}
 	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
+// remoteIP splits a request's RemoteAddr (host:port, or a bare host) into
+// its host and IP address; the IP is nil when the host is not one.
+func remoteIP(remoteAddr string) (string, net.IP) {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	return host, net.ParseIP(host)
+}
+
+// IsLoopback reports whether a request's RemoteAddr is a loopback address:
+// protected mode's rule, which the API and the console share. A reverse
+// proxy on the same host makes every client look local: such a setup
+// needs the token.
+func IsLoopback(remoteAddr string) bool {
+	_, ip := remoteIP(remoteAddr)
+	return ip != nil && ip.IsLoopback()
 }
 
 // RetryAfter is the value of a Retry-After header for a wait: whole
