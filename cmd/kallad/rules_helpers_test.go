@@ -68,7 +68,6 @@ func writeRulesFiles(t testing.TB, dir, format string) (invoices, payments strin
 	return ducktest.WriteTables(t, rulesData, dir, format)
 }
 
-
 // rulesJob is a job of rules over the invoices (left_src) and payments
 // (right_src) at the URIs left and right.
 func rulesJob(t testing.TB, rules []any, left, right, callbackURL string) map[string]any {
