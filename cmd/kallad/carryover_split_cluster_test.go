@@ -1,0 +1,157 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/kalla-dev/kalla"
+	"github.com/kalla-dev/kalla/internal/kallatest"
+	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
+)
+
+// carryKeyMatchSQL matches a bank line to the ledger entry of the same
+// transaction id: l.id and r.pid are each side's primary key, so a
+// carry-over job can be partitioned on them.
+const carryKeyMatchSQL = `SELECT l.id AS l_id, r.pid AS r_pid, l._kalla_first_seen_run AS first_seen_run,
+	l._kalla_runs_open AS runs_open, r._kalla_runs_open AS r_runs_open FROM l JOIN r ON r.pid = l.id AND r.amount = l.amount`
+
+// splitCarryDays are two days of a chain over 50 transactions, enough
+// keys to fill 8 partitions unevenly. Day 1 clears every 7th
+// transaction and leaves the rest open, every 4th with a value date of
+// 2025-12-01, and ledger entries L90-L99 that no bank line has. On day 2
+// (max_age_days 60 by value date): every 5th open transaction is sent
+// again with a changed amount (replaced), L90-L94 too; the ledger clears
+// every 3rd transaction unless it was sent again changed; the old ones
+// expire (an old one sent again expires as today's row); T41-T50 are new.
+func splitCarryDays() [2]carryDay {
+	var bank1, ledger1, bank2, ledger2 strings.Builder
+	for i := 1; i <= 40; i++ {
+		date := fmt.Sprintf("2026-02-%02d", i%28+1)
+		if i%4 == 0 {
+			date = "2025-12-01"
+		}
+		fmt.Fprintf(&bank1, "T%02d,%d.00,%s\n", i, i, date)
+		switch {
+		case i%7 == 0:
+			fmt.Fprintf(&ledger1, "T%02d,T%02d,%d.00\n", i, i, i)
+		case i%5 == 0:
+			fmt.Fprintf(&bank2, "T%02d,%d.50,%s\n", i, i, date)
+		}
+		if i%3 == 0 && i%7 != 0 {
+			fmt.Fprintf(&ledger2, "T%02d,T%02d,%d.00\n", i, i, i)
+		}
+	}
+	for i := 90; i <= 99; i++ {
+		fmt.Fprintf(&ledger1, "L%d,X%d,%d.00\n", i, i, i)
+		if i < 95 {
+			fmt.Fprintf(&ledger2, "L%d,X%d,%d.25\n", i, i, i)
+		}
+	}
+	for i := 41; i <= 50; i++ {
+		fmt.Fprintf(&bank2, "T%02d,%d.00,2026-03-02\n", i, i)
+		if i%2 == 0 {
+			fmt.Fprintf(&ledger2, "T%02d,T%02d,%d.00\n", i, i, i)
+		}
+	}
+	return [2]carryDay{
+		{bank: bank1.String(), ledger: ledger1.String(), carry: map[string]any{"as_of": "2026-03-01"}},
+		{bank: bank2.String(), ledger: ledger2.String(), carry: map[string]any{"as_of": "2026-03-02", "max_age_days": 60, "age_from": "value_date"}},
+	}
+}
+
+// Day 2 of a carry chain, partitioned on the transaction id (each side's
+// primary key) at 1, 2 and 8 partitions, from CSV files (staged) and from
+// Parquet files (read in place), writes what `kallad run` writes: every
+// file row for row (matched, unmatched and expired, with their lineage),
+// and summary.json's carry_over and ageing. A job whose rule key is not a
+// primary key of its side still runs whole, and says why.
+func TestClusterCarryOverEqualLocal(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	days := splitCarryDays()
+	runCarry(t, writeCarryJob(t, filepath.Join(root, "day1"), kalla.NewRunID(), days[0]))
+	day2 := withFrom(days[1], filepath.Join(root, "day1", "out"))
+
+	type jobCase struct {
+		name string
+		job  map[string]any
+		// mode is the plan's split mode, reason the start of its reason.
+		mode, reason string
+	}
+	// Each case has a run id of its own, the same in each cluster as in
+	// its local run: today's rows are first seen by it.
+	keyed := func(dir string) map[string]any {
+		job := writeCarryJob(t, filepath.Join(root, dir), kalla.NewRunID(), day2)
+		job["match_sql"] = carryKeyMatchSQL
+		return job
+	}
+	parquet := keyed("parquet")
+	for i, name := range []string{"bank", "ledger"} {
+		csv := filepath.Join(root, "parquet", name+".csv")
+		pq := filepath.Join(root, "parquet", name+".parquet")
+		ducktest.Query(t, "COPY (SELECT * FROM read_csv('"+csv+"', types = {'amount': 'DECIMAL(18,2)'})) TO '"+pq+"' (FORMAT parquet)")
+		withSource(parquet, i, pq)
+	}
+	cases := []jobCase{
+		{"csv", keyed("csv"), "partition", "equality key "},
+		{"parquet", parquet, "partition", "equality key "},
+		{"ref_not_a_key", writeCarryJob(t, filepath.Join(root, "ref"), kalla.NewRunID(), day2), "single",
+			`carry_over partitions only on a primary-key column; "ref" is not one of r's primary keys`},
+	}
+	want := map[string]kalla.Result{}
+	for _, jc := range cases {
+		res := runCarry(t, jc.job)
+		want[jc.name] = res
+		// The chain has each case the partitions must agree on.
+		co := res.CarryOver
+		if co == nil || res.Ageing == nil || co.Replaced.Left == 0 || co.Replaced.Right == 0 || co.Expired.Left == 0 || co.Cleared.Left == 0 {
+			t.Fatalf("%s: local carry_over %s lacks a replaced, expired or cleared row", jc.name, mustJSON(co))
+		}
+	}
+
+	for _, parts := range []int{1, 2, 8} {
+		t.Run(fmt.Sprintf("%d_partitions", parts), func(t *testing.T) {
+			data := t.TempDir()
+			staging := filepath.Join(data, "staging")
+			rv := newCallbackReceiver(t)
+			sched := startSchedulerArgs(t, data, []string{"--partitions", fmt.Sprint(parts)}, "KALLA_TASK_ACK_WAIT=3s")
+			startExecutor(t, sched, staging)
+			startExecutor(t, sched, staging)
+			for _, jc := range cases {
+				if jc.mode == "single" && parts != 8 {
+					continue
+				}
+				t.Run(jc.name, func(t *testing.T) {
+					job := map[string]any{}
+					for k, v := range jc.job {
+						job[k] = v
+					}
+					job["output_path"] = filepath.Join(data, jc.name, "out")
+					job["callback_url"] = rv.base()
+					if code, body := sched.submit(t, job); code != 202 {
+						t.Fatalf("submit: %d %s", code, body)
+					}
+					runID := job["run_id"].(string)
+					got, local := completeResult(t, rv, runID), want[jc.name]
+					if !reflect.DeepEqual(got.CarryOver, local.CarryOver) || !reflect.DeepEqual(got.Ageing, local.Ageing) {
+						t.Errorf("carry_over %s ageing %s\n   local %s %s", mustJSON(got.CarryOver), mustJSON(got.Ageing), mustJSON(local.CarryOver), mustJSON(local.Ageing))
+					}
+					sameCarryFiles(t, got, local)
+					if g, w := kallatest.Timeless(summaryOf(t, got)), kallatest.Timeless(summaryOf(t, local)); !reflect.DeepEqual(g, w) {
+						t.Errorf("summary.json %s\n        local %s", mustJSON(g), mustJSON(w))
+					}
+					mode, reason := plannedAs(t, sched, runID)
+					if mode != jc.mode || !strings.HasPrefix(reason, jc.reason) {
+						t.Errorf("job planned %s (%s), want %s (%s)", mode, reason, jc.mode, jc.reason)
+					}
+					if !stagingEmpty(t, staging) {
+						t.Errorf("staging files left after the job")
+					}
+				})
+			}
+		})
+	}
+}
