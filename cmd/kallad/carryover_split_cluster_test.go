@@ -63,11 +63,12 @@ func splitCarryDays() [2]carryDay {
 }
 
 // Day 2 of a carry chain, partitioned on the transaction id (each side's
-// primary key) at 1, 2 and 8 partitions, from CSV files (staged) and from
-// Parquet files (read in place), writes what `kallad run` writes: every
-// file row for row (matched, unmatched and expired, with their lineage),
-// and summary.json's carry_over and ageing. A job whose rule key is not a
-// primary key of its side still runs whole, and says why.
+// primary key) at 1, 2 and 8 partitions, from CSV files (staged), Parquet
+// files (read in place) and Postgres tables (split by the coordinator),
+// writes what `kallad run` writes: every file row for row (matched,
+// unmatched and expired, with their lineage), and summary.json's
+// carry_over and ageing. A job whose rule key is not a primary key of its
+// side still runs whole, and says why.
 func TestClusterCarryOverEqualLocal(t *testing.T) {
 	t.Parallel()
 	root := t.TempDir()
@@ -95,9 +96,18 @@ func TestClusterCarryOverEqualLocal(t *testing.T) {
 		ducktest.Query(t, "COPY (SELECT * FROM read_csv('"+csv+"', types = {'amount': 'DECIMAL(18,2)'})) TO '"+pq+"' (FORMAT parquet)")
 		withSource(parquet, i, pq)
 	}
+	db := kallatest.Postgres(t).NewSchema(t)
+	db.Exec(t, "CREATE TABLE bank (id text PRIMARY KEY, amount numeric(12,2), value_date date)")
+	db.Exec(t, "CREATE TABLE ledger (pid text PRIMARY KEY, ref text, amount numeric(12,2))")
+	db.Exec(t, "INSERT INTO bank VALUES "+sqlRows(day2.bank))
+	db.Exec(t, "INSERT INTO ledger VALUES "+sqlRows(day2.ledger))
+	postgres := keyed("postgres")
+	withSource(postgres, 0, db.TableURI("bank"))
+	withSource(postgres, 1, db.TableURI("ledger"))
 	cases := []jobCase{
 		{"csv", keyed("csv"), "partition", "equality key "},
 		{"parquet", parquet, "partition", "equality key "},
+		{"postgres", postgres, "partition", "equality key "},
 		{"ref_not_a_key", writeCarryJob(t, filepath.Join(root, "ref"), kalla.NewRunID(), day2), "single",
 			`carry_over partitions only on a primary-key column; "ref" is not one of r's primary keys`},
 	}
@@ -154,4 +164,14 @@ func TestClusterCarryOverEqualLocal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sqlRows writes CSV lines (no quotes or commas inside fields) as the
+// rows of an INSERT's VALUES.
+func sqlRows(csv string) string {
+	var rows []string
+	for _, line := range strings.Split(strings.TrimSpace(csv), "\n") {
+		rows = append(rows, "('"+strings.ReplaceAll(line, ",", "', '")+"')")
+	}
+	return strings.Join(rows, ", ")
 }
