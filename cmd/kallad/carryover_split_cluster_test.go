@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kalla-dev/kalla"
 	"github.com/kalla-dev/kalla/internal/kallatest"
@@ -145,14 +146,7 @@ func TestClusterCarryOverEqualLocal(t *testing.T) {
 						t.Fatalf("submit: %d %s", code, body)
 					}
 					runID := job["run_id"].(string)
-					got, local := completeResult(t, rv, runID), want[jc.name]
-					if !reflect.DeepEqual(got.CarryOver, local.CarryOver) || !reflect.DeepEqual(got.Ageing, local.Ageing) {
-						t.Errorf("carry_over %s ageing %s\n   local %s %s", mustJSON(got.CarryOver), mustJSON(got.Ageing), mustJSON(local.CarryOver), mustJSON(local.Ageing))
-					}
-					sameCarryFiles(t, got, local)
-					if g, w := kallatest.Timeless(summaryOf(t, got)), kallatest.Timeless(summaryOf(t, local)); !reflect.DeepEqual(g, w) {
-						t.Errorf("summary.json %s\n        local %s", mustJSON(g), mustJSON(w))
-					}
+					sameCarryRun(t, completeResult(t, rv, runID), want[jc.name])
 					mode, reason := plannedAs(t, sched, runID)
 					if mode != jc.mode || !strings.HasPrefix(reason, jc.reason) {
 						t.Errorf("job planned %s (%s), want %s (%s)", mode, reason, jc.mode, jc.reason)
@@ -162,7 +156,50 @@ func TestClusterCarryOverEqualLocal(t *testing.T) {
 					}
 				})
 			}
+			if parts != 8 {
+				return
+			}
+			// A job without as_of runs on the day it starts: the plan fixes
+			// it, and every task ages to it (a task without it is refused).
+			t.Run("as_of_from_plan", func(t *testing.T) {
+				job := keyed("no_as_of")
+				carry := map[string]any{}
+				for k, v := range job["carry_over"].(map[string]any) {
+					carry[k] = v
+				}
+				delete(carry, "as_of")
+				job["carry_over"], job["callback_url"] = carry, rv.base()
+				before := time.Now().UTC().Format(time.DateOnly)
+				if code, body := sched.submit(t, job); code != 202 {
+					t.Fatalf("submit: %d %s", code, body)
+				}
+				got := completeResult(t, rv, job["run_id"].(string))
+				after := time.Now().UTC().Format(time.DateOnly)
+				if got.CarryOver == nil || (got.CarryOver.AsOf != before && got.CarryOver.AsOf != after) {
+					t.Fatalf("carry_over %s, want as_of %s", mustJSON(got.CarryOver), before)
+				}
+				if mode, _ := plannedAs(t, sched, job["run_id"].(string)); mode != "partition" {
+					t.Errorf("job planned %s, want partition", mode)
+				}
+				delete(job, "callback_url")
+				carry["as_of"], job["output_path"] = got.CarryOver.AsOf, filepath.Join(root, "no_as_of", "local")
+				sameCarryRun(t, got, runCarry(t, job))
+			})
 		})
+	}
+}
+
+// sameCarryRun compares a cluster's result of a carry-over job with
+// `kallad run`'s: the carry_over and ageing reported, every file, and
+// summary.json.
+func sameCarryRun(t *testing.T, got, local kalla.Result) {
+	t.Helper()
+	if !reflect.DeepEqual(got.CarryOver, local.CarryOver) || !reflect.DeepEqual(got.Ageing, local.Ageing) {
+		t.Errorf("carry_over %s ageing %s\n   local %s %s", mustJSON(got.CarryOver), mustJSON(got.Ageing), mustJSON(local.CarryOver), mustJSON(local.Ageing))
+	}
+	sameCarryFiles(t, got, local)
+	if g, w := kallatest.Timeless(summaryOf(t, got)), kallatest.Timeless(summaryOf(t, local)); !reflect.DeepEqual(g, w) {
+		t.Errorf("summary.json %s\n        local %s", mustJSON(g), mustJSON(w))
 	}
 }
 
