@@ -123,16 +123,42 @@ func TestClusterCarryOverEqualLocal(t *testing.T) {
 		}
 	}
 
-	for _, parts := range []int{1, 2, 8} {
-		t.Run(fmt.Sprintf("%d_partitions", parts), func(t *testing.T) {
+	// The clusters: a shared staging folder at 1, 2 and 8 partitions, and
+	// an S3 staging prefix, through which the partial expired files go too.
+	srv := kallatest.S3(t)
+	srv.CreateBucket(t, "kalla")
+	type clusterCase struct {
+		name    string
+		parts   int
+		staging string // "": a folder of the test's
+		env     []string
+	}
+	clusters := []clusterCase{{"1_partitions", 1, "", nil}, {"2_partitions", 2, "", nil}, {"8_partitions", 8, "", nil},
+		{"4_partitions_s3_staging", 4, "s3://kalla/staging", srv.Env(t)}}
+	// fetched reports whether a partial result file name of runID was read
+	// from the S3 staging.
+	fetched := func(runID, name string) bool {
+		for _, r := range srv.Requests() {
+			if r.Op() == "GetObject" && strings.HasPrefix(r.Key, "staging/cluster/"+runID+"/") && strings.HasSuffix(r.Key, "/"+name) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, cc := range clusters {
+		t.Run(cc.name, func(t *testing.T) {
 			data := t.TempDir()
-			staging := filepath.Join(data, "staging")
+			staging, left := cc.staging, func() bool { return len(srv.Keys(t, "kalla", "staging/")) > 0 }
+			if staging == "" {
+				staging = filepath.Join(data, "staging")
+				left = func() bool { return !stagingEmpty(t, staging) }
+			}
 			rv := newCallbackReceiver(t)
-			sched := startSchedulerArgs(t, data, []string{"--partitions", fmt.Sprint(parts)}, "KALLA_TASK_ACK_WAIT=3s")
-			startExecutor(t, sched, staging)
-			startExecutor(t, sched, staging)
+			sched := startSchedulerArgs(t, data, []string{"--partitions", fmt.Sprint(cc.parts), "--staging-path", staging}, append(cc.env, "KALLA_TASK_ACK_WAIT=3s")...)
+			startExecutor(t, sched, staging, cc.env...)
+			startExecutor(t, sched, staging, cc.env...)
 			for _, jc := range cases {
-				if jc.mode == "single" && parts != 8 {
+				if jc.mode == "single" && cc.parts != 8 {
 					continue
 				}
 				t.Run(jc.name, func(t *testing.T) {
@@ -151,12 +177,15 @@ func TestClusterCarryOverEqualLocal(t *testing.T) {
 					if mode != jc.mode || !strings.HasPrefix(reason, jc.reason) {
 						t.Errorf("job planned %s (%s), want %s (%s)", mode, reason, jc.mode, jc.reason)
 					}
-					if !stagingEmpty(t, staging) {
+					if left() {
 						t.Errorf("staging files left after the job")
+					}
+					if cc.staging != "" && jc.mode == "partition" && !fetched(runID, kalla.ExpiredLeftFile) {
+						t.Errorf("the merge fetched no partial %s from the S3 staging", kalla.ExpiredLeftFile)
 					}
 				})
 			}
-			if parts != 8 {
+			if cc.parts != 8 {
 				return
 			}
 			// A job without as_of runs on the day it starts: the plan fixes
