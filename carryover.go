@@ -3,6 +3,7 @@ package kalla
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -85,6 +86,17 @@ type CarrySpec struct {
 	AgeFrom string
 	// MaxAgeDays bounds the age of rows seen before today; nil for none.
 	MaxAgeDays *int
+	// Part, when set, keeps only the carried rows of one partition of a
+	// split job (see CarryPartition).
+	Part *CarryPart
+}
+
+// CarryPart is one partition of a split carry-over job: the carried rows
+// whose Hash (an SQL expression over today's columns, the one the job's
+// rows are partitioned by) modulo Parts is Partition.
+type CarryPart struct {
+	Hash             string
+	Parts, Partition int
 }
 
 // CarriedSide is what carry-over did on one side.
@@ -246,6 +258,37 @@ func fixAsOf(job *Job) {
 // bindCarryOver carries the previous run's open items into both attached
 // sources of job (whose columns are cols).
 func (r *Runner) bindCarryOver(ctx context.Context, sess Session, job *Job, cols [2][]Column) (string, error) {
+	return r.carryInto(ctx, sess, job, cols, [2]*CarryPart{})
+}
+
+// CarryPartition carries the previous run's open items into both attached
+// sources of job, as a local run does, keeping on each side only the
+// carried rows of parts[side]: the match task of one partition of a split
+// job carries its own partition. The job must be partitioned on a
+// primary-key column of each side, so that a key's carried row and today's
+// row are always in one partition, and its as_of must be the plan's, so
+// that every task ages rows to the same day. It returns the run id of the
+// previous run. CarryLoaded and CarryCounts follow, as in a local run.
+func (r *Runner) CarryPartition(ctx context.Context, sess Session, job *Job, parts [2]*CarryPart) (string, error) {
+	if job.CarryOver == nil || job.CarryOver.AsOf == "" {
+		return "", errors.New("a partition of a carry-over job needs the as_of its plan fixed")
+	}
+	var cols [2][]Column
+	for side, s := range job.Sources {
+		if parts[side] == nil {
+			return "", fmt.Errorf("no partition of source %q to carry into", s.Alias)
+		}
+		var err error
+		if cols[side], err = sess.QueryColumns(ctx, fmt.Sprintf(`SELECT * FROM "%s"`, strings.ReplaceAll(s.Alias, `"`, `""`))); err != nil {
+			return "", fmt.Errorf("read the columns of %q: %w", s.Alias, err)
+		}
+	}
+	return r.carryInto(ctx, sess, job, cols, parts)
+}
+
+// carryInto is bindCarryOver keeping only the carried rows of parts (nil
+// sides keep all).
+func (r *Runner) carryInto(ctx context.Context, sess Session, job *Job, cols [2][]Column, parts [2]*CarryPart) (string, error) {
 	co := job.CarryOver
 	carrier, ok := sess.(Carrier)
 	if !ok {
@@ -291,6 +334,7 @@ func (r *Runner) bindCarryOver(ctx context.Context, sess Session, job *Job, cols
 		spec := CarrySpec{
 			Side: [2]string{"left", "right"}[side], File: [2]string{UnmatchedLeftFile, UnmatchedRightFile}[side],
 			RunID: job.RunID, AsOf: co.AsOf, Keys: job.KeysOf(s.Alias), AgeFrom: ageFrom[side], MaxAgeDays: co.MaxAgeDays,
+			Part: parts[side],
 		}
 		if err := carrier.Carry(ctx, s.Alias, prev.srcs[side], spec); err != nil {
 			if IsValidation(err) {
@@ -323,6 +367,18 @@ func checkAgeFrom(job *Job, side int, typ Type) error {
 		return nil
 	}
 	return Invalid("carry_over.age_from", "column %q of source %q is %s: it must be a DATE or TIMESTAMP", job.CarryOver.AgeFrom, job.Sources[side].Alias, typ.SQL())
+}
+
+// CarryLoaded tells the engine that job's sources, carried into by
+// CarryPartition, are loaded.
+func CarryLoaded(ctx context.Context, sess Session, job *Job) error {
+	return carryLoaded(ctx, sess, job)
+}
+
+// CarryCounts gathers what carry-over did in a partition of a split job
+// once its result files are in dir, and writes its expired files there.
+func CarryCounts(ctx context.Context, sess Session, job *Job, fromRunID, dir string) (*CarryOverCounts, *Ageing, error) {
+	return carryCounts(ctx, sess, job, fromRunID, dir)
 }
 
 // carryLoaded tells the engine that job's sources are loaded.
@@ -369,6 +425,50 @@ func carryCounts(ctx context.Context, sess Session, job *Job, fromRunID, dir str
 		return co, nil, nil
 	}
 	return co, &Ageing{Left: *ages[0], Right: *ages[1]}, nil
+}
+
+// Add adds the counts of o, another partition of the same job, to c and
+// returns the sum; a nil c is none.
+func (c *CarryOverCounts) Add(o *CarryOverCounts) *CarryOverCounts {
+	if o == nil {
+		return c
+	}
+	if c == nil {
+		sum := *o
+		return &sum
+	}
+	for _, p := range [][2]*SideCount{{&c.Carried, &o.Carried}, {&c.Cleared, &o.Cleared}, {&c.Replaced, &o.Replaced}, {&c.Expired, &o.Expired}} {
+		p[0].Left += p[1].Left
+		p[0].Right += p[1].Right
+	}
+	return c
+}
+
+// Add adds the ageing of o, another partition of the same job, to a and
+// returns the sum: bucket counts add up, the oldest is the larger. A nil a
+// is none.
+func (a *Ageing) Add(o *Ageing) *Ageing {
+	if o == nil {
+		return a
+	}
+	if a == nil {
+		a = &Ageing{}
+	}
+	a.Left.add(o.Left)
+	a.Right.add(o.Right)
+	return a
+}
+
+func (b *AgeBuckets) add(o AgeBuckets) {
+	b.Days0 += o.Days0
+	b.Days1to7 += o.Days1to7
+	b.Days8to30 += o.Days8to30
+	b.Days31to90 += o.Days31to90
+	b.Over90 += o.Over90
+	if o.OldestDays != nil && (b.OldestDays == nil || *o.OldestDays > *b.OldestDays) {
+		oldest := *o.OldestDays
+		b.OldestDays = &oldest
+	}
 }
 
 // checkCarryOver checks, when job carries items over, that carry_over.from

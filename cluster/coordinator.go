@@ -197,6 +197,9 @@ func (c *coordinatorAttempt) run(ctx context.Context) (*kalla.Result, error) {
 		}
 		return done[0].Result, nil
 	}
+	if err := c.fixAsOf(plan.AsOf); err != nil {
+		return nil, err
+	}
 
 	parts := c.co.cfg.Partitions
 	var stage []*ExecTask
@@ -244,6 +247,11 @@ func (c *coordinatorAttempt) run(ctx context.Context) (*kalla.Result, error) {
 				t.Stage.Split = &splits[k]
 			}
 			sides[side].StageDirs = append(sides[side].StageDirs, t.Stage.Dir)
+			if c.job.CarryOver != nil {
+				// Each match task carries the previous run's rows of
+				// its partition, by the same hash.
+				sides[side].Hash = plan.Hash[side]
+			}
 			stage = append(stage, t)
 		}
 	}
@@ -313,6 +321,14 @@ func (c *coordinatorAttempt) run(ctx context.Context) (*kalla.Result, error) {
 			m.PartialBytes.Add(float64(r.Bytes))
 		}
 		ms.AddPartition(match[p].Match.Dir)
+		if co := c.job.CarryOver; co != nil {
+			if r.Counts == nil {
+				return nil, &kalla.StageError{Stage: kalla.StageMatching, Err: fmt.Errorf("match task %s returned no counts", match[p].ID)}
+			}
+			if err := ms.AddCarried(match[p].Match.Dir, *r.Counts, co.MaxAgeDays != nil); err != nil {
+				return nil, &kalla.StageError{Stage: kalla.StageMatching, Err: err}
+			}
+		}
 	}
 	if broadcast >= 0 {
 		if err := ms.SetBroadcast(ctx, c.co.cfg.Staging, sides[broadcast]); err != nil {
@@ -334,6 +350,25 @@ func (c *coordinatorAttempt) run(ctx context.Context) (*kalla.Result, error) {
 	c.report(kalla.Progress{Stage: kalla.StageWriting, Progress: 1, RowsRead: rowsRead, MatchedSoFar: &res.MatchedCount})
 	c.log.Info("distributed job done", "matched", res.MatchedCount, "elapsed", time.Since(c.start).Round(time.Millisecond))
 	return res, nil
+}
+
+// fixAsOf gives the tasks after the plan of a carry-over job the as_of
+// the plan fixed, so that every partition ages its rows to the same day
+// even when the job runs over midnight. The job the scheduler holds is
+// not changed: a resubmission is compared with it as submitted.
+func (c *coordinatorAttempt) fixAsOf(asOf string) error {
+	co := c.job.CarryOver
+	switch {
+	case co == nil:
+		return nil
+	case asOf == "" || (co.AsOf != "" && co.AsOf != asOf):
+		return &kalla.StageError{Stage: kalla.StageValidating, Err: fmt.Errorf("the plan fixed carry_over.as_of %q for a job whose as_of is %q", asOf, co.AsOf)}
+	}
+	job, fixed := *c.job, *co
+	fixed.AsOf = asOf
+	job.CarryOver = &fixed
+	c.job = &job
+	return nil
 }
 
 // slots is how many tasks the live executors run at once. A database

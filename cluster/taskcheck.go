@@ -104,6 +104,9 @@ func checkMatch(m *distributed.PartitionSpec, job *kalla.Job, root string) error
 	if err := checkBroadcast("task.match.broadcast", m.Broadcast, m.Spec); err != nil {
 		return err
 	}
+	if err := checkCarry(job, "task.match.broadcast", m.Broadcast); err != nil {
+		return err
+	}
 	if err := underRoot("task.match.dir", m.Dir, root); err != nil {
 		return err
 	}
@@ -112,8 +115,11 @@ func checkMatch(m *distributed.PartitionSpec, job *kalla.Job, root string) error
 	}
 	for i, s := range m.Sides {
 		field := fmt.Sprintf("task.match.sides[%d]", i)
-		if s.Direct && !hashExpr.MatchString(s.Hash) {
+		if (s.Direct || s.Hash != "") && !hashExpr.MatchString(s.Hash) {
 			return kalla.Invalid(field+".hash", "%q is not a partition hash", s.Hash)
+		}
+		if job.CarryOver != nil && s.Hash == "" {
+			return kalla.Invalid(field+".hash", "is required for a carry-over job: the task carries the previous run's rows of its partition by it")
 		}
 		if err := checkKeys(field+".stage_dirs", s.StageDirs, root); err != nil {
 			return err
@@ -132,7 +138,26 @@ func checkMerge(m *distributed.MergeSpec, job *kalla.Job, root string) error {
 	if err := checkBroadcast("task.merge.broadcast", m.Broadcast, m.Spec); err != nil {
 		return err
 	}
-	for _, l := range [][]string{m.Matched, m.Unmatched[0], m.Unmatched[1], m.BroadcastFiles.Files, m.Suggested} {
+	if err := checkCarry(job, "task.merge.broadcast", m.Broadcast); err != nil {
+		return err
+	}
+	switch {
+	case job.CarryOver == nil && (m.CarryOver != nil || m.Ageing != nil):
+		return kalla.Invalid("task.merge.carry_over", "is not allowed for a job without carry_over")
+	case job.CarryOver != nil && (m.CarryOver == nil || m.Ageing == nil):
+		return kalla.Invalid("task.merge.carry_over", "is required for a carry-over job, with its ageing")
+	}
+	// A job with max_age_days has an expired file per side and partition.
+	want := 0
+	if job.CarryOver != nil && job.CarryOver.MaxAgeDays != nil {
+		want = len(m.Matched)
+	}
+	for side, l := range m.Expired {
+		if len(l) != want {
+			return kalla.Invalid(fmt.Sprintf("task.merge.expired[%d]", side), "has %d files, not %d: one per partition of a carry-over job with max_age_days, else none", len(l), want)
+		}
+	}
+	for _, l := range [][]string{m.Matched, m.Unmatched[0], m.Unmatched[1], m.BroadcastFiles.Files, m.Suggested, m.Expired[0], m.Expired[1]} {
 		if err := checkKeys("task.merge", l, root); err != nil {
 			return err
 		}
@@ -152,6 +177,21 @@ func checkBroadcast(field string, b int, spec kalla.MatchSpec) error {
 		return kalla.Invalid(field, "%d is not a side (-1, 0 or 1)", b)
 	case b >= 0 && !spec.Plain():
 		return kalla.Invalid(field, "a job with rules or exclusive is never broadcast")
+	}
+	return nil
+}
+
+// checkCarry checks what a split carry-over job's tasks need: the as_of
+// the plan fixed, so every partition ages its rows to the same day, and no
+// broadcast side, whose carried rows every task would carry again.
+func checkCarry(job *kalla.Job, field string, broadcast int) error {
+	switch {
+	case job.CarryOver == nil:
+		return nil
+	case job.CarryOver.AsOf == "":
+		return kalla.Invalid("task.job.carry_over.as_of", "is required: the plan of a split carry-over job fixes it for every task")
+	case broadcast >= 0:
+		return kalla.Invalid(field, "a carry-over job is never broadcast")
 	}
 	return nil
 }

@@ -34,6 +34,7 @@
 //	            p<p>/*.parquet          PartitionFolder: its rows of partition p
 //	        match/p<p>/                 MatchDir: match task of partition p
 //	            matched.parquet, unmatched_left.parquet, unmatched_right.parquet
+//	            (expired_left.parquet, expired_right.parquet: carry-over)
 //
 // Each task writes only its own folder, which a retry of the task replaces;
 // removing an attempt's folder stops its tasks still running.

@@ -25,7 +25,9 @@ type PartitionSpec struct {
 // PartitionSide is where a match task finds one side of its partition.
 type PartitionSide struct {
 	// Direct is set when the source was not staged: the task reads its
-	// partition from the source itself, by Hash modulo Parts.
+	// partition from the source itself, by Hash modulo Parts. A staged
+	// side of a carry-over job has its Hash too: the task carries the
+	// previous run's rows of its partition by it.
 	Direct bool   `json:"direct,omitempty"`
 	Hash   string `json:"hash,omitempty"`
 	// StageDirs are the folders of the side's stage tasks, and Columns the
@@ -42,6 +44,9 @@ type StagedSet struct {
 	// Source, when set, replaces Files and Columns: the rows are read from
 	// the job's own source (Parquet files read in place).
 	Source *SourcePartition `json:"source,omitempty"`
+	// Part is the partition the set holds, when its side has a hash: a
+	// carry-over job's match task carries the previous run's rows of it.
+	Part *SourcePartition `json:"part,omitempty"`
 }
 
 // SourcePartition is one partition of a source read in place: its rows
@@ -64,8 +69,12 @@ func (p PartitionSpec) Inputs(ctx context.Context, st Staging, scratch string) (
 		if side == p.Broadcast {
 			part = -1
 		}
+		var held *SourcePartition
+		if s.Hash != "" && part >= 0 {
+			held = &SourcePartition{Hash: s.Hash, Parts: p.Parts, Partition: part}
+		}
 		if s.Direct {
-			in[side] = StagedSet{Source: &SourcePartition{Hash: s.Hash, Parts: p.Parts, Partition: part}}
+			in[side] = StagedSet{Source: &SourcePartition{Hash: s.Hash, Parts: p.Parts, Partition: part}, Part: held}
 			continue
 		}
 		keys, err := StagedFiles(ctx, st, s.StageDirs, part)
@@ -76,7 +85,7 @@ func (p PartitionSpec) Inputs(ctx context.Context, st Staging, scratch string) (
 		if err != nil {
 			return in, fmt.Errorf("fetch partition %d of source %d: %w", part, side, err)
 		}
-		in[side] = StagedSet{Files: files, Columns: s.Columns}
+		in[side] = StagedSet{Files: files, Columns: s.Columns, Part: held}
 	}
 	return in, nil
 }
@@ -87,7 +96,7 @@ func (r *Runner) Match(ctx context.Context, job *kalla.Job, spec kalla.MatchSpec
 	fail := func(err error) (kalla.Counts, error) {
 		return kalla.Counts{}, &kalla.StageError{Stage: kalla.StageMatching, Err: err}
 	}
-	allowed := []string{asFolder(dir)}
+	allowed := append([]string{asFolder(dir)}, kalla.CarryPaths(job)...)
 	for _, set := range in {
 		allowed = append(allowed, set.Files...)
 	}
@@ -109,6 +118,18 @@ func (r *Runner) Match(ctx context.Context, job *kalla.Job, spec kalla.MatchSpec
 			return fail(fmt.Errorf("load partition of %q: %w", s.Alias, err))
 		}
 	}
+	var from string
+	if job.CarryOver != nil {
+		var parts [2]*kalla.CarryPart
+		for side, set := range in {
+			if p := set.Part; p != nil {
+				parts[side] = &kalla.CarryPart{Hash: p.Hash, Parts: p.Parts, Partition: p.Partition}
+			}
+		}
+		if from, err = r.carry(ctx, ss, job, spec, parts); err != nil {
+			return fail(err)
+		}
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fail(err)
 	}
@@ -121,5 +142,28 @@ func (r *Runner) Match(ctx context.Context, job *kalla.Job, spec kalla.MatchSpec
 	if err != nil {
 		return fail(err)
 	}
+	if job.CarryOver != nil {
+		if c.CarryOver, c.Ageing, err = kalla.CarryCounts(ctx, ss, job, from, dir); err != nil {
+			return fail(err)
+		}
+	}
 	return c, nil
+}
+
+// carry carries the previous run's open items of job's partition parts
+// into the attached sides, as a local run does into its sources, and
+// returns the previous run's id.
+func (r *Runner) carry(ctx context.Context, ss Session, job *kalla.Job, spec kalla.MatchSpec, parts [2]*kalla.CarryPart) (string, error) {
+	from, err := r.CarryPartition(ctx, ss, job, parts)
+	if err != nil {
+		return "", err
+	}
+	if from != spec.CarriedFrom {
+		// The plan bound the rules to the previous run it read.
+		return "", kalla.Invalid("carry_over.from", "now holds run %s, not run %s that the job was planned with: it changed while the job ran", from, spec.CarriedFrom)
+	}
+	if err := kalla.CarryLoaded(ctx, ss, job); err != nil {
+		return "", err
+	}
+	return from, nil
 }

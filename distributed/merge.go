@@ -34,6 +34,12 @@ type MergeSpec struct {
 	// counts of unmatched rows by reason.
 	Rules   []kalla.RuleCount   `json:"rules,omitempty"`
 	Reasons *kalla.ReasonCounts `json:"reasons,omitempty"`
+	// CarryOver and Ageing sum what the match tasks of a carry-over job
+	// carried over, and Expired holds, per side, their partial expired
+	// files (a job with max_age_days); see AddCarried.
+	CarryOver *kalla.CarryOverCounts `json:"carry_over,omitempty"`
+	Ageing    *kalla.Ageing          `json:"ageing,omitempty"`
+	Expired   [2][]string            `json:"expired,omitzero"`
 }
 
 // AddPartition adds the partial results of the match task that wrote the
@@ -49,6 +55,23 @@ func (m *MergeSpec) AddPartition(dir string) {
 			m.Unmatched[side] = append(m.Unmatched[side], unmatched[side])
 		}
 	}
+}
+
+// AddCarried adds what the match task that wrote the staging folder dir
+// carried over: its counts c and, when the job expires rows, its partial
+// expired files. Each partition carried the previous run's rows of its
+// own keys, so the counts and buckets add up; the oldest is the largest.
+func (m *MergeSpec) AddCarried(dir string, c kalla.Counts, expires bool) error {
+	if c.CarryOver == nil || c.Ageing == nil {
+		return fmt.Errorf("the match task of %s reported no carry-over counts", dir)
+	}
+	m.CarryOver = m.CarryOver.Add(c.CarryOver)
+	m.Ageing = m.Ageing.Add(c.Ageing)
+	if expires {
+		m.Expired[0] = append(m.Expired[0], path.Join(dir, kalla.ExpiredLeftFile))
+		m.Expired[1] = append(m.Expired[1], path.Join(dir, kalla.ExpiredRightFile))
+	}
+	return nil
 }
 
 // SetBroadcast points the merge at the whole of the broadcast side, where
@@ -71,7 +94,7 @@ func (m *MergeSpec) SetBroadcast(ctx context.Context, st Staging, s PartitionSid
 
 // files lists the file lists m names, to fetch or allow them.
 func (m *MergeSpec) files() []*[]string {
-	return []*[]string{&m.Matched, &m.Unmatched[0], &m.Unmatched[1], &m.BroadcastFiles.Files, &m.Suggested}
+	return []*[]string{&m.Matched, &m.Unmatched[0], &m.Unmatched[1], &m.BroadcastFiles.Files, &m.Suggested, &m.Expired[0], &m.Expired[1]}
 }
 
 // Fetch fetches the partial results and broadcast files m names from st
@@ -105,6 +128,12 @@ func (r *Runner) Merge(ctx context.Context, job *kalla.Job, m MergeSpec) (*kalla
 		// The broadcast side's unmatched rows are computed from the first
 		// rule's keys alone, right only for a plain match_sql.
 		return fail(errors.New("a job with rules or exclusive is never broadcast"))
+	}
+	switch {
+	case job.CarryOver != nil && m.CarryOver == nil:
+		return fail(errors.New("the match tasks of a carry-over job reported no carry-over counts"))
+	case job.CarryOver == nil && m.CarryOver != nil:
+		return fail(errors.New("carry-over counts for a job without carry_over"))
 	}
 	out, err := r.Outputs.Open(ctx, job.OutputPath)
 	if err != nil {
@@ -143,6 +172,7 @@ func (r *Runner) Merge(ctx context.Context, job *kalla.Job, m MergeSpec) (*kalla
 		return fail(fmt.Errorf("merge partial results: %w", err))
 	}
 	c.Rules, c.Reasons = m.Rules, m.Reasons
+	c.CarryOver, c.Ageing = m.CarryOver, m.Ageing
 	res, err := kalla.PublishResult(ctx, job, out, dir, c, m.Counts, m.Start)
 	if err != nil {
 		return fail(err)

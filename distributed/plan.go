@@ -65,6 +65,11 @@ type SplitPlan struct {
 	Coordinate [2]bool `json:"coordinate,omitempty"`
 	// Spec is the match and how its result identifies source rows.
 	Spec kalla.MatchSpec `json:"spec"`
+	// AsOf is the carry_over.as_of of a carry-over job, fixed once by
+	// the plan (a job that leaves it out runs on the day it starts): the
+	// coordinator gives it to every later task, so that each partition
+	// ages its rows to the same day.
+	AsOf string `json:"as_of,omitempty"`
 }
 
 // Plan validates job, attaches its sources (reading no rows) and decides
@@ -90,11 +95,6 @@ func (r *Runner) Plan(ctx context.Context, job *kalla.Job, p PlanSpec) (SplitPla
 	if err != nil {
 		return fail(err)
 	}
-	if job.CarryOver != nil {
-		// The carried rows join each source by key before any rule runs;
-		// partitioning that is left for later.
-		return SplitPlan{Mode: SplitSingle, Reason: "carry_over jobs run whole", Spec: spec}, nil
-	}
 	ss, ok := sess.(Session)
 	if !ok {
 		return SplitPlan{Mode: SplitSingle, Reason: "the engine cannot split jobs", Spec: spec}, nil
@@ -104,6 +104,10 @@ func (r *Runner) Plan(ctx context.Context, job *kalla.Job, p PlanSpec) (SplitPla
 		return fail(err)
 	}
 	plan.Spec = spec
+	if job.CarryOver != nil {
+		// Bind fixed the day rows age to; every task of the job uses it.
+		plan.AsOf = job.CarryOver.AsOf
+	}
 	if plan.Mode == SplitSingle {
 		return plan, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/kalla-dev/kalla"
@@ -31,6 +32,10 @@ type carrySide struct {
 	// was carried. Both are known once loaded.
 	carriedOnly, todaySeen int64
 	loaded                 bool
+	// retyped is set when a column of today's CSV took its type from the
+	// carried rows (it has no value today): a stage task of a split job,
+	// which reads today's rows alone, would type it otherwise.
+	retyped bool
 	// cols are today's columns, which CarryLoaded writes the view with.
 	cols []kalla.Column
 }
@@ -61,16 +66,19 @@ func (s *Session) Carry(ctx context.Context, alias string, carried kalla.Source,
 		return fmt.Errorf("source %q is not attached", alias)
 	}
 	var prev *table
+	retyped := false
 	if carried != nil {
 		var err error
 		if prev, err = s.describeCarried(ctx, alias, carried, spec); err != nil {
 			return err
 		}
+		before := slices.Clone(t.types)
 		if err := s.typeFromCarried(ctx, t, prev); err != nil {
 			return fmt.Errorf("type today's columns of %q from the carried rows: %w", alias, err)
 		}
+		retyped = !slices.Equal(before, t.types)
 	}
-	cs := &carrySide{spec: spec, cols: t.cols}
+	cs := &carrySide{spec: spec, cols: t.cols, retyped: retyped}
 	todayName := "_kalla_today_" + alias
 	kind := "TABLE"
 	if t.view {
@@ -187,6 +195,12 @@ func (s *Session) loadCarried(ctx context.Context, alias string, t, prev *table,
 		}
 	}
 	create := fmt.Sprintf("CREATE VIEW %s AS SELECT %s FROM %s", cs.carried, strings.Join(selects, ", "), prev.from)
+	if p := cs.spec.Part; p != nil {
+		// One partition of a split job: the hash is over today's names
+		// and types, which the carried view has.
+		create = fmt.Sprintf("CREATE VIEW %s AS SELECT * FROM (SELECT %s FROM %s) WHERE ((%s) %% %d) = %d",
+			cs.carried, strings.Join(selects, ", "), prev.from, p.Hash, p.Parts, p.Partition)
+	}
 	if err := s.exec(ctx, create); err != nil {
 		return fmt.Errorf("read carried %s: %w", cs.spec.File, err)
 	}

@@ -261,7 +261,33 @@ func (s *Session) MergeResults(ctx context.Context, m distributed.MergeSpec, dir
 		}
 	}
 	c.UnmatchedLeft, c.UnmatchedRight = counts[0], counts[1]
+	if err := s.mergeExpired(ctx, m, dir); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// mergeExpired writes the union of the partial expired files of a
+// carry-over job into dir, as many rows as the match tasks counted.
+func (s *Session) mergeExpired(ctx context.Context, m distributed.MergeSpec, dir string) error {
+	if len(m.Expired[0]) == 0 && len(m.Expired[1]) == 0 {
+		return nil
+	}
+	if m.CarryOver == nil {
+		return fmt.Errorf("expired files without carry-over counts")
+	}
+	names := [2]string{kalla.ExpiredLeftFile, kalla.ExpiredRightFile}
+	want := [2]int64{m.CarryOver.Expired.Left, m.CarryOver.Expired.Right}
+	for side := range 2 {
+		n, err := s.writeUnion(ctx, m.Expired[side], dir, names[side])
+		if err != nil {
+			return fmt.Errorf("write %s: %w", names[side], err)
+		}
+		if n != want[side] {
+			return fmt.Errorf("wrote %d rows into %s, the match tasks expired %d", n, names[side], want[side])
+		}
+	}
+	return nil
 }
 
 // writeUnion writes the rows of partial result files to the file name in

@@ -1,6 +1,7 @@
 package duckdb
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,14 +29,23 @@ import (
 //
 // A job with rules is partitioned on an equality pair every rule has (and
 // each rule must be safe on it). Without an equality key, a plain match_sql
-// (no rules, no exclusive) with no source subquery is broadcast. Anything
-// else runs whole on one executor.
+// (no rules, no exclusive) with no source subquery is broadcast. A
+// carry-over job is partitioned only on a pair of primary-key columns
+// (carryKey) and never broadcast. Anything else runs whole on one executor.
 func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (distributed.SplitPlan, error) {
 	single := func(format string, args ...any) (distributed.SplitPlan, error) {
 		return distributed.SplitPlan{Mode: distributed.SplitSingle, Reason: fmt.Sprintf(format, args...)}, nil
 	}
 	if job.Confirmed != "" {
 		return single("a job with confirmed pairs runs whole")
+	}
+	carry := job.CarryOver != nil
+	if carry {
+		for _, src := range job.Sources {
+			if cs := s.carry[src.Alias]; cs != nil && cs.retyped {
+				return single("carry_over: a column of %q has no value today and takes its type from the carried rows, which the stage tasks of a split job do not read", src.Alias)
+			}
+		}
 	}
 	aggs, err := s.aggregateNames(ctx)
 	if err != nil {
@@ -81,6 +91,7 @@ func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (distributed.Sp
 	// A key every rule joins on keeps every candidate pair of every rule
 	// inside one partition, so the waterfall and each exclusive assignment
 	// of a partition are those of the whole job.
+	var notKey string
 	for _, p := range ps[0].pairs {
 		hash, ok := s.keyHashes(job, p)
 		if !ok {
@@ -95,6 +106,12 @@ func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (distributed.Sp
 		}
 		if !shared {
 			continue
+		}
+		if carry {
+			if why := carryKey(job, p); why != "" {
+				notKey = cmp.Or(notKey, why)
+				continue
+			}
 		}
 		for i, q := range ps {
 			q.a.key = p
@@ -113,12 +130,17 @@ func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (distributed.Sp
 	// an earlier one took in another partition, and each partition would
 	// count the broadcast side again in the per-rule counts.
 	switch {
+	case notKey != "":
+		return single("%s", notKey)
 	case job.HasRules() && len(rules) > 1:
 		return single("the rules share no equality key between the sources: every rule must join on one same pair of columns (l.a = r.b) for the job to be partitioned")
 	case job.HasRules():
 		return single("rule %q has no equality key between the sources (l.a = r.b): a job with rules is partitioned on such a key or runs whole", rules[0].Name)
 	case rules[0].Exclusive != nil || job.ExplainsAny():
 		return single("an exclusive or explained match_sql without a usable equality key between the sources is not split: each row's candidates must be in one partition")
+	case carry:
+		// Every match task would carry the broadcast side's rows again.
+		return single("carry_over partitions only on an equality key between primary-key columns of the sources (l.id = r.id), and match_sql has none; a carry-over job is never broadcast")
 	}
 	a, node := ps[0].a, ps[0].node
 	if why := a.safe(node, nil, true); why != "" {
@@ -136,6 +158,20 @@ func (s *Session) PlanSplit(ctx context.Context, job *kalla.Job) (distributed.Sp
 		hash[i] = "hash(" + strings.Join(cols, ", ") + ")"
 	}
 	return distributed.SplitPlan{Mode: distributed.SplitBroadcast, Reason: "no equality key between the sources: the smaller is broadcast", Hash: hash}, nil
+}
+
+// carryKey says why the key pair p (left column, right column) cannot
+// partition a carry-over job, "" when it can. A carried row gives way to
+// today's row of the same primary key, so both must be in one partition:
+// they are when the partition column is a primary-key column of its side,
+// and the carried rows are read in today's types, which hash alike.
+func carryKey(job *kalla.Job, p [2]string) string {
+	for i, src := range job.Sources {
+		if !slices.ContainsFunc(job.KeysOf(src.Alias), func(k string) bool { return strings.EqualFold(k, p[i]) }) {
+			return fmt.Sprintf("carry_over partitions only on a primary-key column; %q is not one of %s's primary keys", p[i], src.Alias)
+		}
+	}
+	return ""
 }
 
 func (s *Session) aggregateNames(ctx context.Context) (map[string]bool, error) {

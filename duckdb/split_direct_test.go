@@ -37,6 +37,12 @@ func runSplit(t *testing.T, kr *kalla.Runner, job *kalla.Job, parts int, direct 
 	if plan.Direct != [2]bool{true, true} {
 		t.Fatalf("Parquet sources not read in place: %+v", plan.Direct)
 	}
+	if job.CarryOver != nil {
+		// As the coordinator does: every task ages to the plan's day.
+		fixed, co := *job, *job.CarryOver
+		co.AsOf, fixed.CarryOver = plan.AsOf, &co
+		job = &fixed
+	}
 	// The tasks exchange files through a shared staging folder, in the
 	// cluster's layout.
 	st, err := file.NewStaging(t.TempDir())
@@ -71,6 +77,9 @@ func runSplit(t *testing.T, kr *kalla.Runner, job *kalla.Job, parts int, direct 
 		}
 		counts[side] = staged.Rows
 		ps.Sides[side] = distributed.PartitionSide{StageDirs: []string{dir}, Columns: staged.Columns}
+		if job.CarryOver != nil {
+			ps.Sides[side].Hash = plan.Hash[side]
+		}
 	}
 	if plan.Mode == distributed.SplitBroadcast {
 		ps.Broadcast = 0
@@ -89,6 +98,11 @@ func runSplit(t *testing.T, kr *kalla.Runner, job *kalla.Job, parts int, direct 
 		}
 		m.AddPartition(dir)
 		m.Rules = kalla.AddRuleCounts(m.Rules, c.Rules) // as the coordinator sums them
+		if job.CarryOver != nil {
+			if err := m.AddCarried(dir, c, job.CarryOver.MaxAgeDays != nil); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	if ps.Broadcast >= 0 {
 		if err := m.SetBroadcast(ctx, st, ps.Sides[ps.Broadcast]); err != nil {

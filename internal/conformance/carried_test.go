@@ -68,9 +68,10 @@ type carriedKind struct {
 var carriedKnown = map[string]string{
 	"filters": "a source's filters select today's rows only: carried rows were selected by the run that left " +
 		"them open and are all carried (filters_today_only checks this)",
-	"splits": "carry-over jobs run whole: the plan never splits them (reason \"carry_over jobs run whole\"), " +
-		"since carried rows are replaced by primary key and a partition follows the rule's key " +
-		"(docs/exceptions.md; runs_whole checks this); today's source splits as its kind does in other jobs",
+	"splits": "carried rows are replaced by primary key and a partition follows the rule's key, so the plan " +
+		"partitions a carry-over job only on an equality key between primary-key columns of the sources, and " +
+		"never broadcasts one; other carry-over jobs run whole (docs/exceptions.md; plan checks this); " +
+		"today's source splits as its kind does in other jobs",
 }
 
 // carriedKindOf builds the carried kind over the base kind named base.
@@ -196,7 +197,7 @@ func RunCarried(t *testing.T, c carriedKind) {
 	t.Run("filters", func(t *testing.T) { c.known(t) })
 	t.Run("filters_today_only", func(t *testing.T) { testCarriedFilters(t, c, from, today) })
 	t.Run("splits", func(t *testing.T) { c.known(t) })
-	t.Run("runs_whole", func(t *testing.T) { testCarriedWhole(t, c, from, today) })
+	t.Run("plan", func(t *testing.T) { testCarriedPlan(t, c, from, today) })
 	t.Run("errors", func(t *testing.T) { testCarriedErrors(t, c, from, today) })
 }
 
@@ -318,13 +319,35 @@ func testCarriedFilters(t *testing.T, c carriedKind, from, today string) {
 	}
 }
 
-// testCarriedWhole: the cluster's plan runs a carry-over job whole.
-func testCarriedWhole(t *testing.T, c carriedKind, from, today string) {
-	plan, err := distributed.NewRunner(c.r).Plan(context.Background(), c.day2Job(t, from, today), distributed.PlanSpec{Splits: 4})
+// testCarriedPlan: the cluster's plan partitions a carry-over job joined
+// on both sources' primary keys (l.id = r.rid), with the as_of every task
+// then uses, and runs whole one it could only broadcast.
+func testCarriedPlan(t *testing.T, c carriedKind, from, today string) {
+	r := distributed.NewRunner(c.r)
+	plan, err := r.Plan(context.Background(), c.day2Job(t, from, today), distributed.PlanSpec{Splits: 4})
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
-	if plan.Mode != distributed.SplitSingle || !strings.Contains(plan.Reason, "carry_over") {
-		t.Errorf("plan %s (%s), want %s for carry_over", plan.Mode, plan.Reason, distributed.SplitSingle)
+	if plan.Mode != distributed.SplitPartition || plan.Reason != "equality key id = rid" || plan.AsOf != carriedDay2 {
+		t.Errorf("plan %s (%s) as of %q, want %s on the primary keys as of %s", plan.Mode, plan.Reason, plan.AsOf, distributed.SplitPartition, carriedDay2)
+	}
+	job := c.day2Job(t, from, today)
+	job.MatchSQL = "SELECT l.id, r.rid FROM left_src l JOIN right_src r ON l.id IS NOT DISTINCT FROM r.rid"
+	if plan, err = r.Plan(context.Background(), job, distributed.PlanSpec{Splits: 4}); err != nil {
+		t.Fatalf("plan without an equality key: %v", err)
+	}
+	if plan.Mode != distributed.SplitSingle || !strings.Contains(plan.Reason, "carry-over job is never broadcast") {
+		t.Errorf("plan %s (%s) without an equality key, want %s for carry_over", plan.Mode, plan.Reason, distributed.SplitSingle)
+	}
+	// A CSV day with no values types its columns from the carried rows,
+	// which the stage tasks of a split job do not read: it runs whole.
+	if !strings.HasSuffix(c.Name, "csv") {
+		return
+	}
+	if plan, err = r.Plan(context.Background(), c.day2Job(t, from, c.Put(t, "today_empty_plan", typedData+" WHERE false")), distributed.PlanSpec{Splits: 4}); err != nil {
+		t.Fatalf("plan of an empty day: %v", err)
+	}
+	if plan.Mode != distributed.SplitSingle || !strings.Contains(plan.Reason, "takes its type from the carried rows") {
+		t.Errorf("plan %s (%s) of an empty CSV day, want %s", plan.Mode, plan.Reason, distributed.SplitSingle)
 	}
 }

@@ -117,9 +117,10 @@
 //   - filters select today's rows only: the carried rows were selected by
 //     the run that left them open and all come through
 //     (filters_today_only checks this);
-//   - carry-over jobs run whole: the cluster's plan never splits them
-//     (runs_whole checks this), since carried rows are replaced by primary
-//     key while partitions follow the rule's key.
+//   - carried rows are replaced by primary key while partitions follow the
+//     rule's key: the cluster's plan partitions a carry-over job only on
+//     an equality key between primary-key columns, never broadcasts one,
+//     and runs the others whole (plan checks this).
 //
 // On a day whose CSV (local or S3) is empty, its columns have no values to
 // be typed from: they take the carried file's types, so the carried rows
