@@ -40,6 +40,7 @@ func (s *appendSink) newChunkWriter(ctx context.Context) (*chunkWriter, error) {
 		maxRows: batchRows, maxBytes: batchBytes}
 	for i, c := range s.cols {
 		w.cols[i].init(c.Type)
+		w.rowSize += w.cols[i].size()
 	}
 	name := fmt.Sprintf("kalla_rows_%d", chunkFuncs.Add(1))
 	w.insert = fmt.Sprintf("INSERT INTO %s SELECT * FROM %s()", s.qualified, name)

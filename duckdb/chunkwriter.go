@@ -23,7 +23,7 @@ import (
 // task is running elsewhere (15 % of the process' CPU, measured).
 const (
 	batchRows  = 2 * 122880 // two row groups
-	batchBytes = 16 << 20   // of text in a batch
+	batchBytes = 32 << 20   // of Go memory (values, text, offsets) in a batch
 )
 
 // store is how a column's values are kept in a batch.
@@ -68,6 +68,18 @@ func (c *chunkColumn) init(t kalla.Type) {
 	}
 }
 
+// size is the bytes a value takes in the column but for its text.
+func (c *chunkColumn) size() int {
+	switch c.store {
+	case storeInt, storeBytes: // the value, or the end of its text
+		return 8
+	case storeUUID:
+		return 16
+	default:
+		return 16 + 16 // the interface, and what it points to
+	}
+}
+
 func (c *chunkColumn) reset() {
 	c.ints, c.uuids, c.arena, c.ends, c.vals, c.nulls = c.ints[:0], c.uuids[:0], c.arena[:0], c.ends[:0], c.vals[:0], c.nulls[:0]
 }
@@ -80,9 +92,11 @@ type chunkWriter struct {
 	sink   *appendSink
 	insert string // the INSERT of a batch
 	cols   []chunkColumn
-	rows   int   // in the batch
-	text   int   // bytes of text and bytes in the batch
-	err    error // the first setter error of the row
+	rows   int // in the batch
+	size   int // bytes of the batch in Go memory
+	// rowSize is a row's bytes in Go memory but for its text.
+	rowSize int
+	err     error // the first setter error of the row
 	// maxRows and maxBytes bound a batch (batchRows, batchBytes).
 	maxRows, maxBytes int
 	// next is the first row of the batch no chunk has taken yet, shared
@@ -146,7 +160,7 @@ func (w *chunkWriter) SetBytes(col int, v []byte) {
 	}
 	c.arena = append(c.arena, v...)
 	c.ends = append(c.ends, len(c.arena))
-	w.text += len(v)
+	w.size += len(v)
 }
 
 func (w *chunkWriter) SetUUID(col int, v [16]byte) {
@@ -210,7 +224,7 @@ func (w *chunkWriter) EndRow() error {
 		w.sink.rows.Add(w.pending)
 		w.pending = 0
 	}
-	if w.rows >= w.maxRows || w.text >= w.maxBytes {
+	if w.size += w.rowSize; w.rows >= w.maxRows || w.size >= w.maxBytes {
 		return w.load()
 	}
 	return nil
@@ -232,7 +246,7 @@ func (w *chunkWriter) dropRow() {
 			if len(c.ends) > 0 {
 				end = c.ends[len(c.ends)-1]
 			}
-			w.text -= len(c.arena) - end
+			w.size -= len(c.arena) - end
 			c.arena = c.arena[:end]
 		default:
 			c.vals = c.vals[:min(len(c.vals), w.rows)]
@@ -268,7 +282,7 @@ func (w *chunkWriter) load() error {
 	if n, err := res.RowsAffected(); err != nil || n != int64(w.rows) {
 		return fmt.Errorf("load rows into %q: %d of %d rows loaded (%v)", w.sink.table, n, w.rows, err)
 	}
-	w.rows, w.text = 0, 0
+	w.rows, w.size = 0, 0
 	for i := range w.cols {
 		w.cols[i].reset()
 	}

@@ -174,7 +174,9 @@ func TestChunkWriterKeepsValuesAcrossBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.maxRows, w.maxBytes = 5000, 100_000 // 2048-row chunks; about 3000 rows of text
+	// Chunks hold 2048 rows; a row takes about 180 bytes, so a batch ends
+	// by bytes at about 2700 rows.
+	w.maxRows, w.maxBytes = 5000, 500_000
 	const n = 23_456
 	want := make([]string, n)
 	for i := range n {
