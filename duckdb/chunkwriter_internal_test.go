@@ -28,22 +28,24 @@ var chunkTestCols = []kalla.Column{
 	{Name: "it's \"note\"", Type: kalla.Type{Kind: kalla.TypeVarchar}},
 	{Name: "raw", Type: kalla.Type{Kind: kalla.TypeBlob}},
 	{Name: "ratio", Type: kalla.Type{Kind: kalla.TypeDouble}},
+	{Name: "tm", Type: kalla.Type{Kind: kalla.TypeTime}},
 }
 
 // chunkRow is row i of the test: every column's value, or nil for NULL.
 type chunkRow struct {
-	flag         *bool
-	small        int16
-	medium       int32
-	amount       int64
-	wide         *big.Int
-	days         int32
-	us           int64
-	ref          [16]byte
-	note         *string
-	raw          []byte
-	ratio        float64
-	nullsElsewhr bool // every other column NULL
+	flag     *bool
+	small    int16
+	medium   int32
+	amount   int64
+	wide     *big.Int
+	days     int32
+	us       int64
+	ref      [16]byte
+	note     *string
+	raw      []byte
+	ratio    float64
+	tm       int64 // microseconds since midnight
+	restNull bool  // every column but id and flag NULL
 }
 
 func makeChunkRow(i int) chunkRow {
@@ -56,6 +58,7 @@ func makeChunkRow(i int) chunkRow {
 		us:     int64(i)*86_400_000_123 - 5_000_000_000_000_000,
 		raw:    []byte{byte(i), 0, byte(i >> 8)},
 		ratio:  float64(i) + 0.5,
+		tm:     int64(i) * 3_600_000_007 % 86_400_000_000,
 	}
 	for k := range r.ref {
 		r.ref[k] = byte(i*31 + k)
@@ -73,7 +76,7 @@ func makeChunkRow(i int) chunkRow {
 	default:
 		r.note = &note
 	}
-	r.nullsElsewhr = i%97 == 0
+	r.restNull = i%97 == 0
 	return r
 }
 
@@ -83,14 +86,14 @@ func (r chunkRow) write(t *testing.T, w *chunkWriter, i int) {
 	t.Helper()
 	if i%2 == 1 {
 		vals := []any{int64(i), nil, r.small, r.medium, r.amount, r.wide,
-			time.Unix(int64(r.days)*86400, 0).UTC(), time.UnixMicro(r.us).UTC(), time.UnixMicro(r.us), r.ref[:], nil, r.raw, r.ratio}
+			time.Unix(int64(r.days)*86400, 0).UTC(), time.UnixMicro(r.us).UTC(), time.UnixMicro(r.us), r.ref[:], nil, r.raw, r.ratio, r.timeOfDay()}
 		if r.flag != nil {
 			vals[1] = *r.flag
 		}
 		if r.note != nil {
 			vals[10] = *r.note
 		}
-		if r.nullsElsewhr {
+		if r.restNull {
 			for k := 2; k < len(vals); k++ {
 				vals[k] = nil
 			}
@@ -106,7 +109,7 @@ func (r chunkRow) write(t *testing.T, w *chunkWriter, i int) {
 	} else {
 		w.SetNull(1)
 	}
-	if r.nullsElsewhr {
+	if r.restNull {
 		for k := 2; k < len(chunkTestCols); k++ {
 			w.SetNull(k)
 		}
@@ -126,6 +129,7 @@ func (r chunkRow) write(t *testing.T, w *chunkWriter, i int) {
 		}
 		w.SetBytes(11, r.raw)
 		w.SetValue(12, r.ratio)
+		w.SetValue(13, r.timeOfDay())
 	}
 	if err := w.EndRow(); err != nil {
 		t.Fatalf("row %d: %v", i, err)
@@ -141,14 +145,19 @@ func (r chunkRow) text(i int) string {
 	if r.note != nil {
 		note = "text:" + *r.note
 	}
-	if r.nullsElsewhr {
-		return strings.Join([]string{strconv.Itoa(i), flag, "null", "null", "null", "null", "null", "null", "null", "null", "null", "null", "null"}, "|")
+	if r.restNull {
+		return strings.Join([]string{strconv.Itoa(i), flag, "null", "null", "null", "null", "null", "null", "null", "null", "null", "null", "null", "null"}, "|")
 	}
 	ref := fmt.Sprintf("%x-%x-%x-%x-%x", r.ref[0:4], r.ref[4:6], r.ref[6:8], r.ref[8:10], r.ref[10:16])
 	return strings.Join([]string{strconv.Itoa(i), flag, strconv.Itoa(int(r.small)), strconv.Itoa(int(r.medium)),
 		decimalText(big.NewInt(r.amount), 2), decimalText(r.wide, 10), strconv.Itoa(int(r.days)),
 		strconv.FormatInt(r.us, 10), strconv.FormatInt(r.us, 10), ref, note, fmt.Sprintf("%X", r.raw),
-		strconv.FormatFloat(r.ratio, 'f', -1, 64)}, "|")
+		strconv.FormatFloat(r.ratio, 'f', -1, 64), strconv.FormatInt(r.tm, 10)}, "|")
+}
+
+// timeOfDay is tm as kalla.TypeTime's Go value: on 0001-01-01 UTC.
+func (r chunkRow) timeOfDay() time.Time {
+	return time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(r.tm) * time.Microsecond)
 }
 
 // decimalText writes an unscaled value with scale digits after the point.
@@ -193,7 +202,8 @@ func TestChunkWriterKeepsValuesAcrossBatches(t *testing.T) {
 	got := sessionRows(t, s, `SELECT id, coalesce(flag::VARCHAR, 'null'), coalesce(small::VARCHAR, 'null'), coalesce(medium::VARCHAR, 'null'),
 		coalesce(amount::VARCHAR, 'null'), coalesce(wide::VARCHAR, 'null'), coalesce((day - DATE '1970-01-01')::VARCHAR, 'null'),
 		coalesce(epoch_us(ts)::VARCHAR, 'null'), coalesce(epoch_us(ts_tz)::VARCHAR, 'null'), coalesce(ref::VARCHAR, 'null'),
-		CASE WHEN "it's ""note""" IS NULL THEN 'null' ELSE 'text:' || "it's ""note""" END, coalesce(hex(raw), 'null'), coalesce(ratio::VARCHAR, 'null')
+		CASE WHEN "it's ""note""" IS NULL THEN 'null' ELSE 'text:' || "it's ""note""" END, coalesce(hex(raw), 'null'), coalesce(ratio::VARCHAR, 'null'),
+		coalesce((hour(tm)::BIGINT * 3600000000 + minute(tm)::BIGINT * 60000000 + microsecond(tm))::VARCHAR, 'null')
 		FROM `+s.qualified("t")+` ORDER BY id`)
 	kallatest.SameRows(t, "rows", got, want)
 }
