@@ -289,7 +289,8 @@ func (w *chunkWriter) load() error {
 	return nil
 }
 
-// Close loads what is left.
+// Close loads what is left, and frees the batch: the stream's table
+// function, which keeps the writer, lives as long as the session.
 func (w *chunkWriter) Close() error {
 	if w.closed {
 		return nil
@@ -298,7 +299,12 @@ func (w *chunkWriter) Close() error {
 	defer w.conn.Close()
 	w.sink.rows.Add(w.pending)
 	w.pending = 0
-	return w.load()
+	err := w.load()
+	w.rows = 0
+	for i := range w.cols {
+		w.cols[i] = chunkColumn{typ: w.cols[i].typ, store: w.cols[i].store}
+	}
+	return err
 }
 
 // chunkSource is the stream's table function: each call fills a chunk
@@ -317,7 +323,14 @@ func (s *chunkSource) Init() duckdb.ParallelTableSourceInfo {
 }
 func (s *chunkSource) NewLocalState() any { return new(struct{}) }
 
-func (s *chunkSource) FillChunk(_ any, chunk duckdb.DataChunk) error {
+func (s *chunkSource) FillChunk(_ any, chunk duckdb.DataChunk) (err error) {
+	// A panic would cross DuckDB's C++ frames and end the process, with
+	// every other job of an executor: fail this load instead.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("fill a chunk of %q: %v", s.w.sink.table, r)
+		}
+	}()
 	w := s.w
 	size := duckdb.GetDataChunkCapacity()
 	from := int(w.next.Add(int64(size))) - size

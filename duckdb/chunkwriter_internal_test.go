@@ -284,3 +284,19 @@ func sessionRows(t *testing.T, s *Session, query string) []string {
 	}
 	return out
 }
+
+// A fault while filling a chunk (here a batch that claims rows it does not
+// hold) fails the load with an error instead of ending the process.
+func TestChunkWriterFailsAFaultyLoad(t *testing.T) {
+	t.Parallel()
+	_, sink := chunkTestSink(t)
+	w, err := sink.newChunkWriter(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.rows = 10
+	err = w.Close()
+	if err == nil || !strings.Contains(err.Error(), "fill a chunk") {
+		t.Fatalf("got %v, want the load to fail filling a chunk", err)
+	}
+}
