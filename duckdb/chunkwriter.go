@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -304,6 +305,11 @@ func (w *chunkWriter) Close() error {
 	for i := range w.cols {
 		w.cols[i] = chunkColumn{typ: w.cols[i].typ, store: w.cols[i].store}
 	}
+	// The match that follows may use all of DuckDB's memory limit: give the
+	// batch's pages back now rather than when the runtime's scavenger gets
+	// to them (peak RSS of the 5M Postgres job with a 1GB limit: 1.05–1.10
+	// GiB, against 1.15–1.24 without).
+	debug.FreeOSMemory()
 	return err
 }
 
