@@ -27,7 +27,7 @@ import (
 //     engine from every value. S3 objects are first copied into dir, a
 //     folder of the engine's (the whole objects, or a split's row groups).
 //   - Rows: our code streams the rows to a sink (Postgres: COPY binary
-//     into DuckDB's appender, in parallel ctid ranges).
+//     into DuckDB's data chunks, in parallel ctid ranges).
 //
 // Where a split is made follows from what keeps it consistent. A split
 // that must be held (a Postgres snapshot, until Release) is made by the

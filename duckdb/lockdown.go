@@ -122,7 +122,7 @@ func (e *Engine) NewSession(ctx context.Context, allowed ...string) (kalla.Sessi
 
 // openDatabase opens an in-memory database and applies setup. The settings
 // are global to the database: they are applied once, by its first
-// connection; later ones (the appenders') inherit them, and could not apply
+// connection; later ones (the loads') inherit them, and could not apply
 // them again once the configuration is locked.
 func openDatabase(setup []string) (*duckdb.Connector, error) {
 	var once sync.Once

@@ -105,7 +105,7 @@ func (s *Session) Attach(ctx context.Context, alias string, src kalla.Source, sp
 		for _, c := range t.cols {
 			typ := c.Type.SQL()
 			if c.Type.Kind == kalla.TypeJSON {
-				// The appender re-encodes values of JSON columns as JSON
+				// DuckDB's Go setters re-encode values of JSON columns as JSON
 				// strings; JSON text is staged as VARCHAR and retyped
 				// after the load, which keeps it byte for byte.
 				typ = "VARCHAR"
@@ -186,8 +186,7 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 	if !ok {
 		return 0, fmt.Errorf("source %q is not attached", alias)
 	}
-	fetch := fmt.Sprintf("%s/fetch-%s", s.dir, alias) // made by Attach
-	alias = t.alias                                   // today's rows, renamed by a carry-over (carryover.go)
+	alias = t.alias // today's rows, renamed by a carry-over (carryover.go)
 	if t.view {
 		return s.count(ctx, s.qualified(alias))
 	}
@@ -204,8 +203,7 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 		return 0, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close()
-	sink := &appendSink{db: s.db, schema: s.schema, table: alias, cols: t.cols,
-		qualified: s.qualified(alias), types: t.types, dir: fetch}
+	sink := &appendSink{db: s.db, schema: s.schema, table: alias, cols: t.cols, qualified: s.qualified(alias)}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -225,17 +223,6 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 	}()
 	par := parallelism(ctx, conn)
 	err = t.rows.Scan(ctx, t.filters, par, sink)
-	// discarded counts the rows of a first read through CSV that are read
-	// again (progress counts every row read).
-	var discarded int64
-	var csvErr *csvLoadError
-	if errors.As(err, &csvErr) && ctx.Err() == nil {
-		if _, err := conn.ExecContext(ctx, "DELETE FROM "+s.qualified(alias)); err != nil {
-			return 0, fmt.Errorf("empty the table after %v: %w", csvErr, cleanError(err))
-		}
-		discarded = sink.rows.Load()
-		err = t.rows.Scan(ctx, t.filters, par, binarySink{sink})
-	}
 	close(stop)
 	<-done
 	if err != nil {
@@ -245,7 +232,7 @@ func (s *Session) Load(ctx context.Context, alias string, progress func(int64)) 
 	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+s.qualified(alias)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count rows: %w", err)
 	}
-	if staged := sink.rows.Load() - discarded; n != staged {
+	if staged := sink.rows.Load(); n != staged {
 		return 0, fmt.Errorf("staged %d rows of %q but the table holds %d", staged, alias, n)
 	}
 	for _, c := range t.cols {

@@ -7,24 +7,24 @@ import (
 	"github.com/kalla-dev/kalla"
 )
 
-// appendSink receives a kalla.RowReader's rows into a staged table. Each parallel
-// stream gets its own Appender on its own connection; DuckDB merges
-// concurrent appends into one table. (An Arrow record-batch writer, which
-// needs the duckdb_arrow build tag, measured no faster end to end from
-// Postgres at 1M rows: the Appender's 1.2 µs a row is not the bottleneck
-// while the Postgres server shares the CPUs.) A stream that can send CSV
-// takes the cheaper path of csvsink.go instead: half the client CPU.
+// appendSink receives a kalla.RowReader's rows into a staged table. Each
+// parallel stream gets a writer of its own on its own connection, which
+// gathers the rows in Go columns and loads them a batch at a time into
+// DuckDB's data chunks (chunkwriter.go); DuckDB merges the streams'
+// inserts into one table. Measured at 5M rows from Postgres, the
+// alternatives cost more CPU: DuckDB's Appender (its per-value SetValue
+// through any, then duckdb_append_data_chunk) about 4 CPU-s more per job;
+// COPY (FORMAT csv) into files read by read_csv about the same on the
+// client and 2 CPU-s more on the server (docs/benchmarks.md). An Arrow
+// record-batch writer, which needs the duckdb_arrow build tag, measured no
+// faster than the Appender.
 type appendSink struct {
 	db     *sql.DB
 	schema string
 	table  string
 	cols   []kalla.Column
-	// qualified names the table in SQL; types are its DuckDB column
-	// types, and dir a folder of the session for staging files (the CSV
-	// path, csvsink.go).
+	// qualified names the table in SQL.
 	qualified string
-	types     []string
-	dir       string
 	// rows counts the rows written, for progress reports.
 	rows atomic.Int64
 }

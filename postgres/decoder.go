@@ -56,6 +56,8 @@ type copyDecoder struct {
 	ctx  context.Context
 	cols []column
 	w    kalla.RowWriter
+	// cw, when set, takes the values instead of w, typed (columncopy.go).
+	cw kalla.ColumnRowWriter
 
 	pend   []byte // an incomplete tuple carried to the next Write
 	header bool   // the header was read
@@ -159,7 +161,24 @@ func (d *copyDecoder) tuple(b []byte) (int, error) {
 			return 0, nil
 		}
 	}
-	off := 2
+	if err := d.emit(b[2:end]); err != nil {
+		return 0, err
+	}
+	d.rows++
+	if d.rows&4095 == 0 {
+		if err := d.ctx.Err(); err != nil {
+			return 0, err
+		}
+	}
+	return end, nil
+}
+
+// emit decodes the fields of one whole tuple and writes the row.
+func (d *copyDecoder) emit(b []byte) error {
+	if d.cw != nil {
+		return d.emitColumns(b)
+	}
+	off := 0
 	for i := range d.cols {
 		l := int(int32(binary.BigEndian.Uint32(b[off:])))
 		off += 4
@@ -169,21 +188,15 @@ func (d *copyDecoder) tuple(b []byte) (int, error) {
 		}
 		v, err := d.value(&d.cols[i], b[off:off+l])
 		if err != nil {
-			return 0, fmt.Errorf("column %q: %w", d.cols[i].name, err)
+			return fmt.Errorf("column %q: %w", d.cols[i].name, err)
 		}
 		d.row[i] = v
 		off += l
 	}
 	if err := d.w.WriteRow(d.row...); err != nil {
-		return 0, fmt.Errorf("write row: %w", err)
+		return fmt.Errorf("write row: %w", err)
 	}
-	d.rows++
-	if d.rows&4095 == 0 {
-		if err := d.ctx.Err(); err != nil {
-			return 0, err
-		}
-	}
-	return end, nil
+	return nil
 }
 
 func (d *copyDecoder) value(c *column, b []byte) (any, error) {
@@ -226,10 +239,7 @@ func (d *copyDecoder) value(c *column, b []byte) (any, error) {
 		}
 		return d.box.f64.put(math.Float64frombits(binary.BigEndian.Uint64(b))), nil
 	case decNumeric:
-		neg, v, err := decodeNumeric(b, c.typ.Precision, c.typ.Scale)
-		if err == errNumericRange {
-			return nil, fmt.Errorf("value does not fit %s (for an unconstrained numeric, the table changed after its columns were read)", c.typ.SQL())
-		}
+		neg, v, err := c.numeric(b)
 		if err != nil {
 			return nil, err
 		}
@@ -238,14 +248,11 @@ func (d *copyDecoder) value(c *column, b []byte) (any, error) {
 		}
 		return numericBig(neg, v), nil
 	case decDate:
-		if len(b) != 4 {
-			return nil, sizeError("date", b)
+		days, err := unixDays(b)
+		if err != nil {
+			return nil, err
 		}
-		days := int32(binary.BigEndian.Uint32(b))
-		if days == math.MaxInt32 || days == math.MinInt32 {
-			return nil, errors.New("date 'infinity' has no DATE value: filter it out or cast the column in a view")
-		}
-		return d.box.time.put(time.Unix(int64(days)*86400+pgEpoch, 0).UTC()), nil
+		return d.box.time.put(time.Unix(int64(days)*86400, 0).UTC()), nil
 	case decTime:
 		if len(b) != 8 {
 			return nil, sizeError("time", b)
@@ -255,18 +262,11 @@ func (d *copyDecoder) value(c *column, b []byte) (any, error) {
 		us := int64(binary.BigEndian.Uint64(b))
 		return d.box.time.put(time.Unix(us/1e6-62135596800, us%1e6*1000).UTC()), nil
 	case decTimestamp:
-		if len(b) != 8 {
-			return nil, sizeError("timestamp", b)
+		us, err := unixMicros(b)
+		if err != nil {
+			return nil, err
 		}
-		us := int64(binary.BigEndian.Uint64(b))
-		if us == math.MaxInt64 || us == math.MinInt64 {
-			return nil, errors.New("timestamp 'infinity' has no TIMESTAMP value: filter it out or cast the column in a view")
-		}
-		sec, rem := us/1e6, us%1e6
-		if rem < 0 {
-			sec, rem = sec-1, rem+1e6
-		}
-		return d.box.time.put(time.Unix(sec+pgEpoch, rem*1000).UTC()), nil
+		return d.box.time.put(time.UnixMicro(us).UTC()), nil
 	case decUUID:
 		if len(b) != 16 {
 			return nil, sizeError("uuid", b)
@@ -276,6 +276,42 @@ func (d *copyDecoder) value(c *column, b []byte) (any, error) {
 		return d.box.bytes.put(d.bytes(b)), nil
 	}
 	return nil, fmt.Errorf("no decoder %d", c.dec)
+}
+
+// numeric decodes a numeric of the column's DECIMAL type.
+func (c *column) numeric(b []byte) (bool, uint128, error) {
+	neg, v, err := decodeNumeric(b, c.typ.Precision, c.typ.Scale)
+	if err == errNumericRange {
+		return false, v, fmt.Errorf("value does not fit %s (for an unconstrained numeric, the table changed after its columns were read)", c.typ.SQL())
+	}
+	return neg, v, err
+}
+
+// unixDays is a binary date as days since 1970-01-01. Kalla refuses
+// infinite dates from every source.
+func unixDays(b []byte) (int32, error) {
+	if len(b) != 4 {
+		return 0, sizeError("date", b)
+	}
+	days := int32(binary.BigEndian.Uint32(b))
+	if days == math.MaxInt32 || days == math.MinInt32 {
+		return 0, errors.New("date 'infinity' has no DATE value: filter it out or cast the column in a view")
+	}
+	// Postgres dates end in 5874897 AD: no overflow.
+	return days + pgEpoch/86400, nil
+}
+
+// unixMicros is a binary timestamp as microseconds since 1970-01-01.
+func unixMicros(b []byte) (int64, error) {
+	if len(b) != 8 {
+		return 0, sizeError("timestamp", b)
+	}
+	us := int64(binary.BigEndian.Uint64(b))
+	if us == math.MaxInt64 || us == math.MinInt64 {
+		return 0, errors.New("timestamp 'infinity' has no TIMESTAMP value: filter it out or cast the column in a view")
+	}
+	// Postgres timestamps end in 294276 AD, 9.2e18 µs: no overflow.
+	return us + pgEpoch*1e6, nil
 }
 
 func sizeError(typ string, b []byte) error {

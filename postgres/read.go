@@ -7,7 +7,7 @@ import (
 )
 
 // Read implements kalla.Source: the rows are streamed to the engine (COPY
-// binary into its appender), the whole table by Scan, a split by
+// binary into its data chunks), the whole table by Scan, a split by
 // ScanSplit. It does no I/O: Columns and Scan connect.
 func (s *Source) Read(_ context.Context, split kalla.SourceSplit, _ string) (kalla.Reading, error) {
 	if split.Data == nil {

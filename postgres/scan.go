@@ -297,18 +297,28 @@ func (s *Source) worker(ctx context.Context, rel *relation, fs *filterSet, r pag
 	return s.stream(ctx, conn, rel, fs, r, sink)
 }
 
-// stream copies one range into a writer of its own and returns the rows
-// written.
+// stream copies one range in binary into a writer of its own and returns
+// the rows written: a ColumnRowSink's writer (the engine's) takes each value
+// typed, any other sink's Go values.
 func (s *Source) stream(ctx context.Context, conn *pgx.Conn, rel *relation, fs *filterSet, r pageRange, sink kalla.RowSink) (int64, error) {
-	if cs, ok := sink.(kalla.CSVRowSink); ok && rel.csvExact() {
-		return s.streamCSV(ctx, conn, rel, fs, r, cs)
+	var (
+		w   interface{ Close() error }
+		dec *copyDecoder
+	)
+	if cs, ok := sink.(kalla.ColumnRowSink); ok {
+		cw, err := cs.NewColumnWriter(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("open writer: %w", err)
+		}
+		w, dec = cw, newColumnDecoder(ctx, rel.cols, cw)
+	} else {
+		rw, err := sink.NewWriter(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("open writer: %w", err)
+		}
+		w, dec = rw, newCopyDecoder(ctx, rel.cols, rw)
 	}
-	w, err := sink.NewWriter(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("open writer: %w", err)
-	}
-	dec := newCopyDecoder(ctx, rel.cols, w)
-	_, err = conn.PgConn().CopyTo(ctx, dec, copySQL(rel, fs, r))
+	_, err := conn.PgConn().CopyTo(ctx, dec, copySQL(rel, fs, r))
 	if err == nil {
 		err = dec.finish()
 	}

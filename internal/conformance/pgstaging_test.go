@@ -10,13 +10,12 @@ import (
 	"github.com/kalla-dev/kalla/internal/kallatest/ducktest"
 )
 
-// A table of only the types whose CSV text DuckDB reads back exactly is
-// staged through COPY (FORMAT csv) and DuckDB's CSV reader (duckdb/csvsink.go):
-// its values arrive as binary COPY would bring them, text byte for byte
-// (NULL apart from the empty string, quotes, commas, line ends, leading
-// zeros, spaces, a value longer than the reader's default line), money
-// exact, instants to the microsecond, odd column names quoted.
-func TestPostgresCSVPathKeepsValues(t *testing.T) {
+// A Postgres table is staged through binary COPY decoded into DuckDB's data
+// chunks (postgres/columncopy.go, duckdb/chunkwriter.go): its values arrive
+// exactly: text byte for byte (NULL apart from the empty string, quotes,
+// commas, line ends, leading zeros, spaces, a 3 MB value), money exact,
+// instants to the microsecond, odd column names quoted.
+func TestPostgresStagingKeepsValues(t *testing.T) {
 	t.Parallel()
 	db := kallatest.Postgres(t).NewSchema(t)
 	db.Exec(t, `CREATE TABLE plain (
@@ -35,7 +34,7 @@ func TestPostgresCSVPathKeepsValues(t *testing.T) {
 		(5, 99.90, 1, '2024-02-29', '2024-02-29 00:00:00.000001', '2024-02-29 23:59:59.999999-12:30', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', NULL,
 		 'NULL', ',', E'tab\there', 1, 1)`)
 	db.Exec(t, `INSERT INTO plain (id, note, amount) SELECT g, 'row ' || g, g / 100.0 FROM generate_series(10, 30000) g`)
-	// Longer than the 2 MB line DuckDB's CSV reader takes by default.
+	// A value of 3 MB.
 	db.Exec(t, `INSERT INTO plain (id, note) VALUES (6, repeat(E'ab"c,\n', 500000))`)
 	res, err := newRunner(t).Run(context.Background(), matchNothing(t, db.TableURI("plain")), nil)
 	if err != nil {
@@ -55,9 +54,8 @@ func TestPostgresCSVPathKeepsValues(t *testing.T) {
 	kallatest.SameRows(t, "values", got, want)
 }
 
-// An infinite date read through the CSV path fails the job as binary COPY
-// does, naming the column.
-func TestPostgresCSVPathRefusesInfinity(t *testing.T) {
+// An infinite date or timestamp fails the job, naming the column.
+func TestPostgresStagingRefusesInfinity(t *testing.T) {
 	t.Parallel()
 	db := kallatest.Postgres(t).NewSchema(t)
 	db.Exec(t, `CREATE TABLE forever (id bigint, d date, ts timestamptz)`)
@@ -75,10 +73,9 @@ func TestPostgresCSVPathRefusesInfinity(t *testing.T) {
 	}
 }
 
-// Dates before Christ, which Postgres writes as CSV text DuckDB's reader
-// does not take ("0044-03-15 BC"), arrive exactly: the source is read again
-// through binary COPY.
-func TestPostgresCSVPathFallsBackForBC(t *testing.T) {
+// Dates and timestamps before Christ ("0044-03-15 BC" in Postgres' text)
+// arrive exactly.
+func TestPostgresStagingKeepsBCDates(t *testing.T) {
 	t.Parallel()
 	db := kallatest.Postgres(t).NewSchema(t)
 	db.Exec(t, `CREATE TABLE ancient (id bigint PRIMARY KEY, d date, ts timestamp, ts_tz timestamptz, note text)`)
