@@ -138,9 +138,10 @@ FROM (%s) AS src LEFT JOIN %s AS w ON %s`,
 			unmatched[side], why, joinOn("w", uCols, "src", srcKeys[side]))
 	}
 	// The pairs were read by the nearest-candidate steps: the writes do
-	// not need them, and dropping them frees their memory first.
+	// not need them, and dropping them frees their memory first, unless
+	// they hold a rule's matched keys.
 	for _, p := range pairs {
-		if p != nil {
+		if p != nil && !p.matched {
 			if err := s.exec(ctx, "DROP TABLE "+s.qualified(p.table)); err != nil {
 				return out, fmt.Errorf("drop the rule's pairs: %w", err)
 			}
