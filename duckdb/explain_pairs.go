@@ -40,6 +40,9 @@ type rulePairs struct {
 	// passedKept is set when some pairs that pass every condition may
 	// have a row no rule took (see explainRule).
 	passedKept bool
+	// matched is set when the rule's kept pairs are a view over the
+	// table, which the taken keys read until the job is done.
+	matched bool
 }
 
 // runPairs runs an explained rule k once as a join on its key alone and
@@ -112,7 +115,7 @@ func (s *Session) runPairs(ctx context.Context, k int, remainder bool, rule kall
 	}
 	// A rule that keeps every candidate, over all the rows, takes every
 	// row of a pair that passes.
-	return kind, &rulePairs{table: pairsName(k), pk: pk, passedKept: remainder || rule.Exclusive != nil}, nil
+	return kind, &rulePairs{table: pairsName(k), pk: pk, passedKept: remainder || rule.Exclusive != nil, matched: kind == "VIEW" && rule.Exclusive == nil}, nil
 }
 
 // maxPairs is the most pairs an explained rule's key may join in sources

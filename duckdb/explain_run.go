@@ -45,13 +45,9 @@ func (s *Session) explainShapes(ctx context.Context, spec kalla.MatchSpec, alias
 // candidate for has no_candidate, or null_key when its key is NULL in every
 // explaining rule.
 func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, shapes []*explainShape, pairs []*rulePairs, aliases [2]string, srcKeys [2][]string, taken, matchedKeys, unmatched [2]string) ([2]string, error) {
-	ruleName := make([]string, len(spec.Rules))
-	for k, r := range spec.Rules {
-		ruleName[k] = fmt.Sprintf("WHEN %d THEN %s", k, quoteLiteral(r.Name))
-	}
-	ruleName = append(ruleName, fmt.Sprintf("WHEN %d THEN %s", confirmedBy, quoteLiteral(kalla.ConfirmedRule)))
-	byName := func(col string) string {
-		return fmt.Sprintf("CASE %s %s END", col, strings.Join(ruleName, " "))
+	ty, err := s.newExplainTypes(ctx, spec, shapes)
+	if err != nil {
+		return unmatched, err
 	}
 	joinAgain := false
 	for k, sh := range shapes {
@@ -89,7 +85,7 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, shapes []*e
 				choose = true
 			}
 			src := explainSource{unmatched: unmatched[side], pairs: pairs[k], matchedKeys: matchedKeys[side]}
-			e, n, err := s.explainRule(ctx, k, rule, sh, side, aliases, srcKeys, taken, src, byName)
+			e, n, err := s.explainRule(ctx, k, rule, sh, side, aliases, srcKeys, taken, src, ty)
 			if err != nil {
 				return unmatched, fmt.Errorf("rule %q: %w", rule.Name, err)
 			}
@@ -105,11 +101,11 @@ func (s *Session) explain(ctx context.Context, spec kalla.MatchSpec, shapes []*e
 			for i, c := range srcKeys[side] {
 				tSel = append(tSel, fmt.Sprintf("%s AS _kalla_u%d", quoteIdent(c), i))
 			}
-			entries = append(entries, fmt.Sprintf(`SELECT %s, %s, NULL::VARCHAR, %s, NULL::VARCHAR[], NULL::VARCHAR[], NULL::VARCHAR, -2, _kalla_by FROM %s WHERE _kalla_by IN (%s)`,
-				strings.Join(tSel, ", "), quoteLiteral(kalla.ReasonSuggested), byName("_kalla_by"), taken[side], ks))
+			entries = append(entries, fmt.Sprintf(`SELECT %s, %s, %s, -2, _kalla_by FROM %s WHERE _kalla_by IN (%s)`,
+				strings.Join(tSel, ", "), typed(kalla.ReasonSuggested, ty.reason), ty.filler(ty.byName("_kalla_by")), taken[side], ks))
 		}
 		nullReason := fmt.Sprintf("CASE WHEN %s THEN %s ELSE %s END",
-			strings.Join(nullKey, " AND "), quoteLiteral(kalla.ReasonNullKey), quoteLiteral(kalla.ReasonNoCandidate))
+			strings.Join(nullKey, " AND "), typed(kalla.ReasonNullKey, ty.reason), typed(kalla.ReasonNoCandidate, ty.reason))
 		cols := [6]string{"w._kalla_reason", "w._kalla_near_key", "w._kalla_near_rule", "w._kalla_near_failed", "w._kalla_near_distance", "w._kalla_near_taken_by"}
 		var why string
 		switch {
@@ -138,9 +134,10 @@ FROM (%s) AS src LEFT JOIN %s AS w ON %s`,
 			unmatched[side], why, joinOn("w", uCols, "src", srcKeys[side]))
 	}
 	// The pairs were read by the nearest-candidate steps: the writes do
-	// not need them, and dropping them frees their memory first.
+	// not need them, and dropping them frees their memory first, unless
+	// they hold a rule's matched keys.
 	for _, p := range pairs {
-		if p != nil {
+		if p != nil && !p.matched {
 			if err := s.exec(ctx, "DROP TABLE "+s.qualified(p.table)); err != nil {
 				return out, fmt.Errorf("drop the rule's pairs: %w", err)
 			}
@@ -196,7 +193,7 @@ type explainSource struct {
 // of side's unmatched rows: their nearest candidates, the rows with too
 // many candidates, and the rule's ties; and, for a rule explained from its
 // pairs, the same explanations in the narrow form (see narrowExplain).
-func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, sh *explainShape, side int, aliases [2]string, srcKeys [2][]string, taken [2]string, src explainSource, byName func(string) string) (entries []string, nw *narrowExplain, err error) {
+func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, sh *explainShape, side int, aliases [2]string, srcKeys [2][]string, taken [2]string, src explainSource, ty explainTypes) (entries []string, nw *narrowExplain, err error) {
 	other := 1 - side
 	uKey, oKey := sh.sideKeys(side), sh.sideKeys(other)
 	alias := [2]string{quoteIdent(sh.aliases[0]), quoteIdent(sh.aliases[1])}
@@ -233,7 +230,7 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
 	for i, c := range sh.conds {
 		sel = append(sel, fmt.Sprintf("%s AS _kalla_ok%d", col(c.sql, "ok", i), i))
 		failed = append(failed, fmt.Sprintf("CASE WHEN _kalla_ok%d IS TRUE THEN 0 ELSE 1 END", i))
-		failedText = append(failedText, fmt.Sprintf("CASE WHEN _kalla_ok%d IS TRUE THEN []::VARCHAR[] ELSE [%s] END", i, quoteLiteral(c.text)))
+		failedText = append(failedText, fmt.Sprintf("CASE WHEN _kalla_ok%d IS TRUE THEN []::%s[] ELSE [%s] END", i, ty.cond, typed(c.text, ty.cond)))
 	}
 	for j, expr := range orderExprs(rule, sh) {
 		if expr == "" {
@@ -261,8 +258,8 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
 	nearest := s.qualified(fmt.Sprintf("_kalla_near_%d_%d", k, side))
 	over := fmt.Sprintf("OVER (PARTITION BY %s", strings.Join(uCols, ", "))
 	var near, tooMany string
-	tooManyCols := fmt.Sprintf("%s, NULL::VARCHAR, %s, NULL::VARCHAR[], NULL::VARCHAR[], NULL::VARCHAR, 1000, %d",
-		quoteLiteral(kalla.ReasonTooManyCandidates), quoteLiteral(rule.Name), k)
+	name := typed(rule.Name, ty.rule)
+	tooManyCols := fmt.Sprintf("%s, %s, 1000, %d", typed(kalla.ReasonTooManyCandidates, ty.reason), ty.filler(name), k)
 	if p != nil {
 		// The pairs of the unmatched rows, where the nearest is found
 		// and the candidates are counted in one pass. Pairs of matched
@@ -334,13 +331,13 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
 	// the rule t took (NULL: none).
 	reasonOf := func(n, t string) string {
 		return fmt.Sprintf("CASE WHEN %s._kalla_failed > 0 THEN %s WHEN %s._kalla_by IS NOT NULL THEN %s ELSE %s END",
-			n, quoteLiteral(kalla.ReasonOutsideRule), t, quoteLiteral(kalla.ReasonTaken), quoteLiteral(passed))
+			n, typed(kalla.ReasonOutsideRule, ty.reason), t, typed(kalla.ReasonTaken, ty.reason), typed(passed, ty.reason))
 	}
 	// Each item is a list of zero or one element, so that a list is their
 	// concatenation: cheaper than filtering out NULLs with a lambda.
-	listOf := func(items []string) string {
+	listOf := func(items []string, typ string) string {
 		if len(items) == 0 {
-			return "CAST([] AS VARCHAR[])"
+			return "CAST([] AS " + typ + "[])"
 		}
 		return "(" + strings.Join(items, " || ") + ")"
 	}
@@ -355,8 +352,8 @@ func (s *Session) explainRule(ctx context.Context, k int, rule kalla.RuleSpec, s
   %[7]s AS _kalla_near_taken_by,
   CASE WHEN n._kalla_failed > 0 THEN 10 + n._kalla_failed WHEN t._kalla_by IS NOT NULL THEN 1 ELSE 0 END AS _kalla_score, %[8]d AS _kalla_rule_idx
 FROM %[9]s AS n LEFT JOIN %[10]s AS t ON %[11]s`,
-		strings.Join(prefixAll("n.", uCols), ", "), reasonOf("n", "t"), nearKey("n"), quoteLiteral(rule.Name),
-		listOf(failedText), listOf(dist), byName("t._kalla_by"), k,
+		strings.Join(prefixAll("n.", uCols), ", "), reasonOf("n", "t"), nearKey("n"), name,
+		listOf(failedText, ty.cond), listOf(dist, "VARCHAR"), ty.byName("t._kalla_by"), k,
 		near, takenBy(near), joinOn("t", srcKeys[other], "n", cCols))}
 	if p != nil {
 		// The same explanations, for a write that joins the nearest pairs
@@ -367,10 +364,10 @@ FROM %[9]s AS n LEFT JOIN %[10]s AS t ON %[11]s`,
 		nw = &narrowExplain{
 			from: fmt.Sprintf("(SELECT n.*, t._kalla_by FROM %s AS n LEFT JOIN %s AS t ON %s)", nearest, takenBy(nearest), joinOn("t", srcKeys[other], "n", cCols)),
 			cols: [6]string{
-				fmt.Sprintf("CASE WHEN w._kalla_n IS NULL THEN NULL WHEN w._kalla_n > %d THEN %s ELSE %s END", kalla.MaxExplainCandidates, quoteLiteral(kalla.ReasonTooManyCandidates), reasonOf("w", "w")),
+				fmt.Sprintf("CASE WHEN w._kalla_n IS NULL THEN NULL WHEN w._kalla_n > %d THEN %s ELSE %s END", kalla.MaxExplainCandidates, typed(kalla.ReasonTooManyCandidates, ty.reason), reasonOf("w", "w")),
 				w(nearKey("w")),
-				fmt.Sprintf("CASE WHEN w._kalla_n IS NOT NULL THEN %s END", quoteLiteral(rule.Name)),
-				w(listOf(failedText)), w(listOf(dist)), w(byName("w._kalla_by")),
+				fmt.Sprintf("CASE WHEN w._kalla_n IS NOT NULL THEN %s END", name),
+				w(listOf(failedText, ty.cond)), w(listOf(dist, "VARCHAR")), w(ty.byName("w._kalla_by")),
 			},
 		}
 	}
@@ -386,8 +383,8 @@ FROM %[9]s AS n LEFT JOIN %[10]s AS t ON %[11]s`,
 		for i, c := range km.ResultColumns {
 			tSel = append(tSel, fmt.Sprintf("%s AS _kalla_u%d", quoteIdent(c), i))
 		}
-		entries = append(entries, fmt.Sprintf(`SELECT %s, %s, NULL::VARCHAR, %s, NULL::VARCHAR[], NULL::VARCHAR[], NULL::VARCHAR, -1, %d FROM %s`,
-			strings.Join(tSel, ", "), quoteLiteral(kalla.ReasonTie), quoteLiteral(rule.Name), k, s.tiedTable(fmt.Sprintf("_kalla_candidates_%d", k), side)))
+		entries = append(entries, fmt.Sprintf(`SELECT %s, %s, %s, -1, %d FROM %s`,
+			strings.Join(tSel, ", "), typed(kalla.ReasonTie, ty.reason), ty.filler(name), k, s.tiedTable(fmt.Sprintf("_kalla_candidates_%d", k), side)))
 	}
 	return entries, nw, nil
 }

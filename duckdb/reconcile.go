@@ -174,14 +174,11 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 	}
 	aliases := [2]string{spec.Rules[0].Left.Alias, spec.Rules[0].Right.Alias}
 	srcKeys := [2][]string{spec.Rules[0].Left.SourceColumns, spec.Rules[0].Right.SourceColumns}
-	taken := [2]string{s.qualified("_kalla_taken_left"), s.qualified("_kalla_taken_right")}
-	for side, alias := range aliases {
-		cols := quoteAll(srcKeys[side])
-		// _kalla_by is the index of the rule that took a key, for explain.
-		if err := s.exec(ctx, fmt.Sprintf("CREATE TABLE %s AS SELECT %s, 0::INTEGER AS _kalla_by FROM %s LIMIT 0", taken[side], strings.Join(cols, ", "), s.qualified(alias))); err != nil {
-			return c, fmt.Errorf("create taken keys of %q: %w", alias, err)
-		}
+	tk, err := s.newTaken(ctx, aliases, srcKeys)
+	if err != nil {
+		return c, err
 	}
+	taken := tk.view
 	var shapes []*explainShape
 	if spec.Explains() {
 		var err error
@@ -195,7 +192,7 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 	var parts, suggested []string
 	var matchedSoFar int64
 	if conf := spec.Confirmed; conf != nil {
-		rc, part, err := s.matchConfirmed(ctx, conf, aliases, taken)
+		rc, part, err := s.matchConfirmed(ctx, conf, aliases, tk)
 		if err != nil {
 			return c, fmt.Errorf("confirmed pairs: %w", err)
 		}
@@ -221,7 +218,7 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 			return c, err
 		}
 		for side, km := range [2]kalla.KeyMapping{rule.Left, rule.Right} {
-			if err := s.exec(ctx, fmt.Sprintf("INSERT INTO %s SELECT %s, %d FROM %s", taken[side], strings.Join(quoteAll(km.ResultColumns), ", "), k, acc)); err != nil {
+			if err := s.record(ctx, tk, side, k, acc, km.ResultColumns); err != nil {
 				return c, fmt.Errorf("rule %q: record matched keys: %w", rule.Name, err)
 			}
 		}
@@ -241,7 +238,6 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 	}
 	report(kalla.Progress{Stage: kalla.StageMatching, Progress: 1, MatchedSoFar: &matchedSoFar})
 
-	var err error
 	matched := strings.Join(parts, " UNION ALL BY NAME ")
 	if len(parts) == 0 {
 		// Every rule only suggests: no row is matched.
@@ -304,13 +300,11 @@ func (s *Session) reconcileRules(ctx context.Context, spec kalla.MatchSpec, dir 
 	}
 	// Every rule's counts start with the whole sources (confirmed
 	// pairs, when there are some, are counted first).
+	// The matched keys of a side are one row per matched pair: the
+	// pairs counted as matchedSoFar, without counting the keys again.
 	in := [2]int64{c.Rules[0].LeftIn, c.Rules[0].RightIn}
 	for side, alias := range aliases {
-		pairs, err := s.count(ctx, matchedKeys[side])
-		if err != nil {
-			return c, fmt.Errorf("count the matched keys of %q: %w", alias, err)
-		}
-		if err := s.checkKeysUnique(ctx, alias, srcKeys[side], matchedKeys[side], srcKeys[side], in[side], *counts[side], pairs); err != nil {
+		if err := s.checkKeysUnique(ctx, alias, srcKeys[side], matchedKeys[side], srcKeys[side], in[side], *counts[side], matchedSoFar); err != nil {
 			return c, err
 		}
 	}
@@ -323,7 +317,7 @@ const confirmedBy = -1
 // matchConfirmed keeps the confirmed pairs whose two rows are in the
 // sources, records their keys as taken, and returns their count and the
 // query stacking them into matched.parquet.
-func (s *Session) matchConfirmed(ctx context.Context, conf *kalla.ConfirmedSpec, aliases [2]string, taken [2]string) (kalla.RuleCount, string, error) {
+func (s *Session) matchConfirmed(ctx context.Context, conf *kalla.ConfirmedSpec, aliases [2]string, taken *takenKeys) (kalla.RuleCount, string, error) {
 	start := time.Now()
 	rc := kalla.RuleCount{Name: kalla.ConfirmedRule}
 	var err error
@@ -347,7 +341,7 @@ func (s *Session) matchConfirmed(ctx context.Context, conf *kalla.ConfirmedSpec,
 		return rc, "", err
 	}
 	for side, km := range [2]kalla.KeyMapping{conf.Left, conf.Right} {
-		if err := s.exec(ctx, fmt.Sprintf("INSERT INTO %s SELECT %s, %d FROM %s", taken[side], strings.Join(quoteAll(km.ResultColumns), ", "), confirmedBy, acc)); err != nil {
+		if err := s.record(ctx, taken, side, confirmedBy, acc, km.ResultColumns); err != nil {
 			return rc, "", fmt.Errorf("record confirmed keys: %w", err)
 		}
 	}
