@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"github.com/kalla-dev/kalla"
@@ -174,24 +175,52 @@ func rowCount(t *testing.T, ctx context.Context) int {
 	return eval[int](t, ctx, `document.querySelectorAll("#rows tbody tr").length`)
 }
 
-// downloadCSV clicks the page's CSV link and reads the file the browser
-// saved.
+// downloadCSV clicks the page's CSV link, waits for the browser to report
+// the download complete, and reads the file it saved (named by the
+// download's GUID in dir); the name the server suggested must end in .csv.
 func downloadCSV(t *testing.T, ctx context.Context, dir string) [][]string {
 	t.Helper()
-	before, _ := os.ReadDir(dir)
-	run(t, ctx, "download the CSV", chromedp.Click(chromedp.ID("download-csv")))
-	var path string
-	waitFor(t, "the CSV download", func() bool {
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if !slices.ContainsFunc(before, func(b os.DirEntry) bool { return b.Name() == e.Name() }) && strings.HasSuffix(e.Name(), ".csv") {
-				path = filepath.Join(dir, e.Name())
-				return true
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	begun := make(chan *browser.EventDownloadWillBegin, 1)
+	ended := make(chan *browser.EventDownloadProgress, 1)
+	if err := chromedp.ListenBrowser(lctx, func(ev any) {
+		switch e := ev.(type) {
+		case *browser.EventDownloadWillBegin:
+			select {
+			case begun <- e:
+			default:
+			}
+		case *browser.EventDownloadProgress:
+			if e.State == browser.DownloadProgressStateCompleted || e.State == browser.DownloadProgressStateCanceled {
+				select {
+				case ended <- e:
+				default:
+				}
 			}
 		}
-		return false
-	})
-	f, err := os.Open(path)
+	}); err != nil {
+		t.Fatalf("listen for the download: %v", err)
+	}
+	run(t, ctx, "download the CSV", chromedp.Click(chromedp.ID("download-csv")))
+	var start *browser.EventDownloadWillBegin
+	select {
+	case start = <-begun:
+	case <-ctx.Done():
+		t.Fatal("the CSV download never began")
+	}
+	if !strings.HasSuffix(start.SuggestedFilename, ".csv") {
+		t.Errorf("the download is named %q, not a .csv", start.SuggestedFilename)
+	}
+	select {
+	case e := <-ended:
+		if e.GUID != start.GUID || e.State != browser.DownloadProgressStateCompleted {
+			t.Fatalf("the CSV download ended %s (%s), not completed", e.State, e.GUID)
+		}
+	case <-ctx.Done():
+		t.Fatal("the CSV download never completed")
+	}
+	f, err := os.Open(filepath.Join(dir, start.GUID))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,6 +228,9 @@ func downloadCSV(t *testing.T, ctx context.Context, dir string) [][]string {
 	recs, err := csv.NewReader(f).ReadAll()
 	if err != nil {
 		t.Fatalf("the downloaded CSV: %v", err)
+	}
+	if len(recs) == 0 {
+		t.Fatal("the downloaded CSV is empty, without even a header")
 	}
 	return recs
 }

@@ -196,7 +196,11 @@ func newBrowser(t *testing.T) (context.Context, string) {
 	})
 	downloads := t.TempDir()
 	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads,
+		// Each download is saved under its GUID and reported by events:
+		// with plain "allow", Chromium puts an empty file of the final name
+		// in the folder while it writes a .crdownload, and a test that
+		// found that name first read an empty CSV.
+		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: downloads, EventsEnabled: new(true),
 	}); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
