@@ -279,7 +279,7 @@ func (r *Runner) CarryPartition(ctx context.Context, sess Session, job *Job, par
 			return "", fmt.Errorf("no partition of source %q to carry into", s.Alias)
 		}
 		var err error
-		if cols[side], err = sess.QueryColumns(ctx, fmt.Sprintf(`SELECT * FROM "%s"`, strings.ReplaceAll(s.Alias, `"`, `""`))); err != nil {
+		if cols[side], err = sess.QueryColumns(ctx, "SELECT * FROM "+quoteIdent(s.Alias)); err != nil {
 			return "", fmt.Errorf("read the columns of %q: %w", s.Alias, err)
 		}
 	}
@@ -347,7 +347,7 @@ func (r *Runner) carryInto(ctx context.Context, sess Session, job *Job, cols [2]
 		if ageFrom[side] == "" {
 			continue
 		}
-		q := fmt.Sprintf(`SELECT "%s" FROM "%s"`, strings.ReplaceAll(ageFrom[side], `"`, `""`), strings.ReplaceAll(s.Alias, `"`, `""`))
+		q := "SELECT " + quoteIdent(ageFrom[side]) + " FROM " + quoteIdent(s.Alias)
 		got, err := sess.QueryColumns(ctx, q)
 		if err != nil {
 			return "", fmt.Errorf("read the type of carry_over.age_from in %q: %w", s.Alias, err)
@@ -369,20 +369,9 @@ func checkAgeFrom(job *Job, side int, typ Type) error {
 	return Invalid("carry_over.age_from", "column %q of source %q is %s: it must be a DATE or TIMESTAMP", job.CarryOver.AgeFrom, job.Sources[side].Alias, typ.SQL())
 }
 
-// CarryLoaded tells the engine that job's sources, carried into by
-// CarryPartition, are loaded.
+// CarryLoaded tells the engine that job's sources, carried into by a
+// local run or by CarryPartition, are loaded.
 func CarryLoaded(ctx context.Context, sess Session, job *Job) error {
-	return carryLoaded(ctx, sess, job)
-}
-
-// CarryCounts gathers what carry-over did in a partition of a split job
-// once its result files are in dir, and writes its expired files there.
-func CarryCounts(ctx context.Context, sess Session, job *Job, fromRunID, dir string) (*CarryOverCounts, *Ageing, error) {
-	return carryCounts(ctx, sess, job, fromRunID, dir)
-}
-
-// carryLoaded tells the engine that job's sources are loaded.
-func carryLoaded(ctx context.Context, sess Session, job *Job) error {
 	carrier, ok := sess.(Carrier)
 	if !ok {
 		return fmt.Errorf("the engine cannot carry items over")
@@ -395,9 +384,10 @@ func carryLoaded(ctx context.Context, sess Session, job *Job) error {
 	return nil
 }
 
-// carryCounts gathers what carry-over did on both sides once the result
-// files are in dir, and writes the expired files there.
-func carryCounts(ctx context.Context, sess Session, job *Job, fromRunID, dir string) (*CarryOverCounts, *Ageing, error) {
+// CarryCounts gathers what carry-over did on both sides, in a local run or
+// in one partition of a split job, once the result files are in dir, and
+// writes the expired files there.
+func CarryCounts(ctx context.Context, sess Session, job *Job, fromRunID, dir string) (*CarryOverCounts, *Ageing, error) {
 	carrier, ok := sess.(Carrier)
 	if !ok {
 		return nil, nil, fmt.Errorf("the engine cannot carry items over")

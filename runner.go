@@ -226,7 +226,7 @@ func (r *Runner) run(ctx context.Context, job *Job, progress func(Progress), dry
 	}
 	rowsBefore := counts[0] + counts[1]
 	if job.CarryOver != nil {
-		if err := carryLoaded(ctx, sess, job); err != nil {
+		if err := CarryLoaded(ctx, sess, job); err != nil {
 			return nil, fail(StageStaging, err)
 		}
 	}
@@ -256,7 +256,7 @@ func (r *Runner) run(ctx context.Context, job *Job, progress func(Progress), dry
 		return nil, fail(lastStage, err)
 	}
 	if job.CarryOver != nil {
-		if c.CarryOver, c.Ageing, err = carryCounts(ctx, sess, job, spec.CarriedFrom, dir); err != nil {
+		if c.CarryOver, c.Ageing, err = CarryCounts(ctx, sess, job, spec.CarriedFrom, dir); err != nil {
 			return nil, fail(StageWriting, err)
 		}
 	}
@@ -376,8 +376,11 @@ func quoteIdentIfNeeded(s string) string {
 	if isIdentifier(s) {
 		return s
 	}
-	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+	return quoteIdent(s)
 }
+
+// quoteIdent quotes a column or alias name for SQL.
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // newResult is the completion payload of job's counts, without output
 // locations.
